@@ -1,0 +1,60 @@
+"""anyflow: event-driven workflows with streaming, human in the loop and durable
+runs, on asyncio or trio."""
+
+from __future__ import annotations
+
+from .context import Context as Context
+from .decorators import step as step
+from .errors import AnyflowError as AnyflowError
+from .errors import ContextStateError as ContextStateError
+from .errors import WorkflowCancelledByUser as WorkflowCancelledByUser
+from .errors import WorkflowRuntimeError as WorkflowRuntimeError
+from .errors import WorkflowTimeoutError as WorkflowTimeoutError
+from .errors import WorkflowValidationError as WorkflowValidationError
+from .events import Event as Event
+from .events import HumanResponseEvent as HumanResponseEvent
+from .events import InputRequiredEvent as InputRequiredEvent
+from .events import StartEvent as StartEvent
+from .events import StepFailedEvent as StepFailedEvent
+from .events import StopEvent as StopEvent
+from .events import WorkflowCancelledEvent as WorkflowCancelledEvent
+from .events import WorkflowFailedEvent as WorkflowFailedEvent
+from .events import WorkflowTimedOutEvent as WorkflowTimedOutEvent
+from .handler import WorkflowHandler as WorkflowHandler
+from .retry import ConstantDelayRetryPolicy as ConstantDelayRetryPolicy
+from .retry import ExponentialBackoffRetryPolicy as ExponentialBackoffRetryPolicy
+from .retry import RetryInfo as RetryInfo
+from .retry import RetryPolicy as RetryPolicy
+from .runtime import BasicRuntime as BasicRuntime
+from .runtime import Runtime as Runtime
+from .workflow import Workflow as Workflow
+
+__all__ = [
+    "AnyflowError",
+    "BasicRuntime",
+    "ConstantDelayRetryPolicy",
+    "Context",
+    "ContextStateError",
+    "Event",
+    "ExponentialBackoffRetryPolicy",
+    "HumanResponseEvent",
+    "InputRequiredEvent",
+    "RetryInfo",
+    "RetryPolicy",
+    "Runtime",
+    "StartEvent",
+    "StepFailedEvent",
+    "StopEvent",
+    "Workflow",
+    "WorkflowCancelledByUser",
+    "WorkflowCancelledEvent",
+    "WorkflowFailedEvent",
+    "WorkflowHandler",
+    "WorkflowRuntimeError",
+    "WorkflowTimedOutEvent",
+    "WorkflowTimeoutError",
+    "WorkflowValidationError",
+    "step",
+]
+
+__version__ = "0.1.0"

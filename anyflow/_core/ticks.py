@@ -1,0 +1,94 @@
+"""Ticks: everything that reaches the reducer from outside.
+
+A tick is a fact that has happened (an event arrived, a step finished, a timer
+fired); the reducer decides what it means.  Time enters only as a tick field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class RunStarted:
+    """The run begins with ``start_event``; ``now`` anchors its deadline."""
+
+    start_event: Any
+    now: float
+
+
+@attrs.frozen
+class EventSent:
+    """An event entered the run through ``send_event``.
+
+    ``step`` restricts delivery to one step; ``external`` is True for events
+    sent by the caller rather than by a step.
+    """
+
+    event: Any
+    step: str | None = None
+    external: bool = False
+
+
+@attrs.frozen
+class StepCompleted:
+    """A worker's step function returned ``output`` (an event or None)."""
+
+    worker_id: int
+    output: Any = None
+
+
+@attrs.frozen
+class StepFailed:
+    """A worker's step function raised ``error``.
+
+    ``retry_delay`` is the retry policy's verdict, computed outside the reducer
+    because the policy is user code: seconds to wait before the next attempt,
+    or None to give up.  ``now`` anchors the retry deadline.
+    """
+
+    worker_id: int
+    error: Any
+    retry_delay: float | None = None
+    now: float = 0.0
+
+
+@attrs.frozen
+class EventCollected:
+    """A step called ``collect_events(event, expected, buffer_id)``."""
+
+    worker_id: int
+    buffer_id: str
+    event: Any
+    expected: Sequence[type]
+
+
+@attrs.frozen
+class CancelRequested:
+    """The caller asked for the run to stop."""
+
+
+@attrs.frozen
+class TimerFired:
+    """A timer scheduled with ``ScheduleTimer`` is due."""
+
+    timer_id: str
+    now: float
+
+
+Tick = RunStarted | EventSent | StepCompleted | StepFailed | EventCollected | CancelRequested | TimerFired
+
+EXTERNAL_TICKS: tuple[type, ...] = (CancelRequested,)
+"""Tick types that always come from outside the run (see ``is_external``)."""
+
+
+def is_external(tick: Tick) -> bool:
+    """Whether ``tick`` came from the caller rather than from the run itself.
+
+    The driver applies a batch's internal ticks before its external ones, so a
+    step's result is never overtaken by an event that arrived after it.
+    """
+    return type(tick) in EXTERNAL_TICKS or (type(tick) is EventSent and tick.external)

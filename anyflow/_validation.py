@@ -1,0 +1,73 @@
+"""Checking a workflow's shape before anything runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ._steps import StepInfo
+from .errors import WorkflowValidationError
+from .events import Event, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent
+
+
+def _names(types: set[type[Event]]) -> str:
+    return ", ".join(sorted(t.__name__ for t in types))
+
+
+def validate(workflow: str, steps: Mapping[str, StepInfo]) -> type[StartEvent]:
+    """Check the event graph; return the workflow's start event class.
+
+    Rules: a step accepts the start event; some step returns a StopEvent; every
+    event a step returns is accepted by some step (or goes to the caller: a
+    StopEvent or InputRequiredEvent); every event a step accepts is returned by
+    some step or sent by the caller (the start event, HumanResponseEvent).
+
+    :raises WorkflowValidationError: naming the workflow, the step and the event.
+    """
+    if not steps:
+        raise WorkflowValidationError(
+            f"workflow {workflow} has no steps: decorate its async methods with @step"
+        )
+    starts = {t for s in steps.values() for t in s.accepts if issubclass(t, StartEvent)}
+    if not starts:
+        raise WorkflowValidationError(
+            f"no step of {workflow} accepts a StartEvent, so a run could not begin: "
+            "give one step an `ev: StartEvent` parameter (or a StartEvent subclass)"
+        )
+    if len(starts) > 1:
+        raise WorkflowValidationError(
+            f"steps of {workflow} accept different start events ({_names(starts)}): "
+            "a workflow has one start event class"
+        )
+    produced = {t for s in steps.values() for t in s.returns}
+    if not any(issubclass(t, StopEvent) for t in produced):
+        raise WorkflowValidationError(
+            f"no step of {workflow} returns a StopEvent, so a run could never finish: "
+            "annotate the last step `-> StopEvent` and return StopEvent(result=...)"
+        )
+    for s in steps.values():
+        for t in s.returns:
+            if issubclass(t, StopEvent | InputRequiredEvent):
+                continue
+            if not any(issubclass(t, other.accepts) for other in steps.values()):
+                raise WorkflowValidationError(
+                    f"step {workflow}.{s.name} returns {t.__name__}, but no step of {workflow} "
+                    f"accepts it: add a step with an `ev: {t.__name__}` parameter, or remove it "
+                    "from the return annotation"
+                )
+        for t in s.accepts:
+            if issubclass(t, StopEvent):
+                raise WorkflowValidationError(
+                    f"step {workflow}.{s.name} accepts {t.__name__}, but a StopEvent ends the "
+                    "run and is never delivered to a step"
+                )
+            if issubclass(t, StartEvent | HumanResponseEvent | InputRequiredEvent):
+                continue
+            if not any(issubclass(p, t) for p in produced):
+                raise WorkflowValidationError(
+                    f"step {workflow}.{s.name} accepts {t.__name__}, but no step of {workflow} "
+                    f"returns it and the caller cannot send it: return it from a step (and "
+                    f"say so in that step's return annotation), or make it a HumanResponseEvent "
+                    "subclass if the caller sends it"
+                )
+    (start,) = starts
+    return start

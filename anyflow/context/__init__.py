@@ -1,0 +1,11 @@
+"""The run context and its phases (see ``_context``)."""
+
+from __future__ import annotations
+
+from ._context import Context as Context
+from ._context import ExternalContext as ExternalContext
+from ._context import InternalContext as InternalContext
+from ._context import PreContext as PreContext
+from ._store import StateStore as StateStore
+
+__all__ = ["Context", "ExternalContext", "InternalContext", "PreContext", "StateStore"]

@@ -1,0 +1,199 @@
+"""Events: the messages steps exchange, and the ones anyflow publishes.
+
+An ``Event`` subclass declares its fields by annotation and becomes a frozen,
+keyword-only attrs class, with no decorator.  Frozen because one event may be
+delivered to several steps at once: a step that could change it would change it
+under the others' feet.  Use ``attrs.evolve(ev, field=...)`` to derive a new one.
+
+A keyword that is not a field is an error, never silently stored, with one
+exception: "open" events (``StartEvent``, ``InputRequiredEvent``,
+``HumanResponseEvent``) also take free keyword fields, so that
+``wf.run(topic="owls")`` gives a start event with ``ev.topic``.  A subclass that
+declares fields of its own is closed again (its typos are errors) unless it
+says ``open=True``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover
+    from typing_extensions import dataclass_transform
+
+__all__ = [
+    "Event",
+    "HumanResponseEvent",
+    "InputRequiredEvent",
+    "StartEvent",
+    "StepFailedEvent",
+    "StopEvent",
+    "WorkflowCancelledEvent",
+    "WorkflowFailedEvent",
+    "WorkflowTimedOutEvent",
+]
+
+_DEFINE = {"slots": False, "frozen": True, "kw_only": True, "init": False, "repr": False}
+
+
+def _declares_fields(cls: type) -> bool:
+    annotations = cls.__dict__.get("__annotations__", {})
+    return any(not str(a).startswith(("ClassVar", "typing.ClassVar")) for a in annotations.values())
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(attrs.field,))
+@attrs.define(**_DEFINE)  # type: ignore[call-overload]
+class Event:
+    """Base class of every event.
+
+    Subclass it and annotate fields::
+
+        class Joke(Event):
+            text: str
+            rating: int = 0
+    """
+
+    _open: ClassVar[bool] = False
+    _field_names: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, *, open: bool | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if open is not None:
+            cls._open = open
+        elif _declares_fields(cls):
+            cls._open = False
+        attrs.define(cls, **_DEFINE)
+        cls._field_names = frozenset(a.alias for a in attrs.fields(cls) if a.init)
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        if args:
+            raise TypeError(
+                f"{type(self).__name__} takes keyword arguments only, "
+                f"e.g. {type(self).__name__}({_example(type(self))})"
+            )
+        if self._open:
+            extra = {k: v for k, v in fields.items() if k not in self._field_names}
+            if extra:
+                fields = {k: v for k, v in fields.items() if k in self._field_names}
+                fields["_extra"] = extra
+        try:
+            self.__attrs_init__(**fields)  # type: ignore[attr-defined]
+        except TypeError as exc:
+            raise _field_error(type(self), fields) from exc
+
+    def __repr__(self) -> str:
+        parts = [f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(type(self)) if a.repr]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _example(cls: type[Event]) -> str:
+    names = sorted(cls._field_names - {"_extra"})
+    return ", ".join(f"{n}=..." for n in names)
+
+
+def _field_error(cls: type[Event], given: Mapping[str, Any]) -> TypeError:
+    known = cls._field_names - {"_extra"}
+    unknown = sorted(set(given) - known - {"_extra"})
+    required = sorted(
+        a.alias for a in attrs.fields(cls) if a.init and a.default is attrs.NOTHING
+    )
+    missing = [name for name in required if name not in given]
+    fields = ", ".join(sorted(known)) or "none"
+    if unknown:
+        return TypeError(
+            f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; its fields are: {fields}"
+        )
+    if missing:
+        return TypeError(f"{cls.__name__} is missing required field(s): {', '.join(missing)}")
+    return TypeError(f"cannot build {cls.__name__} from {sorted(given)}; its fields are: {fields}")
+
+
+class _OpenEvent(Event, open=True):
+    """Base of events that also take free keyword fields."""
+
+    _extra: Mapping[str, Any] = attrs.field(factory=dict, alias="_extra", repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails, i.e. for free fields.
+        if not name.startswith("__"):
+            extra = self.__dict__.get("_extra", {})
+            if name in extra:
+                return extra[name]
+        raise AttributeError(
+            f"{type(self).__name__} has no field {name!r}; "
+            f"it has: {', '.join(sorted(self.fields())) or 'none'}"
+        )
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of field ``name`` (declared or free), or ``default``."""
+        return self.fields().get(name, default)
+
+    def fields(self) -> dict[str, Any]:
+        """Every field, declared and free, by name."""
+        declared = {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.repr}
+        return {**declared, **self._extra}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.fields().items())
+        return f"{type(self).__name__}({args})"
+
+
+class StartEvent(_OpenEvent, open=True):
+    """Starts a run.  ``wf.run(**fields)`` builds the workflow's start event from
+    its keyword arguments; subclass it to type them."""
+
+
+class StopEvent(Event):
+    """Returned by a step to end the run; ``result`` is what ``await handler`` gives.
+
+    A typed subclass is returned whole by ``await handler``.
+    """
+
+    result: Any = None
+
+
+class InputRequiredEvent(_OpenEvent, open=True):
+    """Asks the caller for input.  A step returning one publishes it to the stream."""
+
+    prefix: str = ""
+
+
+class HumanResponseEvent(_OpenEvent, open=True):
+    """The caller's answer, sent in with ``handler.send_event``."""
+
+    response: Any = None
+
+
+class StepFailedEvent(Event):
+    """Describes a step whose attempts are exhausted (for error handlers)."""
+
+    step_name: str
+    input_event: Event
+    exception_type: str
+    exception_message: str
+    attempts: int
+
+
+class WorkflowFailedEvent(StopEvent):
+    """Published last when a run fails; ``await handler`` then raises."""
+
+    step_name: str | None = None
+    exception_type: str = ""
+    exception_message: str = ""
+    attempts: int | None = None
+
+
+class WorkflowCancelledEvent(StopEvent):
+    """Published last when a run is cancelled."""
+
+
+class WorkflowTimedOutEvent(StopEvent):
+    """Published last when a run reaches its timeout."""
+
+    timeout: float = 0.0
+    active_steps: tuple[str, ...] = ()

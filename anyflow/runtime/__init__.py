@@ -1,0 +1,21 @@
+"""Runtimes host runs: the ``Runtime`` interface, its adapters, and ``BasicRuntime``."""
+
+from __future__ import annotations
+
+from ._adapters import ExternalRunAdapter as ExternalRunAdapter
+from ._adapters import ExternalRunAdapterDecorator as ExternalRunAdapterDecorator
+from ._adapters import InternalRunAdapter as InternalRunAdapter
+from ._adapters import InternalRunAdapterDecorator as InternalRunAdapterDecorator
+from ._adapters import Runtime as Runtime
+from ._adapters import RuntimeDecorator as RuntimeDecorator
+from ._basic import BasicRuntime as BasicRuntime
+
+__all__ = [
+    "BasicRuntime",
+    "ExternalRunAdapter",
+    "ExternalRunAdapterDecorator",
+    "InternalRunAdapter",
+    "InternalRunAdapterDecorator",
+    "Runtime",
+    "RuntimeDecorator",
+]

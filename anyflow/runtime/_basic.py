@@ -1,0 +1,169 @@
+"""``BasicRuntime``: runs in one process, in memory, on anyio."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._core.state import Outcome
+from .._core.ticks import Tick
+from ..errors import WorkflowRuntimeError
+from ._adapters import ExternalRunAdapter, InternalRunAdapter, Runtime
+
+__all__ = ["BasicRuntime"]
+
+
+class _Run:
+    """What the two adapters of one in-memory run share."""
+
+    __slots__ = ("consumed", "done", "inbox", "outcome", "run_id", "stream_in", "stream_out", "wakeup")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        # A deque and a wake-up event rather than a memory stream: the driver
+        # takes every ready tick in one go, without an exception per batch.
+        self.inbox: deque[Tick] = deque()
+        self.wakeup: anyio.Event | None = None
+        self.stream_in, self.stream_out = anyio.create_memory_object_stream[Any](math.inf)
+        self.outcome: Outcome | None = None
+        self.done = anyio.Event()
+        self.consumed = False
+
+    def post(self, tick: Tick) -> None:
+        self.inbox.append(tick)
+        wakeup = self.wakeup
+        if wakeup is not None:
+            self.wakeup = None
+            wakeup.set()
+
+
+class _Internal(InternalRunAdapter):
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    async def receive_ticks(self) -> list[Tick]:
+        run = self._run
+        while not run.inbox:
+            run.wakeup = wakeup = anyio.Event()
+            await wakeup.wait()
+        ticks = list(run.inbox)
+        run.inbox.clear()
+        return ticks
+
+    def post_tick(self, tick: Tick) -> None:
+        self._run.post(tick)
+
+    def publish(self, event: Any) -> None:
+        self._run.stream_in.send_nowait(event)
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+
+    def finish(self, outcome: Outcome) -> None:
+        run = self._run
+        run.outcome = outcome
+        run.stream_in.close()
+        run.done.set()
+
+
+class _External(ExternalRunAdapter):
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    def send_tick(self, tick: Tick) -> None:
+        if self._run.outcome is not None:
+            raise WorkflowRuntimeError(
+                f"run {self._run.run_id!r} has finished; {type(tick).__name__} was not delivered"
+            )
+        self._run.post(tick)
+
+    def events(self) -> AsyncIterator[Any]:
+        if self._run.consumed:
+            raise WorkflowRuntimeError(
+                f"the events of run {self._run.run_id!r} are already being streamed: "
+                "stream_events() has one consumer; fan the events out from that loop"
+            )
+        self._run.consumed = True
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        async with self._run.stream_out as stream:
+            async for event in stream:
+                yield event
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self._run.outcome
+
+    async def wait_finished(self) -> Outcome:
+        await self._run.done.wait()
+        assert self._run.outcome is not None
+        return self._run.outcome
+
+
+class BasicRuntime(Runtime):
+    """Hosts runs in this process, each in the runtime's own task group.
+
+    ``async with BasicRuntime() as runtime:`` then ``wf.run(..., runtime=runtime)``
+    starts runs that live until the block ends.  Leaving the block cancels the
+    runs still going (they end as cancelled, their steps' ``finally`` blocks
+    run) and returns only when nothing of them is left.
+    """
+
+    def __init__(self) -> None:
+        self._task_group: TaskGroup | None = None
+
+    def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
+        run = _Run(run_id)
+        return _Internal(run), _External(run)
+
+    def spawn(self, fn: Callable[[], Awaitable[None]], *, name: str) -> None:
+        if self._task_group is None:
+            raise RuntimeError(
+                "this BasicRuntime is not running: start runs inside "
+                "`async with BasicRuntime() as runtime:`"
+            )
+        self._task_group.start_soon(fn, name=name)
+
+    async def __aenter__(self) -> BasicRuntime:
+        if self._task_group is not None:
+            raise RuntimeError("this BasicRuntime is already running; a runtime is entered once")
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        task_group = self._task_group
+        assert task_group is not None
+        task_group.cancel_scope.cancel()
+        try:
+            return await task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._task_group = None

@@ -1,0 +1,295 @@
+"""The driver: the control loop that turns the pure reducer into a running run.
+
+It is a thin adapter around ``reduce``: receive ticks, reduce them, hand them to
+the adapter's write-ahead hook, then execute the commands.  It owns one task
+group per run; step workers and timers are tasks in it, and finishing the run
+cancels that task group, so nothing of a run outlives it.
+
+Workers are long-lived: each step gets up to ``num_workers`` tasks, started on
+demand, that take ``StartWorker`` commands from a per-step stream, so running a
+step does not spawn a task.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._core.commands import (
+    CancelTimer,
+    Command,
+    Finish,
+    Publish,
+    ReturnCollected,
+    ScheduleTimer,
+    StartWorker,
+)
+from .._core.reducer import TickRejected, reduce
+from .._core.state import Broken, Cancelled, Completed, Failed, Outcome, RunState, TimedOut
+from .._core.ticks import (
+    EventCollected,
+    EventSent,
+    RunStarted,
+    StepCompleted,
+    StepFailed,
+    Tick,
+    TimerFired,
+    is_external,
+)
+from ..context import Context, InternalContext, StateStore
+from ..events import (
+    Event,
+    StopEvent,
+    WorkflowCancelledEvent,
+    WorkflowFailedEvent,
+    WorkflowTimedOutEvent,
+)
+from ._adapters import InternalRunAdapter
+
+if TYPE_CHECKING:
+    from .._steps import StepInfo
+    from ..workflow import Workflow
+
+
+def _note(error: BaseException, text: str) -> None:
+    notes = getattr(error, "__notes__", None)
+    if notes is None:
+        error.__notes__ = notes = []  # type: ignore[attr-defined]
+    notes.append(text)
+
+
+def terminal_event(outcome: Outcome) -> StopEvent:
+    """The last event published by a run that ended with ``outcome``."""
+    if isinstance(outcome, Completed):
+        event: StopEvent = outcome.stop_event
+        return event
+    if isinstance(outcome, Failed):
+        return WorkflowFailedEvent(
+            step_name=outcome.step,
+            exception_type=type(outcome.error).__name__,
+            exception_message=str(outcome.error),
+            attempts=outcome.attempts,
+        )
+    if isinstance(outcome, TimedOut):
+        return WorkflowTimedOutEvent(timeout=outcome.timeout, active_steps=outcome.active_steps)
+    if isinstance(outcome, Broken):
+        return WorkflowFailedEvent(
+            step_name=outcome.step,
+            exception_type="WorkflowRuntimeError",
+            exception_message=outcome.message,
+        )
+    return WorkflowCancelledEvent()
+
+
+class _Pool:
+    """The worker tasks of one step."""
+
+    __slots__ = ("info", "outstanding", "receive", "send", "tasks")
+
+    def __init__(self, info: StepInfo) -> None:
+        self.info = info
+        self.send: MemoryObjectSendStream[StartWorker]
+        self.receive: MemoryObjectReceiveStream[StartWorker]
+        self.send, self.receive = anyio.create_memory_object_stream[StartWorker](math.inf)
+        self.tasks = 0
+        self.outstanding = 0
+
+
+class Driver:
+    """Runs one run of ``workflow`` from ``start_event`` through ``adapter``."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        start_event: Event,
+        adapter: InternalRunAdapter,
+        store: StateStore,
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = adapter.run_id
+        self._start_event = start_event
+        self._adapter = adapter
+        self._store = store
+        self._state = RunState.initial(workflow._spec)
+        self._unjournaled: list[Tick] = []
+        self._pools: dict[str, _Pool] = {}
+        self._timers: dict[str, anyio.CancelScope] = {}
+        self._collected: dict[int, tuple[Any, ...] | None] = {}
+        self._outcome: Outcome | None = None
+        self._task_group: TaskGroup | None = None
+        self._executors: dict[type, Callable[[Any], None]] = {
+            StartWorker: self._start_worker,
+            Publish: self._publish,
+            ScheduleTimer: self._schedule_timer,
+            CancelTimer: self._cancel_timer,
+            ReturnCollected: self._return_collected,
+            Finish: self._finish,
+        }
+
+    @property
+    def state(self) -> RunState:
+        return self._state
+
+    async def run(self) -> None:
+        adapter = self._adapter
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                await self._process([RunStarted(self._start_event, adapter.now())])
+                while self._outcome is None:
+                    await self._process(await adapter.receive_ticks())
+                task_group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            if self._outcome is None:
+                self._outcome = Cancelled()
+            raise
+        except BaseException as exc:
+            if self._outcome is None:
+                self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
+            raise
+        finally:
+            outcome = self._outcome
+            assert outcome is not None
+            if isinstance(outcome, Failed):
+                _note(outcome.error, f"raised by step {outcome.step!r} (attempt {outcome.attempts})")
+            adapter.publish(terminal_event(outcome))
+            adapter.finish(outcome)
+
+    async def _process(self, ticks: list[Tick]) -> None:
+        """Reduce a batch, commit it through the write-ahead hook, then execute."""
+        if len(ticks) > 1:
+            # A step's result is never overtaken by a caller's event that arrived
+            # in the same batch.
+            internal = [t for t in ticks if not is_external(t)]
+            if len(internal) != len(ticks):
+                ticks = internal + [t for t in ticks if is_external(t)]
+        state = self._state
+        commands: list[Command] = []
+        for tick in ticks:
+            try:
+                state, produced = reduce(state, tick)
+            except TickRejected as exc:
+                raise RuntimeError(f"anyflow bug: the reducer rejected {tick!r}: {exc}") from exc
+            commands += produced
+        self._state = state
+        journal = self._unjournaled + ticks if self._unjournaled else ticks
+        self._unjournaled = []
+        await self._adapter.on_ticks(journal)
+        executors = self._executors
+        for command in commands:
+            executors[type(command)](command)
+
+    # Calls from steps (see context.StepHost); they run in worker tasks.
+
+    def send_from_step(self, event: Event, step: str | None) -> None:
+        self._adapter.post_tick(EventSent(event, step))
+
+    def publish(self, event: Event) -> None:
+        self._adapter.publish(event)
+
+    def collect(
+        self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
+    ) -> list[Event] | None:
+        # Applied at once rather than queued, because the step needs the answer
+        # now; it is journaled with the next batch.  That is safe: it only
+        # matters to a step that is still running, and a step that was running
+        # at a crash is run again, which collects again.
+        tick = EventCollected(worker_id, buffer_id, event, expected)
+        self._state, commands = reduce(self._state, tick)
+        self._unjournaled.append(tick)
+        for command in commands:
+            self._executors[type(command)](command)
+        events = self._collected.pop(worker_id, None)
+        return list(events) if events is not None else None
+
+    # Command executors.
+
+    def _start_worker(self, command: StartWorker) -> None:
+        pool = self._pools.get(command.step)
+        if pool is None:
+            pool = self._pools[command.step] = _Pool(self.workflow._step_infos[command.step])
+        pool.outstanding += 1
+        if pool.outstanding > pool.tasks:
+            pool.tasks += 1
+            assert self._task_group is not None
+            self._task_group.start_soon(self._worker, pool, name=f"anyflow step {command.step}")
+        pool.send.send_nowait(command)
+
+    def _publish(self, command: Publish) -> None:
+        self._adapter.publish(command.event)
+
+    def _schedule_timer(self, command: ScheduleTimer) -> None:
+        self._cancel_timer(CancelTimer(command.timer_id))
+        scope = self._timers[command.timer_id] = anyio.CancelScope()
+        assert self._task_group is not None
+        self._task_group.start_soon(self._timer, command.timer_id, command.deadline, scope)
+
+    def _cancel_timer(self, command: CancelTimer) -> None:
+        scope = self._timers.pop(command.timer_id, None)
+        if scope is not None:
+            scope.cancel()
+
+    def _return_collected(self, command: ReturnCollected) -> None:
+        self._collected[command.worker_id] = command.events
+
+    def _finish(self, command: Finish) -> None:
+        self._outcome = command.outcome
+
+    # Tasks.
+
+    async def _timer(self, timer_id: str, deadline: float, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self._adapter.sleep_until(deadline)
+            if self._timers.get(timer_id) is scope:
+                del self._timers[timer_id]
+                self._adapter.post_tick(TimerFired(timer_id, self._adapter.now()))
+
+    async def _worker(self, pool: _Pool) -> None:
+        info = pool.info
+        workflow = self.workflow
+        store = self._store
+        post = self._adapter.post_tick
+        policy = info.options.retry_policy
+        async for command in pool.receive:
+            delivery = command.delivery
+            ctx = Context._for_step(
+                workflow,
+                store,
+                InternalContext(self, command.worker_id, info.name, delivery.attempt, delivery.last_error),
+            )
+            try:
+                output = await info.call(workflow, delivery.event, ctx)
+            except Exception as exc:
+                delay = None
+                now = self._adapter.now()
+                if policy is not None:
+                    first = delivery.first_failed_at
+                    delay = policy.next(
+                        0.0 if first is None else now - first,
+                        delivery.attempt,
+                        exc,
+                        seed=zlib.crc32(f"{self.run_id}:{command.worker_id}".encode()),
+                    )
+                tick: Tick = StepFailed(command.worker_id, exc, delay, now)
+            else:
+                if output is None or isinstance(output, Event):
+                    tick = StepCompleted(command.worker_id, output)
+                else:
+                    tick = StepFailed(
+                        command.worker_id,
+                        TypeError(
+                            f"step {info.name!r} returned {type(output).__name__} {output!r}; a "
+                            "step returns an Event or None (to end the run with a value, "
+                            "return StopEvent(result=...))"
+                        ),
+                        None,
+                        self._adapter.now(),
+                    )
+            pool.outstanding -= 1
+            post(tick)

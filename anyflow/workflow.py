@@ -1,0 +1,150 @@
+"""``Workflow``: a class whose ``@step`` methods route events to each other."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import Any, ClassVar
+
+from ._core.state import RunSpec, StepSpec
+from ._steps import StepInfo, read_step
+from ._validation import validate
+from .context import Context
+from .decorators import STEP_ATTRIBUTE
+from .errors import WorkflowRuntimeError, WorkflowValidationError
+from .events import Event, InputRequiredEvent, StartEvent, StopEvent
+from .handler import WorkflowHandler
+from .runtime import Runtime
+
+__all__ = ["Workflow"]
+
+
+class Workflow:
+    """Subclass it and write ``@step`` methods.
+
+    The steps are read when the class is defined (a step without an event
+    annotation is an error then); the event graph is validated when the first
+    instance is built, before anything runs.
+
+    :param timeout: seconds a run may take before it ends with
+        ``WorkflowTimeoutError``; None (the default) for no limit.
+    """
+
+    _step_infos: ClassVar[dict[str, StepInfo]] = {}
+    _start_class: ClassVar[type[StartEvent] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Annotations may name classes local to the function defining this
+        # workflow; that function's frame is the caller of type.__new__.
+        frame = sys._getframe(1)
+        localns = {**frame.f_locals, cls.__name__: cls}
+        steps: dict[str, StepInfo] = {}
+        for base in reversed(cls.__mro__[1:]):
+            if issubclass(base, Workflow):
+                steps.update(base.__dict__.get("_step_infos", {}))
+        for name, attr in cls.__dict__.items():
+            options = getattr(attr, STEP_ATTRIBUTE, None)
+            if options is not None:
+                steps[name] = read_step(cls.__qualname__, name, attr, options, localns)
+            elif name in steps:
+                del steps[name]  # overridden by something that is not a step
+        cls._step_infos = steps
+        cls._start_class = None
+
+    def __init__(self, timeout: float | None = None) -> None:
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+        cls = type(self)
+        if cls._start_class is None:
+            cls._start_class = validate(cls.__qualname__, cls._step_infos)
+        self.timeout = timeout
+        self._spec = RunSpec(
+            steps={
+                name: StepSpec(name, info.accepts, info.options.num_workers)
+                for name, info in cls._step_infos.items()
+            },
+            stop_types=(StopEvent,),
+            publish_types=(InputRequiredEvent,),
+            timeout=timeout,
+        )
+
+    @classmethod
+    def steps(cls) -> dict[str, StepInfo]:
+        """The workflow's steps, by name."""
+        return dict(cls._step_infos)
+
+    @property
+    def start_event_class(self) -> type[StartEvent]:
+        start = type(self)._start_class
+        assert start is not None
+        return start
+
+    def run(
+        self,
+        start_event: StartEvent | None = None,
+        *,
+        ctx: Context[Any] | None = None,
+        runtime: Runtime | None = None,
+        run_id: str | None = None,
+        **fields: Any,
+    ) -> WorkflowHandler:
+        """Start a run: ``await`` it, enter it with ``async with``, or pass ``runtime``.
+
+        The start event is ``start_event``, or the workflow's start event class
+        built from ``fields``.
+
+        :raises TypeError: if the fields do not fit the start event class.
+        """
+        start_class = self.start_event_class
+        if start_event is None:
+            start_event = start_class(**fields)
+        elif fields:
+            raise TypeError(
+                f"pass either a start event or its fields to run(), not both "
+                f"(got start_event and {', '.join(sorted(fields))})"
+            )
+        elif not isinstance(start_event, start_class):
+            raise TypeError(
+                f"{type(self).__qualname__} starts with {start_class.__name__}, "
+                f"not {type(start_event).__name__}"
+            )
+        if ctx is None:
+            ctx = Context(self)
+        elif ctx._workflow is not self and type(ctx._workflow) is not type(self):
+            raise WorkflowRuntimeError(
+                f"this Context was made for {type(ctx._workflow).__qualname__}, "
+                f"not {type(self).__qualname__}"
+            )
+        return WorkflowHandler(self, start_event, ctx, run_id or uuid.uuid4().hex, runtime)
+
+    def _check_sendable(self, event: Event, step: str | None) -> None:
+        """Raise now, in the sender, what the run could only drop later."""
+        if not isinstance(event, Event):
+            raise TypeError(f"send_event takes an Event, not {type(event).__name__}")
+        name = type(self).__qualname__
+        if step is None:
+            if not self._spec.route(type(event)):
+                accepted = sorted({t.__name__ for s in self._step_infos.values() for t in s.accepts})
+                raise WorkflowRuntimeError(
+                    f"no step of {name} accepts {type(event).__name__}; its steps accept: "
+                    f"{', '.join(accepted)}"
+                )
+            return
+        info = self._step_infos.get(step)
+        if info is None:
+            raise WorkflowRuntimeError(
+                f"{name} has no step {step!r}; its steps are: {', '.join(sorted(self._step_infos))}"
+            )
+        if not isinstance(event, info.accepts):
+            raise WorkflowRuntimeError(
+                f"step {name}.{step} does not accept {type(event).__name__}; it accepts: "
+                f"{', '.join(t.__name__ for t in info.accepts)}"
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(timeout={self.timeout!r})"
+
+
