@@ -68,6 +68,8 @@ def read_step(
             ctx_param = param
         elif event_param is None and annotation is not None:
             event_param = param
+        elif event_param is None and param.default is inspect.Parameter.empty:
+            break  # the event parameter, unannotated: reported below
         elif param.default is inspect.Parameter.empty:
             raise WorkflowValidationError(
                 f"step {where} has a parameter {param.name!r} anyflow cannot fill: a step "

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -18,29 +17,62 @@ from ._adapters import ExternalRunAdapter, InternalRunAdapter, Runtime
 
 __all__ = ["BasicRuntime"]
 
+T = TypeVar("T")
+
+
+class _Mailbox(Generic[T]):
+    """An unbounded single-consumer queue that hands over everything ready at once.
+
+    A deque and a wake-up event rather than a memory object stream: the consumer
+    takes a whole batch without an exception per item, and an abandoned mailbox
+    needs no closing.
+    """
+
+    __slots__ = ("_items", "_waiter", "closed")
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiter: anyio.Event | None = None
+        self.closed = False
+
+    def put(self, item: T) -> None:
+        self._items.append(item)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    async def get_batch(self) -> list[T]:
+        """Wait for items; return all that are ready ([] once closed and drained)."""
+        while not self._items:
+            if self.closed:
+                return []
+            self._waiter = waiter = anyio.Event()
+            await waiter.wait()
+        items = list(self._items)
+        self._items.clear()
+        return items
+
 
 class _Run:
     """What the two adapters of one in-memory run share."""
 
-    __slots__ = ("consumed", "done", "inbox", "outcome", "run_id", "stream_in", "stream_out", "wakeup")
+    __slots__ = ("consumed", "done", "inbox", "outcome", "published", "run_id")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        # A deque and a wake-up event rather than a memory stream: the driver
-        # takes every ready tick in one go, without an exception per batch.
-        self.inbox: deque[Tick] = deque()
-        self.wakeup: anyio.Event | None = None
-        self.stream_in, self.stream_out = anyio.create_memory_object_stream[Any](math.inf)
+        self.inbox: _Mailbox[Tick] = _Mailbox()
+        self.published: _Mailbox[Any] = _Mailbox()
         self.outcome: Outcome | None = None
         self.done = anyio.Event()
         self.consumed = False
-
-    def post(self, tick: Tick) -> None:
-        self.inbox.append(tick)
-        wakeup = self.wakeup
-        if wakeup is not None:
-            self.wakeup = None
-            wakeup.set()
 
 
 class _Internal(InternalRunAdapter):
@@ -54,19 +86,13 @@ class _Internal(InternalRunAdapter):
         return self._run.run_id
 
     async def receive_ticks(self) -> list[Tick]:
-        run = self._run
-        while not run.inbox:
-            run.wakeup = wakeup = anyio.Event()
-            await wakeup.wait()
-        ticks = list(run.inbox)
-        run.inbox.clear()
-        return ticks
+        return await self._run.inbox.get_batch()
 
     def post_tick(self, tick: Tick) -> None:
-        self._run.post(tick)
+        self._run.inbox.put(tick)
 
     def publish(self, event: Any) -> None:
-        self._run.stream_in.send_nowait(event)
+        self._run.published.put(event)
 
     def now(self) -> float:
         return anyio.current_time()
@@ -77,7 +103,8 @@ class _Internal(InternalRunAdapter):
     def finish(self, outcome: Outcome) -> None:
         run = self._run
         run.outcome = outcome
-        run.stream_in.close()
+        run.published.close()
+        run.inbox.close()
         run.done.set()
 
 
@@ -96,7 +123,7 @@ class _External(ExternalRunAdapter):
             raise WorkflowRuntimeError(
                 f"run {self._run.run_id!r} has finished; {type(tick).__name__} was not delivered"
             )
-        self._run.post(tick)
+        self._run.inbox.put(tick)
 
     def events(self) -> AsyncIterator[Any]:
         if self._run.consumed:
@@ -108,8 +135,9 @@ class _External(ExternalRunAdapter):
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Any]:
-        async with self._run.stream_out as stream:
-            async for event in stream:
+        published = self._run.published
+        while batch := await published.get_batch():
+            for event in batch:
                 yield event
 
     @property
@@ -164,6 +192,9 @@ class BasicRuntime(Runtime):
         assert task_group is not None
         task_group.cancel_scope.cancel()
         try:
-            return await task_group.__aexit__(exc_type, exc, tb)
+            # The block's own exception is not handed to the task group, which
+            # would wrap it in an ExceptionGroup; returning None re-raises it as is.
+            await task_group.__aexit__(None, None, None)
         finally:
             self._task_group = None
+        return None

@@ -154,6 +154,9 @@ class Driver:
                 self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
             raise
         finally:
+            for pool in self._pools.values():
+                pool.send.close()
+                pool.receive.close()
             outcome = self._outcome
             assert outcome is not None
             if isinstance(outcome, Failed):

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from anyflow import (
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+    WorkflowTimedOutEvent,
+)
+
+
+class Joke(Event):
+    text: str
+    rating: int = 0
+
+
+class OrderStart(StartEvent):
+    order_id: str
+
+
+def test_fields_by_annotation_make_a_keyword_constructor() -> None:
+    joke = Joke(text="owls")
+    assert (joke.text, joke.rating) == ("owls", 0)
+    assert joke == Joke(text="owls", rating=0)
+    assert repr(joke) == "Joke(text='owls', rating=0)"
+
+
+def test_misspelt_keyword_is_an_error_naming_the_fields() -> None:
+    with pytest.raises(TypeError, match=r"^Joke has no field 'txt'; its fields are: rating, text$"):
+        Joke(txt="owls")  # type: ignore[call-arg]
+
+
+def test_missing_required_field_is_named() -> None:
+    with pytest.raises(TypeError, match=r"^Joke is missing required field\(s\): text$"):
+        Joke()  # type: ignore[call-arg]
+
+
+def test_positional_arguments_are_refused_with_an_example() -> None:
+    with pytest.raises(TypeError, match=r"^Joke takes keyword arguments only, e\.g\. Joke\("):
+        Joke("owls")  # type: ignore[misc]
+
+
+def test_events_are_frozen() -> None:
+    joke = Joke(text="owls")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        joke.text = "cats"  # type: ignore[misc]
+    assert attrs.evolve(joke, text="cats") == Joke(text="cats")
+
+
+def test_start_event_takes_free_fields() -> None:
+    ev = StartEvent(topic="owls", count=3)
+    assert (ev.topic, ev.count) == ("owls", 3)
+    assert ev.get("missing", "default") == "default"
+    assert ev == StartEvent(topic="owls", count=3)
+    assert ev != StartEvent(topic="cats", count=3)
+    assert repr(ev) == "StartEvent(topic='owls', count=3)"
+    with pytest.raises(AttributeError, match=r"^StartEvent has no field 'nope'; it has: count, topic$"):
+        _ = ev.nope
+
+
+def test_typed_start_event_is_strict() -> None:
+    assert OrderStart(order_id="42").order_id == "42"
+    with pytest.raises(TypeError, match=r"^OrderStart has no field 'ordr_id'"):
+        OrderStart(ordr_id="42")  # type: ignore[call-arg]
+
+
+def test_human_events_take_free_fields_and_declared_ones() -> None:
+    assert InputRequiredEvent(prefix="name? ").prefix == "name? "
+    answer = HumanResponseEvent(response="yes", user="ann")
+    assert (answer.response, answer.user) == ("yes", "ann")
+
+
+def test_stop_event_carries_a_result_and_can_be_typed() -> None:
+    class Answer(StopEvent):
+        value: int
+
+    assert StopEvent(result=[1]).result == [1]
+    assert Answer(value=3).value == 3
+    timed_out = WorkflowTimedOutEvent(timeout=1.5, active_steps=("a",))
+    assert isinstance(timed_out, StopEvent)
+    assert timed_out.active_steps == ("a",)
