@@ -29,9 +29,13 @@ def _reverse(cells: _Cons[T]) -> _Cons[T]:
     return out
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class PQueue(Generic[T]):
-    """Immutable FIFO queue; every operation returns a new queue."""
+    """Immutable FIFO queue; every operation returns a new queue.
+
+    Two queues are equal when they hold equal items in the same order, however
+    those items are split between the front and back lists.
+    """
 
     _front: _Cons[T] = None
     _back: _Cons[T] = None
@@ -74,6 +78,14 @@ class PQueue(Generic[T]):
         while cells is not None:
             head, cells = cells
             yield head
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PQueue):
+            return NotImplemented
+        return self.size == other.size and list(self) == list(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
 
     def __repr__(self) -> str:
         return f"PQueue({list(self)!r})"
