@@ -123,7 +123,8 @@ class WorkflowHandler:
             adapter.send_tick(CancelRequested())
         if runtime is not None:
             # Leaving our own runtime cancels the run if it is still going, and
-            # returns once nothing of it is left.
+            # returns once nothing of it is left; the block's exception, if
+            # any, then propagates as it is.
             await runtime.__aexit__(exc_type, exc, tb)
         if exc is None and not self._observed and not self._cancelled_by_caller:
             error = self._failure()

@@ -118,6 +118,8 @@ class Workflow:
                 f"this Context was made for {type(ctx._workflow).__qualname__}, "
                 f"not {type(self).__qualname__}"
             )
+        else:
+            ctx._check_free()
         return WorkflowHandler(self, start_event, ctx, run_id or uuid.uuid4().hex, runtime)
 
     def _check_sendable(self, event: Event, step: str | None) -> None:

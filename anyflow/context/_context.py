@@ -93,8 +93,8 @@ class Context(Generic[StateT]):
         ctx._face = face
         return ctx
 
-    def _attach(self, adapter: ExternalRunAdapter) -> None:
-        """Become the caller's context of the run behind ``adapter``."""
+    def _check_free(self) -> None:
+        """Raise unless this context may start a run."""
         face = self._face
         if isinstance(face, ExternalContext) and face.adapter.outcome is None:
             raise ContextStateError(
@@ -103,6 +103,10 @@ class Context(Generic[StateT]):
             )
         if isinstance(face, InternalContext):
             raise ContextStateError("a step's context cannot start another run; use Context(wf)")
+
+    def _attach(self, adapter: ExternalRunAdapter) -> None:
+        """Become the caller's context of the run behind ``adapter``."""
+        self._check_free()
         self._face = ExternalContext(adapter)
 
     def _wrong_phase(self, fn: str, instead: str) -> ContextStateError:

@@ -1,0 +1,83 @@
+"""The runtime interface: decorators see every tick, and the ticks are the run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from anyflow import BasicRuntime, Event, StopEvent
+from anyflow._core.commands import StartWorker
+from anyflow._core.reducer import reduce
+from anyflow._core.state import Completed, RunState, RunStatus
+from anyflow._core.ticks import EventCollected, RunStarted, StepCompleted, Tick
+from anyflow.runtime import (
+    ExternalRunAdapter,
+    InternalRunAdapter,
+    InternalRunAdapterDecorator,
+    RuntimeDecorator,
+)
+
+from .test_context import FanOut
+
+pytestmark = pytest.mark.anyio
+
+
+class Recording(RuntimeDecorator):
+    """Records every tick each run commits, and every event it publishes."""
+
+    def __init__(self) -> None:
+        super().__init__(BasicRuntime())
+        self.ticks: dict[str, list[Tick]] = {}
+        self.published: dict[str, list[Event]] = {}
+
+    def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
+        internal, external = self.inner.open_run(run_id)
+        ticks = self.ticks.setdefault(run_id, [])
+        published = self.published.setdefault(run_id, [])
+
+        class Recorder(InternalRunAdapterDecorator):
+            async def on_ticks(self, batch: Sequence[Tick]) -> None:
+                ticks.extend(batch)
+                await super().on_ticks(batch)
+
+            def publish(self, event: Event) -> None:
+                published.append(event)
+                super().publish(event)
+
+        return Recorder(internal), external
+
+
+async def test_a_decorator_observes_every_tick_and_the_ticks_replay_the_run() -> None:
+    wf = FanOut()
+    async with Recording() as runtime:
+        handler = wf.run(n=12, runtime=runtime, run_id="r1")
+        assert await handler == [i * 10 for i in range(12)]
+    ticks = runtime.ticks["r1"]
+    assert isinstance(ticks[0], RunStarted)
+    # one fan step, 12 work steps, 12 gather steps (the last returns StopEvent)
+    assert sum(isinstance(t, StepCompleted) for t in ticks) == 25
+    assert sum(isinstance(t, EventCollected) for t in ticks) == 12
+    assert runtime.published["r1"] == [StopEvent(result=[i * 10 for i in range(12)])]
+
+    # Replaying the journal through the pure reducer gives the same run.
+    state = RunState.initial(wf._spec)
+    started = 0
+    for tick in ticks:
+        state, commands = reduce(state, tick)
+        started += sum(isinstance(c, StartWorker) for c in commands)
+    assert state.status is RunStatus.COMPLETED
+    assert state.outcome == Completed(StopEvent(result=[i * 10 for i in range(12)]))
+    assert started == 25
+    assert not state.collections  # every collected Result was handed out
+
+
+async def test_runs_keep_their_own_ids_and_ticks() -> None:
+    async with Recording() as runtime:
+        first = FanOut().run(n=2, runtime=runtime, run_id="a")
+        second = FanOut().run(n=3, runtime=runtime, run_id="b")
+        assert (await first, await second) == ([0, 10], [0, 10, 20])
+    assert first.run_id == "a"
+    assert first.ctx.run_id == "a"
+    assert {t.start_event.n for t in runtime.ticks["a"] if isinstance(t, RunStarted)} == {2}
+    assert {t.start_event.n for t in runtime.ticks["b"] if isinstance(t, RunStarted)} == {3}
