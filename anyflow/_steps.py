@@ -15,7 +15,7 @@ from .decorators import StepOptions
 from .errors import WorkflowValidationError
 from .events import Event
 
-StepCall = Callable[[Any, Event, Context], Awaitable[Any]]
+StepCall = Callable[[Any, Event, Context[Any]], Awaitable[Any]]
 
 
 @attrs.frozen
@@ -50,7 +50,9 @@ def read_step(
     """
     where = f"{owner}.{name}"
     if not inspect.iscoroutinefunction(fn):
-        raise WorkflowValidationError(f"step {where} must be an async function: write `async def {name}`")
+        raise WorkflowValidationError(
+            f"step {where} must be an async function: write `async def {name}`"
+        )
     try:
         hints = typing.get_type_hints(fn, globalns=fn.__globals__, localns=dict(localns))
     except NameError as exc:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from ._steps import StepInfo
 from .errors import WorkflowValidationError
-from .events import Event, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent
+from .events import HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._steps import StepInfo
 
 
-def _names(types: set[type[Event]]) -> str:
+def _names(types: set[type[StartEvent]]) -> str:
     return ", ".join(sorted(t.__name__ for t in types))
 
 

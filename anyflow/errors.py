@@ -4,7 +4,7 @@ Our exception hierarchy::
 
     AnyflowError
     ├── WorkflowValidationError     the workflow's shape is wrong (raised before anything runs)
-    ├── WorkflowRuntimeError        the run broke a rule while running (e.g. an event no step accepts)
+    ├── WorkflowRuntimeError        the run broke a rule while running
     ├── WorkflowTimeoutError        the run reached its timeout (also a TimeoutError)
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
     └── ContextStateError           a Context method was called in the wrong phase

@@ -15,6 +15,7 @@ says ``open=True``.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -38,16 +39,14 @@ __all__ = [
     "WorkflowTimedOutEvent",
 ]
 
-_DEFINE = {"slots": False, "frozen": True, "kw_only": True, "init": False, "repr": False}
-
 
 def _declares_fields(cls: type) -> bool:
-    annotations = cls.__dict__.get("__annotations__", {})
+    annotations = inspect.get_annotations(cls)
     return any(not str(a).startswith(("ClassVar", "typing.ClassVar")) for a in annotations.values())
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(attrs.field,))
-@attrs.define(**_DEFINE)  # type: ignore[call-overload]
+@attrs.define(slots=False, frozen=True, kw_only=True, init=False, repr=False)
 class Event:
     """Base class of every event.
 
@@ -67,7 +66,7 @@ class Event:
             cls._open = open
         elif _declares_fields(cls):
             cls._open = False
-        attrs.define(cls, **_DEFINE)
+        attrs.define(cls, slots=False, frozen=True, kw_only=True, init=False, repr=False)
         cls._field_names = frozenset(a.alias for a in attrs.fields(cls) if a.init)
 
     def __init__(self, *args: Any, **fields: Any) -> None:
@@ -82,7 +81,7 @@ class Event:
                 fields = {k: v for k, v in fields.items() if k in self._field_names}
                 fields["_extra"] = extra
         try:
-            self.__attrs_init__(**fields)  # type: ignore[attr-defined]
+            self.__attrs_init__(**fields)
         except TypeError as exc:
             raise _field_error(type(self), fields) from exc
 
@@ -99,9 +98,7 @@ def _example(cls: type[Event]) -> str:
 def _field_error(cls: type[Event], given: Mapping[str, Any]) -> TypeError:
     known = cls._field_names - {"_extra"}
     unknown = sorted(set(given) - known - {"_extra"})
-    required = sorted(
-        a.alias for a in attrs.fields(cls) if a.init and a.default is attrs.NOTHING
-    )
+    required = sorted(a.alias for a in attrs.fields(cls) if a.init and a.default is attrs.NOTHING)
     missing = [name for name in required if name not in given]
     fields = ", ".join(sorted(known)) or "none"
     if unknown:

@@ -15,13 +15,11 @@ A handler is returned by ``wf.run()`` and is used in one of three ways:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
-from types import TracebackType
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ._core.state import Broken, Cancelled, Completed, Failed, Outcome, TimedOut
 from ._core.ticks import CancelRequested, EventSent
-from .context import Context
 from .errors import (
     WorkflowCancelledByUser,
     WorkflowRuntimeError,
@@ -32,6 +30,10 @@ from .runtime import BasicRuntime, ExternalRunAdapter, Runtime
 from .runtime._driver import Driver
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Generator
+    from types import TracebackType
+
+    from .context import Context
     from .workflow import Workflow
 
 __all__ = ["WorkflowHandler"]
@@ -114,7 +116,9 @@ class WorkflowHandler:
                 await adapter.wait_finished()
             except BaseException as waiting_exc:  # cancelled from outside while waiting
                 if runtime is not None:
-                    await runtime.__aexit__(type(waiting_exc), waiting_exc, waiting_exc.__traceback__)
+                    await runtime.__aexit__(
+                        type(waiting_exc), waiting_exc, waiting_exc.__traceback__
+                    )
                 raise
         elif adapter.outcome is None and runtime is None:
             # A run in a shared runtime: ask it to stop.  The runtime's own scope
@@ -126,95 +130,6 @@ class WorkflowHandler:
             # returns once nothing of it is left; the block's exception, if
             # any, then propagates as it is.
             await runtime.__aexit__(exc_type, exc, tb)
-        if exc is None and not self._observed and not self._cancelled_by_caller:
-            error = self._failure()
-            if error is not None:
-                self._observed = True
-                raise error
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
-
-
-class WorkflowHandler:
-    """One run of a workflow, seen from the caller."""
-
-    def __init__(
-        self,
-        workflow: Workflow,
-        start_event: Event,
-        ctx: Context[Any],
-        run_id: str,
-        runtime: Runtime | None,
-    ) -> None:
-        self._workflow = workflow
-        self._start_event = start_event
-        self._ctx = ctx
-        self._run_id = run_id
-        self._adapter: ExternalRunAdapter | None = None
-        self._own_runtime: BasicRuntime | None = None
-        self._observed = False
-        self._cancelled_by_caller = False
-        self._error: BaseException | None = None
-        if runtime is not None:
-            self._launch(runtime)
-
-    def _launch(self, runtime: Runtime) -> None:
-        internal, external = runtime.open_run(self._run_id)
-        driver = Driver(self._workflow, self._start_event, internal, self._ctx.store)
-        runtime.spawn(driver.run, name=f"anyflow run {self._run_id}")
-        self._ctx._attach(external)
-        self._adapter = external
-
-    def _require_started(self, what: str) -> ExternalRunAdapter:
-        if self._adapter is None:
-            raise WorkflowRuntimeError(
-                f"{what} needs a started run: use `async with wf.run(...) as handler:`, "
-                "`await wf.run(...)`, or pass runtime= to wf.run()"
-            )
-        return self._adapter
-
-    # Running scoped to a block, or awaited.
-
-    async def __aenter__(self) -> WorkflowHandler:
-        if self._adapter is None:
-            runtime = BasicRuntime()
-            await runtime.__aenter__()
-            self._own_runtime = runtime
-            try:
-                self._launch(runtime)
-            except BaseException as exc:
-                await runtime.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        adapter = self._adapter
-        assert adapter is not None
-        runtime, self._own_runtime = self._own_runtime, None
-        if exc is None:
-            try:
-                await adapter.wait_finished()
-            except BaseException as waiting_exc:
-                exc_type, exc, tb = type(waiting_exc), waiting_exc, waiting_exc.__traceback__
-                if runtime is None:
-                    raise
-        elif adapter.outcome is None and runtime is None:
-            # A run in a shared runtime: ask it to stop; the runtime's scope
-            # guarantees it leaves nothing behind.
-            self._cancelled_by_caller = True
-            adapter.send_tick(CancelRequested())
-        if runtime is not None:
-            # Exiting our own runtime cancels the run if it is still going.
-            await runtime.__aexit__(exc_type, exc, tb)
-            if exc is not None:
-                raise exc
         if exc is None and not self._observed and not self._cancelled_by_caller:
             error = self._failure()
             if error is not None:
@@ -317,10 +232,8 @@ class WorkflowHandler:
         adapter = self._require_started("cancel_run()")
         if adapter.outcome is None:
             self._cancelled_by_caller = True
-            try:
+            with contextlib.suppress(WorkflowRuntimeError):  # it may have just finished
                 adapter.send_tick(CancelRequested())
-            except WorkflowRuntimeError:
-                pass  # it finished in the meantime
         await adapter.wait_finished()
 
     def __repr__(self) -> str:

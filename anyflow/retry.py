@@ -65,7 +65,7 @@ class ExponentialBackoffRetryPolicy:
             return None
         delay = min(self.initial_delay * self.multiplier ** (attempts - 1), self.max_delay)
         if self.jitter:
-            delay = random.Random(seed).uniform(0.0, delay)  # noqa: S311 - not cryptographic
+            delay = random.Random(seed).uniform(0.0, delay)
         return delay
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._core.state import RunSpec, StepSpec
 from ._steps import StepInfo, read_step
 from ._validation import validate
 from .context import Context
 from .decorators import STEP_ATTRIBUTE
-from .errors import WorkflowRuntimeError, WorkflowValidationError
+from .errors import WorkflowRuntimeError
 from .events import Event, InputRequiredEvent, StartEvent, StopEvent
 from .handler import WorkflowHandler
-from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 __all__ = ["Workflow"]
 
@@ -56,7 +58,9 @@ class Workflow:
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
         ):
-            raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None, not {timeout!r}"
+            )
         cls = type(self)
         if cls._start_class is None:
             cls._start_class = validate(cls.__qualname__, cls._step_infos)
@@ -129,7 +133,9 @@ class Workflow:
         name = type(self).__qualname__
         if step is None:
             if not self._spec.route(type(event)):
-                accepted = sorted({t.__name__ for s in self._step_infos.values() for t in s.accepts})
+                accepted = sorted(
+                    {t.__name__ for s in self._step_infos.values() for t in s.accepts}
+                )
                 raise WorkflowRuntimeError(
                     f"no step of {name} accepts {type(event).__name__}; its steps accept: "
                     f"{', '.join(accepted)}"
@@ -148,5 +154,3 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"{type(self).__qualname__}(timeout={self.timeout!r})"
-
-

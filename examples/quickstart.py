@@ -56,7 +56,9 @@ class OrderFlow(Workflow):
     async def check(self, ev: CheckStock, ctx: Context) -> Stocked:
         self.calls[ev.item] = self.calls.get(ev.item, 0) + 1
         if ev.item == "teapot" and ctx.retry_info().attempt == 1:
-            ctx.write_event_to_stream(Progress(message="stock service timed out for teapot; retrying"))
+            ctx.write_event_to_stream(
+                Progress(message="stock service timed out for teapot; retrying")
+            )
             raise TimeoutError("stock service did not answer")
         await anyio.sleep(0.01)  # stands in for a network call
         ctx.write_event_to_stream(Progress(message=f"{ev.item}: in stock at {PRICES[ev.item]:.2f}"))

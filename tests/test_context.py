@@ -128,17 +128,23 @@ async def test_unacceptable_events_are_refused_when_sent() -> None:
             match=r"^no step of HumanInTheLoop accepts Nobody; its steps accept: HumanResponseEvent, StartEvent$",
         ):
             handler.send_event(Nobody())
-        with pytest.raises(WorkflowRuntimeError, match=r"^HumanInTheLoop has no step 'nope'; its steps are: ask, greet$"):
+        with pytest.raises(
+            WorkflowRuntimeError,
+            match=r"^HumanInTheLoop has no step 'nope'; its steps are: ask, greet$",
+        ):
             handler.send_event(HumanResponseEvent(), step="nope")
         with pytest.raises(
-            WorkflowRuntimeError, match=r"^step HumanInTheLoop\.ask does not accept HumanResponseEvent; it accepts: StartEvent$"
+            WorkflowRuntimeError,
+            match=r"^step HumanInTheLoop\.ask does not accept HumanResponseEvent; it accepts: StartEvent$",
         ):
             handler.send_event(HumanResponseEvent(), step="ask")
         with pytest.raises(TypeError, match=r"^send_event takes an Event, not str$"):
             handler.send_event("hello")  # type: ignore[arg-type]
         handler.send_event(HumanResponseEvent(response="bo"))
         assert await handler == "hello bo"
-        with pytest.raises(WorkflowRuntimeError, match=r"^run '.*' has finished; EventSent was not delivered$"):
+        with pytest.raises(
+            WorkflowRuntimeError, match=r"^run '.*' has finished; EventSent was not delivered$"
+        ):
             handler.send_event(HumanResponseEvent(response="late"))
 
 
@@ -164,7 +170,10 @@ async def test_context_methods_in_the_wrong_phase() -> None:
         match=r"^Context\.send_event\(\) cannot be used here: this context is not started .* handler\.send_event\(ev\)\.$",
     ):
         ctx.send_event(HumanResponseEvent())
-    with pytest.raises(ContextStateError, match=r"^Context\.collect_events\(\) cannot be used here: .*Call it from a @step method\.$"):
+    with pytest.raises(
+        ContextStateError,
+        match=r"^Context\.collect_events\(\) cannot be used here: .*Call it from a @step method\.$",
+    ):
         ctx.collect_events(HumanResponseEvent(), [HumanResponseEvent])
     with pytest.raises(ContextStateError, match=r"^Context\.retry_info\(\) cannot be used here"):
         ctx.retry_info()
@@ -174,7 +183,9 @@ async def test_context_methods_in_the_wrong_phase() -> None:
             match=r"^Context\.write_event_to_stream\(\) cannot be used here: this context is the caller's view of a run\. Only steps write",
         ):
             handler.ctx.write_event_to_stream(Item(n=1))
-        with pytest.raises(ContextStateError, match=r"^this context belongs to run '.*', which is still running"):
+        with pytest.raises(
+            ContextStateError, match=r"^this context belongs to run '.*', which is still running"
+        ):
             wf.run(ctx=ctx)
         handler.send_event(HumanResponseEvent(response="x"))
 

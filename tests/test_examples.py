@@ -13,9 +13,12 @@ pytestmark = pytest.mark.anyio
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-async def test_quickstart_totals_the_order_and_retries_once(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_quickstart_totals_the_order_and_retries_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     spec = importlib.util.spec_from_file_location("quickstart", EXAMPLES / "quickstart.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["quickstart"] = module
     spec.loader.exec_module(module)

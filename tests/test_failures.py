@@ -74,7 +74,9 @@ async def test_failure_is_published_last_on_the_stream() -> None:
         events = [ev async for ev in handler.stream_events()]
         assert isinstance(handler.exception(), Boom)
     assert events == [
-        WorkflowFailedEvent(step_name="go", exception_type="Boom", exception_message="no luck", attempts=1)
+        WorkflowFailedEvent(
+            step_name="go", exception_type="Boom", exception_message="no luck", attempts=1
+        )
     ]
 
 
@@ -119,7 +121,9 @@ async def test_a_step_returning_a_non_event_fails_with_advice() -> None:
         async def go(self, ev: StartEvent) -> StopEvent:
             return "done"  # type: ignore[return-value]
 
-    with pytest.raises(TypeError, match=r"^step 'go' returned str 'done'; a step returns an Event or None"):
+    with pytest.raises(
+        TypeError, match=r"^step 'go' returned str 'done'; a step returns an Event or None"
+    ):
         await ReturnsString().run()
 
 
@@ -132,7 +136,9 @@ async def test_a_step_returning_an_event_nobody_accepts_fails_the_run() -> None:
         async def go(self, ev: StartEvent) -> StopEvent:
             return Stray()  # type: ignore[return-value]
 
-    with pytest.raises(WorkflowRuntimeError, match=r"^step 'go' returned Stray, which no step accepts"):
+    with pytest.raises(
+        WorkflowRuntimeError, match=r"^step 'go' returned Stray, which no step accepts"
+    ):
         await Liar().run()
 
 
@@ -155,7 +161,9 @@ async def test_cancel_run_stops_the_step_and_leaves_nothing_running() -> None:
 async def test_timeout_ends_the_run_and_names_the_running_steps() -> None:
     wf = Blocked(timeout=0.01)
     async with wf.run() as handler:
-        with pytest.raises(WorkflowTimeoutError, match=r"timed out after 0\.01s \(steps still running: go\)"):
+        with pytest.raises(
+            WorkflowTimeoutError, match=r"timed out after 0\.01s \(steps still running: go\)"
+        ):
             await handler
         events = [ev async for ev in handler.stream_events()]
     assert events == [WorkflowTimedOutEvent(timeout=0.01, active_steps=("go",))]
@@ -165,7 +173,7 @@ async def test_timeout_ends_the_run_and_names_the_running_steps() -> None:
 async def test_an_exception_in_the_block_cancels_the_run() -> None:
     wf = Blocked()
     before = anyflow_tasks()
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError):  # noqa: PT012 - the block is the subject
         async with wf.run() as handler:
             await wf.started.wait()
             raise KeyError("caller gave up")

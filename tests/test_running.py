@@ -101,11 +101,15 @@ async def test_start_event_fields_are_checked_at_run() -> None:
         async def go(self, ev: OrderStart) -> StopEvent:
             return StopEvent(result=ev.order_id)
 
-    with pytest.raises(TypeError, match=r"^OrderStart has no field 'ordr'; its fields are: order_id$"):
+    with pytest.raises(
+        TypeError, match=r"^OrderStart has no field 'ordr'; its fields are: order_id$"
+    ):
         Orders().run(ordr="1")
     assert await Orders().run(order_id="7") == "7"
     assert await Orders().run(OrderStart(order_id="8")) == "8"
-    with pytest.raises(TypeError, match=r"^pass either a start event or its fields to run\(\), not both"):
+    with pytest.raises(
+        TypeError, match=r"^pass either a start event or its fields to run\(\), not both"
+    ):
         Orders().run(OrderStart(order_id="8"), order_id="9")
     with pytest.raises(TypeError, match=r"starts with OrderStart, not StartEvent$"):
         Orders().run(StartEvent())
@@ -136,7 +140,10 @@ async def test_step_order_of_ctx_and_event_parameters_does_not_matter() -> None:
 async def test_stream_has_one_consumer() -> None:
     async with JokeFlow().run(topic="owls") as handler:
         handler.stream_events()
-        with pytest.raises(WorkflowRuntimeError, match=r"already being streamed: stream_events\(\) has one consumer"):
+        with pytest.raises(
+            WorkflowRuntimeError,
+            match=r"already being streamed: stream_events\(\) has one consumer",
+        ):
             handler.stream_events()
 
 
@@ -152,7 +159,10 @@ async def test_events_published_before_the_consumer_attaches_are_kept() -> None:
 
 async def test_handler_needs_a_started_run() -> None:
     handler = JokeFlow().run(topic="owls")
-    with pytest.raises(WorkflowRuntimeError, match=r"^stream_events\(\) needs a started run: use `async with wf.run"):
+    with pytest.raises(
+        WorkflowRuntimeError,
+        match=r"^stream_events\(\) needs a started run: use `async with wf.run",
+    ):
         handler.stream_events()
     with pytest.raises(WorkflowRuntimeError, match=r"^result\(\) needs a started run"):
         handler.result()
@@ -169,7 +179,9 @@ async def test_result_before_the_end_is_an_error() -> None:
             return StopEvent(result=1)
 
     async with Waits().run() as handler:
-        with pytest.raises(WorkflowRuntimeError, match=r"^the run has not finished: `await handler` first$"):
+        with pytest.raises(
+            WorkflowRuntimeError, match=r"^the run has not finished: `await handler` first$"
+        ):
             handler.result()
         assert not handler.is_done()
         release.set()

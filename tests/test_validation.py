@@ -45,7 +45,9 @@ def test_step_without_return_annotation_is_rejected() -> None:
 
 
 def test_sync_step_is_rejected() -> None:
-    with pytest.raises(WorkflowValidationError, match=r"must be an async function: write `async def go`"):
+    with pytest.raises(
+        WorkflowValidationError, match=r"must be an async function: write `async def go`"
+    ):
 
         class Bad(Workflow):
             @step
@@ -54,7 +56,9 @@ def test_sync_step_is_rejected() -> None:
 
 
 def test_non_event_annotation_is_rejected() -> None:
-    with pytest.raises(WorkflowValidationError, match=r"accepts <class 'int'>, which is not an Event"):
+    with pytest.raises(
+        WorkflowValidationError, match=r"accepts <class 'int'>, which is not an Event"
+    ):
 
         class Bad(Workflow):
             @step
@@ -68,7 +72,9 @@ def test_no_step_accepts_the_start_event() -> None:
         async def go(self, ev: A) -> StopEvent:
             return StopEvent()
 
-    with pytest.raises(WorkflowValidationError, match=r"^no step of .*NoStart accepts a StartEvent"):
+    with pytest.raises(
+        WorkflowValidationError, match=r"^no step of .*NoStart accepts a StartEvent"
+    ):
         NoStart()
 
 
@@ -89,7 +95,8 @@ def test_produced_event_nobody_accepts() -> None:
             return StopEvent()
 
     with pytest.raises(
-        WorkflowValidationError, match=r"^step .*Orphan\.go returns A, but no step of .*Orphan accepts it"
+        WorkflowValidationError,
+        match=r"^step .*Orphan\.go returns A, but no step of .*Orphan accepts it",
     ):
         Orphan()
 
@@ -124,7 +131,9 @@ def test_two_start_event_classes() -> None:
         async def two(self, ev: S1) -> StopEvent:
             return StopEvent()
 
-    with pytest.raises(WorkflowValidationError, match=r"accept different start events \(S1, StartEvent\)"):
+    with pytest.raises(
+        WorkflowValidationError, match=r"accept different start events \(S1, StartEvent\)"
+    ):
         Two()
 
 
@@ -175,7 +184,9 @@ def test_timeout_is_checked() -> None:
         async def go(self, ev: StartEvent) -> StopEvent:
             return StopEvent()
 
-    with pytest.raises(ValueError, match=r"^timeout must be a positive number of seconds or None, not -1$"):
+    with pytest.raises(
+        ValueError, match=r"^timeout must be a positive number of seconds or None, not -1$"
+    ):
         Fine(timeout=-1)
 
 

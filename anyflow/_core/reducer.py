@@ -262,7 +262,9 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
     first_failed_at = tick.now if delivery.first_failed_at is None else delivery.first_failed_at
     retries[timer_id] = Worker(
         worker.step,
-        Delivery(delivery.event_id, delivery.event, delivery.attempt + 1, tick.error, first_failed_at),
+        Delivery(
+            delivery.event_id, delivery.event, delivery.attempt + 1, tick.error, first_failed_at
+        ),
     )
     txn.retries = retries
     txn.commands.append(ScheduleTimer(timer_id, tick.now + tick.retry_delay))
@@ -331,9 +333,7 @@ def _on_event_collected(state: RunState, tick: EventCollected) -> tuple[RunState
 _EMPTY_BUFFER = CollectBuffer()
 
 
-def _take(
-    buffer: CollectBuffer, expected: Any
-) -> tuple[tuple[Any, ...] | None, CollectBuffer]:
+def _take(buffer: CollectBuffer, expected: Any) -> tuple[tuple[Any, ...] | None, CollectBuffer]:
     """Take one buffered event of each expected type (exact type, oldest first)."""
     items = buffer.items()
     need = Counter(expected)

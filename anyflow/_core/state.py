@@ -90,7 +90,7 @@ class Delivery:
 class Lane:
     """A step's queue of deliveries waiting for a worker, and its busy count."""
 
-    queue: PQueue[Delivery] = PQueue()
+    queue: PQueue[Delivery] = attrs.field(factory=PQueue)
     running: int = 0
 
 

@@ -79,7 +79,15 @@ class TimerFired:
     now: float
 
 
-Tick = RunStarted | EventSent | StepCompleted | StepFailed | EventCollected | CancelRequested | TimerFired
+Tick = (
+    RunStarted
+    | EventSent
+    | StepCompleted
+    | StepFailed
+    | EventCollected
+    | CancelRequested
+    | TimerFired
+)
 
 EXTERNAL_TICKS: tuple[type, ...] = (CancelRequested,)
 """Tick types that always come from outside the run (see ``is_external``)."""

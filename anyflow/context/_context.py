@@ -12,7 +12,6 @@ naming the phase and what to do instead, rather than doing something surprising.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .._core.ticks import EventSent
@@ -22,6 +21,8 @@ from ..retry import RetryInfo
 from ._store import StateStore
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..runtime import ExternalRunAdapter
     from ..workflow import Workflow
 
@@ -86,7 +87,9 @@ class Context(Generic[StateT]):
         self._face: Face = PreContext()
 
     @classmethod
-    def _for_step(cls, workflow: Workflow, store: StateStore, face: InternalContext) -> Context[Any]:
+    def _for_step(
+        cls, workflow: Workflow, store: StateStore, face: InternalContext
+    ) -> Context[Any]:
         ctx: Context[Any] = cls.__new__(cls)
         ctx._workflow = workflow
         ctx._store = store

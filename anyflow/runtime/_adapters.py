@@ -12,12 +12,14 @@ decorator (journaling, recording, idle release) overrides only what it adds to.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._core.state import Outcome
-from .._core.ticks import Tick
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+    from types import TracebackType
+
+    from .._core.state import Outcome
+    from .._core.ticks import Tick
 
 __all__ = [
     "ExternalRunAdapter",
@@ -44,7 +46,7 @@ class InternalRunAdapter(ABC):
     def post_tick(self, tick: Tick) -> None:
         """Queue a tick from inside the run (a worker's result, a timer)."""
 
-    async def on_ticks(self, ticks: Sequence[Tick]) -> None:
+    async def on_ticks(self, ticks: Sequence[Tick]) -> None:  # noqa: B027 - an optional hook
         """Called with every tick, in the order the reducer applied them, before any
         command they caused is executed (the write-ahead point).  No-op by default."""
 
@@ -108,7 +110,7 @@ class Runtime(ABC):
         """Make the two adapters of a new run."""
 
     @abstractmethod
-    def spawn(self, fn: Callable[[], Awaitable[None]], *, name: str) -> None:
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], *, name: str) -> None:
         """Run ``fn()`` in the runtime's task group.
 
         :raises RuntimeError: if the runtime's block has not been entered.
@@ -194,7 +196,7 @@ class RuntimeDecorator(Runtime):
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         return self.inner.open_run(run_id)
 
-    def spawn(self, fn: Callable[[], Awaitable[None]], *, name: str) -> None:
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], *, name: str) -> None:
         self.inner.spawn(fn, name=name)
 
     async def __aenter__(self) -> RuntimeDecorator:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
-from anyio.abc import TaskGroup
 
-from .._core.state import Outcome
-from .._core.ticks import Tick
 from ..errors import WorkflowRuntimeError
 from ._adapters import ExternalRunAdapter, InternalRunAdapter, Runtime
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Coroutine
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+
+    from .._core.state import Outcome
+    from .._core.ticks import Tick
 
 __all__ = ["BasicRuntime"]
 
@@ -166,7 +170,7 @@ class BasicRuntime(Runtime):
         run = _Run(run_id)
         return _Internal(run), _External(run)
 
-    def spawn(self, fn: Callable[[], Awaitable[None]], *, name: str) -> None:
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], *, name: str) -> None:
         if self._task_group is None:
             raise RuntimeError(
                 "this BasicRuntime is not running: start runs inside "

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._core.commands import (
     CancelTimer,
@@ -50,11 +47,16 @@ from ..events import (
     WorkflowFailedEvent,
     WorkflowTimedOutEvent,
 )
-from ._adapters import InternalRunAdapter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
     from .._steps import StepInfo
     from ..workflow import Workflow
+    from ._adapters import InternalRunAdapter
 
 
 def _note(error: BaseException, text: str) -> None:
@@ -160,7 +162,9 @@ class Driver:
             outcome = self._outcome
             assert outcome is not None
             if isinstance(outcome, Failed):
-                _note(outcome.error, f"raised by step {outcome.step!r} (attempt {outcome.attempts})")
+                _note(
+                    outcome.error, f"raised by step {outcome.step!r} (attempt {outcome.attempts})"
+                )
             adapter.publish(terminal_event(outcome))
             adapter.finish(outcome)
 
@@ -264,7 +268,9 @@ class Driver:
             ctx = Context._for_step(
                 workflow,
                 store,
-                InternalContext(self, command.worker_id, info.name, delivery.attempt, delivery.last_error),
+                InternalContext(
+                    self, command.worker_id, info.name, delivery.attempt, delivery.last_error
+                ),
             )
             try:
                 output = await info.call(workflow, delivery.event, ctx)
