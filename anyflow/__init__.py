@@ -58,3 +58,16 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def _fixup_module_metadata() -> None:
+    """Show public names as ``anyflow.X`` (in reprs, tracebacks and docs), not as
+    the private module that defines them; ``anyflow.X`` is where users import them."""
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("anyflow."):
+            obj.__module__ = "anyflow"
+
+
+_fixup_module_metadata()
+del _fixup_module_metadata

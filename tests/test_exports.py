@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pickle
+
+import anyflow
+import anyflow.context
+import anyflow.runtime
+
+
+def test_all_lists_exactly_the_public_names_sorted() -> None:
+    for module in (anyflow, anyflow.context, anyflow.runtime):
+        public = {name for name in vars(module) if not name.startswith("_")}
+        public -= {"annotations"}  # from __future__
+        submodules = {name for name in public if type(getattr(module, name)) is type(anyflow)}
+        assert sorted(module.__all__) == sorted(public - submodules), module.__name__
+    assert anyflow.__all__ == sorted(anyflow.__all__)
+
+
+def test_public_names_live_in_anyflow() -> None:
+    for name in anyflow.__all__:
+        obj = getattr(anyflow, name)
+        if hasattr(obj, "__module__"):
+            assert obj.__module__ == "anyflow", name
+
+
+def test_events_pickle_by_their_public_name() -> None:
+    event = anyflow.StopEvent(result=[1, 2])
+    assert pickle.loads(pickle.dumps(event)) == event
