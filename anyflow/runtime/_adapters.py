@@ -50,6 +50,17 @@ class InternalRunAdapter(ABC):
         """Called with every tick, in the order the reducer applied them, before any
         command they caused is executed (the write-ahead point).  No-op by default."""
 
+    @property
+    def observes_ticks(self) -> bool:
+        """Whether ``on_ticks`` does anything.
+
+        When it does not, the driver applies a worker's tick in the worker's own
+        task as soon as it is posted, saving a task switch per step; when it does,
+        every tick goes through ``receive_ticks`` and ``on_ticks``.  True for any
+        adapter class that overrides ``on_ticks``.
+        """
+        return type(self).on_ticks is not InternalRunAdapter.on_ticks
+
     @abstractmethod
     def publish(self, event: Any) -> None:
         """Put ``event`` on the run's outgoing stream."""
@@ -146,6 +157,12 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
 
     async def on_ticks(self, ticks: Sequence[Tick]) -> None:
         await self.inner.on_ticks(ticks)
+
+    @property
+    def observes_ticks(self) -> bool:
+        if type(self).on_ticks is not InternalRunAdapterDecorator.on_ticks:
+            return True
+        return self.inner.observes_ticks
 
     def publish(self, event: Any) -> None:
         self.inner.publish(event)

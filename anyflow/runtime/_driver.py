@@ -125,6 +125,7 @@ class Driver:
         self._collected: dict[int, tuple[Any, ...] | None] = {}
         self._outcome: Outcome | None = None
         self._task_group: TaskGroup | None = None
+        self._inline = not adapter.observes_ticks
         self._executors: dict[type, Callable[[Any], None]] = {
             StartWorker: self._start_worker,
             Publish: self._publish,
@@ -140,12 +141,13 @@ class Driver:
 
     async def run(self) -> None:
         adapter = self._adapter
+        self._finished = anyio.Event()
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 await self._process([RunStarted(self._start_event, adapter.now())])
-                while self._outcome is None:
-                    await self._process(await adapter.receive_ticks())
+                task_group.start_soon(self._receive, name=f"anyflow inbox {self.run_id}")
+                await self._finished.wait()
                 task_group.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             if self._outcome is None:
@@ -168,6 +170,23 @@ class Driver:
             adapter.publish(terminal_event(outcome))
             adapter.finish(outcome)
 
+    async def _receive(self) -> None:
+        """Apply the ticks that arrive through the adapter (all of them, or, in
+        inline mode, the caller's)."""
+        receive_ticks = self._adapter.receive_ticks
+        while True:
+            await self._process(await receive_ticks())
+
+    def _submit(self, tick: Tick) -> None:
+        """A tick from inside the run (a worker's result, a timer)."""
+        if self._inline:
+            self._state, commands = reduce(self._state, tick)
+            executors = self._executors
+            for command in commands:
+                executors[type(command)](command)
+        else:
+            self._adapter.post_tick(tick)
+
     async def _process(self, ticks: list[Tick]) -> None:
         """Reduce a batch, commit it through the write-ahead hook, then execute."""
         if len(ticks) > 1:
@@ -185,9 +204,10 @@ class Driver:
                 raise RuntimeError(f"anyflow bug: the reducer rejected {tick!r}: {exc}") from exc
             commands += produced
         self._state = state
-        journal = self._unjournaled + ticks if self._unjournaled else ticks
-        self._unjournaled = []
-        await self._adapter.on_ticks(journal)
+        if not self._inline:
+            journal = self._unjournaled + ticks if self._unjournaled else ticks
+            self._unjournaled = []
+            await self._adapter.on_ticks(journal)
         executors = self._executors
         for command in commands:
             executors[type(command)](command)
@@ -195,7 +215,7 @@ class Driver:
     # Calls from steps (see context.StepHost); they run in worker tasks.
 
     def send_from_step(self, event: Event, step: str | None) -> None:
-        self._adapter.post_tick(EventSent(event, step))
+        self._submit(EventSent(event, step))
 
     def publish(self, event: Event) -> None:
         self._adapter.publish(event)
@@ -209,7 +229,8 @@ class Driver:
         # at a crash is run again, which collects again.
         tick = EventCollected(worker_id, buffer_id, event, expected)
         self._state, commands = reduce(self._state, tick)
-        self._unjournaled.append(tick)
+        if not self._inline:
+            self._unjournaled.append(tick)
         for command in commands:
             self._executors[type(command)](command)
         events = self._collected.pop(worker_id, None)
@@ -247,6 +268,7 @@ class Driver:
 
     def _finish(self, command: Finish) -> None:
         self._outcome = command.outcome
+        self._finished.set()
 
     # Tasks.
 
@@ -255,13 +277,13 @@ class Driver:
             await self._adapter.sleep_until(deadline)
             if self._timers.get(timer_id) is scope:
                 del self._timers[timer_id]
-                self._adapter.post_tick(TimerFired(timer_id, self._adapter.now()))
+                self._submit(TimerFired(timer_id, self._adapter.now()))
 
     async def _worker(self, pool: _Pool) -> None:
         info = pool.info
         workflow = self.workflow
         store = self._store
-        post = self._adapter.post_tick
+        submit = self._submit
         policy = info.options.retry_policy
         async for command in pool.receive:
             delivery = command.delivery
@@ -301,4 +323,4 @@ class Driver:
                         self._adapter.now(),
                     )
             pool.outstanding -= 1
-            post(tick)
+            submit(tick)
