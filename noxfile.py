@@ -34,3 +34,13 @@ def soak(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.env["ANYFLOW_HYPOTHESIS_PROFILE"] = "soak"
     session.run("pytest", "tests/core", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """anyflow vs llama-index-workflows, side by side (not run by default; ~3 min).
+
+    ``nox -s bench -- --quick`` for a smoke run; results go to bench-results/.
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
