@@ -30,6 +30,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,7 @@ def _sample(fn: Timed, size: int, backend: str) -> float:
 def run_case(case: Case, log: TextIO = sys.stderr) -> list[Measurement]:
     """Warm up, then sample every implementation of ``case``, interleaved."""
     impls = list(case.runners)
+    clock = time.perf_counter()
     for impl in impls:
         _sample(case.runners[impl], case.warmup_size, impl.backend)
     results = {impl: Measurement(case, impl) for impl in impls}
@@ -139,6 +141,7 @@ def run_case(case: Case, log: TextIO = sys.stderr) -> list[Measurement]:
     for impl, fn in case.memory.items():
         gc.collect()
         results[impl].bytes_per_unit = anyio.run(fn, case.size, backend=impl.backend)
+    print(f"{case.name} n={case.size}: {time.perf_counter() - clock:.1f} s", file=log, flush=True)
     for m in results.values():
         memory = (
             "" if m.bytes_per_unit is None else f", {m.bytes_per_unit / 1000:.1f} kB/{case.unit}"
@@ -344,7 +347,7 @@ def render_markdown(
     if floor_rows:
         lines += [
             "",
-            "Distance from the floor (bare anyio memory object streams, same backend):",
+            "Distance from the floor (the same pattern on bare anyio, same backend):",
             "",
             "| pattern | backend | anyflow µs | floor µs | anyflow / floor |",
             "|---|---|--:|--:|--:|",

@@ -56,8 +56,9 @@ class FanoutFlow(Workflow):
 
     @step
     async def scatter(self, ev: StartEvent, ctx: Context) -> Item | None:
-        for i in range(ev.n):
-            ctx.send_event(Item(i=i, n=ev.n))
+        n = ev.n  # read once: the loop measures send_event, not start-event field access
+        for i in range(n):
+            ctx.send_event(Item(i=i, n=n))
         return None
 
     @step(num_workers=8)
@@ -77,9 +78,10 @@ class StreamFlow(Workflow):
 
     @step
     async def emit(self, ev: StartEvent, ctx: Context) -> StopEvent:
-        for i in range(ev.n):
+        n = ev.n
+        for i in range(n):
             ctx.write_event_to_stream(Progress(i=i))
-        return StopEvent(result=ev.n)
+        return StopEvent(result=n)
 
 
 class TrivialFlow(Workflow):

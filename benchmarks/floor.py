@@ -6,6 +6,10 @@ itself costs on this machine and backend:
 * ``hop``: a ping-pong between two tasks, one round trip per hop.  A chain hop
   is the same two wake-ups (the worker hands its result to the control loop,
   the loop hands the next event back to a worker).
+* ``checkpoint``: one task passing through the event loop n times
+  (``anyio.lowlevel.checkpoint``): the least any hop that yields can cost.  A
+  chain hop in which the worker hands the next delivery to itself (no control
+  loop task in between) is one such pass, so this is its floor.
 * ``stream``: one task puts n items on an unbounded stream and closes it,
   another iterates over it, as ``write_event_to_stream`` / ``stream_events`` do.
 """
@@ -16,10 +20,11 @@ import math
 import time
 
 import anyio
+import anyio.lowlevel
 
 from ._common import check
 
-__all__ = ["hop", "stream"]
+__all__ = ["checkpoint", "hop", "stream"]
 
 
 async def hop(n: int) -> float:
@@ -42,6 +47,13 @@ async def hop(n: int) -> float:
         elapsed = time.perf_counter() - start
     check(last == n, f"ping-pong ended at {last}, not {n}")
     return elapsed
+
+
+async def checkpoint(n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        await anyio.lowlevel.checkpoint()
+    return time.perf_counter() - start
 
 
 async def stream(n: int) -> float:

@@ -70,13 +70,56 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = anyio.run(fn, n, backend=args.backend)
     profiler.disable()
     print(f"{elapsed * 1e6 / n:.1f} µs per unit under the profiler (slower than unprofiled)\n")
-    stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
+    stats = pstats.Stats(profiler, stream=sys.stdout)
     if args.save:
         stats.dump_stats(args.save)
+    _by_layer(stats, n)
+    stats.strip_dirs()
     for key in ("tottime", "cumulative"):
         print(f"=== top {args.top} by {key} ===")
         stats.sort_stats(key).print_stats(args.top)
     return 0
+
+
+_LAYERS = (
+    ("/anyflow/_core/", "anyflow reducer (anyflow/_core)"),
+    ("anyflow._core.", "anyflow reducer (anyflow/_core)"),
+    ("/anyflow/runtime/", "anyflow runtime (driver, adapters)"),
+    ("/anyflow/", "anyflow API (context, events, handler, workflow)"),
+    ("/benchmarks/", "events and steps of the workload"),
+    ("benchmarks.", "events and steps of the workload"),
+    ("anyflow.", "anyflow API (context, events, handler, workflow)"),
+    ("/anyio/", "anyio"),
+    ("/trio/", "trio"),
+    ("/asyncio/", "asyncio event loop"),
+    ("selectors.py", "asyncio event loop"),
+    ("methods trio.", "trio"),
+    ("/outcome/", "trio"),
+    ("methods outcome.", "trio"),
+    ("/workflows/", "incumbent"),
+    ("/pydantic", "pydantic"),
+)
+
+
+def _layer(filename: str, function: str) -> str:
+    where = f"{filename} {function}"
+    for marker, layer in _LAYERS:
+        if marker in where:
+            return layer
+    return "other (builtins, stdlib)"
+
+
+def _by_layer(stats: pstats.Stats, n: int) -> None:
+    """Own time summed by layer: which part of the stack a unit of work pays for."""
+    own: Counter[str] = Counter()
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (filename, _, function), (_, _, tottime, _, _) in raw.items():
+        own[_layer(filename, function)] += tottime
+    total = sum(own.values())
+    print(f"=== own time by layer (profiled; total {total * 1e6 / n:.1f} µs per unit) ===")
+    for layer, seconds in own.most_common():
+        print(f"  {seconds / total:5.1%}  {seconds * 1e6 / n:7.1f} µs  {layer}")
+    print()
 
 
 def _memory(fn: Timed, n: int, backend: str, top: int) -> int:
