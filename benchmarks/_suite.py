@@ -3,7 +3,7 @@ targets of issue #5.
 
 Sizes and repetitions are chosen so that the default run stays under about
 three minutes on a 2-core machine: the incumbent dominates the bill (one
-fan-out of 2,000 events takes it ~30 s there), anyflow's share is a few
+fan-out of 2,000 events takes it 35-60 s there), anyflow's share is a few
 seconds.  ``--quick`` divides the sizes by ten and takes two samples, to check
 that everything runs, not to measure.
 """
