@@ -143,7 +143,8 @@ async def test_unacceptable_events_are_refused_when_sent() -> None:
         handler.send_event(HumanResponseEvent(response="bo"))
         assert await handler == "hello bo"
         with pytest.raises(
-            WorkflowRuntimeError, match=r"^run '.*' has finished; EventSent was not delivered$"
+            WorkflowRuntimeError,
+            match=r"^run '.*' has finished; HumanResponseEvent was not delivered$",
         ):
             handler.send_event(HumanResponseEvent(response="late"))
 

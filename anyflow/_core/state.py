@@ -193,5 +193,6 @@ class RunState:
         return cls(spec=spec, lanes={name: Lane() for name in spec.steps})
 
     def active_steps(self) -> tuple[str, ...]:
-        """Names of the steps with a delivery executing, sorted."""
-        return tuple(sorted({w.step for w in self.workers.values()}))
+        """Names of the steps with unfinished work (executing, or waiting for a
+        retry), sorted."""
+        return tuple(sorted({w.step for w in (*self.workers.values(), *self.retries.values())}))

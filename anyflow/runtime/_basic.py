@@ -53,6 +53,15 @@ class _Mailbox(Generic[T]):
             self._waiter = None
             waiter.set()
 
+    async def get(self) -> T | None:
+        """Wait for the next item; None once closed and drained."""
+        while not self._items:
+            if self.closed:
+                return None
+            self._waiter = waiter = anyio.Event()
+            await waiter.wait()
+        return self._items.popleft()
+
     async def get_batch(self) -> list[T]:
         """Wait for items; return all that are ready ([] once closed and drained)."""
         while not self._items:
@@ -125,7 +134,7 @@ class _External(ExternalRunAdapter):
     def send_tick(self, tick: Tick) -> None:
         if self._run.outcome is not None:
             raise WorkflowRuntimeError(
-                f"run {self._run.run_id!r} has finished; {type(tick).__name__} was not delivered"
+                f"run {self._run.run_id!r} has finished; {_describe(tick)} was not delivered"
             )
         self._run.inbox.put(tick)
 
@@ -133,16 +142,21 @@ class _External(ExternalRunAdapter):
         if self._run.consumed:
             raise WorkflowRuntimeError(
                 f"the events of run {self._run.run_id!r} are already being streamed: "
-                "stream_events() has one consumer; fan the events out from that loop"
+                "stream_events() has one consumer at a time; fan the events out from that "
+                "loop, or close it before starting another"
             )
         self._run.consumed = True
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Any]:
+        # One event at a time, so a consumer that stops early leaves the rest
+        # for the next one.
         published = self._run.published
-        while batch := await published.get_batch():
-            for event in batch:
+        try:
+            while (event := await published.get()) is not None:
                 yield event
+        finally:
+            self._run.consumed = False
 
     @property
     def outcome(self) -> Outcome | None:
@@ -152,6 +166,11 @@ class _External(ExternalRunAdapter):
         await self._run.done.wait()
         assert self._run.outcome is not None
         return self._run.outcome
+
+
+def _describe(tick: Tick) -> str:
+    event = getattr(tick, "event", None)
+    return type(event).__name__ if event is not None else type(tick).__name__
 
 
 class BasicRuntime(Runtime):

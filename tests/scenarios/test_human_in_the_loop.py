@@ -217,14 +217,6 @@ async def test_send_event_to_an_unknown_step_names_the_steps() -> None:
         assert await handler == "legal: ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: after the caller stops reading (break, iterator closed) a new stream_events() "
-        "raises 'already being streamed'; migration.md says the stream is 'the same' as "
-        "llama-index-workflows, where a later stream_events() resumes until the StopEvent"
-    ),
-)
 async def test_the_caller_may_stop_reading_answer_and_resume_the_stream() -> None:
     from contextlib import aclosing
 
