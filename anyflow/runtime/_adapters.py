@@ -62,6 +62,11 @@ class InternalRunAdapter(ABC):
         return type(self).on_ticks is not InternalRunAdapter.on_ticks
 
     @abstractmethod
+    def interrupt(self) -> None:
+        """Make a pending (or the next) ``receive_ticks()`` return at once, with
+        the ticks that are ready or none: the driver is done waiting."""
+
+    @abstractmethod
     def publish(self, event: Any) -> None:
         """Put ``event`` on the run's outgoing stream."""
 
@@ -163,6 +168,9 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
         if type(self).on_ticks is not InternalRunAdapterDecorator.on_ticks:
             return True
         return self.inner.observes_ticks
+
+    def interrupt(self) -> None:
+        self.inner.interrupt()
 
     def publish(self, event: Any) -> None:
         self.inner.publish(event)

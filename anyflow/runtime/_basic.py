@@ -6,6 +6,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from ..errors import WorkflowRuntimeError
 from ._adapters import ExternalRunAdapter, InternalRunAdapter, Runtime
@@ -32,12 +33,18 @@ class _Mailbox(Generic[T]):
     needs no closing.
     """
 
-    __slots__ = ("_items", "_waiter", "closed")
+    __slots__ = ("_interrupted", "_items", "_waiter", "closed")
 
     def __init__(self) -> None:
         self._items: deque[T] = deque()
         self._waiter: anyio.Event | None = None
+        self._interrupted = False
         self.closed = False
+
+    def interrupt(self) -> None:
+        """Make a pending or the next ``get_batch`` return, even with nothing."""
+        self._interrupted = True
+        self._wake()
 
     def put(self, item: T) -> None:
         self._items.append(item)
@@ -63,9 +70,11 @@ class _Mailbox(Generic[T]):
         return self._items.popleft()
 
     async def get_batch(self) -> list[T]:
-        """Wait for items; return all that are ready ([] once closed and drained)."""
+        """Wait for items; return all that are ready ([] once closed and drained,
+        or when interrupted)."""
         while not self._items:
-            if self.closed:
+            if self.closed or self._interrupted:
+                self._interrupted = False
                 return []
             self._waiter = waiter = anyio.Event()
             await waiter.wait()
@@ -84,7 +93,7 @@ class _Run:
         self.inbox: _Mailbox[Tick] = _Mailbox()
         self.published: _Mailbox[Any] = _Mailbox()
         self.outcome: Outcome | None = None
-        self.done = anyio.Event()
+        self.done: anyio.Event | None = None  # made when someone waits
         self.consumed = False
 
 
@@ -104,6 +113,9 @@ class _Internal(InternalRunAdapter):
     def post_tick(self, tick: Tick) -> None:
         self._run.inbox.put(tick)
 
+    def interrupt(self) -> None:
+        self._run.inbox.interrupt()
+
     def publish(self, event: Any) -> None:
         self._run.published.put(event)
 
@@ -118,7 +130,8 @@ class _Internal(InternalRunAdapter):
         run.outcome = outcome
         run.published.close()
         run.inbox.close()
-        run.done.set()
+        if run.done is not None:
+            run.done.set()
 
 
 class _External(ExternalRunAdapter):
@@ -163,9 +176,15 @@ class _External(ExternalRunAdapter):
         return self._run.outcome
 
     async def wait_finished(self) -> Outcome:
-        await self._run.done.wait()
-        assert self._run.outcome is not None
-        return self._run.outcome
+        run = self._run
+        if run.outcome is None:
+            if run.done is None:
+                run.done = anyio.Event()
+            await run.done.wait()
+        else:
+            await checkpoint()
+        assert run.outcome is not None
+        return run.outcome
 
 
 def _describe(tick: Tick) -> str:

@@ -12,11 +12,12 @@ step does not spawn a task.
 
 from __future__ import annotations
 
-import math
 import zlib
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from .._core.commands import (
     CancelTimer,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from anyio.abc import TaskGroup
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .._steps import StepInfo
     from ..workflow import Workflow
@@ -92,19 +92,59 @@ def terminal_event(outcome: Outcome) -> StopEvent:
 class _Pool:
     """The worker tasks of one step."""
 
-    __slots__ = ("info", "outstanding", "receive", "send", "tasks")
+    __slots__ = ("closed", "idle", "info", "outstanding", "queue", "tasks")
 
     def __init__(self, info: StepInfo) -> None:
         self.info = info
-        self.send: MemoryObjectSendStream[StartWorker]
-        self.receive: MemoryObjectReceiveStream[StartWorker]
-        self.send, self.receive = anyio.create_memory_object_stream[StartWorker](math.inf)
+        self.queue: deque[StartWorker] = deque()
+        self.idle: list[anyio.Event] = []
+        """Wake-up events of the worker tasks waiting for a command."""
         self.tasks = 0
         self.outstanding = 0
+        """Commands handed to this pool and not yet finished."""
+        self.closed = False
+
+    def put(self, command: StartWorker) -> None:
+        self.queue.append(command)
+        if self.idle:
+            self.idle.pop().set()
+
+    def close(self) -> None:
+        self.closed = True
+        for waiter in self.idle:
+            waiter.set()
+        self.idle.clear()
+
+    async def get(self) -> StartWorker | None:
+        """The next command, or None once the pool is closed."""
+        while not self.queue:
+            if self.closed:
+                return None
+            waiter = anyio.Event()
+            self.idle.append(waiter)
+            await waiter.wait()
+        return self.queue.popleft()
 
 
 class Driver:
     """Runs one run of ``workflow`` from ``start_event`` through ``adapter``."""
+
+    __slots__ = (
+        "_adapter",
+        "_collected",
+        "_executors",
+        "_inline",
+        "_outcome",
+        "_pools",
+        "_start_event",
+        "_state",
+        "_store",
+        "_task_group",
+        "_timers",
+        "_unjournaled",
+        "run_id",
+        "workflow",
+    )
 
     def __init__(
         self,
@@ -140,15 +180,14 @@ class Driver:
         return self._state
 
     async def run(self) -> None:
+        """Run to the end; return once nothing of the run is running any more."""
         adapter = self._adapter
-        self._finished = anyio.Event()
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 await self._process([RunStarted(self._start_event, adapter.now())])
-                task_group.start_soon(self._receive, name=f"anyflow inbox {self.run_id}")
-                await self._finished.wait()
-                task_group.cancel_scope.cancel()
+                while self._outcome is None:
+                    await self._process(await adapter.receive_ticks())
         except anyio.get_cancelled_exc_class():
             if self._outcome is None:
                 self._outcome = Cancelled()
@@ -158,9 +197,6 @@ class Driver:
                 self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
             raise
         finally:
-            for pool in self._pools.values():
-                pool.send.close()
-                pool.receive.close()
             outcome = self._outcome
             assert outcome is not None
             if isinstance(outcome, Failed):
@@ -169,13 +205,6 @@ class Driver:
                 )
             adapter.publish(terminal_event(outcome))
             adapter.finish(outcome)
-
-    async def _receive(self) -> None:
-        """Apply the ticks that arrive through the adapter (all of them, or, in
-        inline mode, the caller's)."""
-        receive_ticks = self._adapter.receive_ticks
-        while True:
-            await self._process(await receive_ticks())
 
     def _submit(self, tick: Tick) -> None:
         """A tick from inside the run (a worker's result, a timer)."""
@@ -247,7 +276,7 @@ class Driver:
             pool.tasks += 1
             assert self._task_group is not None
             self._task_group.start_soon(self._worker, pool, name=f"anyflow step {command.step}")
-        pool.send.send_nowait(command)
+        pool.put(command)
 
     def _publish(self, command: Publish) -> None:
         self._adapter.publish(command.event)
@@ -267,8 +296,21 @@ class Driver:
         self._collected[command.worker_id] = command.events
 
     def _finish(self, command: Finish) -> None:
+        """Stop everything of the run.
+
+        Idle workers are let go by closing their pools, and the driver's loop
+        by interrupting its wait for ticks; the task group is cancelled only if
+        a step or a timer is still busy (a cancel is the costly way out).
+        """
         self._outcome = command.outcome
-        self._finished.set()
+        busy = bool(self._timers)
+        for pool in self._pools.values():
+            pool.close()
+            busy = busy or pool.outstanding > 0
+        self._adapter.interrupt()
+        if busy:
+            assert self._task_group is not None
+            self._task_group.cancel_scope.cancel()
 
     # Tasks.
 
@@ -285,7 +327,7 @@ class Driver:
         store = self._store
         submit = self._submit
         policy = info.options.retry_policy
-        async for command in pool.receive:
+        while (command := await pool.get()) is not None:
             delivery = command.delivery
             ctx = Context._for_step(
                 workflow,
@@ -324,3 +366,6 @@ class Driver:
                     )
             pool.outstanding -= 1
             submit(tick)
+            # A step that never awaits must still let other tasks (and a
+            # cancellation) in between two commands.
+            await checkpoint()

@@ -86,13 +86,26 @@ async def test_response_sent_before_the_caller_reads_the_stream() -> None:
     assert events[0].draft == "a post about owls"
 
 
+class ApproveFlow(Workflow):
+    """Like PublishFlow, but the decision does not depend on the draft step having
+    run first: an answer may arrive before the question, and the two steps race."""
+
+    @step
+    async def draft(self, ev: StartEvent) -> InputRequiredEvent:
+        return InputRequiredEvent(prefix="Publish this? ")
+
+    @step
+    async def decide(self, ev: HumanResponseEvent) -> StopEvent:
+        return StopEvent(result=f"{ev.response} (by {ev.reviewer})")
+
+
 async def test_response_sent_before_the_question_is_even_asked() -> None:
-    async with PublishFlow(timeout=10).run(topic="owls") as handler:
+    async with ApproveFlow(timeout=10).run(topic="owls") as handler:
         handler.send_event(HumanResponseEvent(response="yes", reviewer="eve"))
         events = [ev async for ev in handler.stream_events()]
         result = await handler
 
-    assert result == "published: a post about owls (by eve)"
+    assert result == "yes (by eve)"
     assert isinstance(events[-1], StopEvent)
 
 
@@ -105,7 +118,9 @@ async def test_sending_an_event_no_step_accepts_fails_in_the_sender() -> None:
             handler.send_event(Unwanted(note="hello"))
         assert "HumanResponseEvent" in str(info.value)
         # the run itself is unaffected and can still be answered
-        handler.send_event(HumanResponseEvent(response="yes", reviewer="fay"))
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                handler.send_event(HumanResponseEvent(response="yes", reviewer="fay"))
         result = await handler
 
     assert result == "published: a post about owls (by fay)"

@@ -228,7 +228,9 @@ class Ask(Workflow):
 
     @step
     async def answer(self, ev: HumanResponseEvent, ctx: Context) -> StopEvent:
-        return StopEvent(result=(await ctx.store.get("user"), ev.response))
+        # An answer may arrive before `start` ran (steps are concurrent), so it
+        # must not depend on what `start` stored.
+        return StopEvent(result=(ev.user, ev.response))
 
 
 async def test_hosted_runs_take_answers_sent_right_after_they_start() -> None:
@@ -237,7 +239,7 @@ async def test_hosted_runs_take_answers_sent_right_after_they_start() -> None:
         handlers = [flow.run(user=f"u{i}", runtime=runtime) for i in range(10)]
         for i, handler in enumerate(handlers):
             # sent before the run had any chance to ask
-            handler.send_event(HumanResponseEvent(response=f"r{i}"))
+            handler.send_event(HumanResponseEvent(response=f"r{i}", user=f"u{i}"))
         results = [await h for h in handlers]
 
     assert results == [(f"u{i}", f"r{i}") for i in range(10)]
