@@ -50,8 +50,25 @@ class _Sent:
         yield
 
 
+_DETACHED = BasicRuntime()
+"""Only makes adapters (``open_run`` needs no running runtime) for runs that are
+awaited directly."""
+
+
 class WorkflowHandler:
     """One run of a workflow, seen from the caller."""
+
+    __slots__ = (
+        "_adapter",
+        "_cancelled_by_caller",
+        "_ctx",
+        "_error",
+        "_observed",
+        "_own_runtime",
+        "_run_id",
+        "_start_event",
+        "_workflow",
+    )
 
     def __init__(
         self,
@@ -73,12 +90,16 @@ class WorkflowHandler:
         if runtime is not None:
             self._launch(runtime)
 
-    def _launch(self, runtime: Runtime) -> None:
+    def _open(self, runtime: Runtime) -> Driver:
         internal, external = runtime.open_run(self._run_id)
         driver = Driver(self._workflow, self._start_event, internal, self._ctx.store)
-        runtime.spawn(driver.run, name=f"anyflow run {self._run_id}")
         self._ctx._attach(external)
         self._adapter = external
+        return driver
+
+    def _launch(self, runtime: Runtime) -> None:
+        driver = self._open(runtime)
+        runtime.spawn(driver.run, name=f"anyflow run {self._run_id}")
 
     def _require_started(self, what: str) -> ExternalRunAdapter:
         if self._adapter is None:
@@ -141,8 +162,10 @@ class WorkflowHandler:
 
     async def _await(self) -> Any:
         if self._adapter is None:
-            async with self:
-                return await self._await()
+            # Nobody else can reach this run, so its driver runs right here in
+            # the awaiting task: no runtime task group to set up and tear down.
+            await self._open(_DETACHED).run()
+            assert self._adapter is not None
         outcome = await self._adapter.wait_finished()
         return self._unwrap(outcome)
 

@@ -13,7 +13,6 @@ step does not spawn a task.
 from __future__ import annotations
 
 import zlib
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -96,7 +95,7 @@ class _Pool:
 
     def __init__(self, info: StepInfo) -> None:
         self.info = info
-        self.queue: deque[StartWorker] = deque()
+        self.queue: list[StartWorker] = []  # never longer than num_workers
         self.idle: list[anyio.Event] = []
         """Wake-up events of the worker tasks waiting for a command."""
         self.tasks = 0
@@ -123,7 +122,7 @@ class _Pool:
             waiter = anyio.Event()
             self.idle.append(waiter)
             await waiter.wait()
-        return self.queue.popleft()
+        return self.queue.pop(0)
 
 
 class Driver:
@@ -132,7 +131,6 @@ class Driver:
     __slots__ = (
         "_adapter",
         "_collected",
-        "_executors",
         "_inline",
         "_outcome",
         "_pools",
@@ -166,14 +164,6 @@ class Driver:
         self._outcome: Outcome | None = None
         self._task_group: TaskGroup | None = None
         self._inline = not adapter.observes_ticks
-        self._executors: dict[type, Callable[[Any], None]] = {
-            StartWorker: self._start_worker,
-            Publish: self._publish,
-            ScheduleTimer: self._schedule_timer,
-            CancelTimer: self._cancel_timer,
-            ReturnCollected: self._return_collected,
-            Finish: self._finish,
-        }
 
     @property
     def state(self) -> RunState:
@@ -210,9 +200,8 @@ class Driver:
         """A tick from inside the run (a worker's result, a timer)."""
         if self._inline:
             self._state, commands = reduce(self._state, tick)
-            executors = self._executors
             for command in commands:
-                executors[type(command)](command)
+                _EXECUTORS[type(command)](self, command)
         else:
             self._adapter.post_tick(tick)
 
@@ -237,9 +226,8 @@ class Driver:
             journal = self._unjournaled + ticks if self._unjournaled else ticks
             self._unjournaled = []
             await self._adapter.on_ticks(journal)
-        executors = self._executors
         for command in commands:
-            executors[type(command)](command)
+            _EXECUTORS[type(command)](self, command)
 
     # Calls from steps (see context.StepHost); they run in worker tasks.
 
@@ -261,7 +249,7 @@ class Driver:
         if not self._inline:
             self._unjournaled.append(tick)
         for command in commands:
-            self._executors[type(command)](command)
+            _EXECUTORS[type(command)](self, command)
         events = self._collected.pop(worker_id, None)
         return list(events) if events is not None else None
 
@@ -369,3 +357,15 @@ class Driver:
             # A step that never awaits must still let other tasks (and a
             # cancellation) in between two commands.
             await checkpoint()
+
+
+_EXECUTORS: dict[type, Callable[[Driver, Any], None]] = {
+    StartWorker: Driver._start_worker,
+    Publish: Driver._publish,
+    ScheduleTimer: Driver._schedule_timer,
+    CancelTimer: Driver._cancel_timer,
+    ReturnCollected: Driver._return_collected,
+    Finish: Driver._finish,
+}
+"""How the driver executes each command (``tests/core/test_completeness.py``
+checks that every command has an entry)."""
