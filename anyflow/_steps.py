@@ -14,8 +14,9 @@ from .context import Context
 from .decorators import StepOptions
 from .errors import WorkflowValidationError
 from .events import Event
+from .resources import Resource
 
-StepCall = Callable[[Any, Event, Context[Any]], Awaitable[Any]]
+StepCall = Callable[[Any, Event, Context[Any], Mapping[str, Any]], Awaitable[Any]]
 
 
 @attrs.frozen
@@ -28,7 +29,10 @@ class StepInfo:
     """Event types the step may return (None is allowed and not listed)."""
     options: StepOptions
     call: StepCall = attrs.field(repr=False)
-    """``call(workflow, event, ctx)`` runs the step."""
+    """``call(workflow, event, ctx, resources)`` runs the step (``resources``: the
+    values of its resource parameters, by name)."""
+    resources: tuple[tuple[str, Resource[Any]], ...] = ()
+    """The step's resource parameters: (parameter name, resource)."""
 
 
 def _flatten(annotation: Any) -> list[Any]:
@@ -121,12 +125,12 @@ def _caller(
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     if ctx_param is None:
         if event_param.kind in positional:
-            return lambda wf, ev, ctx: fn(wf, ev)
-        return lambda wf, ev, ctx: fn(wf, **{event_param.name: ev})
+            return lambda wf, ev, ctx, res: fn(wf, ev)
+        return lambda wf, ev, ctx, res: fn(wf, **{event_param.name: ev})
     if event_param.kind in positional and ctx_param.kind in positional:
         params = list(inspect.signature(fn).parameters)
         if params.index(event_param.name) < params.index(ctx_param.name):
-            return lambda wf, ev, ctx: fn(wf, ev, ctx)
-        return lambda wf, ev, ctx: fn(wf, ctx, ev)
+            return lambda wf, ev, ctx, res: fn(wf, ev, ctx)
+        return lambda wf, ev, ctx, res: fn(wf, ctx, ev)
     names = (event_param.name, ctx_param.name)
-    return lambda wf, ev, ctx: fn(wf, **{names[0]: ev, names[1]: ctx})
+    return lambda wf, ev, ctx, res: fn(wf, **{names[0]: ev, names[1]: ctx})

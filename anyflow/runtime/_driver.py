@@ -47,6 +47,7 @@ from ..events import (
     WorkflowFailedEvent,
     WorkflowTimedOutEvent,
 )
+from ..resources import NO_RESOURCES, RunResources
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -134,6 +135,7 @@ class Driver:
         "_inline",
         "_outcome",
         "_pools",
+        "_resources",
         "_start_event",
         "_state",
         "_store",
@@ -164,6 +166,7 @@ class Driver:
         self._outcome: Outcome | None = None
         self._task_group: TaskGroup | None = None
         self._inline = not adapter.observes_ticks
+        self._resources = RunResources()
 
     @property
     def state(self) -> RunState:
@@ -187,6 +190,8 @@ class Driver:
                 self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
             raise
         finally:
+            with anyio.CancelScope(shield=True):
+                await self._resources.aclose()
             outcome = self._outcome
             assert outcome is not None
             if isinstance(outcome, Failed):
@@ -315,6 +320,7 @@ class Driver:
         store = self._store
         submit = self._submit
         policy = info.options.retry_policy
+        resources = self._resources
         while (command := await pool.get()) is not None:
             delivery = command.delivery
             ctx = Context._for_step(
@@ -325,7 +331,8 @@ class Driver:
                 ),
             )
             try:
-                output = await info.call(workflow, delivery.event, ctx)
+                values = await resources.resolve(info) if info.resources else NO_RESOURCES
+                output = await info.call(workflow, delivery.event, ctx, values)
             except Exception as exc:
                 delay = None
                 now = self._adapter.now()
