@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import WorkflowValidationError
-from .events import HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent
+from .events import (
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StepFailedEvent,
+    StopEvent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -66,6 +72,8 @@ def validate(workflow: str, steps: Mapping[str, StepInfo]) -> type[StartEvent]:
                 )
             if issubclass(t, StartEvent | HumanResponseEvent | InputRequiredEvent):
                 continue
+            if t is StepFailedEvent and s.options.catch is not None:
+                continue
             if not any(issubclass(p, t) for p in produced):
                 raise WorkflowValidationError(
                     f"step {workflow}.{s.name} accepts {t.__name__}, but no step of {workflow} "
@@ -75,3 +83,53 @@ def validate(workflow: str, steps: Mapping[str, StepInfo]) -> type[StartEvent]:
                 )
     (start,) = starts
     return start
+
+
+def catchers(workflow: str, steps: Mapping[str, StepInfo]) -> dict[str, tuple[str, int]]:
+    """Which ``@catch_error`` step handles each step's failures, and how often.
+
+    A catcher with ``for_steps`` handles those steps; one without handles every
+    other step (catchers are never caught themselves).
+
+    :raises WorkflowValidationError: for a catcher that does not accept
+        StepFailedEvent, names an unknown step, or competes with another.
+    """
+    specific: dict[str, tuple[str, int]] = {}
+    catch_all: tuple[str, int] | None = None
+    for s in steps.values():
+        catch = s.options.catch
+        if catch is None:
+            continue
+        if StepFailedEvent not in s.accepts:
+            raise WorkflowValidationError(
+                f"@catch_error step {workflow}.{s.name} must accept StepFailedEvent: "
+                f"write `async def {s.name}(self, ev: StepFailedEvent) -> ...`"
+            )
+        if catch.for_steps is None:
+            if catch_all is not None:
+                raise WorkflowValidationError(
+                    f"{workflow} has two @catch_error steps for every step ({catch_all[0]}, "
+                    f"{s.name}): give one of them for_steps=[...]"
+                )
+            catch_all = (s.name, catch.max_recoveries)
+            continue
+        for name in catch.for_steps:
+            if name not in steps:
+                raise WorkflowValidationError(
+                    f"@catch_error step {workflow}.{s.name} names {name!r} in for_steps, but "
+                    f"{workflow} has no such step; its steps are: {', '.join(sorted(steps))}"
+                )
+            if name in specific:
+                raise WorkflowValidationError(
+                    f"step {workflow}.{name} has two @catch_error steps: "
+                    f"{specific[name][0]} and {s.name}"
+                )
+            specific[name] = (s.name, catch.max_recoveries)
+    caught = {}
+    for name, s in steps.items():
+        if s.options.catch is not None:
+            continue
+        handler = specific.get(name, catch_all)
+        if handler is not None:
+            caught[name] = handler
+    return caught

@@ -6,6 +6,10 @@ Our exception hierarchy::
     ├── WorkflowValidationError     the workflow's shape is wrong (raised before anything runs)
     ├── WorkflowRuntimeError        the run broke a rule while running
     ├── WorkflowTimeoutError        the run reached its timeout (also a TimeoutError)
+    ├── WaitTimeoutError            ctx.wait_for_event() timed out, in the step (a TimeoutError)
+    ├── StepTimeoutError            a step attempt outlived @step(timeout=...) (a TimeoutError)
+    ├── StepOutputError             a step returned something that is not an Event (a TypeError)
+    ├── ResourceError               a step's resource could not be made or closed
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
     └── ContextStateError           a Context method was called in the wrong phase
 
@@ -18,6 +22,10 @@ from __future__ import annotations
 __all__ = [
     "AnyflowError",
     "ContextStateError",
+    "ResourceError",
+    "StepOutputError",
+    "StepTimeoutError",
+    "WaitTimeoutError",
     "WorkflowCancelledByUser",
     "WorkflowRuntimeError",
     "WorkflowTimeoutError",
@@ -39,6 +47,26 @@ class WorkflowRuntimeError(AnyflowError):
 
 class WorkflowTimeoutError(AnyflowError, TimeoutError):
     """The run did not finish within the workflow's ``timeout``."""
+
+
+class WaitTimeoutError(AnyflowError, TimeoutError):
+    """No matching event came within ``wait_for_event(timeout=...)``."""
+
+
+class StepTimeoutError(AnyflowError, TimeoutError):
+    """A step attempt took longer than its ``@step(timeout=...)``; it counts as a
+    failure of that attempt, so the step's retry policy applies."""
+
+
+class StepOutputError(AnyflowError, TypeError):
+    """A step returned something other than an Event or None (not retried: the
+    code is wrong, not the weather)."""
+
+
+class ResourceError(AnyflowError):
+    """A resource's factory (or its context manager) raised: the message names the
+    step and the parameter, and the original exception is the ``__cause__``.  It
+    fails the step attempt, so the step's retry policy applies."""
 
 
 class WorkflowCancelledByUser(AnyflowError):

@@ -31,11 +31,14 @@ __all__ = [
     "Event",
     "HumanResponseEvent",
     "InputRequiredEvent",
+    "InternalEvent",
     "StartEvent",
     "StepFailedEvent",
+    "StepStateChanged",
     "StopEvent",
     "WorkflowCancelledEvent",
     "WorkflowFailedEvent",
+    "WorkflowIdleEvent",
     "WorkflowTimedOutEvent",
 ]
 
@@ -174,6 +177,26 @@ class StepFailedEvent(Event):
     exception_type: str
     exception_message: str
     attempts: int
+
+
+class InternalEvent(Event):
+    """Base of the events that describe the run's inner workings; the stream
+    carries them only to a consumer that asks (``stream_events(expose_internal=True)``)."""
+
+
+class WorkflowIdleEvent(InternalEvent):
+    """Every unfinished step is waiting for an event from outside (published once
+    per idle period)."""
+
+
+class StepStateChanged(InternalEvent):
+    """A step attempt started (``step_state="running"``) or ended (``"not_running"``)."""
+
+    name: str
+    step_state: str
+    worker_id: int
+    input_event_name: str
+    output_event_name: str | None = None
 
 
 class WorkflowFailedEvent(StopEvent):

@@ -230,13 +230,16 @@ class WorkflowHandler:
         """The run's context, as the caller sees it."""
         return self._ctx
 
-    def stream_events(self) -> AsyncIterator[Event]:
+    def stream_events(self, expose_internal: bool = False) -> AsyncIterator[Event]:
         """The events the run publishes, ending with its last (a StopEvent, or a
         WorkflowFailedEvent, WorkflowCancelledEvent or WorkflowTimedOutEvent).
 
-        One consumer per run; events published before you start are kept for you.
+        One consumer at a time; events published before you start are kept for
+        you.  With ``expose_internal``, also ``InternalEvent``s: a
+        ``StepStateChanged`` for every step attempt that starts or ends from then
+        on, and ``WorkflowIdleEvent`` when every unfinished step waits for input.
         """
-        return self._require_started("stream_events()").events()
+        return self._require_started("stream_events()").events(expose_internal=expose_internal)
 
     def send_event(self, event: Event, step: str | None = None) -> _Sent:
         """Send ``event`` into the run (to ``step`` only, if given).

@@ -8,11 +8,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._core.state import RunSpec, StepSpec
 from ._steps import StepInfo, read_step
-from ._validation import validate
+from ._validation import catchers, validate
 from .context import Context
-from .decorators import STEP_ATTRIBUTE
+from .decorators import STEP_ATTRIBUTE, check_timeout
 from .errors import WorkflowRuntimeError
-from .events import Event, InputRequiredEvent, StartEvent, StopEvent
+from .events import (
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+    WorkflowIdleEvent,
+)
 from .handler import WorkflowHandler
 
 if TYPE_CHECKING:
@@ -34,6 +41,7 @@ class Workflow:
 
     _step_infos: ClassVar[dict[str, StepInfo]] = {}
     _start_class: ClassVar[type[StartEvent] | None] = None
+    _catchers: ClassVar[dict[str, tuple[str, int]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -55,24 +63,23 @@ class Workflow:
         cls._start_class = None
 
     def __init__(self, timeout: float | None = None) -> None:
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            raise ValueError(
-                f"timeout must be a positive number of seconds or None, not {timeout!r}"
-            )
+        check_timeout(timeout)
         cls = type(self)
         if cls._start_class is None:
             cls._start_class = validate(cls.__qualname__, cls._step_infos)
+            cls._catchers = catchers(cls.__qualname__, cls._step_infos)
         self.timeout = timeout
         self._spec = RunSpec(
             steps={
-                name: StepSpec(name, info.accepts, info.options.num_workers)
+                name: StepSpec(name, info.accepts, info.options.num_workers, info.options.timeout)
                 for name, info in cls._step_infos.items()
             },
             stop_types=(StopEvent,),
             publish_types=(InputRequiredEvent,),
             timeout=timeout,
+            catchers=cls._catchers,
+            buffer_types=(HumanResponseEvent,),
+            idle_event=WorkflowIdleEvent(),
         )
 
     @classmethod
@@ -132,13 +139,14 @@ class Workflow:
             raise TypeError(f"send_event takes an Event, not {type(event).__name__}")
         name = type(self).__qualname__
         if step is None:
-            if not self._spec.route(type(event)):
+            if not self._spec.route(type(event)) and not isinstance(event, HumanResponseEvent):
                 accepted = sorted(
                     {t.__name__ for s in self._step_infos.values() for t in s.accepts}
                 )
                 raise WorkflowRuntimeError(
                     f"no step of {name} accepts {type(event).__name__}; its steps accept: "
-                    f"{', '.join(accepted)}"
+                    f"{', '.join(accepted)} (to answer a step's ctx.wait_for_event, send a "
+                    "HumanResponseEvent or a subclass of it)"
                 )
             return
         info = self._step_infos.get(step)

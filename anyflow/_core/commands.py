@@ -47,10 +47,36 @@ class ReturnCollected:
 
 
 @attrs.frozen
+class ResumeWorker:
+    """Answer worker ``worker_id``'s ``wait_for_event`` call with ``event``, or
+    tell it that its wait timed out."""
+
+    worker_id: int
+    event: Any
+    timed_out: bool = False
+
+
+@attrs.frozen
+class CancelWorker:
+    """Interrupt worker ``worker_id``'s attempt: it ran out of time."""
+
+    worker_id: int
+
+
+@attrs.frozen
 class Finish:
     """The run is over: stop every worker and timer, report ``outcome``."""
 
     outcome: Outcome
 
 
-Command = StartWorker | Publish | ScheduleTimer | CancelTimer | ReturnCollected | Finish
+Command = (
+    StartWorker
+    | Publish
+    | ScheduleTimer
+    | CancelTimer
+    | ReturnCollected
+    | ResumeWorker
+    | CancelWorker
+    | Finish
+)

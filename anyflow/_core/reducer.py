@@ -42,9 +42,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .commands import (
+    CancelTimer,
+    CancelWorker,
     Command,
     Finish,
     Publish,
+    ResumeWorker,
     ReturnCollected,
     ScheduleTimer,
     StartWorker,
@@ -59,9 +62,12 @@ from .state import (
     Failed,
     Lane,
     Outcome,
+    Resumption,
     RunState,
     RunStatus,
     TimedOut,
+    Waiter,
+    WaitMemo,
     Worker,
 )
 from .ticks import (
@@ -73,6 +79,7 @@ from .ticks import (
     StepFailed,
     Tick,
     TimerFired,
+    WaitStarted,
 )
 
 
@@ -80,34 +87,52 @@ class TickRejected(Exception):
     """A tick that the state machine cannot accept; the state is unchanged."""
 
 
+RETRY = "retry-"
+WAIT = "wait-"
+STEP = "step-"
+"""Timer id prefixes, followed by a worker id."""
+
+
 class _Txn:
     """Scratch space for one ``reduce`` call, turned into the next state.
 
-    The mappings are shallow copies of the previous state's, so the previous
-    state is never touched; everything not copied is shared.
+    Mappings are copied on first write only, so the previous state is never
+    touched and a tick pays only for what it changes.
     """
 
     __slots__ = (
         "collections",
         "commands",
         "deadline",
+        "idle",
         "lanes",
+        "memos",
         "next_event_id",
         "next_worker_id",
+        "now",
         "outcome",
+        "recoveries",
         "retries",
         "spec",
         "state",
         "status",
+        "unclaimed",
+        "waiting",
         "workers",
     )
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, now: float) -> None:
         self.state = state
         self.spec = state.spec
+        self.now = now
         self.status = state.status
-        self.lanes = dict(state.lanes)
-        self.workers = dict(state.workers)
+        self.lanes = state.lanes
+        self.workers = state.workers
+        self.waiting = state.waiting
+        self.memos = state.memos
+        self.unclaimed = state.unclaimed
+        self.recoveries = state.recoveries
+        self.idle = state.idle
         self.retries = state.retries
         self.collections = state.collections
         self.next_event_id = state.next_event_id
@@ -117,12 +142,19 @@ class _Txn:
         self.commands: list[Command] = []
 
     def done(self) -> tuple[RunState, list[Command]]:
+        if self.status is RunStatus.RUNNING and (self.idle or self.waiting):
+            self._update_idle()
         return (
             RunState(
                 self.spec,
                 self.status,
                 self.lanes,
                 self.workers,
+                self.waiting,
+                self.memos,
+                self.unclaimed,
+                self.recoveries,
+                self.idle,
                 self.retries,
                 self.collections,
                 self.next_event_id,
@@ -133,6 +165,44 @@ class _Txn:
             self.commands,
         )
 
+    def _update_idle(self) -> None:
+        idle = (
+            not self.workers
+            and bool(self.waiting)
+            and not self.retries
+            and not any(lane.queue for lane in self.lanes.values())
+        )
+        if idle and not self.idle and self.spec.idle_event is not None:
+            self.commands.append(Publish(self.spec.idle_event))
+        self.idle = idle
+
+    # Copy-on-write access to the mappings.
+
+    def set_lane(self, name: str, lane: Lane) -> None:
+        if self.lanes is self.state.lanes:
+            self.lanes = dict(self.lanes)
+        self.lanes[name] = lane  # type: ignore[index]
+
+    def _own_workers(self) -> dict[int, Worker]:
+        if self.workers is self.state.workers:
+            self.workers = dict(self.workers)
+        return self.workers  # type: ignore[return-value]
+
+    def _own_waiting(self) -> dict[int, Waiter]:
+        if self.waiting is self.state.waiting:
+            self.waiting = dict(self.waiting)
+        return self.waiting  # type: ignore[return-value]
+
+    def set_memo(self, key: tuple[str, int], memo: WaitMemo | None) -> None:
+        if self.memos is self.state.memos:
+            self.memos = dict(self.memos)
+        if memo is None:
+            self.memos.pop(key, None)  # type: ignore[attr-defined]
+        else:
+            self.memos[key] = memo  # type: ignore[index]
+
+    # Moving work between queues, workers and waiters.
+
     def deliver(self, event: Any, steps: tuple[str, ...]) -> None:
         event_id = self.next_event_id
         self.next_event_id = event_id + 1
@@ -142,33 +212,75 @@ class _Txn:
             if not lane.queue and lane.running < self.spec.steps[name].num_workers:
                 self.start(name, lane, delivery)
             else:
-                self.lanes[name] = Lane(lane.queue.push(delivery), lane.running)
+                self.set_lane(name, Lane(lane.queue.push(delivery), lane.running))
 
     def start(self, name: str, lane: Lane, delivery: Delivery) -> None:
         worker_id = self.next_worker_id
         self.next_worker_id = worker_id + 1
-        self.workers[worker_id] = Worker(name, delivery)
-        self.lanes[name] = Lane(lane.queue, lane.running + 1)
+        self._own_workers()[worker_id] = Worker(name, delivery)
+        self.set_lane(name, Lane(lane.queue, lane.running + 1))
         self.commands.append(StartWorker(worker_id, name, delivery))
+        self._arm_step_timer(name, worker_id)
+
+    def resume(self, name: str, lane: Lane, item: Resumption) -> None:
+        self._own_workers()[item.worker_id] = Worker(name, item.delivery)
+        self.set_lane(name, Lane(lane.queue, lane.running + 1))
+        self.commands.append(ResumeWorker(item.worker_id, item.event, item.timed_out))
+        self._arm_step_timer(name, item.worker_id)
+
+    def _arm_step_timer(self, name: str, worker_id: int) -> None:
+        timeout = self.spec.steps[name].timeout
+        if timeout is not None:
+            self.commands.append(ScheduleTimer(f"{STEP}{worker_id}", self.now + timeout))
 
     def pump(self, name: str) -> None:
-        """Start queued deliveries of ``name`` while it has free workers."""
+        """Start queued work of ``name`` while it has free worker slots."""
         lane = self.lanes[name]
         limit = self.spec.steps[name].num_workers
         while lane.queue and lane.running < limit:
-            delivery, queue = lane.queue.pop()
+            item, queue = lane.queue.pop()
             lane = Lane(queue, lane.running)
-            self.start(name, lane, delivery)
+            if type(item) is Resumption:
+                self.resume(name, lane, item)
+            else:
+                self.start(name, lane, item)  # type: ignore[arg-type]
             lane = self.lanes[name]
 
     def release(self, worker_id: int) -> Worker:
-        try:
-            worker = self.workers.pop(worker_id)
-        except KeyError:
-            raise TickRejected(f"no worker {worker_id} is executing in this run") from None
+        """Take a worker off its slot (it finished, failed or started waiting)."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            raise TickRejected(f"no worker {worker_id} is executing in this run")
+        del self._own_workers()[worker_id]
         lane = self.lanes[worker.step]
-        self.lanes[worker.step] = Lane(lane.queue, lane.running - 1)
+        self.set_lane(worker.step, Lane(lane.queue, lane.running - 1))
+        if self.spec.steps[worker.step].timeout is not None:
+            self.commands.append(CancelTimer(f"{STEP}{worker_id}"))
         return worker
+
+    def wake(self, worker_id: int, event: Any, timed_out: bool) -> None:
+        """End a wait: the step goes on when its step has a free slot."""
+        waiter = self._own_waiting().pop(worker_id)
+        if waiter.timed and not timed_out:
+            self.commands.append(CancelTimer(f"{WAIT}{worker_id}"))
+        if not timed_out:
+            key = (waiter.step, waiter.delivery.event_id)
+            memo = self.memos.get(key, _NO_MEMO)
+            self.set_memo(key, WaitMemo(memo.published, {**memo.answers, waiter.waiter_id: event}))
+        item = Resumption(worker_id, waiter.delivery, event, timed_out)
+        lane = self.lanes[waiter.step]
+        if lane.running < self.spec.steps[waiter.step].num_workers:
+            self.resume(waiter.step, lane, item)
+        else:
+            self.set_lane(waiter.step, Lane(lane.queue.push_front(item), lane.running))
+
+    def take_waiter(self, event: Any, step: str | None) -> bool:
+        """Give ``event`` to the oldest waiter it matches; whether one took it."""
+        for worker_id, waiter in self.waiting.items():
+            if (step is None or waiter.step == step) and waiter.matches(event):
+                self.wake(worker_id, event, timed_out=False)
+                return True
+        return False
 
     def finish(self, status: RunStatus, outcome: Outcome) -> None:
         self.status = status
@@ -179,6 +291,9 @@ class _Txn:
         return self.spec.route(type(event))
 
 
+_NO_MEMO = WaitMemo()
+
+
 def _require_running(state: RunState, tick: Tick) -> None:
     if state.status is RunStatus.NOT_STARTED:
         raise TickRejected(f"{type(tick).__name__} before RunStarted: the run has not started")
@@ -187,7 +302,7 @@ def _require_running(state: RunState, tick: Tick) -> None:
 def _on_run_started(state: RunState, tick: RunStarted) -> tuple[RunState, list[Command]]:
     if state.status is not RunStatus.NOT_STARTED:
         raise TickRejected("RunStarted twice: a run starts once")
-    txn = _Txn(state)
+    txn = _Txn(state, tick.now)
     txn.status = RunStatus.RUNNING
     steps = txn.route(tick.start_event)
     if not steps:
@@ -205,25 +320,36 @@ def _on_run_started(state: RunState, tick: RunStarted) -> tuple[RunState, list[C
 
 def _on_event_sent(state: RunState, tick: EventSent) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
-    event_type = type(tick.event)
+    event = tick.event
+    event_type = type(event)
     if tick.step is None:
         steps = state.spec.route(event_type)
-        if not steps:
-            raise TickRejected(f"no step accepts {event_type.__name__}")
     else:
         spec = state.spec.steps.get(tick.step)
-        if spec is None or not issubclass(event_type, spec.accepts):
-            raise TickRejected(f"step {tick.step!r} does not accept {event_type.__name__}")
-        steps = (tick.step,)
-    txn = _Txn(state)
-    txn.deliver(tick.event, steps)
+        if spec is None:
+            raise TickRejected(f"no step {tick.step!r} in this workflow")
+        steps = (tick.step,) if issubclass(event_type, spec.accepts) else ()
+    txn = _Txn(state, tick.now)
+    # A step waiting for this event has asked for it: it goes first.
+    if state.waiting and txn.take_waiter(event, tick.step):
+        return txn.done()
+    if steps:
+        txn.deliver(event, steps)
+    elif isinstance(event, state.spec.buffer_types):
+        txn.unclaimed = (*state.unclaimed, event)
+    elif tick.step is None:
+        raise TickRejected(f"no step accepts {event_type.__name__}")
+    else:
+        raise TickRejected(f"step {tick.step!r} does not accept {event_type.__name__}")
     return txn.done()
 
 
 def _on_step_completed(state: RunState, tick: StepCompleted) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
-    txn = _Txn(state)
+    txn = _Txn(state, tick.now)
     worker = txn.release(tick.worker_id)
+    if state.memos:
+        txn.set_memo((worker.step, worker.delivery.event_id), None)
     output = tick.output
     if output is not None:
         if isinstance(output, state.spec.stop_types):
@@ -251,22 +377,34 @@ def _on_step_completed(state: RunState, tick: StepCompleted) -> tuple[RunState, 
 
 def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
-    txn = _Txn(state)
+    txn = _Txn(state, tick.now)
     worker = txn.release(tick.worker_id)
     delivery = worker.delivery
     if tick.retry_delay is None:
+        if state.memos:
+            txn.set_memo((worker.step, delivery.event_id), None)
+        catcher = state.spec.catchers.get(worker.step)
+        if catcher is not None and tick.failure_event is not None:
+            name, limit = catcher
+            used = state.recoveries.get(name, 0)
+            if used < limit:
+                txn.recoveries = {**state.recoveries, name: used + 1}
+                txn.deliver(tick.failure_event, (name,))
+                txn.pump(worker.step)
+                return txn.done()
         txn.finish(RunStatus.FAILED, Failed(worker.step, tick.error, delivery.attempt))
         return txn.done()
-    timer_id = f"retry-{tick.worker_id}"
-    retries = dict(state.retries)
+    timer_id = f"{RETRY}{tick.worker_id}"
     first_failed_at = tick.now if delivery.first_failed_at is None else delivery.first_failed_at
-    retries[timer_id] = Worker(
-        worker.step,
-        Delivery(
-            delivery.event_id, delivery.event, delivery.attempt + 1, tick.error, first_failed_at
+    txn.retries = {
+        **state.retries,
+        timer_id: Worker(
+            worker.step,
+            Delivery(
+                delivery.event_id, delivery.event, delivery.attempt + 1, tick.error, first_failed_at
+            ),
         ),
-    )
-    txn.retries = retries
+    }
     txn.commands.append(ScheduleTimer(timer_id, tick.now + tick.retry_delay))
     txn.pump(worker.step)
     return txn.done()
@@ -274,8 +412,9 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
 
 def _on_timer_fired(state: RunState, tick: TimerFired) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
-    txn = _Txn(state)
-    if tick.timer_id == RUN_TIMEOUT_TIMER:
+    txn = _Txn(state, tick.now)
+    timer_id = tick.timer_id
+    if timer_id == RUN_TIMEOUT_TIMER:
         deadline = state.deadline
         if deadline is None:
             return state, []
@@ -285,22 +424,74 @@ def _on_timer_fired(state: RunState, tick: TimerFired) -> tuple[RunState, list[C
             assert state.spec.timeout is not None
             txn.finish(RunStatus.TIMED_OUT, TimedOut(state.spec.timeout, state.active_steps()))
         return txn.done()
-    retry = state.retries.get(tick.timer_id)
+    if timer_id.startswith(WAIT):
+        worker_id = int(timer_id[len(WAIT) :])
+        if worker_id not in state.waiting:
+            return state, []  # the event came first
+        txn.wake(worker_id, None, timed_out=True)
+        return txn.done()
+    if timer_id.startswith(STEP):
+        worker_id = int(timer_id[len(STEP) :])
+        if worker_id not in state.workers:
+            return state, []  # it finished (or started waiting) first
+        txn.commands.append(CancelWorker(worker_id))
+        return txn.done()
+    retry = state.retries.get(timer_id)
     if retry is None:
         return state, []  # a timer cancelled after it fired: nothing to do
     retries = dict(state.retries)
-    del retries[tick.timer_id]
+    del retries[timer_id]
     txn.retries = retries
     lane = txn.lanes[retry.step]
-    txn.lanes[retry.step] = Lane(lane.queue.push_front(retry.delivery), lane.running)
+    txn.set_lane(retry.step, Lane(lane.queue.push_front(retry.delivery), lane.running))
     txn.pump(retry.step)
     return txn.done()
 
 
 def _on_cancel_requested(state: RunState, tick: CancelRequested) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
-    txn = _Txn(state)
+    txn = _Txn(state, tick.now)
     txn.finish(RunStatus.CANCELLED, Cancelled())
+    return txn.done()
+
+
+def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list[Command]]:
+    _require_running(state, tick)
+    worker = state.workers.get(tick.worker_id)
+    if worker is None:
+        raise TickRejected(f"no worker {tick.worker_id} is executing in this run")
+    txn = _Txn(state, tick.now)
+    key = (worker.step, worker.delivery.event_id)
+    memo = state.memos.get(key, _NO_MEMO)
+    # A wait this delivery already completed (before a retry or a resume)
+    # returns the same event at once.
+    answer = memo.answers.get(tick.waiter_id, _NO_MEMO)
+    if answer is not _NO_MEMO:
+        txn.commands.append(ResumeWorker(tick.worker_id, answer, False))
+        return txn.done()
+    waiter = Waiter(
+        worker.step,
+        worker.delivery,
+        tick.waiter_id,
+        tick.event_types,
+        tick.requirements,
+        timed=tick.timeout is not None,
+    )
+    # An event that arrived before anyone waited for it.
+    for index, event in enumerate(state.unclaimed):
+        if waiter.matches(event):
+            txn.unclaimed = state.unclaimed[:index] + state.unclaimed[index + 1 :]
+            txn.set_memo(key, WaitMemo(memo.published, {**memo.answers, tick.waiter_id: event}))
+            txn.commands.append(ResumeWorker(tick.worker_id, event, False))
+            return txn.done()
+    txn.release(tick.worker_id)
+    txn._own_waiting()[tick.worker_id] = waiter
+    if tick.waiter_event is not None and tick.waiter_id not in memo.published:
+        txn.commands.append(Publish(tick.waiter_event))
+        txn.set_memo(key, WaitMemo(memo.published | {tick.waiter_id}, memo.answers))
+    if tick.timeout is not None:
+        txn.commands.append(ScheduleTimer(f"{WAIT}{tick.worker_id}", tick.now + tick.timeout))
+    txn.pump(worker.step)
     return txn.done()
 
 
@@ -324,7 +515,7 @@ def _on_event_collected(state: RunState, tick: EventCollected) -> tuple[RunState
         collections[key] = buffer
     else:
         collections.pop(key, None)
-    txn = _Txn(state)
+    txn = _Txn(state, tick.now)
     txn.collections = collections
     txn.commands.append(ReturnCollected(tick.worker_id, events))
     return txn.done()
@@ -366,6 +557,7 @@ _HANDLERS: dict[type, _Handler] = {
     TimerFired: _on_timer_fired,
     CancelRequested: _on_cancel_requested,
     EventCollected: _on_event_collected,
+    WaitStarted: _on_wait_started,
 }
 
 

@@ -41,6 +41,8 @@ class StepSpec:
     """Event types the step accepts; subclasses of them are routed to it too."""
     num_workers: int = 1
     """How many deliveries of this step may run at once."""
+    timeout: float | None = None
+    """Seconds one attempt may execute (time spent waiting for an event excluded)."""
 
 
 @attrs.frozen(eq=False)
@@ -54,6 +56,12 @@ class RunSpec:
     """A step returning one of these publishes it to the caller's stream."""
     timeout: float | None = None
     """Seconds from start to the run's deadline, or None for no deadline."""
+    catchers: Mapping[str, tuple[str, int]] = attrs.field(factory=dict)
+    """For a step whose failure is caught: (the catching step, its maximum recoveries)."""
+    buffer_types: tuple[type, ...] = ()
+    """Events of these types that no step or waiter takes are kept for a later waiter."""
+    idle_event: Any = None
+    """Published when every unfinished step waits for an event from outside."""
     _route_cache: dict[type, tuple[str, ...]] = attrs.field(factory=dict, init=False, repr=False)
 
     def route(self, event_type: type) -> tuple[str, ...]:
@@ -87,10 +95,21 @@ class Delivery:
 
 
 @attrs.frozen
-class Lane:
-    """A step's queue of deliveries waiting for a worker, and its busy count."""
+class Resumption:
+    """A waiting step whose event came (or whose wait timed out), queued for a
+    free worker slot of its step."""
 
-    queue: PQueue[Delivery] = attrs.field(factory=PQueue)
+    worker_id: int
+    delivery: Delivery
+    event: Any
+    timed_out: bool = False
+
+
+@attrs.frozen
+class Lane:
+    """A step's queue of work waiting for a worker slot, and its busy count."""
+
+    queue: PQueue[Delivery | Resumption] = attrs.field(factory=PQueue)
     running: int = 0
 
 
@@ -100,6 +119,39 @@ class Worker:
 
     step: str
     delivery: Delivery
+
+
+@attrs.frozen
+class Waiter:
+    """A step attempt suspended in ``ctx.wait_for_event``; it holds no worker slot."""
+
+    step: str
+    delivery: Delivery
+    waiter_id: str
+    event_types: tuple[type, ...]
+    requirements: tuple[tuple[str, Any], ...] = ()
+    """(field, value) pairs the awaited event must have."""
+    timed: bool = False
+    """Whether a wait timer runs for it."""
+
+    def matches(self, event: Any) -> bool:
+        return isinstance(event, self.event_types) and all(
+            getattr(event, name, _ABSENT) == value for name, value in self.requirements
+        )
+
+
+_ABSENT = object()
+
+
+@attrs.frozen
+class WaitMemo:
+    """What the waits of one delivery have done, so a re-run of the step (a retry,
+    or a resumed run) neither asks again nor waits again for what it already got."""
+
+    published: frozenset[str] = frozenset()
+    """Waiter ids whose ``waiter_event`` was published."""
+    answers: Mapping[str, Any] = attrs.field(factory=dict)
+    """The event each completed wait returned, by waiter id."""
 
 
 @attrs.frozen
@@ -179,6 +231,16 @@ class RunState:
     lanes: Mapping[str, Lane] = attrs.field(factory=dict)
     workers: Mapping[int, Worker] = attrs.field(factory=dict)
     """Deliveries being executed, by worker id."""
+    waiting: Mapping[int, Waiter] = attrs.field(factory=dict)
+    """Step attempts suspended in ``wait_for_event``, by worker id, oldest first."""
+    memos: Mapping[tuple[str, int], WaitMemo] = attrs.field(factory=dict)
+    """Wait memos by (step, event id) of the delivery, until it finishes."""
+    unclaimed: tuple[Any, ...] = ()
+    """Events sent in that no step and no waiter took yet (see RunSpec.buffer_types)."""
+    recoveries: Mapping[str, int] = attrs.field(factory=dict)
+    """How many failures each catching step has been handed."""
+    idle: bool = False
+    """Whether every unfinished step is waiting for an event (idle was published)."""
     retries: Mapping[str, Worker] = attrs.field(factory=dict)
     """Failed deliveries waiting for their retry timer, by timer id."""
     collections: Mapping[tuple[str, str], CollectBuffer] = attrs.field(factory=dict)
@@ -193,6 +255,9 @@ class RunState:
         return cls(spec=spec, lanes={name: Lane() for name in spec.steps})
 
     def active_steps(self) -> tuple[str, ...]:
-        """Names of the steps with unfinished work (executing, or waiting for a
-        retry), sorted."""
-        return tuple(sorted({w.step for w in (*self.workers.values(), *self.retries.values())}))
+        """Names of the steps with unfinished work (executing, waiting for a retry
+        or for an event), sorted."""
+        steps = {w.step for w in self.workers.values()}
+        steps.update(w.step for w in self.retries.values())
+        steps.update(w.step for w in self.waiting.values())
+        return tuple(sorted(steps))

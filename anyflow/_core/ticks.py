@@ -31,6 +31,7 @@ class EventSent:
     event: Any
     step: str | None = None
     external: bool = False
+    now: float = 0.0
 
 
 @attrs.frozen
@@ -39,6 +40,7 @@ class StepCompleted:
 
     worker_id: int
     output: Any = None
+    now: float = 0.0
 
 
 @attrs.frozen
@@ -54,6 +56,8 @@ class StepFailed:
     error: Any
     retry_delay: float | None = None
     now: float = 0.0
+    failure_event: Any = None
+    """What a catching step receives if this failure is final (a StepFailedEvent)."""
 
 
 @attrs.frozen
@@ -64,11 +68,29 @@ class EventCollected:
     buffer_id: str
     event: Any
     expected: Sequence[type]
+    now: float = 0.0
 
 
 @attrs.frozen
 class CancelRequested:
     """The caller asked for the run to stop."""
+
+    now: float = 0.0
+
+
+@attrs.frozen
+class WaitStarted:
+    """A step called ``ctx.wait_for_event``: it waits for an event of one of
+    ``event_types`` with the ``requirements`` field values."""
+
+    worker_id: int
+    waiter_id: str
+    event_types: tuple[type, ...]
+    requirements: tuple[tuple[str, Any], ...] = ()
+    waiter_event: Any = None
+    """Published once per waiter id, e.g. the question to the human."""
+    timeout: float | None = None
+    now: float = 0.0
 
 
 @attrs.frozen
@@ -85,6 +107,7 @@ Tick = (
     | StepCompleted
     | StepFailed
     | EventCollected
+    | WaitStarted
     | CancelRequested
     | TimerFired
 )

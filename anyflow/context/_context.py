@@ -15,13 +15,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .._core.ticks import EventSent
-from ..errors import ContextStateError
+from ..decorators import check_timeout
+from ..errors import ContextStateError, WaitTimeoutError
 from ..events import Event
 from ..retry import RetryInfo
 from ._store import StateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from ..runtime import ExternalRunAdapter
     from ..workflow import Workflow
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Context", "ExternalContext", "InternalContext", "PreContext"]
 
 StateT = TypeVar("StateT")
+EventT = TypeVar("EventT", bound=Event)
 
 
 class StepHost(Protocol):
@@ -39,6 +41,16 @@ class StepHost(Protocol):
         self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
     ) -> list[Event] | None: ...
     def publish(self, event: Event) -> None: ...
+    async def wait(
+        self,
+        worker_id: int,
+        step: str,
+        waiter_id: str,
+        event_types: tuple[type[Event], ...],
+        requirements: tuple[tuple[str, Any], ...],
+        waiter_event: Event | None,
+        timeout: float | None,
+    ) -> tuple[Any, bool]: ...
 
 
 class PreContext:
@@ -55,7 +67,7 @@ class ExternalContext:
 
 class InternalContext:
     phase = "inside a step"
-    __slots__ = ("attempt", "host", "last_error", "step", "worker_id")
+    __slots__ = ("attempt", "host", "last_error", "step", "waiting", "waits", "worker_id")
 
     def __init__(
         self, host: StepHost, worker_id: int, step: str, attempt: int, last_error: Any
@@ -65,6 +77,8 @@ class InternalContext:
         self.step = step
         self.attempt = attempt
         self.last_error = last_error
+        self.waits = 0  # wait_for_event calls so far in this attempt
+        self.waiting = False
 
 
 Face = PreContext | ExternalContext | InternalContext
@@ -83,12 +97,15 @@ class Context(Generic[StateT]):
 
     def __init__(self, workflow: Workflow) -> None:
         self._workflow = workflow
-        self._store = StateStore()
+        state_type = workflow.state_type
+        self._store: StateStore[Any] = (
+            StateStore(state_type()) if state_type is not None else StateStore()
+        )
         self._face: Face = PreContext()
 
     @classmethod
     def _for_step(
-        cls, workflow: Workflow, store: StateStore, face: InternalContext
+        cls, workflow: Workflow, store: StateStore[Any], face: InternalContext
     ) -> Context[Any]:
         ctx: Context[Any] = cls.__new__(cls)
         ctx._workflow = workflow
@@ -118,8 +135,9 @@ class Context(Generic[StateT]):
         )
 
     @property
-    def store(self) -> StateStore:
-        """The run's key-value state (usable in every phase)."""
+    def store(self) -> StateStore[StateT]:
+        """The run's state (usable in every phase): a dictionary, or an instance of
+        the workflow's state class when its steps take ``ctx: Context[MyState]``."""
         return self._store
 
     @property
@@ -173,6 +191,69 @@ class Context(Generic[StateT]):
         if not isinstance(face, InternalContext):
             raise self._wrong_phase("collect_events", "Call it from a @step method.")
         return face.host.collect(face.worker_id, buffer_id or "default", event, expected)
+
+    async def wait_for_event(
+        self,
+        event_type: type[EventT],
+        waiter_event: Event | None = None,
+        waiter_id: str | None = None,
+        requirements: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> EventT:
+        """Wait, inside a step, for an event of ``event_type`` sent into the run.
+
+        ``waiter_event`` (typically an ``InputRequiredEvent``) is published to the
+        stream once per waiter, to tell the caller what is wanted.  The first
+        event of ``event_type`` (or a subclass) whose fields equal
+        ``requirements`` is returned; an event nobody waits for yet is kept for
+        a later waiter if it is a ``HumanResponseEvent``.  While it waits the
+        step holds no worker slot.
+
+        A wait is remembered per delivery under ``waiter_id`` (by default its
+        place among this attempt's waits: the first, the second, ...): when the
+        step runs again on the same event (a retry, or a run resumed from a
+        saved context), a wait that already got its event returns that event
+        at once, and a question already published is not asked again.
+
+        :raises WaitTimeoutError: if no event came within ``timeout`` seconds.
+        """
+        face = self._face
+        if not isinstance(face, InternalContext):
+            raise self._wrong_phase(
+                "wait_for_event",
+                "Call it from a @step method; from outside, answer with handler.send_event().",
+            )
+        if face.waiting:
+            raise ContextStateError(
+                f"step {face.step!r} is already waiting for an event: a step waits for one "
+                "event at a time (await each wait_for_event before the next)"
+            )
+        if not (isinstance(event_type, type) and issubclass(event_type, Event)):
+            raise TypeError(f"wait_for_event takes an Event subclass, not {event_type!r}")
+        check_timeout(timeout)
+        face.waits += 1
+        key = waiter_id if waiter_id is not None else f"wait#{face.waits}"
+        face.waiting = True
+        try:
+            event, timed_out = await face.host.wait(
+                face.worker_id,
+                face.step,
+                key,
+                (event_type,),
+                tuple(sorted((requirements or {}).items())),
+                waiter_event,
+                timeout,
+            )
+        finally:
+            face.waiting = False
+        if timed_out:
+            raise WaitTimeoutError(
+                f"step {face.step!r} waited {timeout:g}s for a {event_type.__name__} "
+                f"(waiter {key!r}) and none came; answer sooner, raise timeout=, or catch "
+                "WaitTimeoutError in the step"
+            )
+        result: EventT = event
+        return result
 
     def retry_info(self) -> RetryInfo:
         """The current attempt's number and the previous attempt's exception."""

@@ -61,6 +61,12 @@ class InternalRunAdapter(ABC):
         """
         return type(self).on_ticks is not InternalRunAdapter.on_ticks
 
+    @property
+    def wants_internal_events(self) -> bool:
+        """Whether a consumer asked for internal events (the driver then publishes
+        a ``StepStateChanged`` per step attempt start and end)."""
+        return False
+
     @abstractmethod
     def interrupt(self) -> None:
         """Make a pending (or the next) ``receive_ticks()`` return at once, with
@@ -99,10 +105,13 @@ class ExternalRunAdapter(ABC):
         """
 
     @abstractmethod
-    def events(self) -> AsyncIterator[Any]:
-        """The published events, ending after the last one.  One consumer only.
+    def events(self, *, expose_internal: bool = False) -> AsyncIterator[Any]:
+        """The published events, ending after the last one.  One consumer at a time.
 
-        :raises WorkflowRuntimeError: on a second call.
+        Internal events (``InternalEvent``: step state changes, idleness) are
+        produced from the moment a consumer asks for them with ``expose_internal``.
+
+        :raises WorkflowRuntimeError: while another consumer is reading.
         """
 
     @property
@@ -172,6 +181,10 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
     def interrupt(self) -> None:
         self.inner.interrupt()
 
+    @property
+    def wants_internal_events(self) -> bool:
+        return self.inner.wants_internal_events
+
     def publish(self, event: Any) -> None:
         self.inner.publish(event)
 
@@ -198,8 +211,8 @@ class ExternalRunAdapterDecorator(ExternalRunAdapter):
     def send_tick(self, tick: Tick) -> None:
         self.inner.send_tick(tick)
 
-    def events(self) -> AsyncIterator[Any]:
-        return self.inner.events()
+    def events(self, *, expose_internal: bool = False) -> AsyncIterator[Any]:
+        return self.inner.events(expose_internal=expose_internal)
 
     @property
     def outcome(self) -> Outcome | None:

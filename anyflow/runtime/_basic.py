@@ -8,6 +8,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ..errors import WorkflowRuntimeError
+from ..events import InternalEvent
 from ._adapters import ExternalRunAdapter, InternalRunAdapter, Runtime
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class _Mailbox(Generic[T]):
 class _Run:
     """What the two adapters of one in-memory run share."""
 
-    __slots__ = ("consumed", "done", "inbox", "outcome", "published", "run_id")
+    __slots__ = ("consumed", "done", "inbox", "internal", "outcome", "published", "run_id")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -103,6 +104,7 @@ class _Run:
         self.outcome: Outcome | None = None
         self.done: anyio.Event | None = None  # made when someone waits
         self.consumed = False
+        self.internal = False  # a consumer asked for internal events
 
 
 class _Internal(InternalRunAdapter):
@@ -123,6 +125,10 @@ class _Internal(InternalRunAdapter):
 
     def interrupt(self) -> None:
         self._run.inbox.interrupt()
+
+    @property
+    def wants_internal_events(self) -> bool:
+        return self._run.internal
 
     def publish(self, event: Any) -> None:
         self._run.published.put(event)
@@ -159,7 +165,7 @@ class _External(ExternalRunAdapter):
             )
         self._run.inbox.put(tick)
 
-    def events(self) -> AsyncIterator[Any]:
+    def events(self, *, expose_internal: bool = False) -> AsyncIterator[Any]:
         if self._run.consumed:
             raise WorkflowRuntimeError(
                 f"the events of run {self._run.run_id!r} are already being streamed: "
@@ -167,15 +173,18 @@ class _External(ExternalRunAdapter):
                 "loop, or close it before starting another"
             )
         self._run.consumed = True
-        return self._iterate()
+        if expose_internal:
+            self._run.internal = True
+        return self._iterate(expose_internal)
 
-    async def _iterate(self) -> AsyncIterator[Any]:
+    async def _iterate(self, expose_internal: bool) -> AsyncIterator[Any]:
         # One event at a time, so a consumer that stops early leaves the rest
         # for the next one.
         published = self._run.published
         try:
             while (event := await published.get()) is not None:
-                yield event
+                if expose_internal or not isinstance(event, InternalEvent):
+                    yield event
         finally:
             self._run.consumed = False
 

@@ -20,9 +20,11 @@ from anyio.lowlevel import checkpoint
 
 from .._core.commands import (
     CancelTimer,
+    CancelWorker,
     Command,
     Finish,
     Publish,
+    ResumeWorker,
     ReturnCollected,
     ScheduleTimer,
     StartWorker,
@@ -37,11 +39,15 @@ from .._core.ticks import (
     StepFailed,
     Tick,
     TimerFired,
+    WaitStarted,
     is_external,
 )
 from ..context import Context, InternalContext, StateStore
+from ..errors import StepOutputError, StepTimeoutError
 from ..events import (
     Event,
+    StepFailedEvent,
+    StepStateChanged,
     StopEvent,
     WorkflowCancelledEvent,
     WorkflowFailedEvent,
@@ -126,6 +132,18 @@ class _Pool:
         return self.queue.pop(0)
 
 
+class _WaitSlot:
+    """Where a waiting step finds its answer."""
+
+    __slots__ = ("done", "event", "timed_out", "wakeup")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.event: Any = None
+        self.timed_out = False
+        self.wakeup: anyio.Event | None = None
+
+
 class Driver:
     """Runs one run of ``workflow`` from ``start_event`` through ``adapter``."""
 
@@ -136,12 +154,14 @@ class Driver:
         "_outcome",
         "_pools",
         "_resources",
+        "_scopes",
         "_start_event",
         "_state",
         "_store",
         "_task_group",
         "_timers",
         "_unjournaled",
+        "_waits",
         "run_id",
         "workflow",
     )
@@ -163,6 +183,9 @@ class Driver:
         self._pools: dict[str, _Pool] = {}
         self._timers: dict[str, anyio.CancelScope] = {}
         self._collected: dict[int, tuple[Any, ...] | None] = {}
+        self._waits: dict[int, _WaitSlot] = {}
+        self._scopes: dict[int, anyio.CancelScope] = {}
+        """Cancel scopes of running attempts of steps with a timeout."""
         self._outcome: Outcome | None = None
         self._task_group: TaskGroup | None = None
         self._inline = not adapter.observes_ticks
@@ -237,7 +260,41 @@ class Driver:
     # Calls from steps (see context.StepHost); they run in worker tasks.
 
     def send_from_step(self, event: Event, step: str | None) -> None:
-        self._submit(EventSent(event, step))
+        self._submit(EventSent(event, step, now=self._adapter.now()))
+
+    async def wait(
+        self,
+        worker_id: int,
+        step: str,
+        waiter_id: str,
+        event_types: tuple[type[Event], ...],
+        requirements: tuple[tuple[str, Any], ...],
+        waiter_event: Event | None,
+        timeout: float | None,  # noqa: ASYNC109 - a reducer timer, not a local deadline
+    ) -> tuple[Any, bool]:
+        """Suspend a step attempt until a matching event comes: (event, timed out)."""
+        slot = self._waits[worker_id] = _WaitSlot()
+        pool = self._pools[step]
+        pool.outstanding -= 1  # a waiting step holds no worker slot
+        try:
+            self._submit(
+                WaitStarted(
+                    worker_id,
+                    waiter_id,
+                    event_types,
+                    requirements,
+                    waiter_event,
+                    timeout,
+                    self._adapter.now(),
+                )
+            )
+            if not slot.done:
+                slot.wakeup = anyio.Event()
+                await slot.wakeup.wait()
+        finally:
+            pool.outstanding += 1
+            del self._waits[worker_id]
+        return slot.event, slot.timed_out
 
     def publish(self, event: Event) -> None:
         self._adapter.publish(event)
@@ -249,7 +306,7 @@ class Driver:
         # now; it is journaled with the next batch.  That is safe: it only
         # matters to a step that is still running, and a step that was running
         # at a crash is run again, which collects again.
-        tick = EventCollected(worker_id, buffer_id, event, expected)
+        tick = EventCollected(worker_id, buffer_id, event, expected, self._adapter.now())
         self._state, commands = reduce(self._state, tick)
         if not self._inline:
             self._unjournaled.append(tick)
@@ -288,6 +345,19 @@ class Driver:
     def _return_collected(self, command: ReturnCollected) -> None:
         self._collected[command.worker_id] = command.events
 
+    def _resume_worker(self, command: ResumeWorker) -> None:
+        slot = self._waits[command.worker_id]
+        slot.event = command.event
+        slot.timed_out = command.timed_out
+        slot.done = True
+        if slot.wakeup is not None:
+            slot.wakeup.set()
+
+    def _cancel_worker(self, command: CancelWorker) -> None:
+        scope = self._scopes.get(command.worker_id)
+        if scope is not None:
+            scope.cancel()
+
     def _finish(self, command: Finish) -> None:
         """Stop everything of the run.
 
@@ -296,7 +366,7 @@ class Driver:
         a step or a timer is still busy (a cancel is the costly way out).
         """
         self._outcome = command.outcome
-        busy = bool(self._timers)
+        busy = bool(self._timers or self._waits)
         for pool in self._pools.values():
             pool.close()
             busy = busy or pool.outstanding > 0
@@ -316,54 +386,91 @@ class Driver:
 
     async def _worker(self, pool: _Pool) -> None:
         info = pool.info
+        name = info.name
         workflow = self.workflow
         store = self._store
+        adapter = self._adapter
         submit = self._submit
         policy = info.options.retry_policy
+        timeout = info.options.timeout
+        catchable = name in self._state.spec.catchers
         resources = self._resources
         while (command := await pool.get()) is not None:
             delivery = command.delivery
+            worker_id = command.worker_id
             ctx = Context._for_step(
                 workflow,
                 store,
-                InternalContext(
-                    self, command.worker_id, info.name, delivery.attempt, delivery.last_error
-                ),
+                InternalContext(self, worker_id, name, delivery.attempt, delivery.last_error),
             )
+            if adapter.wants_internal_events:
+                adapter.publish(_state_changed(name, "running", worker_id, delivery.event))
             try:
                 values = await resources.resolve(info) if info.resources else NO_RESOURCES
-                output = await info.call(workflow, delivery.event, ctx, values)
+                if timeout is None:
+                    output = await info.call(workflow, delivery.event, ctx, values)
+                else:
+                    with anyio.CancelScope() as scope:
+                        self._scopes[worker_id] = scope
+                        output = await info.call(workflow, delivery.event, ctx, values)
+                    del self._scopes[worker_id]
+                    if scope.cancelled_caught:
+                        raise StepTimeoutError(
+                            f"step {name!r} took longer than its timeout of {timeout:g}s "
+                            f"(attempt {delivery.attempt})"
+                        )
+                if output is not None and not isinstance(output, Event):
+                    raise StepOutputError(
+                        f"step {name!r} returned {type(output).__name__} {output!r}; a "
+                        "step returns an Event or None (to end the run with a value, "
+                        "return StopEvent(result=...))"
+                    )
             except Exception as exc:
+                now = adapter.now()
                 delay = None
-                now = self._adapter.now()
-                if policy is not None:
+                if policy is not None and not isinstance(exc, StepOutputError):
                     first = delivery.first_failed_at
                     delay = policy.next(
                         0.0 if first is None else now - first,
                         delivery.attempt,
                         exc,
-                        seed=zlib.crc32(f"{self.run_id}:{command.worker_id}".encode()),
+                        seed=zlib.crc32(f"{self.run_id}:{delivery.event_id}:{name}".encode())
+                        + delivery.attempt,
                     )
-                tick: Tick = StepFailed(command.worker_id, exc, delay, now)
+                failure = None
+                if delay is None and catchable:
+                    failure = StepFailedEvent(
+                        step_name=name,
+                        input_event=delivery.event,
+                        exception_type=type(exc).__name__,
+                        exception_message=str(exc),
+                        attempts=delivery.attempt,
+                    )
+                tick: Tick = StepFailed(worker_id, exc, delay, now, failure)
+                output = None
             else:
-                if output is None or isinstance(output, Event):
-                    tick = StepCompleted(command.worker_id, output)
-                else:
-                    tick = StepFailed(
-                        command.worker_id,
-                        TypeError(
-                            f"step {info.name!r} returned {type(output).__name__} {output!r}; a "
-                            "step returns an Event or None (to end the run with a value, "
-                            "return StopEvent(result=...))"
-                        ),
-                        None,
-                        self._adapter.now(),
-                    )
+                tick = StepCompleted(worker_id, output, adapter.now())
+            if adapter.wants_internal_events:
+                adapter.publish(
+                    _state_changed(name, "not_running", worker_id, delivery.event, output)
+                )
             pool.outstanding -= 1
             submit(tick)
             # A step that never awaits must still let other tasks (and a
             # cancellation) in between two commands.
             await checkpoint()
+
+
+def _state_changed(
+    name: str, state: str, worker_id: int, event: Event, output: Event | None = None
+) -> StepStateChanged:
+    return StepStateChanged(
+        name=name,
+        step_state=state,
+        worker_id=worker_id,
+        input_event_name=type(event).__name__,
+        output_event_name=type(output).__name__ if output is not None else None,
+    )
 
 
 _EXECUTORS: dict[type, Callable[[Driver, Any], None]] = {
@@ -372,6 +479,8 @@ _EXECUTORS: dict[type, Callable[[Driver, Any], None]] = {
     ScheduleTimer: Driver._schedule_timer,
     CancelTimer: Driver._cancel_timer,
     ReturnCollected: Driver._return_collected,
+    ResumeWorker: Driver._resume_worker,
+    CancelWorker: Driver._cancel_worker,
     Finish: Driver._finish,
 }
 """How the driver executes each command (``tests/core/test_completeness.py``

@@ -643,7 +643,7 @@ REJECTED = [
     pytest.param(
         _started_for_rejection(),
         EventSent(A(), step="nope"),
-        r"^step 'nope' does not accept A$",
+        r"^no step 'nope' in this workflow$",
         id="sent-to-unknown-step",
     ),
     pytest.param(
