@@ -4,9 +4,14 @@ runs, on asyncio or trio."""
 from __future__ import annotations
 
 from .context import Context as Context
+from .decorators import catch_error as catch_error
 from .decorators import step as step
 from .errors import AnyflowError as AnyflowError
 from .errors import ContextStateError as ContextStateError
+from .errors import ResourceError as ResourceError
+from .errors import StepOutputError as StepOutputError
+from .errors import StepTimeoutError as StepTimeoutError
+from .errors import WaitTimeoutError as WaitTimeoutError
 from .errors import WorkflowCancelledByUser as WorkflowCancelledByUser
 from .errors import WorkflowRuntimeError as WorkflowRuntimeError
 from .errors import WorkflowTimeoutError as WorkflowTimeoutError
@@ -14,13 +19,17 @@ from .errors import WorkflowValidationError as WorkflowValidationError
 from .events import Event as Event
 from .events import HumanResponseEvent as HumanResponseEvent
 from .events import InputRequiredEvent as InputRequiredEvent
+from .events import InternalEvent as InternalEvent
 from .events import StartEvent as StartEvent
 from .events import StepFailedEvent as StepFailedEvent
+from .events import StepStateChanged as StepStateChanged
 from .events import StopEvent as StopEvent
 from .events import WorkflowCancelledEvent as WorkflowCancelledEvent
 from .events import WorkflowFailedEvent as WorkflowFailedEvent
+from .events import WorkflowIdleEvent as WorkflowIdleEvent
 from .events import WorkflowTimedOutEvent as WorkflowTimedOutEvent
 from .handler import WorkflowHandler as WorkflowHandler
+from .resources import Resource as Resource
 from .retry import ConstantDelayRetryPolicy as ConstantDelayRetryPolicy
 from .retry import ExponentialBackoffRetryPolicy as ExponentialBackoffRetryPolicy
 from .retry import RetryInfo as RetryInfo
@@ -39,21 +48,30 @@ __all__ = [
     "ExponentialBackoffRetryPolicy",
     "HumanResponseEvent",
     "InputRequiredEvent",
+    "InternalEvent",
+    "Resource",
+    "ResourceError",
     "RetryInfo",
     "RetryPolicy",
     "Runtime",
     "StartEvent",
     "StepFailedEvent",
+    "StepOutputError",
+    "StepStateChanged",
+    "StepTimeoutError",
     "StopEvent",
+    "WaitTimeoutError",
     "Workflow",
     "WorkflowCancelledByUser",
     "WorkflowCancelledEvent",
     "WorkflowFailedEvent",
     "WorkflowHandler",
+    "WorkflowIdleEvent",
     "WorkflowRuntimeError",
     "WorkflowTimedOutEvent",
     "WorkflowTimeoutError",
     "WorkflowValidationError",
+    "catch_error",
     "step",
 ]
 

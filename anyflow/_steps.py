@@ -6,17 +6,20 @@ import inspect
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
 import attrs
 
 from .context import Context
+from .context._store import state_class_problem
 from .decorators import StepOptions
 from .errors import WorkflowValidationError
 from .events import Event
-from .resources import Resource
+from .resources import CallResources, Resource
 
 StepCall = Callable[[Any, Event, Context[Any], Mapping[str, Any]], Awaitable[Any]]
+
+_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 @attrs.frozen
@@ -33,6 +36,8 @@ class StepInfo:
     values of its resource parameters, by name)."""
     resources: tuple[tuple[str, Resource[Any]], ...] = ()
     """The step's resource parameters: (parameter name, resource)."""
+    state_type: type[Any] | None = None
+    """The attrs class of ``ctx: Context[MyState]``; None for an untyped (or no) context."""
 
 
 def _flatten(annotation: Any) -> list[Any]:
@@ -43,6 +48,74 @@ def _flatten(annotation: Any) -> list[Any]:
 
 def _is_context(annotation: Any) -> bool:
     return annotation is Context or typing.get_origin(annotation) is Context
+
+
+def _strip_annotated(annotation: Any) -> Any:
+    """``T`` for ``Annotated[T, ...]``; other annotations as they are."""
+    if typing.get_origin(annotation) is Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
+def _resource_of(where: str, name: str, annotation: Any) -> Resource[Any] | None:
+    """The ``Resource`` in ``Annotated[T, Resource(...)]``, or None."""
+    if typing.get_origin(annotation) is not Annotated:
+        return None
+    found = [m for m in annotation.__metadata__ if isinstance(m, Resource)]
+    if len(found) > 1:
+        raise WorkflowValidationError(
+            f"step {where} gives parameter {name!r} {len(found)} Resource markers; "
+            "give it one: Annotated[T, Resource(factory)]"
+        )
+    return found[0] if found else None
+
+
+def _state_type(where: str, annotation: Any) -> type[Any] | None:
+    """The state class of a ``Context[MyState]`` annotation (None if untyped)."""
+    args = typing.get_args(annotation)
+    if not args:
+        return None
+    (state,) = args
+    if state is Any or isinstance(state, TypeVar):
+        return None
+    if state is dict or typing.get_origin(state) is dict:
+        return None
+    if isinstance(state, type):
+        problem = state_class_problem(state)
+    else:
+        problem = (
+            f"{state!r} is not a class; a typed state is an attrs class with a default for "
+            "every field"
+        )
+    if problem is not None:
+        raise WorkflowValidationError(f"step {where} takes Context[{_name(state)}]: {problem}")
+    state_type: type[Any] = state
+    return state_type
+
+
+def _name(t: Any) -> str:
+    return getattr(t, "__qualname__", None) or repr(t)
+
+
+def state_type_of(workflow: str, steps: Mapping[str, StepInfo]) -> type[Any] | None:
+    """The one state class the steps' ``Context[...]`` annotations agree on.
+
+    :raises WorkflowValidationError: naming two steps that disagree.
+    """
+    first: StepInfo | None = None
+    for info in steps.values():
+        if info.state_type is None:
+            continue
+        if first is None:
+            first = info
+        elif info.state_type is not first.state_type:
+            raise WorkflowValidationError(
+                f"steps of {workflow} disagree on the state type: {first.name} takes "
+                f"Context[{_name(first.state_type)}] and {info.name} takes "
+                f"Context[{_name(info.state_type)}]; a run has one state, so give every "
+                "step the same Context[...] (or a bare Context)"
+            )
+    return first.state_type if first is not None else None
 
 
 def read_step(
@@ -58,7 +131,9 @@ def read_step(
             f"step {where} must be an async function: write `async def {name}`"
         )
     try:
-        hints = typing.get_type_hints(fn, globalns=fn.__globals__, localns=dict(localns))
+        hints = typing.get_type_hints(
+            fn, globalns=fn.__globals__, localns=dict(localns), include_extras=True
+        )
     except NameError as exc:
         raise WorkflowValidationError(
             f"cannot resolve the annotations of step {where}: {exc}; define the types it "
@@ -68,10 +143,24 @@ def read_step(
     params = list(inspect.signature(fn).parameters.values())[1:]  # skip self
     event_param: inspect.Parameter | None = None
     ctx_param: inspect.Parameter | None = None
+    state_type: type[Any] | None = None
+    resources: list[tuple[str, Resource[Any]]] = []
     for param in params:
         annotation = hints.get(param.name)
+        resource = _resource_of(where, param.name, annotation)
+        if resource is not None:
+            if param.kind not in _KEYWORD:
+                raise WorkflowValidationError(
+                    f"step {where} has a resource parameter {param.name!r} that cannot be "
+                    "passed by name; anyflow passes resources as keyword arguments, so "
+                    "make it an ordinary parameter (not positional-only or *args/**kwargs)"
+                )
+            resources.append((param.name, resource))
+            continue
+        annotation = _strip_annotated(annotation)
         if annotation is not None and _is_context(annotation):
             ctx_param = param
+            state_type = _state_type(where, annotation)
         elif event_param is None and annotation is not None:
             event_param = param
         elif event_param is None and param.default is inspect.Parameter.empty:
@@ -79,22 +168,29 @@ def read_step(
         elif param.default is inspect.Parameter.empty:
             raise WorkflowValidationError(
                 f"step {where} has a parameter {param.name!r} anyflow cannot fill: a step "
-                "takes one event parameter (annotated with its event types) and optionally "
-                "a `ctx: Context` parameter"
+                "takes one event parameter (annotated with its event types), optionally "
+                "a `ctx: Context` parameter, and resource parameters "
+                "(`name: Annotated[T, Resource(factory)]`)"
             )
     if event_param is None:
         raise WorkflowValidationError(
             f"step {where} has no annotated event parameter, so anyflow cannot tell which "
             f"events it accepts: write e.g. `async def {name}(self, ev: StartEvent) -> StopEvent`"
         )
-    accepts = _event_types(where, "accepts", hints[event_param.name], allow_none=False)
+    accepts = _event_types(
+        where, "accepts", _strip_annotated(hints[event_param.name]), allow_none=False
+    )
     if "return" not in hints:
         raise WorkflowValidationError(
             f"step {where} has no return annotation, so anyflow cannot tell which events it "
             "produces: annotate it, e.g. `-> StopEvent` or `-> MyEvent | None`"
         )
-    returns = _event_types(where, "returns", hints["return"], allow_none=True)
-    return StepInfo(name, accepts, returns, options, _caller(fn, event_param, ctx_param))
+    returns = _event_types(where, "returns", _strip_annotated(hints["return"]), allow_none=True)
+    if resources:
+        call = _caller_with_resources(fn, event_param, ctx_param, [n for n, _ in resources])
+    else:
+        call = _caller(fn, event_param, ctx_param)
+    return StepInfo(name, accepts, returns, options, call, tuple(resources), state_type)
 
 
 def _event_types(
@@ -134,3 +230,47 @@ def _caller(
         return lambda wf, ev, ctx, res: fn(wf, ctx, ev)
     names = (event_param.name, ctx_param.name)
     return lambda wf, ev, ctx, res: fn(wf, **{names[0]: ev, names[1]: ctx})
+
+
+def _caller_with_resources(
+    fn: Callable[..., Any],
+    event_param: inspect.Parameter,
+    ctx_param: inspect.Parameter | None,
+    resource_names: list[str],
+) -> StepCall:
+    """The call shim of a step with resource parameters.
+
+    Resources, and the event and context unless they are positional-only, are
+    passed by name, so their order in the signature does not matter.  When the
+    call ends, ``cache=False`` context managers opened for it are exited (see
+    ``resources.CallResources``), with the step's exception if it raised.
+    """
+    positional = sorted(
+        (p for p in (event_param, ctx_param) if p is not None and p.kind not in _KEYWORD),
+        key=lambda p: list(inspect.signature(fn).parameters).index(p.name),
+    )
+    ev_position = positional.index(event_param) if event_param in positional else None
+    ev_name = None if ev_position is not None else event_param.name
+    ctx_name = ctx_param.name if ctx_param is not None and ctx_param not in positional else None
+    names = tuple(resource_names)
+
+    async def call(wf: Any, ev: Event, ctx: Context[Any], res: Mapping[str, Any]) -> Any:
+        kwargs = {name: res[name] for name in names}
+        if ev_name is not None:
+            kwargs[ev_name] = ev
+        if ctx_name is not None:
+            kwargs[ctx_name] = ctx
+        args: list[Any] = [ctx] * len(positional)
+        if ev_position is not None:
+            args[ev_position] = ev
+        if not isinstance(res, CallResources):
+            return await fn(wf, *args, **kwargs)
+        try:
+            result = await fn(wf, *args, **kwargs)
+        except BaseException as exc:
+            await res.release(exc)
+            raise
+        await res.release(None)
+        return result
+
+    return call

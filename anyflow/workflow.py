@@ -7,7 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._core.state import RunSpec, StepSpec
-from ._steps import StepInfo, read_step
+from ._steps import StepInfo, read_step, state_type_of
 from ._validation import catchers, validate
 from .context import Context
 from .decorators import STEP_ATTRIBUTE, check_timeout
@@ -39,6 +39,9 @@ class Workflow:
         ``WorkflowTimeoutError``; None (the default) for no limit.
     """
 
+    state_type: ClassVar[type[Any] | None] = None
+    """The attrs class of the run's state, read from the steps' ``ctx:
+    Context[MyState]`` annotations; None for the default dictionary state."""
     _step_infos: ClassVar[dict[str, StepInfo]] = {}
     _start_class: ClassVar[type[StartEvent] | None] = None
     _catchers: ClassVar[dict[str, tuple[str, int]]] = {}
@@ -60,6 +63,7 @@ class Workflow:
             elif name in steps:
                 del steps[name]  # overridden by something that is not a step
         cls._step_infos = steps
+        cls.state_type = state_type_of(cls.__qualname__, steps)
         cls._start_class = None
 
     def __init__(self, timeout: float | None = None) -> None:

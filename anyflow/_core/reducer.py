@@ -79,6 +79,7 @@ from .ticks import (
     StepFailed,
     Tick,
     TimerFired,
+    WaitAbandoned,
     WaitStarted,
 )
 
@@ -258,12 +259,12 @@ class _Txn:
             self.commands.append(CancelTimer(f"{STEP}{worker_id}"))
         return worker
 
-    def wake(self, worker_id: int, event: Any, timed_out: bool) -> None:
+    def wake(self, worker_id: int, event: Any, timed_out: bool, answered: bool = True) -> None:
         """End a wait: the step goes on when its step has a free slot."""
         waiter = self._own_waiting().pop(worker_id)
         if waiter.timed and not timed_out:
             self.commands.append(CancelTimer(f"{WAIT}{worker_id}"))
-        if not timed_out:
+        if answered and not timed_out:
             key = (waiter.step, waiter.delivery.event_id)
             memo = self.memos.get(key, _NO_MEMO)
             self.set_memo(key, WaitMemo(memo.published, {**memo.answers, waiter.waiter_id: event}))
@@ -495,6 +496,15 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
     return txn.done()
 
 
+def _on_wait_abandoned(state: RunState, tick: WaitAbandoned) -> tuple[RunState, list[Command]]:
+    _require_running(state, tick)
+    if tick.worker_id not in state.waiting:
+        raise TickRejected(f"no worker {tick.worker_id} is waiting in this run")
+    txn = _Txn(state, tick.now)
+    txn.wake(tick.worker_id, None, timed_out=False, answered=False)
+    return txn.done()
+
+
 def _on_event_collected(state: RunState, tick: EventCollected) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
     worker = state.workers.get(tick.worker_id)
@@ -558,6 +568,7 @@ _HANDLERS: dict[type, _Handler] = {
     CancelRequested: _on_cancel_requested,
     EventCollected: _on_event_collected,
     WaitStarted: _on_wait_started,
+    WaitAbandoned: _on_wait_abandoned,
 }
 
 

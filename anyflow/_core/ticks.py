@@ -94,6 +94,15 @@ class WaitStarted:
 
 
 @attrs.frozen
+class WaitAbandoned:
+    """A waiting step stopped waiting on its own (its code cancelled the wait);
+    it goes on once its step has a free worker slot."""
+
+    worker_id: int
+    now: float = 0.0
+
+
+@attrs.frozen
 class TimerFired:
     """A timer scheduled with ``ScheduleTimer`` is due."""
 
@@ -108,6 +117,7 @@ Tick = (
     | StepFailed
     | EventCollected
     | WaitStarted
+    | WaitAbandoned
     | CancelRequested
     | TimerFired
 )

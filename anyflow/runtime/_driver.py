@@ -39,6 +39,7 @@ from .._core.ticks import (
     StepFailed,
     Tick,
     TimerFired,
+    WaitAbandoned,
     WaitStarted,
     is_external,
 )
@@ -98,7 +99,7 @@ def terminal_event(outcome: Outcome) -> StopEvent:
 class _Pool:
     """The worker tasks of one step."""
 
-    __slots__ = ("closed", "idle", "info", "outstanding", "queue", "tasks")
+    __slots__ = ("closed", "idle", "info", "outstanding", "parked", "queue", "tasks")
 
     def __init__(self, info: StepInfo) -> None:
         self.info = info
@@ -107,7 +108,9 @@ class _Pool:
         """Wake-up events of the worker tasks waiting for a command."""
         self.tasks = 0
         self.outstanding = 0
-        """Commands handed to this pool and not yet finished."""
+        """Commands handed to this pool and not yet finished (waits excluded)."""
+        self.parked = 0
+        """Tasks blocked in a step's wait_for_event (they can take no command)."""
         self.closed = False
 
     def put(self, command: StartWorker) -> None:
@@ -275,7 +278,8 @@ class Driver:
         """Suspend a step attempt until a matching event comes: (event, timed out)."""
         slot = self._waits[worker_id] = _WaitSlot()
         pool = self._pools[step]
-        pool.outstanding -= 1  # a waiting step holds no worker slot
+        pool.outstanding -= 1  # a waiting step holds no worker slot...
+        pool.parked += 1  # ...but its task is blocked: another may be needed
         try:
             self._submit(
                 WaitStarted(
@@ -291,8 +295,19 @@ class Driver:
             if not slot.done:
                 slot.wakeup = anyio.Event()
                 await slot.wakeup.wait()
+        except BaseException:
+            if not slot.done and self._outcome is None:
+                # The step's own code stopped the wait (a cancel scope around
+                # it): it must get a worker slot back before it goes on.
+                self._submit(WaitAbandoned(worker_id, self._adapter.now()))
+                if not slot.done:
+                    slot.wakeup = anyio.Event()
+                    with anyio.CancelScope(shield=True):
+                        await slot.wakeup.wait()  # set by ResumeWorker or at finish
+            raise
         finally:
             pool.outstanding += 1
+            pool.parked -= 1
             del self._waits[worker_id]
         return slot.event, slot.timed_out
 
@@ -322,7 +337,7 @@ class Driver:
         if pool is None:
             pool = self._pools[command.step] = _Pool(self.workflow._step_infos[command.step])
         pool.outstanding += 1
-        if pool.outstanding > pool.tasks:
+        if pool.outstanding > pool.tasks - pool.parked:
             pool.tasks += 1
             assert self._task_group is not None
             self._task_group.start_soon(self._worker, pool, name=f"anyflow step {command.step}")
@@ -367,6 +382,10 @@ class Driver:
         """
         self._outcome = command.outcome
         busy = bool(self._timers or self._waits)
+        for slot in self._waits.values():  # no answer will come now
+            slot.done = True
+            if slot.wakeup is not None:
+                slot.wakeup.set()
         for pool in self._pools.values():
             pool.close()
             busy = busy or pool.outstanding > 0
