@@ -123,6 +123,7 @@ async def _exit_all(opened: list[_Opened], error: BaseException | None) -> list[
     does not decide whether its step failed.
     """
     failures: list[ResourceError] = []
+    fatal: BaseException | None = None
     details = (type(error), error, error.__traceback__) if error is not None else (None,) * 3
     with anyio.CancelScope(shield=True):
         while opened:
@@ -130,12 +131,19 @@ async def _exit_all(opened: list[_Opened], error: BaseException | None) -> list[
             try:
                 await cm.__aexit__(*details)
             except Exception as exc:
+                if exc is error:
+                    continue  # it re-raised what it was given: not a failure to close
                 failure = ResourceError(
                     f"resource {param!r} of step {step!r} failed to close: "
                     f"{type(exc).__name__}: {exc}"
                 )
                 failure.__cause__ = exc
                 failures.append(failure)
+            except BaseException as exc:  # KeyboardInterrupt and the like
+                if exc is not error and fatal is None:
+                    fatal = exc  # raised once the others are closed too
+    if fatal is not None:
+        raise fatal
     return failures
 
 
@@ -175,7 +183,7 @@ class _Slot:
     __slots__ = ("factory", "lock", "ready", "value")
 
     def __init__(self, factory: Callable[[], Any]) -> None:
-        self.factory = factory  # keeps the id in the key from being reused
+        self.factory = factory  # keeps an id used as a key from being reused
         self.lock = anyio.Lock()
         self.ready = False
         self.value: Any = None
@@ -184,7 +192,8 @@ class _Slot:
 class RunResources:
     """The resources of one run: made on first use, closed when the run ends.
 
-    Cached values live in slots keyed by (factory, parameter name).  A slot's
+    Cached values live in slots keyed by (factory, parameter name), the factory
+    compared by equality (by identity if it is unhashable).  A slot's
     lock makes concurrent first uses wait for one factory call instead of each
     calling the factory; a failed or cancelled call leaves the slot empty for
     the next attempt.
@@ -193,7 +202,7 @@ class RunResources:
     __slots__ = ("_opened", "_slots", "close_errors")
 
     def __init__(self) -> None:
-        self._slots: dict[tuple[int, str], _Slot] = {}
+        self._slots: dict[tuple[object, str], _Slot] = {}
         self._opened: list[_Opened] = []
         """Cached context managers entered so far, exited by ``aclose``."""
         self.close_errors: list[ResourceError] = []
@@ -220,10 +229,17 @@ class RunResources:
         return CallResources(values, opened) if opened else values
 
     async def _cached(self, step: str, param: str, resource: Resource[Any]) -> Any:
-        key = (id(resource.factory), param)
-        slot = self._slots.get(key)
+        factory = resource.factory
+        try:
+            # By equality, so that `Resource(pool.connect)` in two steps (two bound
+            # method objects, equal to each other) is one resource.
+            key: tuple[object, str] = (factory, param)
+            slot = self._slots.get(key)
+        except TypeError:  # an unhashable callable: by identity
+            key = (id(factory), param)
+            slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[key] = _Slot(resource.factory)
+            slot = self._slots[key] = _Slot(factory)
         if not slot.ready:
             async with slot.lock:
                 if not slot.ready:

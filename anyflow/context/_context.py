@@ -19,7 +19,7 @@ from ..decorators import check_timeout
 from ..errors import ContextStateError, WaitTimeoutError
 from ..events import Event
 from ..retry import RetryInfo
-from ._store import StateStore
+from ._store import StateStore, StateT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Context", "ExternalContext", "InternalContext", "PreContext"]
 
-StateT = TypeVar("StateT")
 EventT = TypeVar("EventT", bound=Event)
 
 
