@@ -7,6 +7,7 @@ from .context import Context as Context
 from .decorators import catch_error as catch_error
 from .decorators import step as step
 from .errors import AnyflowError as AnyflowError
+from .errors import ContextSerdeError as ContextSerdeError
 from .errors import ContextStateError as ContextStateError
 from .errors import ResourceError as ResourceError
 from .errors import StepOutputError as StepOutputError
@@ -43,6 +44,7 @@ __all__ = [
     "BasicRuntime",
     "ConstantDelayRetryPolicy",
     "Context",
+    "ContextSerdeError",
     "ContextStateError",
     "Event",
     "ExponentialBackoffRetryPolicy",
@@ -76,16 +78,3 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-
-def _fixup_module_metadata() -> None:
-    """Show public names as ``anyflow.X`` (in reprs, tracebacks and docs), not as
-    the private module that defines them; ``anyflow.X`` is where users import them."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("anyflow."):
-            obj.__module__ = "anyflow"
-
-
-_fixup_module_metadata()
-del _fixup_module_metadata

@@ -11,7 +11,8 @@ Our exception hierarchy::
     ├── StepOutputError             a step returned something that is not an Event (a TypeError)
     ├── ResourceError               a step's resource could not be made or closed
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
-    └── ContextStateError           a Context method was called in the wrong phase
+    ├── ContextStateError           a Context method was called in the wrong phase
+    └── ContextSerdeError           a saved context cannot be written or read (also a ValueError)
 
 An exception raised by a step reaches the caller as itself, not wrapped, with a
 note naming the step.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnyflowError",
+    "ContextSerdeError",
     "ContextStateError",
     "ResourceError",
     "StepOutputError",
@@ -75,3 +77,9 @@ class WorkflowCancelledByUser(AnyflowError):
 
 class ContextStateError(AnyflowError):
     """A Context method was called in a phase where it means nothing."""
+
+
+class ContextSerdeError(AnyflowError, ValueError):
+    """A context cannot be saved (a value is not JSON-safe) or restored (the data
+    is corrupt, from another version or workflow, or names an unknown event
+    type).  The message gives the JSON path of the problem."""

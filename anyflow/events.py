@@ -15,6 +15,8 @@ says ``open=True``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import sys
 from collections.abc import Mapping
@@ -69,6 +71,12 @@ class Event:
             cls._open = open
         elif _declares_fields(cls):
             cls._open = False
+        # `tags: list[str] = []` would share one list between every event;
+        # give each event a copy instead.
+        for name in inspect.get_annotations(cls):
+            default = cls.__dict__.get(name)
+            if isinstance(default, list | dict | set):
+                setattr(cls, name, attrs.Factory(functools.partial(copy.copy, default)))
         attrs.define(cls, slots=False, frozen=True, kw_only=True, init=False, repr=False)
         cls._field_names = frozenset(a.alias for a in attrs.fields(cls) if a.init)
 

@@ -73,7 +73,7 @@ class WorkflowHandler:
     def __init__(
         self,
         workflow: Workflow,
-        start_event: Event,
+        start_event: Event | None,
         ctx: Context[Any],
         run_id: str,
         runtime: Runtime | None,
@@ -92,8 +92,9 @@ class WorkflowHandler:
 
     def _open(self, runtime: Runtime) -> Driver:
         internal, external = runtime.open_run(self._run_id)
-        driver = Driver(self._workflow, self._start_event, internal, self._ctx.store)
-        self._ctx._attach(external)
+        saved = self._ctx._saved_run()
+        driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)
+        self._ctx._attach(external, lambda: driver.state)
         self._adapter = external
         return driver
 

@@ -114,7 +114,14 @@ class Workflow:
         :raises TypeError: if the fields do not fit the start event class.
         """
         start_class = self.start_event_class
-        if start_event is None:
+        if ctx is not None and ctx._saved_run() is not None:
+            if start_event is not None or fields:
+                raise TypeError(
+                    "this context resumes a saved run, which has started already: "
+                    "pass no start event or fields to run()"
+                )
+            return WorkflowHandler(self, None, ctx, run_id or uuid.uuid4().hex, runtime)
+        elif start_event is None:
             start_event = start_class(**fields)
         elif fields:
             raise TypeError(

@@ -85,3 +85,12 @@ def test_stop_event_carries_a_result_and_can_be_typed() -> None:
     timed_out = WorkflowTimedOutEvent(timeout=1.5, active_steps=("a",))
     assert isinstance(timed_out, StopEvent)
     assert timed_out.active_steps == ("a",)
+
+
+def test_mutable_defaults_are_not_shared() -> None:
+    class Tagged(Event):
+        tags: list[str] = []  # noqa: RUF012 - anyflow gives each event its own copy
+
+    first, second = Tagged(), Tagged()
+    first.tags.append("x")
+    assert second.tags == []

@@ -139,12 +139,14 @@ async def test_step_order_of_ctx_and_event_parameters_does_not_matter() -> None:
 
 async def test_stream_has_one_consumer() -> None:
     async with JokeFlow().run(topic="owls") as handler:
-        handler.stream_events()
+        first = handler.stream_events()
         with pytest.raises(
             WorkflowRuntimeError,
             match=r"already being streamed: stream_events\(\) has one consumer",
         ):
             handler.stream_events()
+        await first.aclose()  # type: ignore[attr-defined]
+        assert [type(ev) async for ev in handler.stream_events()][-1] is StopEvent
 
 
 async def test_events_published_before_the_consumer_attaches_are_kept() -> None:

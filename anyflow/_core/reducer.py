@@ -74,6 +74,7 @@ from .ticks import (
     CancelRequested,
     EventCollected,
     EventSent,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -319,6 +320,58 @@ def _on_run_started(state: RunState, tick: RunStarted) -> tuple[RunState, list[C
     return txn.done()
 
 
+def restore(state: RunState) -> RunState:
+    """The state a saved run resumes from, in a new process or a new runtime.
+
+    Nothing of the old run is executing any more, so every attempt that was
+    executing or waiting goes back to the front of its step's queue, to run
+    again from the start (its completed waits are remembered, and its
+    questions will be asked again on the new stream); pending retries are due
+    at once.  Feed ``RunResumed`` next.
+    """
+    if state.status is not RunStatus.RUNNING:
+        raise TickRejected(f"only a running run can be resumed, not a {state.status.value} one")
+    lanes = dict(state.lanes)
+    unfinished: list[Worker | Waiter] = [
+        *state.workers.values(),
+        *state.waiting.values(),
+        *state.retries.values(),
+    ]
+    for item in sorted(unfinished, key=lambda w: w.delivery.event_id, reverse=True):
+        lane = lanes[item.step]
+        lanes[item.step] = Lane(lane.queue.push_front(item.delivery), 0)
+    memos = {key: WaitMemo(frozenset(), memo.answers) for key, memo in state.memos.items()}
+    return RunState(
+        state.spec,
+        RunStatus.RUNNING,
+        {name: Lane(lane.queue, 0) for name, lane in lanes.items()},
+        {},
+        {},
+        memos,
+        state.unclaimed,
+        state.recoveries,
+        False,
+        {},
+        state.collections,
+        state.next_event_id,
+        state.next_worker_id,
+        None,
+        None,
+    )
+
+
+def _on_run_resumed(state: RunState, tick: RunResumed) -> tuple[RunState, list[Command]]:
+    if state.status is not RunStatus.RUNNING or state.workers or state.waiting:
+        raise TickRejected("RunResumed comes first, after restore(state)")
+    txn = _Txn(state, tick.now)
+    if state.spec.timeout is not None:
+        txn.deadline = tick.now + state.spec.timeout
+        txn.commands.append(ScheduleTimer(RUN_TIMEOUT_TIMER, txn.deadline))
+    for name in state.spec.steps:
+        txn.pump(name)
+    return txn.done()
+
+
 def _on_event_sent(state: RunState, tick: EventSent) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
     event = tick.event
@@ -561,6 +614,7 @@ _Handler = Callable[[RunState, Any], tuple[RunState, list[Command]]]
 
 _HANDLERS: dict[type, _Handler] = {
     RunStarted: _on_run_started,
+    RunResumed: _on_run_resumed,
     EventSent: _on_event_sent,
     StepCompleted: _on_step_completed,
     StepFailed: _on_step_failed,

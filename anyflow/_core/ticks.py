@@ -21,6 +21,13 @@ class RunStarted:
 
 
 @attrs.frozen
+class RunResumed:
+    """A run restored from a saved state (see ``reducer.restore``) goes on."""
+
+    now: float
+
+
+@attrs.frozen
 class EventSent:
     """An event entered the run through ``send_event``.
 
@@ -112,6 +119,7 @@ class TimerFired:
 
 Tick = (
     RunStarted
+    | RunResumed
     | EventSent
     | StepCompleted
     | StepFailed

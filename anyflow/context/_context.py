@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from .._core.state import RunState, RunStatus
 from .._core.ticks import EventSent
 from ..decorators import check_timeout
-from ..errors import ContextStateError, WaitTimeoutError
+from ..errors import ContextSerdeError, ContextStateError, WaitTimeoutError
 from ..events import Event
 from ..retry import RetryInfo
+from ..serialization import decode_state, decode_value, encode_state, encode_value, type_name
 from ._store import StateStore, StateT
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from ..runtime import ExternalRunAdapter
     from ..workflow import Workflow
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["Context", "ExternalContext", "InternalContext", "PreContext"]
 
 EventT = TypeVar("EventT", bound=Event)
+
+_FORMAT_VERSION = 1
+"""Version of the ``to_dict`` format; bump it when the format changes."""
 
 
 class StepHost(Protocol):
@@ -54,14 +59,23 @@ class StepHost(Protocol):
 
 class PreContext:
     phase = "not started (it has not been passed to wf.run() yet)"
+    __slots__ = ("restored",)
+
+    def __init__(self, restored: RunState | None = None) -> None:
+        self.restored = restored
+        """A saved run to resume (from ``Context.from_dict``)."""
 
 
 class ExternalContext:
     phase = "the caller's view of a run"
-    __slots__ = ("adapter",)
+    __slots__ = ("adapter", "snapshot")
 
-    def __init__(self, adapter: ExternalRunAdapter) -> None:
+    def __init__(
+        self, adapter: ExternalRunAdapter, snapshot: Callable[[], RunState] | None
+    ) -> None:
         self.adapter = adapter
+        self.snapshot = snapshot
+        """The run's current reducer state, where the runtime can tell it."""
 
 
 class InternalContext:
@@ -123,10 +137,85 @@ class Context(Generic[StateT]):
         if isinstance(face, InternalContext):
             raise ContextStateError("a step's context cannot start another run; use Context(wf)")
 
-    def _attach(self, adapter: ExternalRunAdapter) -> None:
+    def _attach(
+        self, adapter: ExternalRunAdapter, snapshot: Callable[[], RunState] | None = None
+    ) -> None:
         """Become the caller's context of the run behind ``adapter``."""
         self._check_free()
-        self._face = ExternalContext(adapter)
+        self._face = ExternalContext(adapter, snapshot)
+
+    def _saved_run(self) -> RunState | None:
+        """The saved run this context resumes, if any (see ``from_dict``)."""
+        face = self._face
+        restored = face.restored if isinstance(face, PreContext) else None
+        if restored is not None and restored.status is RunStatus.RUNNING:
+            return restored
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The context as JSON-safe data: its store and, for a run that has not
+        finished, the run itself, so that ``Context.from_dict`` can resume it in
+        another process (see docs/serialization.md for what resuming re-runs).
+
+        :raises ContextSerdeError: naming the JSON path of a value that is not
+            JSON-safe (store plain data and events).
+        """
+        face = self._face
+        state: RunState | None = None
+        if isinstance(face, ExternalContext):
+            if face.snapshot is None:
+                raise ContextStateError(
+                    "this run's runtime cannot tell its state, so the context cannot be saved"
+                )
+            state = face.snapshot()
+        elif isinstance(face, PreContext):
+            state = face.restored
+        else:
+            raise self._wrong_phase("to_dict", "Save the context from the caller: handler.ctx.")
+        return {
+            "version": _FORMAT_VERSION,
+            "workflow": type_name(type(self._workflow)),
+            "store": encode_value(self._store.to_dict(), "$.store"),
+            "run": encode_state(state) if state is not None and not state.status.finished else None,
+        }
+
+    @classmethod
+    def from_dict(cls, workflow: Workflow, data: Any) -> Context[Any]:
+        """A context rebuilt from ``to_dict()`` data, to pass to ``workflow.run(ctx=...)``:
+        the saved run resumes (or, for a saved finished run, a new run starts
+        with the saved store).
+
+        :raises ContextSerdeError: naming the JSON path of what is wrong (corrupt
+            data, another format version or workflow, an unknown event type).
+        """
+        if not isinstance(data, dict):
+            raise ContextSerdeError(f"a saved context is a dict, not {type(data).__name__}")
+        version = data.get("version")
+        if version != _FORMAT_VERSION:
+            raise ContextSerdeError(
+                f"$.version is {version!r}; this anyflow reads version {_FORMAT_VERSION} contexts"
+            )
+        expected = type_name(type(workflow))
+        if data.get("workflow") != expected:
+            raise ContextSerdeError(
+                f"$.workflow: this context was saved from {data.get('workflow')!r}, "
+                f"not from {expected!r}"
+            )
+        unknown = set(data) - {"version", "workflow", "store", "run"}
+        if unknown:
+            raise ContextSerdeError(f"unknown keys at $: {', '.join(sorted(unknown))}")
+        ctx = cls(workflow)
+        state_type = ctx._store.state_type
+        store_data = data.get("store")
+        if not isinstance(store_data, dict):
+            raise ContextSerdeError("$.store must be a dict")
+        if state_type is None:
+            ctx._store = StateStore(decode_value(store_data, Any, "$.store"))
+        else:
+            ctx._store = StateStore(decode_value(store_data, state_type, "$.store"))
+        if data.get("run") is not None:
+            ctx._face = PreContext(decode_state(data["run"], workflow._spec))
+        return ctx
 
     def _wrong_phase(self, fn: str, instead: str) -> ContextStateError:
         return ContextStateError(

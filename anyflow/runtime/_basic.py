@@ -175,18 +175,7 @@ class _External(ExternalRunAdapter):
         self._run.consumed = True
         if expose_internal:
             self._run.internal = True
-        return self._iterate(expose_internal)
-
-    async def _iterate(self, expose_internal: bool) -> AsyncIterator[Any]:
-        # One event at a time, so a consumer that stops early leaves the rest
-        # for the next one.
-        published = self._run.published
-        try:
-            while (event := await published.get()) is not None:
-                if expose_internal or not isinstance(event, InternalEvent):
-                    yield event
-        finally:
-            self._run.consumed = False
+        return _Events(self._run, expose_internal)
 
     @property
     def outcome(self) -> Outcome | None:
@@ -202,6 +191,44 @@ class _External(ExternalRunAdapter):
             await checkpoint()
         assert run.outcome is not None
         return run.outcome
+
+
+class _Events:
+    """The stream's iterator.  A plain iterator rather than an async generator,
+    so that a consumer may ``break`` out of its loop without leaving a generator
+    to be finalized (which trio warns about); letting go of it (or ``aclose()``)
+    frees the stream for the next consumer, who gets the events not yet taken.
+    """
+
+    __slots__ = ("_expose_internal", "_run")
+
+    def __init__(self, run: _Run, expose_internal: bool) -> None:
+        self._run: _Run | None = run
+        self._expose_internal = expose_internal
+
+    def __aiter__(self) -> _Events:
+        return self
+
+    async def __anext__(self) -> Any:
+        run = self._run
+        if run is None:
+            raise StopAsyncIteration
+        while (event := await run.published.get()) is not None:
+            if self._expose_internal or not isinstance(event, InternalEvent):
+                return event
+        self._release()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._run is not None:
+            self._run.consumed = False
+            self._run = None
+
+    def __del__(self) -> None:
+        self._release()
 
 
 def _describe(tick: Tick) -> str:

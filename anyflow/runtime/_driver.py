@@ -29,11 +29,12 @@ from .._core.commands import (
     ScheduleTimer,
     StartWorker,
 )
-from .._core.reducer import TickRejected, reduce
+from .._core.reducer import TickRejected, reduce, restore
 from .._core.state import Broken, Cancelled, Completed, Failed, Outcome, RunState, TimedOut
 from .._core.ticks import (
     EventCollected,
     EventSent,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -157,6 +158,7 @@ class Driver:
         "_outcome",
         "_pools",
         "_resources",
+        "_resuming",
         "_scopes",
         "_start_event",
         "_state",
@@ -172,16 +174,18 @@ class Driver:
     def __init__(
         self,
         workflow: Workflow,
-        start_event: Event,
+        start_event: Event | None,
         adapter: InternalRunAdapter,
-        store: StateStore,
+        store: StateStore[Any],
+        saved: RunState | None = None,
     ) -> None:
         self.workflow = workflow
         self.run_id = adapter.run_id
         self._start_event = start_event
         self._adapter = adapter
         self._store = store
-        self._state = RunState.initial(workflow._spec)
+        self._state = RunState.initial(workflow._spec) if saved is None else restore(saved)
+        self._resuming = saved is not None
         self._unjournaled: list[Tick] = []
         self._pools: dict[str, _Pool] = {}
         self._timers: dict[str, anyio.CancelScope] = {}
@@ -204,7 +208,12 @@ class Driver:
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
-                await self._process([RunStarted(self._start_event, adapter.now())])
+                first: Tick = (
+                    RunResumed(adapter.now())
+                    if self._resuming
+                    else RunStarted(self._start_event, adapter.now())
+                )
+                await self._process([first])
                 while self._outcome is None:
                     await self._process(await adapter.receive_ticks())
         except anyio.get_cancelled_exc_class():

@@ -1,0 +1,23 @@
+"""JSON-safe data for events and run state (``ctx.to_dict()`` / ``Context.from_dict``)."""
+
+from __future__ import annotations
+
+from ._events import decode_event as decode_event
+from ._events import decode_value as decode_value
+from ._events import encode_event as encode_event
+from ._events import encode_value as encode_value
+from ._events import type_name as type_name
+from ._state import SavedError as SavedError
+from ._state import decode_state as decode_state
+from ._state import encode_state as encode_state
+
+__all__ = [
+    "SavedError",
+    "decode_event",
+    "decode_state",
+    "decode_value",
+    "encode_event",
+    "encode_state",
+    "encode_value",
+    "type_name",
+]

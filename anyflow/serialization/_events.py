@@ -1,0 +1,234 @@
+"""Events to and from JSON-safe data, with anyflow's own cattrs converter.
+
+An event is written as ``{"__anyflow_event__": "module:qualname", "fields":
+{...}}``.  Reading looks the name up among the ``Event`` subclasses that exist
+in this process; it never imports a module named in the payload, so a payload
+cannot make the process run code it did not already load.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import math
+import typing
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError
+
+from ..errors import ContextSerdeError
+from ..events import Event
+
+TAG = "__anyflow_event__"
+
+_types: dict[str, type[Event]] = {}
+
+
+def type_name(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _walk(cls: type[Event]) -> None:
+    for sub in cls.__subclasses__():
+        _types.setdefault(type_name(sub), sub)
+        _walk(sub)
+
+
+def event_type(name: str, path: str = "$") -> type[Event]:
+    """The event class registered under ``name`` (``module:qualname``)."""
+    cls = _types.get(name)
+    if cls is None:
+        _walk(Event)
+        cls = _types.get(name)
+    if cls is None:
+        raise ContextSerdeError(
+            f"unknown event type {name!r} at {path}: import the module that defines it "
+            "before restoring (anyflow never imports modules named in saved data)"
+        )
+    return cls
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    def is_event(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, Event)
+
+    def unstructure_event(ev: Event) -> dict[str, Any]:
+        fields = _unstructure_fields(converter, ev)
+        return {TAG: type_name(type(ev)), "fields": fields}
+
+    def structure_event(data: Any, declared: type) -> Event:
+        return decode_event(data)
+
+    converter.register_unstructure_hook_func(is_event, unstructure_event)
+    converter.register_structure_hook_func(is_event, structure_event)
+    converter.register_structure_hook(Any, lambda data, _: _revive(data))
+    # cattrs would turn 3 into "3" and "ab" into ["a", "b"]; saved data that
+    # does not have the declared type is corrupt, and is reported as such.
+    for primitive in (str, int, float, bool):
+        converter.register_structure_hook(primitive, _strict(primitive))
+    return converter
+
+
+def _strict(kind: type) -> Any:
+    def structure(data: Any, _: type) -> Any:
+        if kind is float and isinstance(data, int) and not isinstance(data, bool):
+            return float(data)
+        if type(data) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(data).__name__} {_short(data)}")
+        return data
+
+    return structure
+
+
+def _unstructure_fields(converter: cattrs.Converter, ev: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(ev)):
+        value = getattr(ev, field.name)
+        out[field.alias] = converter.unstructure(value)
+    return out
+
+
+def _revive(data: Any) -> Any:
+    """Untyped values (``Any`` fields, free fields) may hold events: find them."""
+    if isinstance(data, dict):
+        if TAG in data:
+            return decode_event(data)
+        return {key: _revive(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_revive(value) for value in data]
+    return data
+
+
+_converter = _make_converter()
+
+
+def encode_event(ev: Event, path: str = "$") -> dict[str, Any]:
+    """``ev`` as JSON-safe data.
+
+    :raises ContextSerdeError: naming the path of a value JSON cannot hold.
+    """
+    data: dict[str, Any] = _converter.unstructure(ev)
+    check_json(data, path)
+    return data
+
+
+def decode_event(data: Any, path: str = "$") -> Event:
+    """The event ``data`` describes.
+
+    :raises ContextSerdeError: for an unknown type or fields that do not fit it.
+    """
+    if not isinstance(data, dict) or set(data) != {TAG, "fields"}:
+        raise ContextSerdeError(
+            f"expected an event ({{{TAG!r}: ..., 'fields': ...}}) at {path}, got {_short(data)}"
+        )
+    cls = event_type(data[TAG], path)
+    fields = data["fields"]
+    if not isinstance(fields, dict):
+        raise ContextSerdeError(f"expected the fields of {cls.__name__} at {path}.fields")
+    try:
+        return cls(
+            **{key: _structure_field(cls, key, value, path) for key, value in fields.items()}
+        )
+    except TypeError as exc:
+        raise ContextSerdeError(f"cannot rebuild {cls.__name__} at {path}: {exc}") from exc
+
+
+def _structure_field(cls: type[Event], key: str, value: Any, path: str) -> Any:
+    annotation = _field_types(cls).get(key)
+    if annotation is None:
+        return _revive(value)  # a free field, or an annotation we cannot resolve
+    try:
+        origin = typing.get_origin(annotation) or annotation
+        if isinstance(value, str) and origin in _SEQUENCES:
+            raise TypeError(f"expected a list, got str {_short(value)}")
+        return _converter.structure(value, annotation)
+    except (ClassValidationError, TypeError, ValueError) as exc:
+        detail = (
+            "; ".join(cattrs.transform_error(exc)) if isinstance(exc, ClassValidationError) else exc
+        )
+        raise ContextSerdeError(
+            f"field {key!r} of {cls.__name__} at {path}.fields.{key} does not fit "
+            f"{annotation!r}: {detail}"
+        ) from exc
+
+
+_SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Set)
+
+_resolved: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type[Event]) -> dict[str, Any]:
+    """Field annotations by init name, resolved once per class where possible."""
+    types = _resolved.get(cls)
+    if types is None:
+        # A class local to a function keeps its string annotations unresolved.
+        with contextlib.suppress(NameError):
+            attrs.resolve_types(cls)
+        types = {
+            f.alias: f.type
+            for f in attrs.fields(cls)
+            if f.type is not None and not isinstance(f.type, str)
+        }
+        _resolved[cls] = types
+    return types
+
+
+def check_json(value: Any, path: str) -> None:
+    """Raise ``ContextSerdeError`` at the first value JSON cannot hold."""
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContextSerdeError(
+                f"{value!r} at {path} is not a finite number; JSON cannot hold it"
+            )
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_json(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ContextSerdeError(f"key {key!r} at {path} is not a string; JSON keys are")
+            check_json(item, f"{path}.{key}")
+        return
+    raise ContextSerdeError(
+        f"{type(value).__name__} value at {path} is not JSON-safe: store plain data "
+        "(str, int, float, bool, None, lists, dicts, events) in events and in the store"
+    )
+
+
+def _short(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def encode_value(value: Any, path: str) -> Any:
+    """Any value (events included, attrs instances as dicts) as JSON-safe data.
+
+    :raises ContextSerdeError: naming the path of a value JSON cannot hold.
+    """
+    data = _converter.unstructure(value)
+    check_json(data, path)
+    return data
+
+
+def decode_value(data: Any, kind: Any, path: str) -> Any:
+    """``data`` read back as ``kind`` (``Any`` for untyped data).
+
+    :raises ContextSerdeError: naming the path when it does not fit.
+    """
+    if kind is Any:
+        return _revive(data)
+    try:
+        return _converter.structure(data, kind)
+    except (ClassValidationError, TypeError, ValueError) as exc:
+        detail: Any = exc
+        if isinstance(exc, ClassValidationError):
+            detail = "; ".join(cattrs.transform_error(exc, path=path))
+        raise ContextSerdeError(f"{path} does not fit {kind.__name__}: {detail}") from exc

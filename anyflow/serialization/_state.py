@@ -1,0 +1,282 @@
+"""The reducer's state to and from JSON-safe data (what ``ctx.to_dict()`` saves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._core._pqueue import PQueue
+from .._core.state import (
+    CollectBuffer,
+    Delivery,
+    Lane,
+    Resumption,
+    RunSpec,
+    RunState,
+    RunStatus,
+    Waiter,
+    WaitMemo,
+    Worker,
+)
+from ..errors import ContextSerdeError
+from ._events import check_json, decode_event, encode_event, event_type, type_name
+
+
+class SavedError(Exception):
+    """An exception from a saved run, brought back as its type name and message
+    (the original class and traceback stay in the process that raised it)."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"SavedError({self.type_name}: {self.args[0]})"
+
+
+def encode_state(state: RunState) -> dict[str, Any]:
+    """``state`` as JSON-safe data.
+
+    :raises ContextSerdeError: naming the path of a value JSON cannot hold.
+    """
+    data = {
+        "status": state.status.value,
+        "next_event_id": state.next_event_id,
+        "next_worker_id": state.next_worker_id,
+        "queues": {
+            name: [_item(item, f"$.run.queues.{name}[{i}]") for i, item in enumerate(lane.queue)]
+            for name, lane in state.lanes.items()
+            if lane.queue
+        },
+        "executing": [
+            _worker(w, f"$.run.executing[{i}]") for i, w in enumerate(state.workers.values())
+        ],
+        "waiting": [
+            _waiter(w, f"$.run.waiting[{i}]") for i, w in enumerate(state.waiting.values())
+        ],
+        "retrying": [
+            _worker(w, f"$.run.retrying[{i}]") for i, w in enumerate(state.retries.values())
+        ],
+        "memos": [
+            {
+                "step": step,
+                "event_id": event_id,
+                "published": sorted(memo.published),
+                "answers": {
+                    key: encode_event(ev, f"$.run.memos[{i}].answers.{key}")
+                    for key, ev in memo.answers.items()
+                },
+            }
+            for i, ((step, event_id), memo) in enumerate(state.memos.items())
+        ],
+        "unclaimed": [
+            encode_event(ev, f"$.run.unclaimed[{i}]") for i, ev in enumerate(state.unclaimed)
+        ],
+        "collections": [
+            {
+                "step": step,
+                "buffer": buffer_id,
+                "events": [
+                    encode_event(ev, f"$.run.collections[{i}].events[{j}]")
+                    for j, ev in enumerate(buffer.items())
+                ],
+            }
+            for i, ((step, buffer_id), buffer) in enumerate(state.collections.items())
+        ],
+        "recoveries": dict(state.recoveries),
+    }
+    check_json(data, "$.run")
+    return data
+
+
+def _delivery(d: Delivery, path: str) -> dict[str, Any]:
+    error = None
+    if d.last_error is not None:
+        name = getattr(d.last_error, "type_name", type(d.last_error).__name__)
+        error = {"type": name, "message": str(d.last_error)}
+    return {
+        "event_id": d.event_id,
+        "event": encode_event(d.event, f"{path}.event"),
+        "attempt": d.attempt,
+        "last_error": error,
+        "first_failed_at": d.first_failed_at,
+    }
+
+
+def _item(item: Delivery | Resumption, path: str) -> dict[str, Any]:
+    if isinstance(item, Resumption):
+        # A woken wait that had not got its slot back yet: on resume the step
+        # runs again, and its memo answers the wait.
+        return _delivery(item.delivery, f"{path}.delivery")
+    return _delivery(item, path)
+
+
+def _worker(w: Worker, path: str) -> dict[str, Any]:
+    return {"step": w.step, "delivery": _delivery(w.delivery, f"{path}.delivery")}
+
+
+def _waiter(w: Waiter, path: str) -> dict[str, Any]:
+    return {
+        "step": w.step,
+        "delivery": _delivery(w.delivery, f"{path}.delivery"),
+        "waiter_id": w.waiter_id,
+        "event_types": [type_name(t) for t in w.event_types],
+        "requirements": [[key, value] for key, value in w.requirements],
+        "timed": w.timed,
+    }
+
+
+class _Reader:
+    """Reads saved data with the JSON path of every value at hand for errors."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+
+    def get(self, data: Any, key: str, kind: type | tuple[type, ...], path: str) -> Any:
+        if not isinstance(data, dict) or key not in data:
+            raise ContextSerdeError(f"missing {path}.{key}")
+        value = data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise ContextSerdeError(f"{path}.{key} must be {names}, not {type(value).__name__}")
+        return value
+
+    def step(self, name: Any, path: str) -> str:
+        if name not in self.spec.steps:
+            raise ContextSerdeError(
+                f"{path} names step {name!r}, which this workflow does not have (its steps: "
+                f"{', '.join(sorted(self.spec.steps))}); was the workflow changed since?"
+            )
+        return str(name)
+
+    def delivery(self, data: Any, path: str) -> Delivery:
+        error = data.get("last_error") if isinstance(data, dict) else None
+        last_error = None
+        if error is not None:
+            last_error = SavedError(
+                self.get(error, "type", str, f"{path}.last_error"),
+                self.get(error, "message", str, f"{path}.last_error"),
+            )
+        first = data.get("first_failed_at") if isinstance(data, dict) else None
+        if first is not None and not isinstance(first, int | float):
+            raise ContextSerdeError(f"{path}.first_failed_at must be a number or null")
+        return Delivery(
+            self.get(data, "event_id", int, path),
+            decode_event(self.get(data, "event", dict, path), f"{path}.event"),
+            self.get(data, "attempt", int, path),
+            last_error,
+            first,
+        )
+
+    def worker(self, data: Any, path: str) -> Worker:
+        return Worker(
+            self.step(self.get(data, "step", str, path), f"{path}.step"),
+            self.delivery(self.get(data, "delivery", dict, path), f"{path}.delivery"),
+        )
+
+
+def decode_state(data: Any, spec: RunSpec) -> RunState:
+    """The state ``data`` describes, for a run of a workflow with ``spec``.
+
+    :raises ContextSerdeError: naming the JSON path of what is wrong.
+    """
+    r = _Reader(spec)
+    path = "$.run"
+    status_text = r.get(data, "status", str, path)
+    try:
+        status = RunStatus(status_text)
+    except ValueError:
+        raise ContextSerdeError(f"{path}.status {status_text!r} is not a run status") from None
+    lanes = {name: Lane() for name in spec.steps}
+    for name, items in r.get(data, "queues", dict, path).items():
+        step = r.step(name, f"{path}.queues")
+        queue: PQueue[Delivery | Resumption] = PQueue()
+        if not isinstance(items, list):
+            raise ContextSerdeError(f"{path}.queues.{name} must be a list")
+        for i, item in enumerate(items):
+            queue = queue.push(r.delivery(item, f"{path}.queues.{name}[{i}]"))
+        lanes[step] = Lane(queue, 0)
+    executing = [
+        r.worker(w, f"{path}.executing[{i}]")
+        for i, w in enumerate(r.get(data, "executing", list, path))
+    ]
+    retrying = [
+        r.worker(w, f"{path}.retrying[{i}]")
+        for i, w in enumerate(r.get(data, "retrying", list, path))
+    ]
+    waiting = []
+    for i, w in enumerate(r.get(data, "waiting", list, path)):
+        where = f"{path}.waiting[{i}]"
+        worker = r.worker(w, where)
+        types = tuple(
+            event_type(name, f"{where}.event_types[{j}]")
+            for j, name in enumerate(r.get(w, "event_types", list, where))
+        )
+        requirements = tuple(
+            (str(pair[0]), pair[1]) for pair in r.get(w, "requirements", list, where)
+        )
+        waiting.append(
+            Waiter(
+                worker.step,
+                worker.delivery,
+                r.get(w, "waiter_id", str, where),
+                types,
+                requirements,
+                r.get(w, "timed", bool, where),
+            )
+        )
+    memos = {}
+    for i, m in enumerate(r.get(data, "memos", list, path)):
+        where = f"{path}.memos[{i}]"
+        step = r.step(r.get(m, "step", str, where), f"{where}.step")
+        answers = {
+            key: decode_event(ev, f"{where}.answers.{key}")
+            for key, ev in r.get(m, "answers", dict, where).items()
+        }
+        memos[(step, r.get(m, "event_id", int, where))] = WaitMemo(
+            frozenset(r.get(m, "published", list, where)), answers
+        )
+    collections = {}
+    for i, c in enumerate(r.get(data, "collections", list, path)):
+        where = f"{path}.collections[{i}]"
+        step = r.step(r.get(c, "step", str, where), f"{where}.step")
+        events = [
+            decode_event(ev, f"{where}.events[{j}]")
+            for j, ev in enumerate(r.get(c, "events", list, where))
+        ]
+        collections[(step, r.get(c, "buffer", str, where))] = CollectBuffer.of(events)
+    unclaimed = tuple(
+        decode_event(ev, f"{path}.unclaimed[{i}]")
+        for i, ev in enumerate(r.get(data, "unclaimed", list, path))
+    )
+    recoveries = {
+        r.step(name, f"{path}.recoveries"): count
+        for name, count in r.get(data, "recoveries", dict, path).items()
+    }
+    # Executing and waiting attempts are saved as such, for a faithful picture;
+    # restore() puts them back in their queues.
+    workers = dict(enumerate(executing))
+    offset = len(workers)
+    waiting_map = {offset + i: w for i, w in enumerate(waiting)}
+    retries = {f"saved-{i}": w for i, w in enumerate(retrying)}
+    for w in workers.values():
+        lane = lanes[w.step]
+        lanes[w.step] = Lane(lane.queue, lane.running + 1)
+    return RunState(
+        spec,
+        status,
+        lanes,
+        workers,
+        waiting_map,
+        memos,
+        unclaimed,
+        recoveries,
+        False,
+        retries,
+        collections,
+        r.get(data, "next_event_id", int, path),
+        max(r.get(data, "next_worker_id", int, path), offset + len(waiting)),
+        None,
+        None,
+    )
