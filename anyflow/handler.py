@@ -250,7 +250,7 @@ class WorkflowHandler:
         :raises WorkflowRuntimeError: if no step accepts the event or the run has finished.
         """
         adapter = self._require_started("send_event()")
-        self._workflow._check_sendable(event, step)
+        self._workflow._check_sendable(event, step, self._ctx._live_state())
         adapter.send_tick(EventSent(event, step, external=True))
         return _Sent()
 

@@ -6,7 +6,7 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._core.state import RunSpec, StepSpec
+from ._core.state import RunSpec, RunState, StepSpec
 from ._steps import StepInfo, read_step, state_type_of
 from ._validation import catchers, validate
 from .context import Context
@@ -82,7 +82,7 @@ class Workflow:
             publish_types=(InputRequiredEvent,),
             timeout=timeout,
             catchers=cls._catchers,
-            buffer_types=(HumanResponseEvent,),
+            buffer_types=(Event,),
             idle_event=WorkflowIdleEvent(),
         )
 
@@ -144,11 +144,20 @@ class Workflow:
             ctx._check_free()
         return WorkflowHandler(self, start_event, ctx, run_id or uuid.uuid4().hex, runtime)
 
-    def _check_sendable(self, event: Event, step: str | None) -> None:
-        """Raise now, in the sender, what the run could only drop later."""
+    def _check_sendable(self, event: Event, step: str | None, live: RunState | None = None) -> None:
+        """Raise now, in the sender, what the run could only drop later.
+
+        An event no step accepts is still taken when it is a HumanResponseEvent
+        (kept for a later ``wait_for_event``) or when a step of the ``live``
+        run state is waiting for one like it right now.
+        """
         if not isinstance(event, Event):
             raise TypeError(f"send_event takes an Event, not {type(event).__name__}")
         name = type(self).__qualname__
+        if live is not None and any(
+            (step is None or w.step == step) and w.matches(event) for w in live.waiting.values()
+        ):
+            return
         if step is None:
             if not self._spec.route(type(event)) and not isinstance(event, HumanResponseEvent):
                 accepted = sorted(
@@ -156,8 +165,8 @@ class Workflow:
                 )
                 raise WorkflowRuntimeError(
                     f"no step of {name} accepts {type(event).__name__}; its steps accept: "
-                    f"{', '.join(accepted)} (to answer a step's ctx.wait_for_event, send a "
-                    "HumanResponseEvent or a subclass of it)"
+                    f"{', '.join(accepted)} (a step's ctx.wait_for_event takes any event type "
+                    "while it waits; a HumanResponseEvent is also kept for it if sent early)"
                 )
             return
         info = self._step_infos.get(step)

@@ -125,7 +125,7 @@ async def test_unacceptable_events_are_refused_when_sent() -> None:
         handler = HumanInTheLoop().run(runtime=runtime)
         with pytest.raises(
             WorkflowRuntimeError,
-            match=r"^no step of HumanInTheLoop accepts Nobody; its steps accept: HumanResponseEvent, StartEvent \(to answer a step",
+            match=r"^no step of HumanInTheLoop accepts Nobody; its steps accept: HumanResponseEvent, StartEvent \(a step.s ctx.wait_for_event takes any event type",
         ):
             handler.send_event(Nobody())
         with pytest.raises(

@@ -40,6 +40,8 @@ _FORMAT_VERSION = 1
 class StepHost(Protocol):
     """What a step's context needs from the driver running it."""
 
+    @property
+    def state(self) -> RunState: ...
     def send_from_step(self, event: Event, step: str | None) -> None: ...
     def collect(
         self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
@@ -144,6 +146,13 @@ class Context(Generic[StateT]):
         self._check_free()
         self._face = ExternalContext(adapter, snapshot)
 
+    def _live_state(self) -> RunState | None:
+        """The run's current reducer state, where the runtime can tell it."""
+        face = self._face
+        if isinstance(face, ExternalContext) and face.snapshot is not None:
+            return face.snapshot()
+        return None
+
     def _saved_run(self) -> RunState | None:
         """The saved run this context resumes, if any (see ``from_dict``)."""
         face = self._face
@@ -243,10 +252,10 @@ class Context(Generic[StateT]):
         """
         face = self._face
         if isinstance(face, InternalContext):
-            self._workflow._check_sendable(event, step)
+            self._workflow._check_sendable(event, step, face.host.state)
             face.host.send_from_step(event, step)
         elif isinstance(face, ExternalContext):
-            self._workflow._check_sendable(event, step)
+            self._workflow._check_sendable(event, step, self._live_state())
             face.adapter.send_tick(EventSent(event, step, external=True))
         else:
             raise self._wrong_phase(
@@ -293,15 +302,20 @@ class Context(Generic[StateT]):
         ``waiter_event`` (typically an ``InputRequiredEvent``) is published to the
         stream once per waiter, to tell the caller what is wanted.  The first
         event of ``event_type`` (or a subclass) whose fields equal
-        ``requirements`` is returned; an event nobody waits for yet is kept for
-        a later waiter if it is a ``HumanResponseEvent``.  While it waits the
-        step holds no worker slot.
+        ``requirements`` is returned; while the step waits, the caller may send
+        an event of any type it waits for, and a ``HumanResponseEvent`` sent
+        before anyone waits for it is kept for a later waiter.  While it waits
+        the step holds no worker slot; if the run ends meanwhile, the code after
+        the wait does not run.
 
         A wait is remembered per delivery under ``waiter_id`` (by default its
         place among this attempt's waits: the first, the second, ...): when the
         step runs again on the same event (a retry, or a run resumed from a
         saved context), a wait that already got its event returns that event
-        at once, and a question already published is not asked again.
+        at once.  A retry does not publish a question again; a resumed run
+        does, for the waits still unanswered, since its stream is a new one.
+        Code before the first unanswered wait runs again on a resume (see
+        docs/human-in-the-loop.md).
 
         :raises WaitTimeoutError: if no event came within ``timeout`` seconds.
         """

@@ -139,10 +139,11 @@ class _Pool:
 class _WaitSlot:
     """Where a waiting step finds its answer."""
 
-    __slots__ = ("done", "event", "timed_out", "wakeup")
+    __slots__ = ("done", "ended", "event", "timed_out", "wakeup")
 
     def __init__(self) -> None:
         self.done = False
+        self.ended = False  # the run ended first
         self.event: Any = None
         self.timed_out = False
         self.wakeup: anyio.Event | None = None
@@ -304,6 +305,11 @@ class Driver:
             if not slot.done:
                 slot.wakeup = anyio.Event()
                 await slot.wakeup.wait()
+            if slot.ended:
+                # The run ended while the step waited: the code after the wait
+                # must not run.  The run's task group is being cancelled, so
+                # this sleep ends in that cancellation.
+                await anyio.sleep_forever()
         except BaseException:
             if not slot.done and self._outcome is None:
                 # The step's own code stopped the wait (a cancel scope around
@@ -392,7 +398,7 @@ class Driver:
         self._outcome = command.outcome
         busy = bool(self._timers or self._waits)
         for slot in self._waits.values():  # no answer will come now
-            slot.done = True
+            slot.done = slot.ended = True
             if slot.wakeup is not None:
                 slot.wakeup.set()
         for pool in self._pools.values():

@@ -380,15 +380,6 @@ class AwaitWebhook(Workflow):
         return StopEvent(result=hook.payload)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: ctx.wait_for_event(T) accepts any event type (docstring: 'an event of "
-        "event_type sent into the run') and publishes its question, but handler.send_event(T()) "
-        "raises WorkflowRuntimeError unless T subclasses HumanResponseEvent: the step waits "
-        "for an event nobody can send"
-    ),
-)
 async def test_a_step_can_wait_for_a_plain_event_type_sent_from_outside() -> None:
     async with AwaitWebhook(timeout=10).run() as handler:
         async for ev in handler.stream_events():
@@ -442,14 +433,6 @@ class ChargeAfterApproval(Workflow):
         raise RuntimeError("audit service down")
 
 
-WAIT_RETURNS_NONE = (
-    "BUG: when the run ends (cancel_run, workflow timeout, another step failing) while a "
-    "step waits in ctx.wait_for_event, the wait returns None instead of being cancelled, "
-    "so the step's code after the wait runs (here: the card is charged without approval)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=WAIT_RETURNS_NONE)
 async def test_cancelling_a_run_does_not_resume_a_waiting_step() -> None:
     wf = ChargeAfterApproval(timeout=10)
 
@@ -466,7 +449,6 @@ async def test_cancelling_a_run_does_not_resume_a_waiting_step() -> None:
     assert wf.charged == []
 
 
-@pytest.mark.xfail(strict=True, reason=WAIT_RETURNS_NONE)
 async def test_a_workflow_timeout_does_not_resume_a_waiting_step() -> None:
     wf = ChargeAfterApproval(timeout=0.05)
     with pytest.raises(WorkflowTimeoutError):
@@ -475,7 +457,6 @@ async def test_a_workflow_timeout_does_not_resume_a_waiting_step() -> None:
     assert wf.charged == []
 
 
-@pytest.mark.xfail(strict=True, reason=WAIT_RETURNS_NONE)
 async def test_another_steps_failure_does_not_resume_a_waiting_step() -> None:
     wf = ChargeAfterApproval(timeout=10, audit_fails=True)
     with pytest.raises(RuntimeError, match="audit service down"):

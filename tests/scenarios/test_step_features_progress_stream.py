@@ -167,15 +167,6 @@ class Acknowledge(Workflow):
         return StopEvent(result="acknowledged")
 
 
-WAIT_RETURNS_ON_CANCEL = (
-    "BUG: when the run ends (cancel_run, workflow timeout) while a step waits in "
-    "ctx.wait_for_event, the wait returns None and the step's code after it runs; "
-    "here the step returns its StopEvent and the progress stream reports "
-    "output_event_name='StopEvent' for a step that was cut off"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=WAIT_RETURNS_ON_CANCEL)
 async def test_a_cancelled_waiting_step_is_not_reported_as_having_produced_a_result() -> None:
     seen: list[Event] = []
 
@@ -194,7 +185,6 @@ async def test_a_cancelled_waiting_step_is_not_reported_as_having_produced_a_res
     assert "StopEvent" not in outputs
 
 
-@pytest.mark.xfail(strict=True, reason=WAIT_RETURNS_ON_CANCEL)
 async def test_a_waiting_step_cut_by_the_workflow_timeout_is_not_reported_as_finished() -> None:
     seen: list[Event] = []
 
