@@ -219,21 +219,24 @@ class _Txn:
     def start(self, name: str, lane: Lane, delivery: Delivery) -> None:
         worker_id = self.next_worker_id
         self.next_worker_id = worker_id + 1
-        self._own_workers()[worker_id] = Worker(name, delivery)
-        self.set_lane(name, Lane(lane.queue, lane.running + 1))
         self.commands.append(StartWorker(worker_id, name, delivery))
-        self._arm_step_timer(name, worker_id)
+        deadline = self._arm_step_timer(worker_id, self.spec.steps[name].timeout)
+        self._own_workers()[worker_id] = Worker(name, delivery, deadline)
+        self.set_lane(name, Lane(lane.queue, lane.running + 1))
 
     def resume(self, name: str, lane: Lane, item: Resumption) -> None:
-        self._own_workers()[item.worker_id] = Worker(name, item.delivery)
-        self.set_lane(name, Lane(lane.queue, lane.running + 1))
         self.commands.append(ResumeWorker(item.worker_id, item.event, item.timed_out))
-        self._arm_step_timer(name, item.worker_id)
+        budget = item.budget if item.budget is not None else self.spec.steps[name].timeout
+        deadline = self._arm_step_timer(item.worker_id, budget)
+        self._own_workers()[item.worker_id] = Worker(name, item.delivery, deadline)
+        self.set_lane(name, Lane(lane.queue, lane.running + 1))
 
-    def _arm_step_timer(self, name: str, worker_id: int) -> None:
-        timeout = self.spec.steps[name].timeout
-        if timeout is not None:
-            self.commands.append(ScheduleTimer(f"{STEP}{worker_id}", self.now + timeout))
+    def _arm_step_timer(self, worker_id: int, seconds: float | None) -> float | None:
+        if seconds is None:
+            return None
+        deadline = self.now + seconds
+        self.commands.append(ScheduleTimer(f"{STEP}{worker_id}", deadline))
+        return deadline
 
     def pump(self, name: str) -> None:
         """Start queued work of ``name`` while it has free worker slots."""
@@ -263,13 +266,13 @@ class _Txn:
     def wake(self, worker_id: int, event: Any, timed_out: bool, answered: bool = True) -> None:
         """End a wait: the step goes on when its step has a free slot."""
         waiter = self._own_waiting().pop(worker_id)
-        if waiter.timed and not timed_out:
+        if waiter.deadline is not None and not timed_out:
             self.commands.append(CancelTimer(f"{WAIT}{worker_id}"))
         if answered and not timed_out:
             key = (waiter.step, waiter.delivery.event_id)
             memo = self.memos.get(key, _NO_MEMO)
             self.set_memo(key, WaitMemo(memo.published, {**memo.answers, waiter.waiter_id: event}))
-        item = Resumption(worker_id, waiter.delivery, event, timed_out)
+        item = Resumption(worker_id, waiter.delivery, event, timed_out, waiter.budget)
         lane = self.lanes[waiter.step]
         if lane.running < self.spec.steps[waiter.step].num_workers:
             self.resume(waiter.step, lane, item)
@@ -390,7 +393,7 @@ def _on_event_sent(state: RunState, tick: EventSent) -> tuple[RunState, list[Com
     if steps:
         txn.deliver(event, steps)
     elif isinstance(event, state.spec.buffer_types):
-        txn.unclaimed = (*state.unclaimed, event)
+        txn.unclaimed = (*state.unclaimed, (event, tick.step))
     elif tick.step is None:
         raise TickRejected(f"no step accepts {event_type.__name__}")
     else:
@@ -478,17 +481,25 @@ def _on_timer_fired(state: RunState, tick: TimerFired) -> tuple[RunState, list[C
             assert state.spec.timeout is not None
             txn.finish(RunStatus.TIMED_OUT, TimedOut(state.spec.timeout, state.active_steps()))
         return txn.done()
+    # Timer ids are reused by the waits and resumptions of one attempt, so a
+    # late fire is checked against the deadline in the state (rule 5).
     if timer_id.startswith(WAIT):
-        worker_id = int(timer_id[len(WAIT) :])
-        if worker_id not in state.waiting:
+        waiter = state.waiting.get(int(timer_id[len(WAIT) :]))
+        if waiter is None or waiter.deadline is None:
             return state, []  # the event came first
-        txn.wake(worker_id, None, timed_out=True)
+        if tick.now < waiter.deadline:
+            txn.commands.append(ScheduleTimer(timer_id, waiter.deadline))
+        else:
+            txn.wake(int(timer_id[len(WAIT) :]), None, timed_out=True)
         return txn.done()
     if timer_id.startswith(STEP):
-        worker_id = int(timer_id[len(STEP) :])
-        if worker_id not in state.workers:
+        worker = state.workers.get(int(timer_id[len(STEP) :]))
+        if worker is None or worker.deadline is None:
             return state, []  # it finished (or started waiting) first
-        txn.commands.append(CancelWorker(worker_id))
+        if tick.now < worker.deadline:
+            txn.commands.append(ScheduleTimer(timer_id, worker.deadline))
+        else:
+            txn.commands.append(CancelWorker(int(timer_id[len(STEP) :])))
         return txn.done()
     retry = state.retries.get(timer_id)
     if retry is None:
@@ -529,11 +540,12 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
         tick.waiter_id,
         tick.event_types,
         tick.requirements,
-        timed=tick.timeout is not None,
+        deadline=None if tick.timeout is None else tick.now + tick.timeout,
+        budget=None if worker.deadline is None else max(worker.deadline - tick.now, 0.0),
     )
     # An event that arrived before anyone waited for it.
-    for index, event in enumerate(state.unclaimed):
-        if waiter.matches(event):
+    for index, (event, target) in enumerate(state.unclaimed):
+        if (target is None or target == worker.step) and waiter.matches(event):
             txn.unclaimed = state.unclaimed[:index] + state.unclaimed[index + 1 :]
             txn.set_memo(key, WaitMemo(memo.published, {**memo.answers, tick.waiter_id: event}))
             txn.commands.append(ResumeWorker(tick.worker_id, event, False))
@@ -552,6 +564,12 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
 def _on_wait_abandoned(state: RunState, tick: WaitAbandoned) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
     if tick.worker_id not in state.waiting:
+        if any(
+            type(item) is Resumption and item.worker_id == tick.worker_id
+            for lane in state.lanes.values()
+            for item in lane.queue
+        ):
+            return state, []  # its answer came and waits for a slot: it goes on then
         raise TickRejected(f"no worker {tick.worker_id} is waiting in this run")
     txn = _Txn(state, tick.now)
     txn.wake(tick.worker_id, None, timed_out=False, answered=False)

@@ -103,6 +103,8 @@ class Resumption:
     delivery: Delivery
     event: Any
     timed_out: bool = False
+    budget: float | None = None
+    """What is left of the attempt's step timeout, carried over the wait."""
 
 
 @attrs.frozen
@@ -119,6 +121,8 @@ class Worker:
 
     step: str
     delivery: Delivery
+    deadline: float | None = None
+    """When the attempt's step timeout runs out (None: no step timeout)."""
 
 
 @attrs.frozen
@@ -131,8 +135,10 @@ class Waiter:
     event_types: tuple[type, ...]
     requirements: tuple[tuple[str, Any], ...] = ()
     """(field, value) pairs the awaited event must have."""
-    timed: bool = False
-    """Whether a wait timer runs for it."""
+    deadline: float | None = None
+    """When the wait times out, if it has a timeout."""
+    budget: float | None = None
+    """What is left of the attempt's step timeout, carried over the wait."""
 
     def matches(self, event: Any) -> bool:
         return isinstance(event, self.event_types) and all(
@@ -235,8 +241,9 @@ class RunState:
     """Step attempts suspended in ``wait_for_event``, by worker id, oldest first."""
     memos: Mapping[tuple[str, int], WaitMemo] = attrs.field(factory=dict)
     """Wait memos by (step, event id) of the delivery, until it finishes."""
-    unclaimed: tuple[Any, ...] = ()
-    """Events sent in that no step and no waiter took yet (see RunSpec.buffer_types)."""
+    unclaimed: tuple[tuple[Any, str | None], ...] = ()
+    """Events sent in that no step and no waiter took yet, with the step they were
+    sent to, if any (see RunSpec.buffer_types)."""
     recoveries: Mapping[str, int] = attrs.field(factory=dict)
     """How many failures each catching step has been handed."""
     idle: bool = False

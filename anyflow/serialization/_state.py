@@ -69,7 +69,8 @@ def encode_state(state: RunState) -> dict[str, Any]:
             for i, ((step, event_id), memo) in enumerate(state.memos.items())
         ],
         "unclaimed": [
-            encode_event(ev, f"$.run.unclaimed[{i}]") for i, ev in enumerate(state.unclaimed)
+            {"event": encode_event(ev, f"$.run.unclaimed[{i}].event"), "step": step}
+            for i, (ev, step) in enumerate(state.unclaimed)
         ],
         "collections": [
             {
@@ -121,7 +122,8 @@ def _waiter(w: Waiter, path: str) -> dict[str, Any]:
         "waiter_id": w.waiter_id,
         "event_types": [type_name(t) for t in w.event_types],
         "requirements": [[key, value] for key, value in w.requirements],
-        "timed": w.timed,
+        "deadline": w.deadline,
+        "budget": w.budget,
     }
 
 
@@ -176,6 +178,14 @@ class _Reader:
         )
 
 
+def _number(value: Any, path: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContextSerdeError(f"{path} must be a number or null, not {type(value).__name__}")
+    return float(value)
+
+
 def decode_state(data: Any, spec: RunSpec) -> RunState:
     """The state ``data`` describes, for a run of a workflow with ``spec``.
 
@@ -223,7 +233,8 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
                 r.get(w, "waiter_id", str, where),
                 types,
                 requirements,
-                r.get(w, "timed", bool, where),
+                _number(w.get("deadline"), f"{where}.deadline"),
+                _number(w.get("budget"), f"{where}.budget"),
             )
         )
     memos = {}
@@ -246,10 +257,13 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
             for j, ev in enumerate(r.get(c, "events", list, where))
         ]
         collections[(step, r.get(c, "buffer", str, where))] = CollectBuffer.of(events)
-    unclaimed = tuple(
-        decode_event(ev, f"{path}.unclaimed[{i}]")
-        for i, ev in enumerate(r.get(data, "unclaimed", list, path))
-    )
+    unclaimed: list[tuple[Any, str | None]] = []
+    for i, item in enumerate(r.get(data, "unclaimed", list, path)):
+        where = f"{path}.unclaimed[{i}]"
+        sent_to = item.get("step") if isinstance(item, dict) else None
+        target = None if sent_to is None else r.step(sent_to, f"{where}.step")
+        event = decode_event(r.get(item, "event", dict, where), f"{where}.event")
+        unclaimed.append((event, target))
     recoveries = {
         r.step(name, f"{path}.recoveries"): count
         for name, count in r.get(data, "recoveries", dict, path).items()
@@ -270,7 +284,7 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
         workers,
         waiting_map,
         memos,
-        unclaimed,
+        tuple(unclaimed),
         recoveries,
         False,
         retries,
