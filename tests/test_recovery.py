@@ -186,3 +186,35 @@ async def test_a_retry_while_other_workers_of_the_step_run() -> None:
 
     assert await Busy().run() == [0, 1, 2, 3]
     assert calls == {0: 3, 1: 1, 2: 1, 3: 1}
+
+
+async def test_a_step_timeout_counts_from_when_the_callers_answer_arrives() -> None:
+    from anyflow import HumanResponseEvent, InputRequiredEvent
+
+    class Timed(Workflow):
+        @step(timeout=10)
+        async def go(self, ev: StartEvent, ctx: Context) -> StopEvent:
+            answer = await ctx.wait_for_event(HumanResponseEvent, waiter_event=InputRequiredEvent())
+            await anyio.sleep(0)  # a checkpoint after the wait: must not time out
+            return StopEvent(result=answer.response)
+
+    async with Timed().run() as handler:
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                handler.send_event(HumanResponseEvent(response="in time"))
+        assert await handler == "in time"
+
+
+async def test_a_retry_policy_that_fails_gives_up_with_a_note() -> None:
+    class Broken:
+        def next(self, elapsed_time: float, attempts: int, error: Exception) -> float | None:
+            raise ValueError("policy bug")
+
+    class Flow(Workflow):
+        @step(retry_policy=Broken())
+        async def go(self, ev: StartEvent) -> StopEvent:
+            raise Boom("boom")
+
+    with pytest.raises(Boom) as info:
+        await Flow().run()
+    assert "raised ValueError('policy bug'), so it was not retried" in info.value.__notes__[0]

@@ -207,3 +207,26 @@ async def test_wait_for_event_is_for_steps_only() -> None:
         ContextStateError, match=r"^Context\.wait_for_event\(\) cannot be used here"
     ):
         await Context(wf).wait_for_event(HumanResponseEvent)
+
+
+async def test_a_remembered_answer_only_answers_a_wait_it_fits() -> None:
+    class Name(HumanResponseEvent):
+        pass
+
+    class Age(HumanResponseEvent):
+        pass
+
+    class Changes(Workflow):
+        @step(retry_policy=ConstantDelayRetryPolicy(delay=0, maximum_attempts=2))
+        async def go(self, ev: StartEvent, ctx: Context) -> StopEvent:
+            if ctx.retry_info().attempt == 1:
+                await ctx.wait_for_event(Name, waiter_event=InputRequiredEvent(prefix="name?"))
+                raise RuntimeError("flaky")
+            age = await ctx.wait_for_event(Age, waiter_event=InputRequiredEvent(prefix="age?"))
+            return StopEvent(result=type(age).__name__)
+
+    async with Changes().run() as handler:
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                handler.send_event(Name() if ev.prefix == "name?" else Age())
+        assert await handler == "Age"

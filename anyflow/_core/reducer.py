@@ -343,7 +343,7 @@ def restore(state: RunState) -> RunState:
     for item in sorted(unfinished, key=lambda w: w.delivery.event_id, reverse=True):
         lane = lanes[item.step]
         lanes[item.step] = Lane(lane.queue.push_front(item.delivery), 0)
-    memos = {key: WaitMemo(frozenset(), memo.answers) for key, memo in state.memos.items()}
+    memos = {key: WaitMemo({}, memo.answers) for key, memo in state.memos.items()}
     return RunState(
         state.spec,
         RunStatus.RUNNING,
@@ -530,10 +530,6 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
     memo = state.memos.get(key, _NO_MEMO)
     # A wait this delivery already completed (before a retry or a resume)
     # returns the same event at once.
-    answer = memo.answers.get(tick.waiter_id, _NO_MEMO)
-    if answer is not _NO_MEMO:
-        txn.commands.append(ResumeWorker(tick.worker_id, answer, False))
-        return txn.done()
     waiter = Waiter(
         worker.step,
         worker.delivery,
@@ -543,6 +539,12 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
         deadline=None if tick.timeout is None else tick.now + tick.timeout,
         budget=None if worker.deadline is None else max(worker.deadline - tick.now, 0.0),
     )
+    answer = memo.answers.get(tick.waiter_id, _NO_MEMO)
+    if answer is not _NO_MEMO and waiter.matches(answer):
+        txn.commands.append(ResumeWorker(tick.worker_id, answer, False))
+        return txn.done()
+    # (A remembered answer that does not fit this wait is for another wait that
+    # had the same id in an earlier attempt: this wait waits anew.)
     # An event that arrived before anyone waited for it.
     for index, (event, target) in enumerate(state.unclaimed):
         if (target is None or target == worker.step) and waiter.matches(event):
@@ -552,9 +554,10 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
             return txn.done()
     txn.release(tick.worker_id)
     txn._own_waiting()[tick.worker_id] = waiter
-    if tick.waiter_event is not None and tick.waiter_id not in memo.published:
-        txn.commands.append(Publish(tick.waiter_event))
-        txn.set_memo(key, WaitMemo(memo.published | {tick.waiter_id}, memo.answers))
+    question = tick.waiter_event
+    if question is not None and memo.published.get(tick.waiter_id, _NO_MEMO) != question:
+        txn.commands.append(Publish(question))
+        txn.set_memo(key, WaitMemo({**memo.published, tick.waiter_id: question}, memo.answers))
     if tick.timeout is not None:
         txn.commands.append(ScheduleTimer(f"{WAIT}{tick.worker_id}", tick.now + tick.timeout))
     txn.pump(worker.step)

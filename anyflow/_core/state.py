@@ -154,8 +154,9 @@ class WaitMemo:
     """What the waits of one delivery have done, so a re-run of the step (a retry,
     or a resumed run) neither asks again nor waits again for what it already got."""
 
-    published: frozenset[str] = frozenset()
-    """Waiter ids whose ``waiter_event`` was published."""
+    published: Mapping[str, Any] = attrs.field(factory=dict)
+    """The ``waiter_event`` published for each waiter id (asked again only if it
+    changed)."""
     answers: Mapping[str, Any] = attrs.field(factory=dict)
     """The event each completed wait returned, by waiter id."""
 

@@ -12,10 +12,12 @@ step does not spawn a task.
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 from anyio.lowlevel import checkpoint
 
 from .._core.commands import (
@@ -62,7 +64,9 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
+    from .._core.state import Delivery
     from .._steps import StepInfo
+    from ..retry import RetryPolicy
     from ..workflow import Workflow
     from ._adapters import InternalRunAdapter
 
@@ -248,12 +252,14 @@ class Driver:
 
     async def _process(self, ticks: list[Tick]) -> None:
         """Reduce a batch, commit it through the write-ahead hook, then execute."""
-        if len(ticks) > 1:
-            # A step's result is never overtaken by a caller's event that arrived
-            # in the same batch.
-            internal = [t for t in ticks if not is_external(t)]
-            if len(internal) != len(ticks):
-                ticks = internal + [t for t in ticks if is_external(t)]
+        external = [t for t in ticks if is_external(t)]
+        if external:
+            # A caller's tick is stamped with the run's clock when it enters the
+            # run (the caller has no access to that clock), and is applied after
+            # the steps' results of the same batch, so that it never overtakes one.
+            now = self._adapter.now()
+            ticks = [t for t in ticks if not is_external(t)]
+            ticks += [attrs.evolve(t, now=now) for t in external]
         state = self._state
         commands: list[Command] = []
         for tick in ticks:
@@ -418,6 +424,29 @@ class Driver:
                 del self._timers[timer_id]
                 self._submit(TimerFired(timer_id, self._adapter.now()))
 
+    def _retry_delay(
+        self, policy: RetryPolicy, name: str, delivery: Delivery, error: Exception, now: float
+    ) -> float | None:
+        """Ask the step's retry policy; a policy that fails gives up, with a note."""
+        first = delivery.first_failed_at
+        elapsed = 0.0 if first is None else now - first
+        kwargs = {}
+        if _takes_seed(policy):
+            # Deterministic per delivery and attempt, so a replay draws the same jitter.
+            seed = zlib.crc32(f"{self.run_id}:{delivery.event_id}:{name}".encode())
+            kwargs["seed"] = seed + delivery.attempt
+        try:
+            delay = policy.next(elapsed, delivery.attempt, error, **kwargs)
+        except Exception as policy_error:
+            _note(
+                error, f"its retry policy {policy!r} raised {policy_error!r}, so it was not retried"
+            )
+            return None
+        if delay is not None and (not isinstance(delay, int | float) or delay < 0):
+            _note(error, f"its retry policy returned {delay!r}, not a delay >= 0 or None")
+            return None
+        return delay
+
     async def _worker(self, pool: _Pool) -> None:
         info = pool.info
         name = info.name
@@ -463,14 +492,7 @@ class Driver:
                 now = adapter.now()
                 delay = None
                 if policy is not None and not isinstance(exc, StepOutputError):
-                    first = delivery.first_failed_at
-                    delay = policy.next(
-                        0.0 if first is None else now - first,
-                        delivery.attempt,
-                        exc,
-                        seed=zlib.crc32(f"{self.run_id}:{delivery.event_id}:{name}".encode())
-                        + delivery.attempt,
-                    )
+                    delay = self._retry_delay(policy, name, delivery, exc, now)
                 failure = None
                 if delay is None and catchable:
                     failure = StepFailedEvent(
@@ -519,3 +541,11 @@ _EXECUTORS: dict[type, Callable[[Driver, Any], None]] = {
 }
 """How the driver executes each command (``tests/core/test_completeness.py``
 checks that every command has an entry)."""
+
+
+def _takes_seed(policy: RetryPolicy) -> bool:
+    try:
+        parameters = inspect.signature(policy.next).parameters
+    except (TypeError, ValueError):
+        return False
+    return "seed" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())

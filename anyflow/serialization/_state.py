@@ -60,7 +60,10 @@ def encode_state(state: RunState) -> dict[str, Any]:
             {
                 "step": step,
                 "event_id": event_id,
-                "published": sorted(memo.published),
+                "published": {
+                    key: encode_event(ev, f"$.run.memos[{i}].published.{key}")
+                    for key, ev in memo.published.items()
+                },
                 "answers": {
                     key: encode_event(ev, f"$.run.memos[{i}].answers.{key}")
                     for key, ev in memo.answers.items()
@@ -246,7 +249,11 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
             for key, ev in r.get(m, "answers", dict, where).items()
         }
         memos[(step, r.get(m, "event_id", int, where))] = WaitMemo(
-            frozenset(r.get(m, "published", list, where)), answers
+            {
+                key: decode_event(ev, f"{where}.published.{key}")
+                for key, ev in r.get(m, "published", dict, where).items()
+            },
+            answers,
         )
     collections = {}
     for i, c in enumerate(r.get(data, "collections", list, path)):
