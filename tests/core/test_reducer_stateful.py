@@ -1,24 +1,38 @@
 """The reducer under random interleavings of ticks (``hypothesis.stateful``).
 
 The machine drives ``reduce`` with the ticks a real run produces (start, events
-from outside, steps completing, failing and collecting, timers, cancel) in any
-order, keeps a model of what should have happened, and checks the rules of
-``anyflow/_core/reducer.py`` as invariants after every step:
+from outside, steps completing, failing, collecting and waiting for events,
+abandoned waits, timers, cancel) in any order, keeps a model of what should have
+happened, and checks the rules of ``anyflow/_core/reducer.py`` as invariants
+after every step:
 
 1. no delivery is lost or duplicated: every (event, step) delivery accepted is
-   in exactly one place: a step's queue, a worker, a pending retry, or done;
+   in exactly one place: a step's queue (as a ``Delivery`` or inside a
+   ``Resumption``), an executing worker, a waiter, a pending retry, or done;
 2. no delivery is misrouted: its step accepts its event's type;
 3. a step never runs more than ``num_workers`` deliveries, ``Lane.running``
-   counts them, and a delivery waits only while its step is full;
+   counts its executing workers (waiting ones hold no slot), and work waits in
+   a queue only while its step is full;
 4. a finished run stays finished: every later tick returns the very same state
    and no commands;
-5. ``StartWorker`` starts only a delivery that was queued (from the front) or is
-   new, under a fresh worker id;
-6. the reducer is deterministic: replaying the recorded ticks reproduces the
+5. ``StartWorker`` and ``ResumeWorker`` take queued work from the front of its
+   step's queue (or new work, or the retry or resumption the tick itself puts
+   at the front), ``StartWorker`` under a fresh worker id;
+6. an event sent in goes to the oldest waiter it matches (of the step it was
+   sent to, if any), else to the steps that accept it, else it is kept as
+   unclaimed; no event is given to two waiters, or to a waiter and a step;
+7. waiters, unclaimed events, wait memos, recoveries and armed timers (with
+   their deadlines) match the model; a step's timeout budget carries over its
+   waits; a timer that fires early is scheduled again and one that fires late
+   changes nothing; ``RunState.idle`` is set exactly while nothing executes,
+   something waits and nothing is queued or retrying, and the idle event is
+   published on each rise of that flag only;
+8. the reducer is deterministic: replaying the recorded ticks reproduces the
    same commands and an equal final state (checked in ``teardown``).
 
-Worker ids flow through the ``in_flight`` bundle: a rule that starts workers
-adds their ids, completing or failing a worker consumes its id.
+Worker ids are drawn from the state (executing workers for the ticks a worker
+sends, waiters for ``WaitAbandoned``): a worker moves between executing and
+waiting as the rules go, which a consumed bundle cannot follow.
 """
 
 from __future__ import annotations
@@ -32,20 +46,20 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,
     RuleBasedStateMachine,
-    consumes,
     initialize,
     invariant,
-    multiple,
     precondition,
     rule,
 )
 
 from anyflow._core.commands import (
+    CancelTimer,
+    CancelWorker,
     Command,
     Finish,
     Publish,
+    ResumeWorker,
     ReturnCollected,
     ScheduleTimer,
     StartWorker,
@@ -58,11 +72,13 @@ from anyflow._core.state import (
     Completed,
     Delivery,
     Failed,
+    Resumption,
     RunSpec,
     RunState,
     RunStatus,
     StepSpec,
     TimedOut,
+    Waiter,
     Worker,
 )
 from anyflow._core.ticks import (
@@ -74,6 +90,8 @@ from anyflow._core.ticks import (
     StepFailed,
     Tick,
     TimerFired,
+    WaitAbandoned,
+    WaitStarted,
 )
 
 if TYPE_CHECKING:
@@ -85,11 +103,12 @@ _serials = itertools.count()
 class Ev:
     """An opaque event with a serial number: equal-looking events stay distinct."""
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str = "x") -> None:
         self.serial = next(_serials)
+        self.topic = topic
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}#{self.serial}"
+        return f"{type(self).__name__}#{self.serial}({self.topic})"
 
 
 class A(Ev):
@@ -116,21 +135,56 @@ class Orphan(Ev):
     """No step accepts it, and it is not published: a step returning it breaks the run."""
 
 
+class H(Ev):
+    """An answer from outside (a ``HumanResponseEvent``): no step accepts it, and
+    one that no waiter takes is kept as unclaimed."""
+
+
+class F(Ev):
+    """The failure event a caught step's final failure hands to the catcher."""
+
+
+class Ask(Ev):
+    """A waiter event (the question published when a step starts waiting)."""
+
+
+IDLE = Ev()
+"""The spec's idle event."""
+
+STEP_TIMEOUT = 5.0
 STEPS = {
     "a": StepSpec("a", (A,), num_workers=1),
-    "b": StepSpec("b", (B,), num_workers=2),
+    "b": StepSpec("b", (B,), num_workers=2, timeout=STEP_TIMEOUT),
     "c": StepSpec("c", (A, C), num_workers=3),
+    "k": StepSpec("k", (F,), num_workers=1),
 }
-ROUTES: dict[type, tuple[str, ...]] = {A: ("a", "c"), B: ("b",), C: ("c",)}
+ROUTES: dict[type, tuple[str, ...]] = {A: ("a", "c"), B: ("b",), C: ("c",), F: ("k",)}
+"""Where each routable type goes, written out by hand rather than computed."""
 PUBLISHED = (C, P)
 """C is published and routed, P only published."""
-"""Where each routable type goes, written out by hand rather than computed."""
+CATCHERS = {"b": ("k", 2)}
+"""Step "b"'s final failures go to step "k", twice at most."""
 TIMEOUT = 100.0
 
 event_types = st.sampled_from([A, B, C])
+sent_types = st.sampled_from([A, B, C, H, H])
+topics = st.sampled_from(["x", "y"])
 outputs = st.sampled_from([None, A, B, C, P])
 retry_delays = st.sampled_from([0.5, 2.0])
 elapsed = st.sampled_from([0.0, 1.0, 3.0])
+WAITS: list[tuple[str, tuple[type, ...], tuple[tuple[str, Any], ...]]] = [
+    ("any answer", (H,), ()),
+    ("answer x", (H,), (("topic", "x"),)),
+    ("answer y", (H,), (("topic", "y"),)),
+    ("a B", (B,), ()),
+    ("a C about x", (C,), (("topic", "x"),)),
+    ("an answer or a C", (H, C), ()),
+]
+"""(waiter id, event types, requirements) of the waits steps make.  One id always
+means one kind of wait, as in a step whose retry runs the same code again."""
+QUESTIONS = {(waiter_id, n): Ask(f"{waiter_id} #{n}") for waiter_id, _, _ in WAITS for n in (0, 1)}
+"""Two questions a wait may ask: the same one again, or a changed one."""
+wait_timeouts = st.sampled_from([None, 1.0, 10.0])
 
 Pair = tuple[int, str]
 """A delivery, as (event id, step name)."""
@@ -153,23 +207,56 @@ def model_take(
     return tuple(taken), remaining
 
 
+def model_matches(waiter: Waiter, event: Any) -> bool:
+    """Whether ``event`` answers ``waiter``, as ``wait_for_event`` documents it."""
+    return isinstance(event, waiter.event_types) and all(
+        getattr(event, name, object()) == value for name, value in waiter.requirements
+    )
+
+
 def independent_copy(state: RunState) -> RunState:
     """An equal state that shares no mapping with ``state``."""
     return attrs.evolve(
         state,
         lanes=dict(state.lanes),
         workers=dict(state.workers),
+        waiting=dict(state.waiting),
+        memos=dict(state.memos),
+        recoveries=dict(state.recoveries),
         retries=dict(state.retries),
         collections=dict(state.collections),
     )
 
 
 def all_deliveries(state: RunState) -> list[tuple[str, Delivery]]:
-    """Every delivery in the state, with its step: queued, executing, or waiting to retry."""
-    found = [(step, d) for step, lane in state.lanes.items() for d in lane.queue]
+    """Every delivery in the state, with its step: queued (as such or to be
+    resumed), executing, waiting for an event, or waiting to retry."""
+    found = [
+        (step, item.delivery if type(item) is Resumption else item)
+        for step, lane in state.lanes.items()
+        for item in lane.queue
+    ]
     found += [(w.step, w.delivery) for w in state.workers.values()]
+    found += [(w.step, w.delivery) for w in state.waiting.values()]
     found += [(w.step, w.delivery) for w in state.retries.values()]
-    return found
+    return found  # type: ignore[return-value]
+
+
+def queued_resumptions(state: RunState) -> dict[int, str]:
+    """Worker ids of the waits that ended and wait for a slot, with their steps."""
+    return {
+        item.worker_id: step
+        for step, lane in state.lanes.items()
+        for item in lane.queue
+        if type(item) is Resumption
+    }
+
+
+def unbudgeted(item: Delivery | Resumption) -> Any:
+    """What a ``StartWorker`` or ``ResumeWorker`` tells of the work it takes."""
+    if type(item) is Resumption:
+        return (item.worker_id, item.delivery, item.event, item.timed_out)
+    return item
 
 
 def may_end(machine: ReducerMachine) -> bool:
@@ -177,26 +264,50 @@ def may_end(machine: ReducerMachine) -> bool:
     return len(machine.ticks) >= machine.patience
 
 
-class ReducerMachine(RuleBasedStateMachine):
-    in_flight = Bundle("in_flight")
+def has_workers(machine: ReducerMachine) -> bool:
+    return bool(machine.state.workers)
 
+
+class ReducerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.spec = RunSpec(steps=STEPS, stop_types=(S,), publish_types=PUBLISHED, timeout=TIMEOUT)
+        self.spec = RunSpec(
+            steps=STEPS,
+            stop_types=(S,),
+            publish_types=PUBLISHED,
+            timeout=TIMEOUT,
+            catchers=CATCHERS,
+            buffer_types=(H,),
+            idle_event=IDLE,
+        )
         self.state = RunState.initial(self.spec)
         self.ticks: list[Tick] = []
         self.produced: list[list[Command]] = []
         self.now = 0.0
         self.accepted: dict[Pair, Any] = {}
         """Every delivery the reducer should have made, with its event."""
+        self.delivered: set[int] = set()
+        """Serials of the events delivered to steps."""
         self.done: set[Pair] = set()
         """Deliveries whose step completed or failed for good."""
         self.ever_started: set[int] = set()
-        self.pending_timers: dict[str, float] = {}
-        """Retry timers scheduled and not fired yet, with their deadlines."""
-        self.fired_timers: set[str] = set()
+        self.armed: dict[str, float] = {}
+        """Timers (other than the run timeout) scheduled and neither fired nor
+        cancelled, with their deadlines: what the driver's timers would be."""
+        self.ever_armed: set[str] = set()
+        self.interrupted: set[int] = set()
+        """Executing workers whose step timer fired (they were sent ``CancelWorker``)."""
         self.buffers: dict[tuple[str, str], list[Any]] = {}
         """The model of ``RunState.collections``."""
+        self.waiters: dict[int, Waiter] = {}
+        """The model of ``RunState.waiting``, oldest first."""
+        self.unclaimed: list[tuple[Any, str | None]] = []
+        """Events nobody took yet, with the step they were sent to."""
+        self.memos: dict[tuple[str, int], tuple[dict[str, Any], dict[str, Any]]] = {}
+        """The model of ``RunState.memos``: (questions asked, answers), by waiter id."""
+        self.recoveries: dict[str, int] = {}
+        self.given: dict[int, tuple[str, int]] = {}
+        """Event serial -> the delivery (step, event id) whose wait got it."""
         self.outcome: Any = None
         self.patience = 0
 
@@ -206,17 +317,21 @@ class ReducerMachine(RuleBasedStateMachine):
     def running(self) -> bool:
         return self.state.status is RunStatus.RUNNING
 
+    def draw_worker(self, data: st.DataObject) -> int:
+        return data.draw(st.sampled_from(sorted(self.state.workers)), label="worker")
+
     def apply(
         self,
         tick: Tick,
         new_event: Any = None,
         new_steps: tuple[str, ...] = (),
-        retry: Worker | None = None,
-    ) -> tuple[list[Command], list[int]]:
-        """Reduce ``tick``; check the rules about commands; return them and new worker ids.
+        front: tuple[str, Delivery | Resumption] | None = None,
+    ) -> list[Command]:
+        """Reduce ``tick``; check the rules every tick obeys; return the commands.
 
         ``new_event`` is the event the tick should deliver to ``new_steps``;
-        ``retry`` the retry whose timer the tick fires.
+        ``front`` the retry or resumption the tick should put at the front of
+        its step's queue (to be taken at once if the step has a free slot).
         """
         before = self.state
         after, commands = reduce(before, tick)
@@ -226,7 +341,7 @@ class ReducerMachine(RuleBasedStateMachine):
             # Rule 4: a finished run ignores everything.
             assert after is before
             assert commands == []
-            return commands, []
+            return commands
         self.state = after
 
         new_delivery = None
@@ -236,6 +351,7 @@ class ReducerMachine(RuleBasedStateMachine):
             for step in new_steps:
                 assert (event_id, step) not in self.accepted
                 self.accepted[event_id, step] = new_event
+            self.delivered.add(new_event.serial)
             assert after.next_event_id == event_id + 1
         else:
             assert after.next_event_id == before.next_event_id
@@ -247,18 +363,41 @@ class ReducerMachine(RuleBasedStateMachine):
         assert after.next_worker_id == before.next_worker_id + len(ids)
         assert not self.ever_started & set(ids)
         self.ever_started.update(ids)
-        for command in started:
-            assert after.workers[command.worker_id] == Worker(command.step, command.delivery)
-        # ... for deliveries that were queued (taken from the front) or are new.
+        # ... for work that was queued (taken from the front) or is new.
+        taken: dict[str, list[Any]] = {step: [] for step in STEPS}
+        for command in commands:
+            if isinstance(command, StartWorker):
+                timeout = STEPS[command.step].timeout
+                deadline = None if timeout is None else tick.now + timeout
+                worker = Worker(command.step, command.delivery, deadline)
+                assert after.workers[command.worker_id] == worker
+                taken[command.step].append(command.delivery)
+            elif isinstance(command, ResumeWorker):
+                worker = after.workers[command.worker_id]
+                if command.worker_id not in before.workers:
+                    taken[worker.step].append(
+                        (command.worker_id, worker.delivery, command.event, command.timed_out)
+                    )
+                if command.event is not None:
+                    # Rule 6: an event goes to one delivery's wait, and not to a step.
+                    owner = (worker.step, worker.delivery.event_id)
+                    assert self.given.setdefault(command.event.serial, owner) == owner
+                    assert command.event.serial not in self.delivered
         for step in STEPS:
             candidates = list(before.lanes[step].queue)
-            if retry is not None and retry.step == step:
-                candidates.insert(0, retry.delivery)
+            if front is not None and front[0] == step:
+                candidates.insert(0, front[1])
             if new_delivery is not None and step in new_steps:
                 candidates.append(new_delivery)
-            started_here = [c.delivery for c in started if c.step == step]
-            assert started_here == candidates[: len(started_here)], step
-            assert list(after.lanes[step].queue) == candidates[len(started_here) :], step
+            n = len(taken[step])
+            assert taken[step] == [unbudgeted(item) for item in candidates[:n]], step
+            assert list(after.lanes[step].queue) == candidates[n:], step
+            for item in candidates[:n]:
+                if type(item) is Resumption:
+                    # The step timeout goes on with what the attempt had left.
+                    timeout = STEPS[step].timeout if item.budget is None else item.budget
+                    deadline = None if timeout is None else tick.now + timeout
+                    assert after.workers[item.worker_id].deadline == deadline
 
         finishes = [c for c in commands if isinstance(c, Finish)]
         if after.status.finished:
@@ -270,59 +409,133 @@ class ReducerMachine(RuleBasedStateMachine):
             assert finishes == []
             assert after.outcome is None
 
-        for timer in commands:
-            if isinstance(timer, ScheduleTimer) and timer.timer_id != RUN_TIMEOUT_TIMER:
-                assert timer.timer_id not in self.pending_timers
-                assert timer.timer_id not in self.fired_timers
-                self.pending_timers[timer.timer_id] = timer.deadline
-        return commands, ids
+        # Rule 7: idle is published when the flag rises, and then only.
+        rose = after.status is RunStatus.RUNNING and after.idle and not before.idle
+        assert commands.count(Publish(IDLE)) == int(rose)
+
+        for command in commands:
+            if isinstance(command, CancelWorker):
+                assert tick == TimerFired(f"step-{command.worker_id}", self.now)
+                assert command.worker_id in after.workers
+                self.interrupted.add(command.worker_id)
+            elif isinstance(command, CancelTimer):
+                self.armed.pop(command.timer_id, None)
+            elif isinstance(command, ScheduleTimer) and command.timer_id != RUN_TIMEOUT_TIMER:
+                timer_id = command.timer_id
+                if tick == TimerFired(timer_id, tick.now):
+                    # Fired early: scheduled again for the same deadline.
+                    assert self.armed[timer_id] == command.deadline > tick.now
+                    continue
+                assert timer_id not in self.armed, timer_id
+                if timer_id.startswith("retry-"):
+                    assert timer_id not in self.ever_armed, timer_id
+                elif timer_id.startswith("step-"):
+                    worker_id = int(timer_id[len("step-") :])
+                    assert command.deadline == after.workers[worker_id].deadline
+                    self.interrupted.discard(worker_id)
+                else:
+                    worker_id = int(timer_id[len("wait-") :])
+                    assert command.deadline == after.waiting[worker_id].deadline
+                self.armed[timer_id] = command.deadline
+                self.ever_armed.add(timer_id)
+        return commands
+
+    def wake(self, worker_id: int, event: Any, timed_out: bool) -> tuple[str, Resumption]:
+        """The model's side of a wait that ended: the resumption the reducer should
+        put at the front of the waiter's step (or resume at once)."""
+        waiter = self.waiters.pop(worker_id)
+        if event is not None:
+            key = (waiter.step, waiter.delivery.event_id)
+            published, answers = self.memos.get(key, ({}, {}))
+            self.memos[key] = (published, {**answers, waiter.waiter_id: event})
+        return waiter.step, Resumption(worker_id, waiter.delivery, event, timed_out, waiter.budget)
+
+    def check_resumed(self, commands: list[Command], front: tuple[str, Resumption]) -> None:
+        """A woken waiter is resumed at once if its step has a free slot, else
+        queued first."""
+        step, item = front
+        resumes = [c for c in commands if isinstance(c, ResumeWorker)]
+        if item.worker_id in self.state.workers:
+            assert resumes == [ResumeWorker(item.worker_id, item.event, item.timed_out)]
+        else:
+            assert resumes == []
+            assert next(iter(self.state.lanes[step].queue)) == item
+
+    def finished_delivery(self, worker: Worker) -> None:
+        self.done.add((worker.delivery.event_id, worker.step))
+        self.memos.pop((worker.step, worker.delivery.event_id), None)
 
     # Rules.
 
-    @initialize(target=in_flight, kind=event_types, patience=st.integers(0, 40))
-    def start(self, kind: type, patience: int) -> Any:
-        """Start the run; the rules that end it wait for ``patience`` ticks.
+    @initialize(kind=event_types, patience=st.integers(10, 60))
+    def start(self, kind: type, patience: int) -> None:
+        """Start the run; the rule that ends it waits for ``patience`` ticks.
 
-        Rules are picked uniformly, and four of them end the run: without
-        patience most runs would end before their queues ever filled up.
+        Without patience most runs would end before their queues filled up and
+        their steps waited, and a run's remaining steps would all be ignored.
         """
         self.patience = patience
         event = kind()
-        commands, ids = self.apply(RunStarted(event, 0.0), event, ROUTES[kind])
+        commands = self.apply(RunStarted(event, 0.0), event, ROUTES[kind])
         assert commands[0] == ScheduleTimer(RUN_TIMEOUT_TIMER, TIMEOUT)
         assert self.state.status is RunStatus.RUNNING
         assert self.state.deadline == TIMEOUT
-        return multiple(*ids)
 
     @rule(
-        target=in_flight,
-        kinds=st.lists(event_types, min_size=1, max_size=3),
+        kinds=st.lists(st.tuples(sent_types, topics), min_size=1, max_size=4),
         external=st.booleans(),
+        later=elapsed,
         data=st.data(),
     )
-    def send(self, kinds: list[type], external: bool, data: st.DataObject) -> Any:
-        """Send a few events, each to every step that accepts it or to one of them."""
-        ids: list[int] = []
-        for kind in kinds:
-            event = kind()
-            step = data.draw(st.sampled_from((None, *ROUTES[kind])), label=f"step for {event}")
-            steps = ROUTES[kind] if step is None else (step,)
-            ids += self.apply(EventSent(event, step, external), event, steps)[1]
-        return multiple(*ids)
+    def send(
+        self, kinds: list[tuple[type, str]], external: bool, later: float, data: st.DataObject
+    ) -> None:
+        """Send a few events, each to every step that accepts it or to one of them;
+        they may answer waiters."""
+        self.now += later
+        for kind, topic in kinds:
+            event = kind(topic)
+            routes = ROUTES.get(kind, ())
+            # An answer may be sent to any step (for its waiters), others to a
+            # step that accepts them.
+            targets = tuple(STEPS) if kind is H else routes
+            step = data.draw(st.sampled_from((None, *targets)), label=f"step for {event}")
+            was_running = self.running
+            tick = EventSent(event, step, external, self.now)
+            waiter = next(
+                (
+                    worker_id
+                    for worker_id, w in self.waiters.items()
+                    if (step is None or w.step == step) and model_matches(w, event)
+                ),
+                None,
+            )
+            if not was_running:
+                self.apply(tick)
+            elif waiter is not None:
+                # Rule 6: the oldest matching waiter gets it, and no step.
+                front = self.wake(waiter, event, timed_out=False)
+                commands = self.apply(tick, front=front)
+                self.check_resumed(commands, front)
+            elif routes:
+                self.apply(tick, event, routes if step is None else (step,))
+            else:
+                assert self.apply(tick) == []
+                self.unclaimed.append((event, step))
 
-    def _complete(self, worker_id: int, output: type | None) -> Any:
+    def _complete(self, worker_id: int, output: type | None) -> None:
         was_running = self.running
         event = None if output is None else output()
         worker = self.state.workers[worker_id]
         routed = output in ROUTES
-        commands, ids = self.apply(
-            StepCompleted(worker_id, event),
+        commands = self.apply(
+            StepCompleted(worker_id, event, self.now),
             event if routed else None,
             ROUTES[output] if routed else (),  # type: ignore[index]
         )
         if was_running:
-            self.done.add((worker.delivery.event_id, worker.step))
-            published = [c for c in commands if isinstance(c, Publish)]
+            self.finished_delivery(worker)
+            published = [c for c in commands if isinstance(c, Publish) and c.event is not IDLE]
             assert published == ([Publish(event)] if output in PUBLISHED else [])
             if output is S:
                 assert self.state.status is RunStatus.COMPLETED
@@ -333,117 +546,296 @@ class ReducerMachine(RuleBasedStateMachine):
                 assert self.state.outcome.step == worker.step
             else:
                 assert self.running
-        return multiple(*ids)
 
-    @rule(target=in_flight, worker_id=consumes(in_flight), output=outputs)
-    def complete(self, worker_id: int, output: type | None) -> Any:
-        return self._complete(worker_id, output)
+    @precondition(has_workers)
+    @rule(output=outputs, data=st.data())
+    def complete(self, output: type | None, data: st.DataObject) -> None:
+        self._complete(self.draw_worker(data), output)
 
-    @precondition(may_end)
-    @rule(target=in_flight, worker_id=consumes(in_flight), output=st.sampled_from([S, Orphan]))
-    def complete_and_end(self, worker_id: int, output: type) -> Any:
-        """Return the stop event (success), or one no step accepts (broken run)."""
-        return self._complete(worker_id, output)
-
-    def _fail(self, worker_id: int, delay: float | None, elapsed: float) -> Any:
+    def _fail(self, worker_id: int, delay: float | None, elapsed: float, caught: bool) -> None:
         was_running = self.running
         self.now += elapsed
         error = ValueError(f"failure at tick {len(self.ticks)}")
         worker = self.state.workers[worker_id]
-        commands, ids = self.apply(StepFailed(worker_id, error, delay, self.now))
-        if not was_running:
-            return multiple()
         delivery = worker.delivery
+        failure = F() if caught else None
+        catcher = CATCHERS.get(worker.step)
+        recovered = (
+            was_running
+            and delay is None
+            and failure is not None
+            and catcher is not None
+            and self.recoveries.get(catcher[0], 0) < catcher[1]
+        )
+        commands = self.apply(
+            StepFailed(worker_id, error, delay, self.now, failure),
+            failure if recovered else None,
+            (catcher[0],) if recovered and catcher is not None else (),
+        )
+        if not was_running:
+            return
         if delay is None:
-            self.done.add((delivery.event_id, worker.step))
-            assert self.state.status is RunStatus.FAILED
-            assert self.state.outcome == Failed(worker.step, error, delivery.attempt)
+            self.finished_delivery(worker)
+            if recovered:
+                assert catcher is not None
+                self.recoveries[catcher[0]] = self.recoveries.get(catcher[0], 0) + 1
+                assert self.running
+            else:
+                assert self.state.status is RunStatus.FAILED
+                assert self.state.outcome == Failed(worker.step, error, delivery.attempt)
         else:
             timer_id = f"retry-{worker_id}"
-            assert commands[0] == ScheduleTimer(timer_id, self.now + delay)
+            assert ScheduleTimer(timer_id, self.now + delay) in commands
             first = self.now if delivery.first_failed_at is None else delivery.first_failed_at
             assert self.state.retries[timer_id] == Worker(
                 worker.step,
                 Delivery(delivery.event_id, delivery.event, delivery.attempt + 1, error, first),
             )
-        return multiple(*ids)
 
-    @rule(target=in_flight, worker_id=consumes(in_flight), delay=retry_delays, elapsed=elapsed)
-    def fail_and_retry(self, worker_id: int, delay: float, elapsed: float) -> Any:
-        return self._fail(worker_id, delay, elapsed)
+    @precondition(has_workers)
+    @rule(delay=retry_delays, elapsed=elapsed, caught=st.booleans(), data=st.data())
+    def fail_and_retry(
+        self, delay: float, elapsed: float, caught: bool, data: st.DataObject
+    ) -> None:
+        """A retry never goes to the catcher, failure event or not."""
+        self._fail(self.draw_worker(data), delay, elapsed, caught)
 
-    @precondition(may_end)
-    @rule(target=in_flight, worker_id=consumes(in_flight), elapsed=elapsed)
-    def fail_for_good(self, worker_id: int, elapsed: float) -> Any:
-        return self._fail(worker_id, None, elapsed)
+    @precondition(lambda self: any(w.step in CATCHERS for w in self.state.workers.values()))
+    @rule(elapsed=elapsed, data=st.data())
+    def fail_caught(self, elapsed: float, data: st.DataObject) -> None:
+        """A caught step fails for good: recovered while the catcher has some left."""
+        caught = sorted(i for i, w in self.state.workers.items() if w.step in CATCHERS)
+        self._fail(data.draw(st.sampled_from(caught), label="worker"), None, elapsed, True)
 
-    @precondition(lambda self: bool(self.pending_timers or self.fired_timers))
-    @rule(target=in_flight, data=st.data())
-    def fire_retry_timer(self, data: st.DataObject) -> Any:
-        timer_id = data.draw(
-            st.sampled_from(sorted(self.pending_timers.keys() | self.fired_timers)), label="timer"
+    @precondition(has_workers)
+    @rule(
+        kind=st.sampled_from(WAITS),
+        ask=st.sampled_from([None, 0, 1]),
+        timeout=wait_timeouts,
+        data=st.data(),
+    )
+    def wait(
+        self,
+        kind: tuple[str, tuple[type, ...], tuple[tuple[str, Any], ...]],
+        ask: int | None,
+        timeout: float | None,
+        data: st.DataObject,
+    ) -> None:
+        waiter_id, types, required = kind
+        worker_id = self.draw_worker(data)
+        was_running = self.running
+        before = self.state
+        worker = before.workers[worker_id]
+        question = None if ask is None else QUESTIONS[waiter_id, ask]
+        tick = WaitStarted(worker_id, waiter_id, types, required, question, timeout, self.now)
+        if not was_running:
+            self.apply(tick)
+            return
+        waiter = Waiter(
+            worker.step,
+            worker.delivery,
+            waiter_id,
+            types,
+            required,
+            deadline=None if timeout is None else self.now + timeout,
+            budget=None if worker.deadline is None else max(worker.deadline - self.now, 0.0),
+        )
+        key = (worker.step, worker.delivery.event_id)
+        published, answers = self.memos.get(key, ({}, {}))
+        if waiter_id in answers and model_matches(waiter, answers[waiter_id]):
+            # Memoized: the same event at once, and nothing else changes.
+            commands = self.apply(tick)
+            assert commands == [ResumeWorker(worker_id, answers[waiter_id], False)]
+            assert self.state == before
+            return
+        early = next(
+            (
+                (ev, target)
+                for ev, target in self.unclaimed
+                if target in (None, worker.step) and model_matches(waiter, ev)
+            ),
+            None,
+        )
+        if early is not None:
+            commands = self.apply(tick)
+            assert commands == [ResumeWorker(worker_id, early[0], False)]
+            self.unclaimed.remove(early)
+            self.memos[key] = (published, {**answers, waiter_id: early[0]})
+            assert worker_id in self.state.workers
+            return
+        commands = self.apply(tick)
+        self.waiters[worker_id] = waiter
+        # Asked once per waiter id, and again only if the question changed.
+        asked = question is not None and published.get(waiter_id) is not question
+        if asked:
+            self.memos[key] = ({**published, waiter_id: question}, answers)
+        assert [c for c in commands if isinstance(c, Publish) and c.event is not IDLE] == (
+            [Publish(question)] if asked else []
+        )
+        wait_timers = [
+            c for c in commands if isinstance(c, ScheduleTimer) and c.timer_id.startswith("wait-")
+        ]
+        expected = (
+            [] if timeout is None else [ScheduleTimer(f"wait-{worker_id}", self.now + timeout)]
+        )
+        assert wait_timers == expected
+        assert worker_id not in self.state.workers
+
+    @precondition(lambda self: bool(self.state.waiting))
+    @rule(data=st.data())
+    def abandon(self, data: st.DataObject) -> None:
+        """The step's own code stops waiting: back to a slot, with no event."""
+        worker_id = data.draw(st.sampled_from(sorted(self.state.waiting)), label="waiter")
+        if not self.running:
+            self.apply(WaitAbandoned(worker_id, self.now))
+            return
+        front = self.wake(worker_id, None, timed_out=False)
+        commands = self.apply(WaitAbandoned(worker_id, self.now), front=front)
+        self.check_resumed(commands, front)
+
+    @precondition(lambda self: bool(queued_resumptions(self.state)))
+    @rule(data=st.data())
+    def abandon_queued(self, data: st.DataObject) -> None:
+        """The step's own code stops a wait whose answer came and waits for a slot
+        (the driver cannot know): nothing changes, the step goes on with it."""
+        worker_id = data.draw(
+            st.sampled_from(sorted(queued_resumptions(self.state))), label="resumption"
         )
         before = self.state
-        was_running = self.running
-        pending = timer_id in self.pending_timers
-        if pending:
-            self.now = max(self.now, self.pending_timers.pop(timer_id))
-            self.fired_timers.add(timer_id)
-        retry = before.retries.get(timer_id)
-        if was_running:
-            assert (retry is not None) == pending
-        commands, ids = self.apply(TimerFired(timer_id, self.now), retry=retry)
-        if was_running:
-            assert timer_id not in self.state.retries
-            if not pending:  # fired twice: nothing happens
-                assert self.state is before
-                assert commands == []
-        return multiple(*ids)
+        commands = self.apply(WaitAbandoned(worker_id, self.now))
+        assert self.state is before
+        assert commands == []
 
-    @rule(now=st.sampled_from([0.0, 50.0, TIMEOUT - 0.5]))
-    def fire_run_timeout_early(self, now: float) -> None:
+    @precondition(lambda self: bool(self.armed))
+    @rule(data=st.data())
+    def fire_timer(self, data: st.DataObject) -> None:
+        """A retry, wait or step timer comes due."""
+        timer_id = data.draw(st.sampled_from(sorted(self.armed)), label="timer")
         before = self.state
         was_running = self.running
-        commands, _ = self.apply(TimerFired(RUN_TIMEOUT_TIMER, now))
-        if was_running:
+        self.now = max(self.now, self.armed.pop(timer_id))
+        tick = TimerFired(timer_id, self.now)
+        if not was_running:
+            self.apply(tick)
+            return
+        prefix, _, number = timer_id.partition("-")
+        worker_id = int(number)
+        if prefix == "retry":
+            retry = before.retries[timer_id]
+            self.apply(tick, front=(retry.step, retry.delivery))
+            assert timer_id not in self.state.retries
+        elif prefix == "wait":
+            assert before.waiting[worker_id].deadline is not None
+            front = self.wake(worker_id, None, timed_out=True)
+            commands = self.apply(tick, front=front)
+            self.check_resumed(commands, front)
+        else:
+            assert prefix == "step"
+            assert before.workers[worker_id].step == "b"
+            commands = self.apply(tick)
+            assert commands == [CancelWorker(worker_id)]
+            assert self.state == before
+
+    @rule(data=st.data())
+    def fire_early_or_stale_timer(self, data: st.DataObject) -> None:
+        """A timer fires before its deadline (it is scheduled again), or after it
+        was cancelled or fired (the driver may have posted it already): nothing
+        happens, except that an attempt whose step timer fired already is told
+        again to stop.  Timer ids are reused by the waits of one attempt, so a
+        late fire may find its id scheduled again with a later deadline."""
+        early = sorted(
+            timer_id
+            for timer_id, deadline in self.armed.items()
+            if not timer_id.startswith("retry-") and deadline > self.now
+        )
+        if self.now < TIMEOUT:
+            early.append(RUN_TIMEOUT_TIMER)
+        stale = sorted(self.ever_armed - self.armed.keys())
+        if not early and not stale:
+            return
+        timer_id = data.draw(st.sampled_from([*early, *stale]), label="timer")
+        before = self.state
+        was_running = self.running
+        commands = self.apply(TimerFired(timer_id, self.now))
+        if not was_running:
+            return
+        if timer_id == RUN_TIMEOUT_TIMER:
             assert commands == [ScheduleTimer(RUN_TIMEOUT_TIMER, TIMEOUT)]
             assert self.state == before
-            assert self.running
+        elif timer_id in early:
+            assert commands == [ScheduleTimer(timer_id, self.armed[timer_id])]
+            assert self.state == before
+        elif timer_id.startswith("step-") and int(timer_id[5:]) in before.workers:
+            worker_id = int(timer_id[5:])
+            assert worker_id in self.interrupted
+            assert commands == [CancelWorker(worker_id)]
+            assert self.state == before
+        else:
+            assert self.state is before
+            assert commands == []
 
     @precondition(may_end)
-    @rule(now=st.sampled_from([TIMEOUT, TIMEOUT + 50.0]))
-    def time_out(self, now: float) -> None:
+    @rule(
+        how=st.sampled_from(["stop", "orphan", "fail", "time out", "cancel"]),
+        late=st.sampled_from([0.0, 50.0]),
+        caught=st.booleans(),
+        data=st.data(),
+    )
+    def end(self, how: str, late: float, caught: bool, data: st.DataObject) -> None:
+        """End the run (or try to: a caught failure may be recovered).
+
+        One rule for every ending, so that once ``patience`` is spent the run
+        does not end within a couple of ticks.
+        """
+        if how in ("stop", "orphan", "fail") and not self.state.workers:
+            how = "cancel"
+        if how == "stop":
+            self._complete(self.draw_worker(data), S)
+        elif how == "orphan":
+            self._complete(self.draw_worker(data), Orphan)
+        elif how == "fail":
+            self._fail(self.draw_worker(data), None, late, caught)
+        elif how == "time out":
+            self._time_out(late)
+        else:
+            self._cancel()
+
+    def _time_out(self, late: float) -> None:
         before = self.state
         was_running = self.running
-        commands, _ = self.apply(TimerFired(RUN_TIMEOUT_TIMER, now))
+        self.now = max(self.now, TIMEOUT) + late
+        commands = self.apply(TimerFired(RUN_TIMEOUT_TIMER, self.now))
         if was_running:
-            # Steps with unfinished work: executing, or waiting for a retry.
-            waiting = [*before.workers.values(), *before.retries.values()]
-            outcome = TimedOut(TIMEOUT, tuple(sorted({w.step for w in waiting})))
+            # Steps with unfinished work: executing, waiting for a retry or an event.
+            busy = {w.step for w in [*before.workers.values(), *before.retries.values()]}
+            busy.update(w.step for w in before.waiting.values())
+            outcome = TimedOut(TIMEOUT, tuple(sorted(busy)))
             assert commands == [Finish(outcome)]
             assert self.state.status is RunStatus.TIMED_OUT
             assert self.state.outcome == outcome
 
-    @precondition(may_end)
-    @rule()
-    def cancel(self) -> None:
+    def _cancel(self) -> None:
         was_running = self.running
-        commands, _ = self.apply(CancelRequested())
+        commands = self.apply(CancelRequested(self.now))
         if was_running:
             assert commands == [Finish(Cancelled())]
             assert self.state.status is RunStatus.CANCELLED
 
+    @precondition(has_workers)
     @rule(
-        worker_id=in_flight,
         buffer_id=st.sampled_from(["x", "y"]),
         kind=event_types,
         expected=st.lists(event_types, max_size=3),
+        data=st.data(),
     )
-    def collect(self, worker_id: int, buffer_id: str, kind: type, expected: list[type]) -> None:
+    def collect(
+        self, buffer_id: str, kind: type, expected: list[type], data: st.DataObject
+    ) -> None:
+        worker_id = self.draw_worker(data)
         was_running = self.running
         event = kind()
         step = self.state.workers[worker_id].step
-        commands, _ = self.apply(EventCollected(worker_id, buffer_id, event, expected))
+        commands = self.apply(EventCollected(worker_id, buffer_id, event, expected, self.now))
         if not was_running:
             return
         key = (step, buffer_id)
@@ -461,20 +853,48 @@ class ReducerMachine(RuleBasedStateMachine):
     def reject(self, data: st.DataObject) -> None:
         """A tick that breaks the protocol raises and changes nothing."""
         before = self.state
-        unknown = data.draw(
+        not_executing = data.draw(
             st.sampled_from([*sorted(self.ever_started - before.workers.keys()), 10**6]),
-            label="unknown worker",
+            label="a worker not executing",
+        )
+        # Not drawn: a worker whose wait ended and waits for a slot (see ``abandon_queued``).
+        not_waiting = data.draw(
+            st.sampled_from(
+                [
+                    *sorted(
+                        self.ever_started
+                        - before.waiting.keys()
+                        - queued_resumptions(before).keys()
+                    ),
+                    10**6,
+                ]
+            ),
+            label="a worker not waiting",
         )
         candidates: list[Tick] = [
             RunStarted(A(), self.now),
-            StepCompleted(unknown, A()),
-            StepFailed(unknown, ValueError("unknown"), 1.0, self.now),
-            EventCollected(unknown, "x", A(), [A]),
+            StepCompleted(not_executing, A()),
+            StepFailed(not_executing, ValueError("unknown"), 1.0, self.now),
+            EventCollected(not_executing, "x", A(), [A]),
+            WaitStarted(not_executing, "w1", (H,)),
+            WaitAbandoned(not_waiting),
             EventSent(A(), step="b"),
             EventSent(B(), step="a"),
             EventSent(C(), step="a"),
             EventSent(A(), step="nope"),
             EventSent(Orphan(), external=True),
+        ]
+        # A waiter of the step takes an event its step does not accept.
+        candidates = [
+            tick
+            for tick in candidates
+            if not (
+                type(tick) is EventSent
+                and any(
+                    w.step == tick.step and model_matches(w, tick.event)
+                    for w in before.waiting.values()
+                )
+            )
         ]
         tick = data.draw(st.sampled_from(candidates), label="tick")
         if before.status.finished:
@@ -511,14 +931,20 @@ class ReducerMachine(RuleBasedStateMachine):
 
     @invariant()
     def workers_within_limits(self) -> None:
-        per_step = Counter(w.step for w in self.state.workers.values())
+        state = self.state
+        per_step = Counter(w.step for w in state.workers.values())
         for name, spec in STEPS.items():
-            lane = self.state.lanes[name]
+            lane = state.lanes[name]
             assert per_step[name] <= spec.num_workers, name
+            # Waiting workers hold no slot.
             assert lane.running == per_step[name], name
             if self.running and lane.queue:
-                # A delivery waits only while its step has no free worker.
+                # Work waits only while its step has no free worker.
                 assert lane.running == spec.num_workers, name
+        # A worker id is executing, waiting, or queued to resume: one at a time.
+        resuming = list(queued_resumptions(state))
+        ids = [*state.workers, *state.waiting, *resuming]
+        assert len(ids) == len(set(ids)), ids
 
     @invariant()
     def finished_stays_finished(self) -> None:
@@ -527,20 +953,48 @@ class ReducerMachine(RuleBasedStateMachine):
             assert self.state.outcome is self.outcome
 
     @invariant()
-    def retries_match_timers(self) -> None:
+    def waits_match_model(self) -> None:
         if self.running:
-            assert set(self.state.retries) == set(self.pending_timers)
+            assert list(self.state.waiting.items()) == list(self.waiters.items())
+            assert list(self.state.unclaimed) == self.unclaimed
+            memos = {
+                key: (dict(memo.published), dict(memo.answers))
+                for key, memo in self.state.memos.items()
+            }
+            assert memos == self.memos
+            assert self.state.recoveries == self.recoveries
 
     @invariant()
-    def collections_match_model(self) -> None:
+    def timers_match_model(self) -> None:
+        if not self.running:
+            return
+        state = self.state
+        by_kind: dict[str, dict[str, float]] = {"retry": {}, "wait": {}, "step": {}}
+        for timer_id, deadline in self.armed.items():
+            by_kind[timer_id.partition("-")[0]][timer_id] = deadline
+        assert set(by_kind["retry"]) == set(state.retries)
+        assert by_kind["wait"] == {
+            f"wait-{i}": w.deadline for i, w in state.waiting.items() if w.deadline is not None
+        }
+        assert by_kind["step"] == {
+            f"step-{i}": w.deadline
+            for i, w in state.workers.items()
+            if w.deadline is not None and i not in self.interrupted
+        }
+        for worker in state.workers.values():
+            assert (worker.deadline is None) == (STEPS[worker.step].timeout is None)
+
+    @invariant()
+    def idle_flag(self) -> None:
+        state = self.state
         if self.running:
-            actual = {key: buf.items() for key, buf in self.state.collections.items()}
-            assert actual == self.buffers
-            for buf in self.state.collections.values():
-                assert buf.total == len(buf.items())
+            busy = (
+                state.workers or state.retries or any(lane.queue for lane in state.lanes.values())
+            )
+            assert state.idle == (not busy and bool(state.waiting))
 
     def teardown(self) -> None:
-        # Rule 6: the same ticks give the same commands and an equal state.
+        # Rule 8: the same ticks give the same commands and an equal state.
         state = RunState.initial(self.spec)
         for tick, commands in zip(self.ticks, self.produced, strict=True):
             state, again = reduce(state, tick)
