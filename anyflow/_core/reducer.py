@@ -15,9 +15,11 @@ Rule 1: everything that decides where an event goes, when a step may run and
 how a run ends lives in this file.  The driver only executes commands.
 
 Rule 2: an event is delivered once to every step that accepts its type (or a
-base class of it), or to the one step it was sent to.  Each delivery is, at any
-moment, in exactly one place: a step's queue, a worker, a pending retry, or
-done.
+base class of it), or to the one step it was sent to; a step waiting in
+``wait_for_event`` for an event like it takes it first (oldest wait first),
+and then nobody else gets it.  Each delivery is, at any moment, in exactly one
+place: a step's queue (new, or as a woken wait's ``Resumption``), an executing
+worker, a waiter, a pending retry, or done.
 
 Rule 3: a step never has more than ``num_workers`` deliveries executing.  A
 delivery waits in its step's FIFO queue for a free worker; a retried delivery
@@ -32,7 +34,7 @@ timers are commands; a timer that fires early is rescheduled.
 
 State fields: see ``state.RunState``.  Tick kinds: ``ticks.Tick``.  Commands:
 ``commands.Command``.  The hypothesis state machine in
-``tests/core/test_reducer_stateful.py`` checks rules 2-4 as invariants.
+``tests/core/test_reducer_stateful.py`` checks rules 2-5 as invariants.
 """
 
 from __future__ import annotations

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from ._pqueue import PQueue
+
+EMPTY: Mapping[Any, Any] = MappingProxyType({})
+"""The empty mapping every fresh state shares (states are never changed in place)."""
 
 RUN_TIMEOUT_TIMER = "run-timeout"
 """Timer id of the workflow-level timeout."""
@@ -63,6 +67,16 @@ class RunSpec:
     idle_event: Any = None
     """Published when every unfinished step waits for an event from outside."""
     _route_cache: dict[type, tuple[str, ...]] = attrs.field(factory=dict, init=False, repr=False)
+    _idle_lanes: Mapping[str, Lane] | None = attrs.field(default=None, init=False, repr=False)
+
+    def idle_lanes(self) -> Mapping[str, Lane]:
+        """An empty lane per step, shared by every run of this spec (states are
+        never changed in place, so sharing is safe and saves a dict per run)."""
+        if self._idle_lanes is None:
+            lanes = MappingProxyType({name: Lane() for name in self.steps})
+            object.__setattr__(self, "_idle_lanes", lanes)
+        assert self._idle_lanes is not None
+        return self._idle_lanes
 
     def route(self, event_type: type) -> tuple[str, ...]:
         """Names of the steps an event of ``event_type`` is delivered to.
@@ -235,23 +249,23 @@ class RunState:
 
     spec: RunSpec
     status: RunStatus = RunStatus.NOT_STARTED
-    lanes: Mapping[str, Lane] = attrs.field(factory=dict)
-    workers: Mapping[int, Worker] = attrs.field(factory=dict)
+    lanes: Mapping[str, Lane] = EMPTY
+    workers: Mapping[int, Worker] = EMPTY
     """Deliveries being executed, by worker id."""
-    waiting: Mapping[int, Waiter] = attrs.field(factory=dict)
+    waiting: Mapping[int, Waiter] = EMPTY
     """Step attempts suspended in ``wait_for_event``, by worker id, oldest first."""
-    memos: Mapping[tuple[str, int], WaitMemo] = attrs.field(factory=dict)
+    memos: Mapping[tuple[str, int], WaitMemo] = EMPTY
     """Wait memos by (step, event id) of the delivery, until it finishes."""
     unclaimed: tuple[tuple[Any, str | None], ...] = ()
     """Events sent in that no step and no waiter took yet, with the step they were
     sent to, if any (see RunSpec.buffer_types)."""
-    recoveries: Mapping[str, int] = attrs.field(factory=dict)
+    recoveries: Mapping[str, int] = EMPTY
     """How many failures each catching step has been handed."""
     idle: bool = False
     """Whether every unfinished step is waiting for an event (idle was published)."""
-    retries: Mapping[str, Worker] = attrs.field(factory=dict)
+    retries: Mapping[str, Worker] = EMPTY
     """Failed deliveries waiting for their retry timer, by timer id."""
-    collections: Mapping[tuple[str, str], CollectBuffer] = attrs.field(factory=dict)
+    collections: Mapping[tuple[str, str], CollectBuffer] = EMPTY
     """``collect_events`` buffers, by (step name, buffer id)."""
     next_event_id: int = 0
     next_worker_id: int = 0
@@ -260,7 +274,7 @@ class RunState:
 
     @classmethod
     def initial(cls, spec: RunSpec) -> RunState:
-        return cls(spec=spec, lanes={name: Lane() for name in spec.steps})
+        return cls(spec=spec, lanes=spec.idle_lanes())
 
     def active_steps(self) -> tuple[str, ...]:
         """Names of the steps with unfinished work (executing, waiting for a retry

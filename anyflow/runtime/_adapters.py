@@ -34,6 +34,8 @@ __all__ = [
 class InternalRunAdapter(ABC):
     """The driver's connection to its run."""
 
+    __slots__ = ()  # a run's adapters are many: let subclasses be slotted
+
     @property
     @abstractmethod
     def run_id(self) -> str: ...
@@ -92,6 +94,8 @@ class InternalRunAdapter(ABC):
 
 class ExternalRunAdapter(ABC):
     """The caller's connection to a run."""
+
+    __slots__ = ()
 
     @property
     @abstractmethod
@@ -156,6 +160,8 @@ class Runtime(ABC):
 class InternalRunAdapterDecorator(InternalRunAdapter):
     """Forwards everything to ``inner``; subclass and override what you add to."""
 
+    __slots__ = ("inner",)
+
     def __init__(self, inner: InternalRunAdapter) -> None:
         self.inner = inner
 
@@ -200,6 +206,8 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
 
 class ExternalRunAdapterDecorator(ExternalRunAdapter):
     """Forwards everything to ``inner``; subclass and override what you add to."""
+
+    __slots__ = ("inner",)
 
     def __init__(self, inner: ExternalRunAdapter) -> None:
         self.inner = inner

@@ -201,7 +201,7 @@ class Driver:
         self._outcome: Outcome | None = None
         self._task_group: TaskGroup | None = None
         self._inline = not adapter.observes_ticks
-        self._resources = RunResources()
+        self._resources: RunResources | None = None  # made when a step needs one
 
     @property
     def state(self) -> RunState:
@@ -230,8 +230,9 @@ class Driver:
                 self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
             raise
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._resources.aclose()
+            if self._resources is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._resources.aclose()
             outcome = self._outcome
             assert outcome is not None
             if isinstance(outcome, Failed):
@@ -457,7 +458,6 @@ class Driver:
         policy = info.options.retry_policy
         timeout = info.options.timeout
         catchable = name in self._state.spec.catchers
-        resources = self._resources
         while (command := await pool.get()) is not None:
             delivery = command.delivery
             worker_id = command.worker_id
@@ -469,7 +469,11 @@ class Driver:
             if adapter.wants_internal_events:
                 adapter.publish(_state_changed(name, "running", worker_id, delivery.event))
             try:
-                values = await resources.resolve(info) if info.resources else NO_RESOURCES
+                values = NO_RESOURCES
+                if info.resources:
+                    if self._resources is None:
+                        self._resources = RunResources()
+                    values = await self._resources.resolve(info)
                 if timeout is None:
                     output = await info.call(workflow, delivery.event, ctx, values)
                 else:

@@ -16,7 +16,9 @@ import anyflow._core
 
 CORE_DIR = Path(anyflow._core.__file__).parent
 
-ALLOWED = frozenset({"__future__", "attrs", "typing", "collections", "collections.abc", "enum"})
+ALLOWED = frozenset(
+    {"__future__", "attrs", "typing", "collections", "collections.abc", "enum", "types"}
+)
 """Absolute imports the core may use; relative imports must stay inside ``_core``."""
 
 CORE_FILES = sorted(CORE_DIR.glob("*.py"))
