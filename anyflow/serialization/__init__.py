@@ -10,14 +10,18 @@ from ._events import type_name as type_name
 from ._state import SavedError as SavedError
 from ._state import decode_state as decode_state
 from ._state import encode_state as encode_state
+from ._ticks import decode_tick as decode_tick
+from ._ticks import encode_tick as encode_tick
 
 __all__ = [
     "SavedError",
     "decode_event",
     "decode_state",
+    "decode_tick",
     "decode_value",
     "encode_event",
     "encode_state",
+    "encode_tick",
     "encode_value",
     "type_name",
 ]
