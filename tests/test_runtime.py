@@ -84,3 +84,39 @@ async def test_runs_keep_their_own_ids_and_ticks() -> None:
     assert first.ctx.run_id == "a"
     assert {t.start_event.n for t in runtime.ticks["a"] if isinstance(t, RunStarted)} == {2}
     assert {t.start_event.n for t in runtime.ticks["b"] if isinstance(t, RunStarted)} == {3}
+
+
+async def test_waits_retries_and_timers_work_when_every_tick_goes_through_the_adapter() -> None:
+    # A decorator that observes ticks switches the driver from applying
+    # workers' ticks inline to the write-ahead path: the features must not notice.
+    from anyflow import (
+        ConstantDelayRetryPolicy,
+        Context,
+        HumanResponseEvent,
+        InputRequiredEvent,
+        StartEvent,
+        Workflow,
+        step,
+    )
+
+    class Flow(Workflow):
+        @step(retry_policy=ConstantDelayRetryPolicy(delay=0, maximum_attempts=2), timeout=30)
+        async def go(self, ev: StartEvent, ctx: Context) -> StopEvent:
+            answer = await ctx.wait_for_event(
+                HumanResponseEvent, waiter_event=InputRequiredEvent(prefix="ok?")
+            )
+            if ctx.retry_info().attempt == 1:
+                raise ConnectionError("flaky")
+            return StopEvent(result=answer.response)
+
+    wf = Flow()
+    async with Recording() as runtime:
+        handler = wf.run(runtime=runtime, run_id="w")
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                handler.send_event(HumanResponseEvent(response="yes"))
+        assert await handler == "yes"
+    state = RunState.initial(wf._spec)
+    for tick in runtime.ticks["w"]:
+        state, _ = reduce(state, tick)
+    assert state.outcome == Completed(StopEvent(result="yes"))
