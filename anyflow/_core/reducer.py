@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .commands import (
     CancelTimer,
@@ -85,6 +85,9 @@ from .ticks import (
     WaitAbandoned,
     WaitStarted,
 )
+
+if TYPE_CHECKING:
+    from ._pqueue import PQueue
 
 
 class TickRejected(Exception):
@@ -279,7 +282,7 @@ class _Txn:
         if lane.running < self.spec.steps[waiter.step].num_workers:
             self.resume(waiter.step, lane, item)
         else:
-            self.set_lane(waiter.step, Lane(lane.queue.push_front(item), lane.running))
+            self.set_lane(waiter.step, Lane(_after_resumptions(lane.queue, item), lane.running))
 
     def take_waiter(self, event: Any, step: str | None) -> bool:
         """Give ``event`` to the oldest waiter it matches; whether one took it."""
@@ -299,6 +302,24 @@ class _Txn:
 
 
 _NO_MEMO = WaitMemo()
+
+
+def _after_resumptions(
+    queue: PQueue[Delivery | Resumption], item: Resumption
+) -> PQueue[Delivery | Resumption]:
+    """``queue`` with ``item`` after the woken waits already at its front and
+    before every new delivery: woken waits go on in the order they were woken."""
+    woken: list[Delivery | Resumption] = []
+    while queue:
+        head, rest = queue.pop()
+        if type(head) is not Resumption:
+            break
+        woken.append(head)
+        queue = rest
+    queue = queue.push_front(item)
+    for earlier in reversed(woken):
+        queue = queue.push_front(earlier)
+    return queue
 
 
 def _require_running(state: RunState, tick: Tick) -> None:

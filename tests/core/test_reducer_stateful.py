@@ -386,7 +386,13 @@ class ReducerMachine(RuleBasedStateMachine):
         for step in STEPS:
             candidates = list(before.lanes[step].queue)
             if front is not None and front[0] == step:
-                candidates.insert(0, front[1])
+                # A retry goes first; a woken wait goes after the woken waits
+                # already queued, before every new delivery.
+                at = 0
+                if type(front[1]) is Resumption:
+                    while at < len(candidates) and type(candidates[at]) is Resumption:
+                        at += 1
+                candidates.insert(at, front[1])
             if new_delivery is not None and step in new_steps:
                 candidates.append(new_delivery)
             n = len(taken[step])
@@ -442,7 +448,7 @@ class ReducerMachine(RuleBasedStateMachine):
 
     def wake(self, worker_id: int, event: Any, timed_out: bool) -> tuple[str, Resumption]:
         """The model's side of a wait that ended: the resumption the reducer should
-        put at the front of the waiter's step (or resume at once)."""
+        queue in the waiter's step after the waits woken before it (or resume at once)."""
         waiter = self.waiters.pop(worker_id)
         if event is not None:
             key = (waiter.step, waiter.delivery.event_id)
@@ -452,14 +458,19 @@ class ReducerMachine(RuleBasedStateMachine):
 
     def check_resumed(self, commands: list[Command], front: tuple[str, Resumption]) -> None:
         """A woken waiter is resumed at once if its step has a free slot, else
-        queued first."""
+        queued after the waiters woken before it."""
         step, item = front
         resumes = [c for c in commands if isinstance(c, ResumeWorker)]
         if item.worker_id in self.state.workers:
             assert resumes == [ResumeWorker(item.worker_id, item.event, item.timed_out)]
         else:
             assert resumes == []
-            assert next(iter(self.state.lanes[step].queue)) == item
+            woken = []
+            for queued in self.state.lanes[step].queue:
+                if type(queued) is not Resumption:
+                    break
+                woken.append(queued)
+            assert woken[-1] == item  # after the waits woken before it
 
     def finished_delivery(self, worker: Worker) -> None:
         self.done.add((worker.delivery.event_id, worker.step))

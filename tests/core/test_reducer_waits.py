@@ -1151,3 +1151,21 @@ def test_a_waiter_takes_the_oldest_unclaimed_event_meant_for_its_step() -> None:
     state, commands = reduce(state, WaitStarted(0, "v", (H,)))
     assert commands == [ResumeWorker(0, for_anyone, False)]
     assert state.unclaimed == ((for_b, "b"),)
+
+
+def test_woken_waits_go_on_in_the_order_they_were_woken() -> None:
+    a0, a1, a2 = A(), A(), A()
+    state, _ = started(
+        one_slot(),
+        a0,
+        EventSent(a1),
+        WaitStarted(0, "w", (H,)),  # worker 1 starts a1
+        EventSent(a2),
+        WaitStarted(1, "w", (H,)),  # worker 2 starts a2
+        EventSent(H()),  # wakes worker 0 (oldest wait): queued, the slot is taken
+        EventSent(H()),  # wakes worker 1: queued after worker 0
+    )
+    state, commands = reduce(state, StepCompleted(2))
+    assert [c.worker_id for c in resumed(commands)] == [0]
+    state, commands = reduce(state, StepCompleted(0))
+    assert [c.worker_id for c in resumed(commands)] == [1]
