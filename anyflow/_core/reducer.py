@@ -40,7 +40,7 @@ State fields: see ``state.RunState``.  Tick kinds: ``ticks.Tick``.  Commands:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .commands import (
@@ -258,9 +258,7 @@ class _Txn:
 
     def release(self, worker_id: int) -> Worker:
         """Take a worker off its slot (it finished, failed or started waiting)."""
-        worker = self.workers.get(worker_id)
-        if worker is None:
-            raise TickRejected(f"no worker {worker_id} is executing in this run")
+        worker = _executing(self.workers, worker_id)
         del self._own_workers()[worker_id]
         lane = self.lanes[worker.step]
         self.set_lane(worker.step, Lane(lane.queue, lane.running - 1))
@@ -276,7 +274,7 @@ class _Txn:
         if answered and not timed_out:
             key = (waiter.step, waiter.delivery.event_id)
             memo = self.memos.get(key, _NO_MEMO)
-            self.set_memo(key, WaitMemo(memo.published, {**memo.answers, waiter.waiter_id: event}))
+            self.set_memo(key, memo.answered(waiter.waiter_id, event))
         item = Resumption(worker_id, waiter.delivery, event, timed_out, waiter.budget)
         lane = self.lanes[waiter.step]
         if lane.running < self.spec.steps[waiter.step].num_workers:
@@ -543,16 +541,19 @@ def _on_cancel_requested(state: RunState, tick: CancelRequested) -> tuple[RunSta
     return txn.done()
 
 
+def _executing(workers: Mapping[int, Worker], worker_id: int) -> Worker:
+    worker = workers.get(worker_id)
+    if worker is None:
+        raise TickRejected(f"no worker {worker_id} is executing in this run")
+    return worker
+
+
 def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
-    worker = state.workers.get(tick.worker_id)
-    if worker is None:
-        raise TickRejected(f"no worker {tick.worker_id} is executing in this run")
+    worker = _executing(state.workers, tick.worker_id)
     txn = _Txn(state, tick.now)
     key = (worker.step, worker.delivery.event_id)
     memo = state.memos.get(key, _NO_MEMO)
-    # A wait this delivery already completed (before a retry or a resume)
-    # returns the same event at once.
     waiter = Waiter(
         worker.step,
         worker.delivery,
@@ -562,17 +563,18 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
         deadline=None if tick.timeout is None else tick.now + tick.timeout,
         budget=None if worker.deadline is None else max(worker.deadline - tick.now, 0.0),
     )
+    # A wait this delivery already completed (before a retry or a resume)
+    # returns the same event at once.  A remembered answer that does not fit
+    # this wait was for another wait under the same id: this one waits anew.
     answer = memo.answers.get(tick.waiter_id, _NO_MEMO)
     if answer is not _NO_MEMO and waiter.matches(answer):
         txn.commands.append(ResumeWorker(tick.worker_id, answer, False))
         return txn.done()
-    # (A remembered answer that does not fit this wait is for another wait that
-    # had the same id in an earlier attempt: this wait waits anew.)
     # An event that arrived before anyone waited for it.
     for index, (event, target) in enumerate(state.unclaimed):
         if (target is None or target == worker.step) and waiter.matches(event):
             txn.unclaimed = state.unclaimed[:index] + state.unclaimed[index + 1 :]
-            txn.set_memo(key, WaitMemo(memo.published, {**memo.answers, tick.waiter_id: event}))
+            txn.set_memo(key, memo.answered(tick.waiter_id, event))
             txn.commands.append(ResumeWorker(tick.worker_id, event, False))
             return txn.done()
     txn.release(tick.worker_id)
@@ -580,7 +582,7 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
     question = tick.waiter_event
     if question is not None and memo.published.get(tick.waiter_id, _NO_MEMO) != question:
         txn.commands.append(Publish(question))
-        txn.set_memo(key, WaitMemo({**memo.published, tick.waiter_id: question}, memo.answers))
+        txn.set_memo(key, memo.asked(tick.waiter_id, question))
     if tick.timeout is not None:
         txn.commands.append(ScheduleTimer(f"{WAIT}{tick.worker_id}", tick.now + tick.timeout))
     txn.pump(worker.step)
@@ -604,9 +606,7 @@ def _on_wait_abandoned(state: RunState, tick: WaitAbandoned) -> tuple[RunState, 
 
 def _on_event_collected(state: RunState, tick: EventCollected) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
-    worker = state.workers.get(tick.worker_id)
-    if worker is None:
-        raise TickRejected(f"no worker {tick.worker_id} is executing in this run")
+    worker = _executing(state.workers, tick.worker_id)
     expected = tick.expected
     if not expected:
         return state, [ReturnCollected(tick.worker_id, ())]

@@ -174,6 +174,12 @@ class WaitMemo:
     answers: Mapping[str, Any] = attrs.field(factory=dict)
     """The event each completed wait returned, by waiter id."""
 
+    def asked(self, waiter_id: str, question: Any) -> WaitMemo:
+        return WaitMemo({**self.published, waiter_id: question}, self.answers)
+
+    def answered(self, waiter_id: str, event: Any) -> WaitMemo:
+        return WaitMemo(self.published, {**self.answers, waiter_id: event})
+
 
 @attrs.frozen
 class CollectBuffer:

@@ -253,14 +253,16 @@ class Driver:
 
     async def _process(self, ticks: list[Tick]) -> None:
         """Reduce a batch, commit it through the write-ahead hook, then execute."""
-        external = [t for t in ticks if is_external(t)]
+        internal: list[Tick] = []
+        external: list[Tick] = []
+        for tick in ticks:
+            (external if is_external(tick) else internal).append(tick)
         if external:
             # A caller's tick is stamped with the run's clock when it enters the
             # run (the caller has no access to that clock), and is applied after
             # the steps' results of the same batch, so that it never overtakes one.
             now = self._adapter.now()
-            ticks = [t for t in ticks if not is_external(t)]
-            ticks += [attrs.evolve(t, now=now) for t in external]
+            ticks = internal + [attrs.evolve(t, now=now) for t in external]
         state = self._state
         commands: list[Command] = []
         for tick in ticks:

@@ -69,10 +69,11 @@ def _decode_error(data: Any, path: str) -> SavedError:
 
 
 def _plain(kind: type | tuple[type, ...]) -> _Codec:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+
     def decode(value: Any, path: str) -> Any:
-        if not isinstance(value, kind) or (
-            isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
-        ):
+        # bool is an int to isinstance, but true is not a worker id.
+        if type(value) not in kinds:
             raise ContextSerdeError(f"{path} has a {type(value).__name__}, which does not fit")
         return value
 
