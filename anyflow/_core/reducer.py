@@ -344,27 +344,29 @@ def _on_run_started(state: RunState, tick: RunStarted) -> tuple[RunState, list[C
     return txn.done()
 
 
-def restore(state: RunState) -> RunState:
-    """The state a saved run resumes from, in a new process or a new runtime.
+def _restored(state: RunState, recovered: bool) -> RunState:
+    """``state`` with nothing executing: a resumed run starts over every attempt
+    that was executing or waiting, from the front of its step's queue (its
+    completed waits are remembered through the memos).
 
-    Nothing of the old run is executing any more, so every attempt that was
-    executing or waiting goes back to the front of its step's queue, to run
-    again from the start (its completed waits are remembered, and its
-    questions will be asked again on the new stream); pending retries are due
-    at once.  Feed ``RunResumed`` next.
+    A ``recovered`` run goes on with the clock and the stream it had, so its
+    pending retries keep their deadlines and its questions, already on the
+    stream, are not asked again.  Any other resumed run (a saved context in a
+    new process) has a new clock and a new stream: pending retries are due at
+    once and questions are asked again.
     """
-    if state.status is not RunStatus.RUNNING:
-        raise TickRejected(f"only a running run can be resumed, not a {state.status.value} one")
     lanes = dict(state.lanes)
-    unfinished: list[Worker | Waiter] = [
-        *state.workers.values(),
-        *state.waiting.values(),
-        *state.retries.values(),
-    ]
+    unfinished: list[Worker | Waiter] = [*state.workers.values(), *state.waiting.values()]
+    if not recovered:
+        unfinished += state.retries.values()
     for item in sorted(unfinished, key=lambda w: w.delivery.event_id, reverse=True):
         lane = lanes[item.step]
         lanes[item.step] = Lane(lane.queue.push_front(item.delivery), 0)
-    memos = {key: WaitMemo({}, memo.answers) for key, memo in state.memos.items()}
+    memos = (
+        state.memos
+        if recovered
+        else {key: WaitMemo({}, memo.answers) for key, memo in state.memos.items()}
+    )
     return RunState(
         state.spec,
         RunStatus.RUNNING,
@@ -375,22 +377,26 @@ def restore(state: RunState) -> RunState:
         state.unclaimed,
         state.recoveries,
         False,
-        {},
+        state.retries if recovered else {},
         state.collections,
         state.next_event_id,
         state.next_worker_id,
-        None,
+        state.deadline if recovered else None,
         None,
     )
 
 
 def _on_run_resumed(state: RunState, tick: RunResumed) -> tuple[RunState, list[Command]]:
-    if state.status is not RunStatus.RUNNING or state.workers or state.waiting:
-        raise TickRejected("RunResumed comes first, after restore(state)")
-    txn = _Txn(state, tick.now)
+    if state.status is not RunStatus.RUNNING:
+        raise TickRejected(f"only a running run can be resumed, not a {state.status.value} one")
+    txn = _Txn(_restored(state, tick.recovered), tick.now)
     if state.spec.timeout is not None:
-        txn.deadline = tick.now + state.spec.timeout
+        if txn.deadline is None:
+            txn.deadline = tick.now + state.spec.timeout
         txn.commands.append(ScheduleTimer(RUN_TIMEOUT_TIMER, txn.deadline))
+    for timer_id, retry in txn.retries.items():
+        assert retry.deadline is not None
+        txn.commands.append(ScheduleTimer(timer_id, retry.deadline))
     for name in state.spec.steps:
         txn.pump(name)
     return txn.done()
@@ -473,6 +479,7 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
         txn.finish(RunStatus.FAILED, Failed(worker.step, tick.error, delivery.attempt))
         return txn.done()
     timer_id = f"{RETRY}{tick.worker_id}"
+    deadline = tick.now + tick.retry_delay
     first_failed_at = tick.now if delivery.first_failed_at is None else delivery.first_failed_at
     txn.retries = {
         **state.retries,
@@ -481,9 +488,10 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
             Delivery(
                 delivery.event_id, delivery.event, delivery.attempt + 1, tick.error, first_failed_at
             ),
+            deadline,
         ),
     }
-    txn.commands.append(ScheduleTimer(timer_id, tick.now + tick.retry_delay))
+    txn.commands.append(ScheduleTimer(timer_id, deadline))
     txn.pump(worker.step)
     return txn.done()
 

@@ -270,7 +270,8 @@ class RunState:
     idle: bool = False
     """Whether every unfinished step is waiting for an event (idle was published)."""
     retries: Mapping[str, Worker] = EMPTY
-    """Failed deliveries waiting for their retry timer, by timer id."""
+    """Failed deliveries waiting for their retry timer, by timer id (the
+    worker's ``deadline`` is when the retry is due)."""
     collections: Mapping[tuple[str, str], CollectBuffer] = EMPTY
     """``collect_events`` buffers, by (step name, buffer id)."""
     next_event_id: int = 0

@@ -22,9 +22,17 @@ class RunStarted:
 
 @attrs.frozen
 class RunResumed:
-    """A run restored from a saved state (see ``reducer.restore``) goes on."""
+    """A run that stopped part-way goes on: from a saved context, or from its
+    journal after a crash.
+
+    Every attempt that was executing or waiting when it stopped runs again.
+    ``recovered`` is True when the run goes on with the same clock and the same
+    stream (a durable runtime replaying its journal): deadlines then stand, and
+    questions already asked are not asked again.
+    """
 
     now: float
+    recovered: bool = False
 
 
 @attrs.frozen

@@ -31,7 +31,7 @@ from .._core.commands import (
     ScheduleTimer,
     StartWorker,
 )
-from .._core.reducer import TickRejected, reduce, restore
+from .._core.reducer import TickRejected, reduce
 from .._core.state import Broken, Cancelled, Completed, Failed, Outcome, RunState, TimedOut
 from .._core.ticks import (
     EventCollected,
@@ -189,7 +189,7 @@ class Driver:
         self._start_event = start_event
         self._adapter = adapter
         self._store = store
-        self._state = RunState.initial(workflow._spec) if saved is None else restore(saved)
+        self._state = RunState.initial(workflow._spec) if saved is None else saved
         self._resuming = saved is not None
         self._unjournaled: list[Tick] = []
         self._pools: dict[str, _Pool] = {}

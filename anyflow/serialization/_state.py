@@ -276,7 +276,7 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
         for name, count in r.get(data, "recoveries", dict, path).items()
     }
     # Executing and waiting attempts are saved as such, for a faithful picture;
-    # restore() puts them back in their queues.
+    # RunResumed puts them back in their queues.
     workers = dict(enumerate(executing))
     offset = len(workers)
     waiting_map = {offset + i: w for i, w in enumerate(waiting)}

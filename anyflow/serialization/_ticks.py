@@ -105,6 +105,7 @@ _FIELDS: dict[str, _Codec] = {
     "timeout": _optional(_NUMBER),
     "worker_id": _plain(int),
     "external": _plain(bool),
+    "recovered": _plain(bool),
     "step": _optional(_plain(str)),
     "buffer_id": _plain(str),
     "waiter_id": _plain(str),

@@ -338,7 +338,7 @@ def test_retry_schedules_a_timer_and_frees_the_slot() -> None:
         ScheduleTimer("retry-0", 12.5),
         StartWorker(1, "a", Delivery(1, second)),
     ]
-    assert state.retries == {"retry-0": Worker("a", Delivery(0, first, 2, error, 10.0))}
+    assert state.retries == {"retry-0": Worker("a", Delivery(0, first, 2, error, 10.0), 12.5)}
     assert state.lanes["a"].running == 1
     assert state.status is RunStatus.RUNNING
 
@@ -367,7 +367,7 @@ def test_retry_goes_to_the_front_of_the_queue_with_its_history() -> None:
     # A second failure keeps the time of the first one.
     state, commands = reduce(state, StepFailed(2, error2, retry_delay=4.0, now=20.0))
     assert commands == [ScheduleTimer("retry-2", 24.0), StartWorker(3, "a", Delivery(2, third))]
-    assert state.retries == {"retry-2": Worker("a", Delivery(0, first, 3, error2, 10.0))}
+    assert state.retries == {"retry-2": Worker("a", Delivery(0, first, 3, error2, 10.0), 24.0)}
 
 
 def test_retry_timer_with_a_free_slot_starts_at_once() -> None:

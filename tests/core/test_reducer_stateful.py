@@ -601,6 +601,7 @@ class ReducerMachine(RuleBasedStateMachine):
             assert self.state.retries[timer_id] == Worker(
                 worker.step,
                 Delivery(delivery.event_id, delivery.event, delivery.attempt + 1, error, first),
+                self.now + delay,
             )
 
     @precondition(has_workers)

@@ -736,7 +736,7 @@ def test_a_retry_does_not_go_to_the_catcher() -> None:
     assert commands[-1:] == [ScheduleTimer("retry-0", 2.0)]
     assert state.recoveries == {}
     assert state.lanes["k"] == Lane()
-    assert state.retries == {"retry-0": Worker("a", Delivery(0, a0, 2, error, 1.0))}
+    assert state.retries == {"retry-0": Worker("a", Delivery(0, a0, 2, error, 1.0), 2.0)}
 
 
 def test_a_final_failure_without_a_failure_event_is_not_caught() -> None:
