@@ -12,7 +12,12 @@ Our exception hierarchy::
     ├── ResourceError               a step's resource could not be made or closed
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
     ├── ContextStateError           a Context method was called in the wrong phase
-    └── ContextSerdeError           a saved context cannot be written or read (also a ValueError)
+    ├── ContextSerdeError           a saved context cannot be written or read (also a ValueError)
+    └── DurabilityError             a durable run cannot be recorded or recovered
+        ├── JournalCorruptError     a run's journal cannot be read back (names the run and record)
+        ├── WorkflowChangedError    a run is resumed with a different step graph
+        ├── RunLockedError          another live process (or runtime) is executing the run
+        └── LeaseLostError          this process lost its claim on a run to another one
 
 An exception raised by a step reaches the caller as itself, not wrapped, with a
 note naming the step.
@@ -24,6 +29,11 @@ __all__ = [
     "AnyflowError",
     "ContextSerdeError",
     "ContextStateError",
+    "DurabilityError",
+    "JournalCorruptError",
+    "LeaseLostError",
+    "RunLockedError",
+    "WorkflowChangedError",
     "ResourceError",
     "StepOutputError",
     "StepTimeoutError",
@@ -83,3 +93,26 @@ class ContextSerdeError(AnyflowError, ValueError):
     """A context cannot be saved (a value is not JSON-safe) or restored (the data
     is corrupt, from another version or workflow, or names an unknown event
     type).  The message gives the JSON path of the problem."""
+
+
+class DurabilityError(AnyflowError):
+    """A durable run cannot be recorded or recovered.  Nothing recorded is changed."""
+
+
+class JournalCorruptError(DurabilityError):
+    """A record of a run's journal is missing, damaged or unreadable; the message
+    names the run, the kind of record and its position."""
+
+
+class WorkflowChangedError(DurabilityError):
+    """A run is resumed with a workflow whose step graph is not the one it was
+    recorded with; the message names what changed."""
+
+
+class RunLockedError(DurabilityError):
+    """Another live process (or another runtime of this one) holds the run's lease."""
+
+
+class LeaseLostError(DurabilityError):
+    """This process's lease on a run was taken over (it had expired), so it must
+    stop writing that run."""

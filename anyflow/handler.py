@@ -40,14 +40,17 @@ __all__ = ["WorkflowHandler"]
 
 
 class _Sent:
-    """What ``send_event`` returns: the event is already sent, and awaiting this
-    is a no-op, so code written for an async ``send_event`` keeps working."""
+    """What ``send_event`` returns: the event is already sent.  Awaiting this
+    waits until the run's runtime has it safe (recorded, in a runtime that
+    keeps runs), so code written for an async ``send_event`` keeps working."""
 
-    __slots__ = ()
+    __slots__ = ("_adapter",)
+
+    def __init__(self, adapter: ExternalRunAdapter) -> None:
+        self._adapter = adapter
 
     def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
+        return self._adapter.wait_accepted().__await__()
 
 
 _DETACHED = BasicRuntime()
@@ -252,7 +255,7 @@ class WorkflowHandler:
         adapter = self._require_started("send_event()")
         self._workflow._check_sendable(event, step, self._ctx._live_state())
         adapter.send_tick(EventSent(event, step, external=True))
-        return _Sent()
+        return _Sent(adapter)
 
     async def cancel_run(self) -> None:
         """Stop the run and wait until nothing of it is running.  No-op once it ended."""
@@ -279,6 +282,8 @@ def _exception_of(outcome: Outcome, run_id: str) -> BaseException:
             f"{running}); raise the workflow's timeout= or make those steps faster"
         )
     if isinstance(outcome, Broken):
+        if isinstance(outcome.error, BaseException):
+            return outcome.error
         return WorkflowRuntimeError(outcome.message)
     assert isinstance(outcome, Cancelled)
     return WorkflowCancelledByUser(f"run {run_id!r} was cancelled")

@@ -23,6 +23,8 @@ from .test_context import FanOut
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from anyflow._core.commands import Command
+
 pytestmark = pytest.mark.anyio
 
 
@@ -40,9 +42,9 @@ class Recording(RuntimeDecorator):
         published = self.published.setdefault(run_id, [])
 
         class Recorder(InternalRunAdapterDecorator):
-            async def on_ticks(self, batch: Sequence[Tick]) -> None:
+            async def on_ticks(self, batch: Sequence[Tick], commands: Sequence[Command]) -> None:
                 ticks.extend(batch)
-                await super().on_ticks(batch)
+                await super().on_ticks(batch, commands)
 
             def publish(self, event: Event) -> None:
                 published.append(event)

@@ -244,6 +244,9 @@ class Broken:
 
     step: str | None
     message: str
+    error: Any = None
+    """The exception behind it, when there is one (e.g. a journal that cannot
+    be read back): the caller gets that exception."""
 
 
 Outcome = Completed | Failed | Cancelled | TimedOut | Broken

@@ -6,6 +6,7 @@ from ._adapters import ExternalRunAdapter as ExternalRunAdapter
 from ._adapters import ExternalRunAdapterDecorator as ExternalRunAdapterDecorator
 from ._adapters import InternalRunAdapter as InternalRunAdapter
 from ._adapters import InternalRunAdapterDecorator as InternalRunAdapterDecorator
+from ._adapters import Recovery as Recovery
 from ._adapters import Runtime as Runtime
 from ._adapters import RuntimeDecorator as RuntimeDecorator
 from ._basic import BasicRuntime as BasicRuntime
@@ -16,6 +17,7 @@ __all__ = [
     "ExternalRunAdapterDecorator",
     "InternalRunAdapter",
     "InternalRunAdapterDecorator",
+    "Recovery",
     "Runtime",
     "RuntimeDecorator",
 ]

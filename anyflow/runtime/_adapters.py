@@ -14,21 +14,41 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+import attrs
+from anyio.lowlevel import checkpoint
+
+from .._core.state import Outcome, RunState
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
     from types import TracebackType
 
-    from .._core.state import Outcome
+    from .._core.commands import Command
     from .._core.ticks import Tick
+    from ..context import StateStore
+    from ..events import Event
+    from ..workflow import Workflow
 
 __all__ = [
     "ExternalRunAdapter",
     "ExternalRunAdapterDecorator",
     "InternalRunAdapter",
     "InternalRunAdapterDecorator",
+    "Recovery",
     "Runtime",
     "RuntimeDecorator",
 ]
+
+
+@attrs.frozen
+class Recovery:
+    """What a runtime that keeps runs knows of a run before its driver starts:
+    the state to resume from, or how the run ended."""
+
+    state: RunState | None = None
+    """The run's state rebuilt from its record; the driver resumes it."""
+    outcome: Outcome | None = None
+    """The run had finished with this; its events were published again."""
 
 
 class InternalRunAdapter(ABC):
@@ -48,9 +68,32 @@ class InternalRunAdapter(ABC):
     def post_tick(self, tick: Tick) -> None:
         """Queue a tick from inside the run (a worker's result, a timer)."""
 
-    async def on_ticks(self, ticks: Sequence[Tick]) -> None:  # noqa: B027 - an optional hook
-        """Called with every tick, in the order the reducer applied them, before any
-        command they caused is executed (the write-ahead point).  No-op by default."""
+    async def recover(
+        self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
+    ) -> Recovery | None:
+        """Called once, before the run starts: what the runtime has recorded of
+        this run id.  None (the default) starts a new run with ``start_event``.
+
+        A runtime that keeps runs (``Runtime.keeps_runs``) rebuilds a recorded
+        run here, loads its state ``store``, and publishes its recorded events
+        again; ``start_event`` is None when the caller only asked to resume.
+        """
+        return None
+
+    async def on_ticks(  # noqa: B027 - an optional hook
+        self, ticks: Sequence[Tick], commands: Sequence[Command]
+    ) -> None:
+        """Called with every tick, in the order the reducer applied them, and the
+        commands they caused, before any of those is executed (the write-ahead
+        point).  No-op by default."""
+
+    async def on_end(self, outcome: Outcome, final: bool) -> None:  # noqa: B027 - optional
+        """Called once, after the run's last event is published and before
+        ``finish``.  ``final`` is True when the reducer decided the outcome (it
+        follows from the ticks given to ``on_ticks``); False when the run was
+        interrupted from outside (its runtime shut down, or the driver broke),
+        so a runtime that keeps runs can leave it resumable.  No-op by default.
+        """
 
     @property
     def observes_ticks(self) -> bool:
@@ -127,12 +170,23 @@ class ExternalRunAdapter(ABC):
     async def wait_finished(self) -> Outcome:
         """Wait until the run is over; return its outcome."""
 
+    async def wait_accepted(self) -> None:
+        """Wait until every tick sent so far is safe: recorded, for a runtime
+        that keeps runs (or the run has ended).  At once by default."""
+        await checkpoint()
+
 
 class Runtime(ABC):
     """Hosts runs: makes their adapters and runs their drivers in a task group.
 
     A runtime is an async context manager; runs exist only inside its block.
     """
+
+    @property
+    def keeps_runs(self) -> bool:
+        """Whether runs are recorded under their id, so that ``wf.run(run_id=...)``
+        of a recorded run resumes it (and may then omit the start event)."""
+        return False
 
     @abstractmethod
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
@@ -175,8 +229,16 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
     def post_tick(self, tick: Tick) -> None:
         self.inner.post_tick(tick)
 
-    async def on_ticks(self, ticks: Sequence[Tick]) -> None:
-        await self.inner.on_ticks(ticks)
+    async def recover(
+        self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
+    ) -> Recovery | None:
+        return await self.inner.recover(workflow, start_event, store)
+
+    async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
+        await self.inner.on_ticks(ticks, commands)
+
+    async def on_end(self, outcome: Outcome, final: bool) -> None:
+        await self.inner.on_end(outcome, final)
 
     @property
     def observes_ticks(self) -> bool:
@@ -229,6 +291,9 @@ class ExternalRunAdapterDecorator(ExternalRunAdapter):
     async def wait_finished(self) -> Outcome:
         return await self.inner.wait_finished()
 
+    async def wait_accepted(self) -> None:
+        await self.inner.wait_accepted()
+
 
 class RuntimeDecorator(Runtime):
     """Forwards everything to ``inner``; override ``open_run`` to wrap adapters.
@@ -238,6 +303,10 @@ class RuntimeDecorator(Runtime):
 
     def __init__(self, inner: Runtime) -> None:
         self.inner = inner
+
+    @property
+    def keeps_runs(self) -> bool:
+        return self.inner.keeps_runs
 
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         return self.inner.open_run(run_id)

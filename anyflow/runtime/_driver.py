@@ -47,7 +47,7 @@ from .._core.ticks import (
     is_external,
 )
 from ..context import Context, InternalContext, StateStore
-from ..errors import StepOutputError, StepTimeoutError
+from ..errors import DurabilityError, StepOutputError, StepTimeoutError
 from ..events import (
     Event,
     StepFailedEvent,
@@ -210,17 +210,33 @@ class Driver:
     async def run(self) -> None:
         """Run to the end; return once nothing of the run is running any more."""
         adapter = self._adapter
+        replayed_end = False
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
-                first: Tick = (
-                    RunResumed(adapter.now())
-                    if self._resuming
-                    else RunStarted(self._start_event, adapter.now())
-                )
-                await self._process([first])
-                while self._outcome is None:
-                    await self._process(await adapter.receive_ticks())
+                try:
+                    recovery = await adapter.recover(self.workflow, self._start_event, self._store)
+                    if recovery is not None and recovery.outcome is not None:
+                        self._outcome = recovery.outcome
+                        replayed_end = True
+                        return
+                    first: Tick
+                    if recovery is not None:
+                        assert recovery.state is not None
+                        self._state = recovery.state
+                        first = RunResumed(adapter.now(), recovered=True)
+                    elif self._resuming:
+                        first = RunResumed(adapter.now())
+                    else:
+                        first = RunStarted(self._start_event, adapter.now())
+                    await self._process([first])
+                    while self._outcome is None:
+                        await self._process(await adapter.receive_ticks())
+                except DurabilityError as exc:
+                    # The run cannot be recorded or recovered: it stops here,
+                    # and its record stays as it was.
+                    self._outcome = Broken(None, str(exc), exc)
+                    task_group.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             if self._outcome is None:
                 self._outcome = Cancelled()
@@ -230,16 +246,19 @@ class Driver:
                 self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
             raise
         finally:
-            if self._resources is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._resources.aclose()
             outcome = self._outcome
             assert outcome is not None
-            if isinstance(outcome, Failed):
-                _note(
-                    outcome.error, f"raised by step {outcome.step!r} (attempt {outcome.attempts})"
-                )
-            adapter.publish(terminal_event(outcome))
+            with anyio.CancelScope(shield=True):
+                if self._resources is not None:
+                    await self._resources.aclose()
+                if not replayed_end:
+                    if isinstance(outcome, Failed):
+                        _note(
+                            outcome.error,
+                            f"raised by step {outcome.step!r} (attempt {outcome.attempts})",
+                        )
+                    adapter.publish(terminal_event(outcome))
+                    await adapter.on_end(outcome, final=self._state.outcome is outcome)
             adapter.finish(outcome)
 
     def _submit(self, tick: Tick) -> None:
@@ -275,7 +294,7 @@ class Driver:
         if not self._inline:
             journal = self._unjournaled + ticks if self._unjournaled else ticks
             self._unjournaled = []
-            await self._adapter.on_ticks(journal)
+            await self._adapter.on_ticks(journal, commands)
         for command in commands:
             _EXECUTORS[type(command)](self, command)
 
