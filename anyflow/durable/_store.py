@@ -1,0 +1,254 @@
+"""The store contract: what a durable runtime needs from a database.
+
+A store keeps, per run: a row (workflow name, status, times, the workflow's
+fingerprint, the lease, the latest snapshot of the run's state store, the
+outcome), the journal (tick records numbered 0, 1, 2, ... with no gaps) and
+the published events (numbered the same way).  Records are opaque text to the
+store: the journal layer encodes, checksums and decodes them, so every store
+detects the same corruption the same way.
+
+Every method is one atomic transaction.  Blocking drivers run in worker
+threads: a store never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..errors import RunLockedError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "FINISHED",
+    "Owner",
+    "RunRecord",
+    "Store",
+    "StoredRun",
+    "lease_is_free",
+]
+
+FINISHED = frozenset({"completed", "failed", "cancelled", "timed_out"})
+"""The statuses of a finished run; an unfinished run is ``"running"``."""
+
+
+@attrs.frozen
+class RunRecord:
+    """One run of a durable store, as ``DurableRuntime.list_runs()`` shows it."""
+
+    run_id: str
+    workflow: str
+    """The workflow class, as ``module:qualname``."""
+    status: str
+    """``"running"`` (also a run whose process died: it resumes when run again),
+    ``"completed"``, ``"failed"``, ``"cancelled"`` or ``"timed_out"``."""
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(
+        cls, run_id: str, workflow: str, status: str, created_at: float, updated_at: float
+    ) -> RunRecord:
+        """From the epoch seconds a store keeps."""
+        return cls(
+            run_id,
+            workflow,
+            status,
+            datetime.fromtimestamp(created_at, timezone.utc),
+            datetime.fromtimestamp(updated_at, timezone.utc),
+        )
+
+
+@attrs.frozen
+class StoredRun:
+    """Everything recorded of one run, as ``Store.claim`` reads it."""
+
+    record: RunRecord
+    fingerprint: str
+    ticks: Sequence[tuple[int, str]]
+    """The journal, ordered by sequence number (gaps are the journal layer's to report)."""
+    state: str | None
+    """The latest snapshot of the run's state store."""
+    outcome: str | None
+    """Set once the run has finished."""
+    event_count: int
+    """How many events are recorded (the next event's sequence number, if
+    nothing is missing)."""
+    created: bool
+    """True if ``claim`` created the run just now."""
+
+
+@attrs.frozen
+class Owner:
+    """Who executes a run: a process (host and pid) and, in it, one runtime.
+
+    The lease names its owner so that a process restarted after a crash can
+    take over at once the runs of a dead process on its own host, instead of
+    waiting for their leases to expire.
+    """
+
+    host: str
+    pid: int
+    token: str
+
+    @classmethod
+    def here(cls) -> Owner:
+        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.pid}/{self.token}"
+
+    @classmethod
+    def parse(cls, text: str) -> Owner | None:
+        host, _, rest = text.rpartition("/")
+        host, _, pid = host.rpartition("/")
+        try:
+            return cls(host, int(pid), rest)
+        except ValueError:
+            return None
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def lease_is_free(
+    holder: str | None, lease_until: float | None, claimant: Owner, now: float
+) -> bool:
+    """Whether ``claimant`` may take a run whose lease is ``holder``'s until
+    ``lease_until``: nobody holds it, it is the claimant's own, it has
+    expired, or its holder was a process of this host that is gone.
+    """
+    if holder is None or holder == str(claimant):
+        return True
+    if lease_until is None or lease_until < now:
+        return True
+    owner = Owner.parse(holder)
+    return (
+        owner is not None
+        and owner.host == claimant.host
+        and owner.pid != claimant.pid
+        and not _process_is_alive(owner.pid)
+    )
+
+
+def locked_error(run_id: str, holder: str, lease_until: float, now: float) -> RunLockedError:
+    """The error for a claim on a run that someone else is executing."""
+    return RunLockedError(
+        f"run {run_id!r} is being executed by {holder} (its lease runs for another "
+        f"{max(lease_until - now, 0):.0f}s): only one process executes a run at a time; "
+        "wait for it to finish, or stop that process (a dead process's runs are taken "
+        "over at once on its own host, and on other hosts when its lease expires)"
+    )
+
+
+class Store(ABC):
+    """Where a durable runtime keeps its runs.  See the module's docstring.
+
+    A store is an async context manager; ``aclose()`` releases its connections.
+    Stores are shared by all runs of a runtime, and may be shared by several
+    processes (SQLite on one host, PostgreSQL anywhere).
+    """
+
+    @abstractmethod
+    async def claim(
+        self,
+        run_id: str,
+        workflow: str,
+        fingerprint: str,
+        owner: Owner,
+        now: float,
+        lease_until: float,
+    ) -> StoredRun:
+        """Create the run (status ``"running"``, leased to ``owner``) if it does
+        not exist; otherwise read it, and lease it to ``owner`` if it is
+        unfinished.  A finished run is read without a lease.
+
+        :raises RunLockedError: if the run is unfinished and its lease is not
+            free for ``owner`` (see ``lease_is_free``); nothing is changed.
+        """
+
+    @abstractmethod
+    async def append(
+        self,
+        run_id: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        now: float,
+        lease_until: float,
+    ) -> None:
+        """Add journal and event records, replace the state snapshot if
+        ``state`` is not None, set ``updated_at`` and extend the lease.
+
+        :raises LeaseLostError: if ``owner`` does not hold the run's lease, or
+            a record with one of these sequence numbers exists; nothing is written.
+        """
+
+    @abstractmethod
+    async def finish(
+        self,
+        run_id: str,
+        owner: Owner,
+        status: str,
+        outcome: str,
+        events: Sequence[tuple[int, str]],
+        now: float,
+    ) -> None:
+        """Record the outcome and the last events, set the status, and release
+        the lease; exactly once per run.
+
+        :raises LeaseLostError: if ``owner`` does not hold the lease (which
+            includes a run that has finished already); nothing is written.
+        """
+
+    @abstractmethod
+    async def release(self, run_id: str, owner: Owner) -> None:
+        """Give up ``owner``'s lease on an unfinished run (it stays resumable).
+        No-op if ``owner`` does not hold it."""
+
+    @abstractmethod
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[tuple[int, str]]:
+        """Recorded events with a sequence number above ``after``, in order."""
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run's row, or None if there is no such run."""
+
+    @abstractmethod
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """Runs, oldest first, optionally only those of ``workflow`` / with ``status``."""
+
+    async def aclose(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release connections; the store is not used afterwards."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
