@@ -109,18 +109,28 @@ class Workflow:
         """Start a run: ``await`` it, enter it with ``async with``, or pass ``runtime``.
 
         The start event is ``start_event``, or the workflow's start event class
-        built from ``fields``.
+        built from ``fields``.  With a runtime that keeps runs (``DurableRuntime``),
+        ``run_id`` names the run: a recorded one is resumed (or its recorded
+        outcome returned), and the start event may then be left out.
 
         :raises TypeError: if the fields do not fit the start event class.
         """
         start_class = self.start_event_class
+        keeps_runs = runtime is not None and runtime.keeps_runs
         if ctx is not None and ctx._saved_run() is not None:
+            if keeps_runs:
+                raise WorkflowRuntimeError(
+                    "a runtime that keeps runs resumes a run from its own record: pass "
+                    "run_id= (and no saved context) to resume a run it recorded"
+                )
             if start_event is not None or fields:
                 raise TypeError(
                     "this context resumes a saved run, which has started already: "
                     "pass no start event or fields to run()"
                 )
             return WorkflowHandler(self, None, ctx, run_id or uuid.uuid4().hex, runtime)
+        elif start_event is None and not fields and run_id is not None and keeps_runs:
+            pass  # resume the recorded run; the runtime makes a default start event if new
         elif start_event is None:
             start_event = start_class(**fields)
         elif fields:

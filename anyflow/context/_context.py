@@ -82,14 +82,30 @@ class ExternalContext:
 
 class InternalContext:
     phase = "inside a step"
-    __slots__ = ("attempt", "host", "last_error", "step", "waiting", "waits", "worker_id")
+    __slots__ = (
+        "attempt",
+        "event_id",
+        "host",
+        "last_error",
+        "step",
+        "waiting",
+        "waits",
+        "worker_id",
+    )
 
     def __init__(
-        self, host: StepHost, worker_id: int, step: str, attempt: int, last_error: Any
+        self,
+        host: StepHost,
+        worker_id: int,
+        step: str,
+        attempt: int,
+        last_error: Any,
+        event_id: int = 0,
     ) -> None:
         self.host = host
         self.worker_id = worker_id
         self.step = step
+        self.event_id = event_id
         self.attempt = attempt
         self.last_error = last_error
         self.waits = 0  # wait_for_event calls so far in this attempt
@@ -363,6 +379,23 @@ class Context(Generic[StateT]):
         if not isinstance(face, InternalContext):
             raise self._wrong_phase("retry_info", "Call it from a @step method.")
         return RetryInfo(attempt=face.attempt, last_exception=face.last_error)
+
+    def idempotency_key(self, *, across_retries: bool = False) -> str:
+        """A key naming this step attempt, to make a side effect happen once
+        (pass it to a payment API, or record it with the effect and skip an
+        effect already recorded).
+
+        The key is the same when the attempt runs again because its run resumed
+        after a crash (the attempt's result was not recorded), and differs for
+        every other attempt.  With ``across_retries``, the retries of the same
+        event to the same step share one key too, for an effect that must
+        happen once however many attempts it takes.
+        """
+        face = self._face
+        if not isinstance(face, InternalContext):
+            raise self._wrong_phase("idempotency_key", "Call it from a @step method.")
+        key = f"{getattr(face.host, 'run_id', '')}:{face.step}:{face.event_id}"
+        return key if across_retries else f"{key}:{face.attempt}"
 
     @property
     def run_id(self) -> str | None:

@@ -82,7 +82,7 @@ class StateStore(Generic[StateT]):
     or ``set`` inside its own ``edit_state`` block.
     """
 
-    __slots__ = ("_lock", "_owner", "_state", "_type")
+    __slots__ = ("_lock", "_owner", "_state", "_type", "version")
 
     def __init__(self, state: StateT | None = None) -> None:
         """``state``: an attrs instance (typed state), a dictionary (copied), or
@@ -104,6 +104,9 @@ class StateStore(Generic[StateT]):
             )
         self._lock: anyio.Lock | None = None
         self._owner: object = None
+        self.version = 0
+        """Counts the changes (and ``edit_state`` blocks), so a journal writes
+        a snapshot only when the state may have changed."""
 
     @property
     def state_type(self) -> type[Any] | None:
@@ -183,6 +186,7 @@ class StateStore(Generic[StateT]):
                         f"{type(child).__name__}, not a dict or an attrs instance"
                     )
                 node = child
+            self.version += 1
             if isinstance(node, dict):
                 node[last] = value
                 return
@@ -219,10 +223,12 @@ class StateStore(Generic[StateT]):
             )
         async with self._locked():
             self._state = dict(state) if self._type is None else state
+            self.version += 1
 
     async def clear(self) -> None:
         """Remove every value (typed: start again from the state class's defaults)."""
         async with self._locked():
+            self.version += 1
             if self._type is None:
                 self._state.clear()
             else:
@@ -233,7 +239,14 @@ class StateStore(Generic[StateT]):
         """Hold the store for a read-modify-write; yields the state itself (the
         dictionary, or the state class's instance), to change in place."""
         async with self._locked():
-            yield self._state
+            try:
+                yield self._state
+            finally:
+                self.version += 1
+
+    def _load(self, state: Any) -> None:
+        """Put back a recorded state (a durable run's snapshot) before the run goes on."""
+        self._state = dict(state) if self._type is None else state
 
     def to_dict(self) -> dict[str, Any]:
         """The state as a dictionary: a shallow copy of an untyped store; for

@@ -43,8 +43,11 @@ __all__ = [
 @attrs.frozen
 class Recovery:
     """What a runtime that keeps runs knows of a run before its driver starts:
-    the state to resume from, or how the run ended."""
+    the state to resume from, how the run ended, or (for a new run) the start
+    event it chose when the caller gave none."""
 
+    start_event: Any = None
+    """A new run starts with this."""
     state: RunState | None = None
     """The run's state rebuilt from its record; the driver resumes it."""
     outcome: Outcome | None = None

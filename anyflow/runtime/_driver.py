@@ -221,10 +221,11 @@ class Driver:
                         replayed_end = True
                         return
                     first: Tick
-                    if recovery is not None:
-                        assert recovery.state is not None
+                    if recovery is not None and recovery.state is not None:
                         self._state = recovery.state
                         first = RunResumed(adapter.now(), recovered=True)
+                    elif recovery is not None:
+                        first = RunStarted(recovery.start_event, adapter.now())
                     elif self._resuming:
                         first = RunResumed(adapter.now())
                     else:
@@ -485,7 +486,9 @@ class Driver:
             ctx = Context._for_step(
                 workflow,
                 store,
-                InternalContext(self, worker_id, name, delivery.attempt, delivery.last_error),
+                InternalContext(
+                    self, worker_id, name, delivery.attempt, delivery.last_error, delivery.event_id
+                ),
             )
             if adapter.wants_internal_events:
                 adapter.publish(_state_changed(name, "running", worker_id, delivery.event))

@@ -1,0 +1,20 @@
+"""Durable runs: a journal of every tick, in a store, so that a run survives
+the death of its process.  See docs/durability.md for what is guaranteed."""
+
+from __future__ import annotations
+
+from ._memory import MemoryStore as MemoryStore
+from ._runtime import DurableRuntime as DurableRuntime
+from ._runtime import StoredEvent as StoredEvent
+from ._store import Owner as Owner
+from ._store import RunRecord as RunRecord
+from ._store import Store as Store
+
+__all__ = [
+    "DurableRuntime",
+    "MemoryStore",
+    "Owner",
+    "RunRecord",
+    "Store",
+    "StoredEvent",
+]

@@ -1,0 +1,193 @@
+"""The journal's records and how a run is rebuilt from them.
+
+A record is JSON text prefixed by its CRC-32 (``"1a2b3c4d:{...}"``), so damage
+that still parses as JSON is caught too.  A run is rebuilt by folding its tick
+records through ``reduce`` from the initial state: the reducer is pure, so the
+fold gives the state the run had when its last tick was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from .._core.reducer import TickRejected, reduce
+from .._core.state import Broken, Cancelled, Completed, Failed, RunState, TimedOut
+from ..errors import ContextSerdeError, JournalCorruptError
+from ..serialization import SavedError, decode_event, decode_tick, encode_event, type_name
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._core.state import Outcome, RunSpec
+    from ..workflow import Workflow
+
+__all__ = [
+    "changes",
+    "decode_outcome",
+    "decode_record",
+    "encode_outcome",
+    "encode_record",
+    "fingerprint",
+    "replay",
+    "status_of",
+]
+
+
+def encode_record(data: Any) -> str:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return f"{zlib.crc32(body.encode()):08x}:{body}"
+
+
+def decode_record(text: str, run_id: str, kind: str, seq: int) -> Any:
+    """The data of one record.
+
+    :raises JournalCorruptError: naming the run, the kind of record and its position.
+    """
+    where = f"{kind} record {seq} of run {run_id!r}"
+    checksum, sep, body = text.partition(":")
+    if not sep or len(checksum) != 8:
+        raise JournalCorruptError(f"{where} is not a journal record (it starts {text[:20]!r})")
+    if f"{zlib.crc32(body.encode()):08x}" != checksum:
+        raise JournalCorruptError(
+            f"{where} is damaged (its checksum does not match); nothing was changed: "
+            "restore the store from a backup, or discard the run"
+        )
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise JournalCorruptError(f"{where} is not valid JSON: {exc}") from None
+
+
+def fingerprint(workflow: Workflow) -> dict[str, Any]:
+    """The parts of a workflow that its recorded ticks depend on: step names,
+    what each accepts, how many workers each has, and who catches whose
+    failures.  Timeouts and retry policies may change between a crash and a
+    resume (their effects are recorded as ticks)."""
+    spec = workflow._spec
+    return {
+        "workflow": type_name(type(workflow)),
+        "steps": {
+            name: {
+                "accepts": sorted(type_name(t) for t in step.accepts),
+                "num_workers": step.num_workers,
+            }
+            for name, step in sorted(spec.steps.items())
+        },
+        "catchers": {name: list(catcher) for name, catcher in sorted(spec.catchers.items())},
+    }
+
+
+def changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, in words."""
+    found: list[str] = []
+    if recorded.get("workflow") != current["workflow"]:
+        found.append(f"the run is of {recorded.get('workflow')}, not {current['workflow']}")
+    old_steps: dict[str, Any] = recorded.get("steps", {})
+    new_steps: dict[str, Any] = current["steps"]
+    for name in sorted(old_steps.keys() - new_steps.keys()):
+        found.append(f"step {name!r} was removed")
+    for name in sorted(new_steps.keys() - old_steps.keys()):
+        found.append(f"step {name!r} was added")
+    for name in sorted(old_steps.keys() & new_steps.keys()):
+        old, new = old_steps[name], new_steps[name]
+        if old.get("accepts") != new["accepts"]:
+            found.append(
+                f"step {name!r} accepts {', '.join(new['accepts'])} "
+                f"(was {', '.join(old.get('accepts', []))})"
+            )
+        if old.get("num_workers") != new["num_workers"]:
+            found.append(
+                f"step {name!r} has num_workers={new['num_workers']} (was {old.get('num_workers')})"
+            )
+    if recorded.get("catchers") != current["catchers"] and not found:
+        found.append(
+            f"@catch_error steps are {current['catchers']} (were {recorded.get('catchers')})"
+        )
+    return found
+
+
+def status_of(outcome: Outcome) -> str:
+    if isinstance(outcome, Completed):
+        return "completed"
+    if isinstance(outcome, TimedOut):
+        return "timed_out"
+    if isinstance(outcome, Cancelled):
+        return "cancelled"
+    return "failed"
+
+
+def encode_outcome(outcome: Outcome) -> dict[str, Any]:
+    if isinstance(outcome, Completed):
+        return {"status": "completed", "stop_event": encode_event(outcome.stop_event)}
+    if isinstance(outcome, Failed):
+        error = outcome.error
+        return {
+            "status": "failed",
+            "step": outcome.step,
+            "error": {
+                "type": getattr(error, "type_name", type(error).__name__),
+                "message": str(error),
+            },
+            "attempts": outcome.attempts,
+        }
+    if isinstance(outcome, TimedOut):
+        return {
+            "status": "timed_out",
+            "timeout": outcome.timeout,
+            "active_steps": list(outcome.active_steps),
+        }
+    if isinstance(outcome, Broken):
+        return {"status": "broken", "step": outcome.step, "message": outcome.message}
+    return {"status": "cancelled"}
+
+
+def decode_outcome(text: str, run_id: str) -> Outcome:
+    data = decode_record(text, run_id, "outcome", 0)
+    try:
+        status = data["status"]
+        if status == "completed":
+            return Completed(decode_event(data["stop_event"], "$.stop_event"))
+        if status == "failed":
+            error = data["error"]
+            saved = SavedError(str(error["type"]), str(error["message"]))
+            return Failed(str(data["step"]), saved, int(data["attempts"]))
+        if status == "timed_out":
+            return TimedOut(float(data["timeout"]), tuple(map(str, data["active_steps"])))
+        if status == "broken":
+            return Broken(data["step"], str(data["message"]))
+        if status == "cancelled":
+            return Cancelled()
+        raise ValueError(f"unknown status {status!r}")
+    except (KeyError, TypeError, ValueError, ContextSerdeError) as exc:
+        raise JournalCorruptError(
+            f"the outcome record of run {run_id!r} is unreadable: {exc}"
+        ) from None
+
+
+def replay(run_id: str, spec: RunSpec, records: Sequence[tuple[int, str]]) -> RunState:
+    """The state after every tick of ``records`` (ordered by sequence number).
+
+    :raises JournalCorruptError: for a missing, damaged or unreadable record,
+        or a tick that the run's state machine rejects.
+    """
+    state = RunState.initial(spec)
+    for position, (seq, text) in enumerate(records):
+        if seq != position:
+            raise JournalCorruptError(
+                f"tick record {position} of run {run_id!r} is missing (the next one is "
+                f"{seq}): the journal is truncated or damaged; nothing was changed"
+            )
+        try:
+            tick = decode_tick(decode_record(text, run_id, "tick", seq), f"$[{seq}]")
+            state, _ = reduce(state, tick)
+        except ContextSerdeError as exc:
+            raise JournalCorruptError(f"tick record {seq} of run {run_id!r}: {exc}") from None
+        except TickRejected as exc:
+            raise JournalCorruptError(
+                f"tick record {seq} of run {run_id!r} does not fit the run ({exc}): the "
+                "journal is damaged, or the workflow changed in a way its fingerprint "
+                "does not show"
+            ) from None
+    return state

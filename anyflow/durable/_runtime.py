@@ -1,0 +1,526 @@
+"""``DurableRuntime``: every tick is committed to a store before its commands run.
+
+A run's state is the fold of its ticks, so a run whose process died is rebuilt
+by replaying its journal, and goes on: the steps whose results were committed
+do not run again; the attempts that were executing (or waiting) run again.
+
+The runtime decorates another (``BasicRuntime`` by default): it adds the
+journal to the adapters and changes nothing else.  Its clock is the wall clock,
+so deadlines recorded by one process mean the same in the next.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from .._core.commands import Publish
+from .._core.ticks import is_external
+from ..errors import (
+    ContextSerdeError,
+    DurabilityError,
+    RunLockedError,
+    WorkflowChangedError,
+)
+from ..events import Event, InternalEvent
+from ..runtime import (
+    BasicRuntime,
+    ExternalRunAdapterDecorator,
+    InternalRunAdapterDecorator,
+    Recovery,
+    RuntimeDecorator,
+)
+from ..serialization import decode_event, decode_value, encode_event, encode_tick, encode_value
+from ..serialization import type_name as _type_name
+from ._journal import (
+    changes,
+    decode_outcome,
+    decode_record,
+    encode_outcome,
+    encode_record,
+    fingerprint,
+    replay,
+    status_of,
+)
+from ._store import FINISHED, Owner, RunRecord, Store
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+    from types import TracebackType
+
+    from .._core.commands import Command
+    from .._core.state import Outcome
+    from .._core.ticks import Tick
+    from ..context import StateStore
+    from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
+    from ..workflow import Workflow
+
+__all__ = ["DurableRuntime", "StoredEvent"]
+
+log = logging.getLogger("anyflow.durable")
+
+
+@attrs.frozen
+class StoredEvent:
+    """A published event and its position in the run's recorded stream."""
+
+    seq: int
+    event: Event
+
+
+class _Journal:
+    """What the two adapters of one durable run share: its position in the
+    store, the events not yet recorded, and the caller's ticks not yet safe."""
+
+    __slots__ = (
+        "claimed",
+        "committed_sent",
+        "ended",
+        "next_event",
+        "next_tick",
+        "pending",
+        "prelogged",
+        "run_id",
+        "runtime",
+        "sent",
+        "state_store",
+        "state_version",
+        "wakeup",
+    )
+
+    def __init__(self, runtime: DurableRuntime, run_id: str) -> None:
+        self.runtime = runtime
+        self.run_id = run_id
+        self.claimed = False
+        self.ended = False
+        self.next_tick = 0
+        self.next_event = 0
+        self.pending: list[tuple[int, str]] = []
+        """Events published and not yet recorded (they go with the next commit)."""
+        self.prelogged: deque[Any] = deque()
+        """Events recorded with a commit, about to be published by its commands."""
+        self.sent = 0
+        self.committed_sent = 0
+        self.state_store: StateStore[Any] | None = None
+        self.state_version = 0
+        self.wakeup: anyio.Event | None = None
+
+    def _notify(self) -> None:
+        if self.wakeup is not None:
+            self.wakeup.set()
+            self.wakeup = None
+
+    def next_change(self) -> anyio.Event:
+        """Set at the next commit (or the end)."""
+        if self.wakeup is None:
+            self.wakeup = anyio.Event()
+        return self.wakeup
+
+    # Before the run.
+
+    async def recover(
+        self,
+        inner: InternalRunAdapter,
+        workflow: Workflow,
+        start_event: Event | None,
+        state_store: StateStore[Any],
+    ) -> Recovery | None:
+        runtime = self.runtime
+        store = runtime.store
+        self.state_store = state_store
+        name = _type_name(type(workflow))
+        if start_event is None and await store.get_run(self.run_id) is None:
+            start_event = _default_start(workflow, self.run_id)
+        current = fingerprint(workflow)
+        now = time.time()
+        stored = await store.claim(
+            self.run_id, name, _canonical(current), runtime.owner, now, now + runtime.lease
+        )
+        self.claimed = stored.record.status not in FINISHED
+        try:
+            if stored.created:
+                return Recovery(start_event=start_event)
+            recorded = json.loads(stored.fingerprint)
+            if recorded != current:
+                raise WorkflowChangedError(
+                    f"run {self.run_id!r} was recorded with another version of "
+                    f"{type(workflow).__qualname__}: {'; '.join(changes(recorded, current))}. "
+                    "Resume it with the workflow it was started with, or start a new run id"
+                )
+            history = await store.read_events(self.run_id)
+            events = []
+            for position, (seq, text) in enumerate(history):
+                if seq != position:
+                    raise DurabilityError(
+                        f"event record {position} of run {self.run_id!r} is missing (the "
+                        f"next one is {seq}); nothing was changed"
+                    )
+                events.append(_decode_event(text, self.run_id, seq))
+            self.next_event = len(events)
+            if stored.outcome is not None:
+                outcome = decode_outcome(stored.outcome, self.run_id)
+                for event in events:
+                    inner.publish(event)
+                return Recovery(outcome=outcome)
+            if not stored.ticks:
+                # Claimed, then the process died before the first commit.
+                if start_event is None:
+                    start_event = _default_start(workflow, self.run_id)
+                return Recovery(start_event=start_event)
+            state = replay(self.run_id, workflow._spec, stored.ticks)
+            self.next_tick = len(stored.ticks)
+            if stored.state is not None:
+                data = decode_record(stored.state, self.run_id, "state", 0)
+                kind = state_store.state_type or Any
+                try:
+                    state_store._load(decode_value(data, kind, "$.state"))
+                except ContextSerdeError as exc:
+                    raise DurabilityError(
+                        f"the state snapshot of run {self.run_id!r} is unreadable: {exc}"
+                    ) from None
+            self.state_version = state_store.version
+            for event in events:
+                inner.publish(event)
+            return Recovery(state=state)
+        except BaseException:
+            if self.claimed:
+                self.claimed = False
+                with anyio.CancelScope(shield=True):
+                    await store.release(self.run_id, runtime.owner)
+            raise
+
+    # While the run goes on.
+
+    def record_event(self, event: Any) -> None:
+        if self.prelogged and self.prelogged[0] is event:
+            self.prelogged.popleft()
+        elif not isinstance(event, InternalEvent) and not self.ended:
+            self.pending.append((self.next_event, self._encode_event(event)))
+            self.next_event += 1
+
+    def _encode_event(self, event: Any) -> str:
+        try:
+            return encode_record(encode_event(event))
+        except ContextSerdeError as exc:
+            raise DurabilityError(
+                f"run {self.run_id!r} cannot record the event {type(event).__name__}: {exc} "
+                "(a durable run's events must be JSON-safe)"
+            ) from None
+
+    async def commit(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
+        runtime = self.runtime
+        records = []
+        try:
+            for offset, tick in enumerate(ticks):
+                records.append((self.next_tick + offset, encode_record(encode_tick(tick))))
+        except ContextSerdeError as exc:
+            raise DurabilityError(
+                f"run {self.run_id!r} cannot record {type(tick).__name__}: {exc} (a durable "
+                "run's events must be JSON-safe)"
+            ) from None
+        events = self.pending
+        published = [c.event for c in commands if type(c) is Publish]
+        for event in published:
+            if not isinstance(event, InternalEvent):
+                events.append((self.next_event, self._encode_event(event)))
+                self.next_event += 1
+                self.prelogged.append(event)
+        state = None
+        store = self.state_store
+        if store is not None and store.version != self.state_version:
+            try:
+                state = encode_record(encode_value(store.to_dict(), "$.state"))
+            except ContextSerdeError as exc:
+                raise DurabilityError(
+                    f"run {self.run_id!r} cannot record its state: {exc} (a durable run's "
+                    "state must be JSON-safe)"
+                ) from None
+            version = store.version
+        now = time.time()
+        self.pending = []
+        await runtime.store.append(
+            self.run_id, runtime.owner, records, events, state, now, now + runtime.lease
+        )
+        if state is not None:
+            self.state_version = version
+        self.next_tick += len(records)
+        self.committed_sent += sum(1 for tick in ticks if is_external(tick))
+        self._notify()
+
+    async def end(self, outcome: Outcome, final: bool) -> None:
+        if not self.claimed:
+            return
+        self.claimed = False
+        store = self.runtime.store
+        owner = self.runtime.owner
+        try:
+            if final:
+                events, self.pending = self.pending, []
+                await store.finish(
+                    self.run_id,
+                    owner,
+                    status_of(outcome),
+                    encode_record(encode_outcome(outcome)),
+                    events,
+                    time.time(),
+                )
+            else:
+                await store.release(self.run_id, owner)
+        except Exception:
+            log.exception("run %r: its end could not be recorded", self.run_id)
+
+    def close(self) -> None:
+        self.ended = True
+        self.prelogged.clear()
+        self.runtime._active.pop(self.run_id, None)
+        self._notify()
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _decode_event(text: str, run_id: str, seq: int) -> Event:
+    data = decode_record(text, run_id, "event", seq)
+    try:
+        return decode_event(data, f"$.events[{seq}]")
+    except ContextSerdeError as exc:
+        raise DurabilityError(f"event record {seq} of run {run_id!r}: {exc}") from None
+
+
+def _default_start(workflow: Workflow, run_id: str) -> Event:
+    start_class = workflow.start_event_class
+    try:
+        return start_class()
+    except TypeError as exc:
+        raise DurabilityError(
+            f"no run {run_id!r} is recorded, and {start_class.__name__} cannot be made "
+            f"without fields ({exc}): pass the start event's fields to wf.run() to start it"
+        ) from None
+
+
+class _Internal(InternalRunAdapterDecorator):
+    __slots__ = ("_journal",)
+
+    def __init__(self, inner: InternalRunAdapter, journal: _Journal) -> None:
+        super().__init__(inner)
+        self._journal = journal
+
+    async def recover(
+        self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
+    ) -> Recovery | None:
+        return await self._journal.recover(self.inner, workflow, start_event, store)
+
+    async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
+        await self._journal.commit(ticks, commands)
+
+    def publish(self, event: Any) -> None:
+        self._journal.record_event(event)
+        self.inner.publish(event)
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        # The wall clock may be set back or forward while asleep: look again.
+        while (delay := deadline - time.time()) > 0:  # noqa: ASYNC110 - no event to wait for
+            await anyio.sleep(delay)
+
+    async def on_end(self, outcome: Outcome, final: bool) -> None:
+        await self._journal.end(outcome, final)
+
+    def finish(self, outcome: Outcome) -> None:
+        self._journal.close()
+        self.inner.finish(outcome)
+
+
+class _External(ExternalRunAdapterDecorator):
+    __slots__ = ("_journal",)
+
+    def __init__(self, inner: ExternalRunAdapter, journal: _Journal) -> None:
+        super().__init__(inner)
+        self._journal = journal
+
+    def send_tick(self, tick: Tick) -> None:
+        self.inner.send_tick(tick)
+        if is_external(tick):
+            self._journal.sent += 1
+
+    async def wait_accepted(self) -> None:
+        journal = self._journal
+        target = journal.sent
+        while journal.committed_sent < target and not journal.ended:
+            await journal.next_change().wait()
+        await anyio.lowlevel.checkpoint()
+
+
+class DurableRuntime(RuntimeDecorator):
+    """Hosts runs whose every tick is recorded in ``store`` before it takes effect.
+
+    ``wf.run(run_id="order-42", runtime=durable, **fields)`` starts the run
+    ``order-42``; the same call for a recorded, unfinished run (after a crash,
+    in a new process) resumes it, and for a finished run returns its recorded
+    outcome.  The fields may be left out to resume only.
+
+    :param store: a ``Store``, or a path to a SQLite file (the runtime then
+        owns the store and closes it when its block ends).
+    :param inner: the runtime that executes the runs (``BasicRuntime()`` by default).
+    :param lease: seconds a run stays claimed by this process without news from
+        it; the lease is renewed every third of that while the process lives.
+        Another host takes over a run only once its lease has expired; a dead
+        process on the same host is detected at once.
+    :param poll_interval: how often ``events()`` looks for new records of a run
+        executed by another process.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | os.PathLike[str],
+        inner: Runtime | None = None,
+        *,
+        lease: float = 30.0,
+        poll_interval: float = 0.5,
+    ) -> None:
+        super().__init__(inner if inner is not None else BasicRuntime())
+        if isinstance(store, Store):
+            self.store = store
+            self._owns_store = False
+        else:
+            from ._sqlite import SqliteStore
+
+            self.store = SqliteStore(store)
+            self._owns_store = True
+        if lease <= 0 or poll_interval <= 0:
+            raise ValueError("lease and poll_interval are seconds > 0")
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.owner = Owner.here()
+        self._active: dict[str, _Journal] = {}
+        self._entered = False
+
+    @property
+    def keeps_runs(self) -> bool:
+        return True
+
+    def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
+        if not self._entered:
+            raise RuntimeError(
+                "this DurableRuntime is not running: start runs inside "
+                "`async with DurableRuntime(store) as runtime:`"
+            )
+        if run_id in self._active:
+            raise RunLockedError(
+                f"run {run_id!r} is already running in this runtime: use the handler "
+                "that started it (a run is executed once at a time)"
+            )
+        internal, external = self.inner.open_run(run_id)
+        journal = self._active[run_id] = _Journal(self, run_id)
+        return _Internal(internal, journal), _External(external, journal)
+
+    async def __aenter__(self) -> DurableRuntime:
+        await self.inner.__aenter__()
+        self._entered = True
+        self.inner.spawn(self._renew_leases, name="anyflow durable leases")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return await self.inner.__aexit__(exc_type, exc, tb)
+        finally:
+            self._entered = False
+            if self._owns_store:
+                with anyio.CancelScope(shield=True):
+                    await self.store.aclose()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            for journal in list(self._active.values()):
+                if journal.claimed and not journal.ended:
+                    now = time.time()
+                    try:
+                        await self.store.append(
+                            journal.run_id, self.owner, (), (), None, now, now + self.lease
+                        )
+                    except DurabilityError:
+                        log.exception("run %r: its lease could not be renewed", journal.run_id)
+
+    # Reading the store.
+
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """The recorded runs, oldest first (``workflow`` is ``module:qualname``)."""
+        return await self.store.list_runs(workflow=workflow, status=status)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run's record, or None if there is no such run."""
+        return await self.store.get_run(run_id)
+
+    def events(self, run_id: str, after: int = -1) -> _EventReader:
+        """The run's recorded events with a sequence number above ``after``, as
+        ``StoredEvent``s, following the run until its last event.
+
+        A consumer that reconnects passes the last ``seq`` it got, and goes on
+        without a gap or a duplicate.  Events appear when they are committed
+        (with the run's next tick batch): for a live view of a run of this
+        process use ``handler.stream_events()``.
+
+        :raises DurabilityError: if there is no such run.
+        """
+        return _EventReader(self, run_id, after)
+
+
+class _EventReader:
+    """``DurableRuntime.events()``: a plain async iterator (not a generator), so
+    a consumer may break out of its loop without leaving anything to finalize."""
+
+    __slots__ = ("_after", "_buffer", "_done", "_run_id", "_runtime")
+
+    def __init__(self, runtime: DurableRuntime, run_id: str, after: int) -> None:
+        self._runtime = runtime
+        self._run_id = run_id
+        self._after = after
+        self._buffer: deque[StoredEvent] = deque()
+        self._done = False
+
+    def __aiter__(self) -> _EventReader:
+        return self
+
+    async def __anext__(self) -> StoredEvent:
+        runtime = self._runtime
+        store = runtime.store
+        while not self._buffer:
+            if self._done:
+                raise StopAsyncIteration
+            journal = runtime._active.get(self._run_id)
+            change = journal.next_change() if journal is not None else None
+            record = await store.get_run(self._run_id)
+            if record is None:
+                raise DurabilityError(f"no run {self._run_id!r} is recorded in this store")
+            # Read after looking at the status: a finished run has all its
+            # events recorded, so an empty read then means the end.
+            for seq, text in await store.read_events(self._run_id, self._after):
+                self._buffer.append(StoredEvent(seq, _decode_event(text, self._run_id, seq)))
+                self._after = seq
+            if self._buffer:
+                break
+            if record.status in FINISHED:
+                self._done = True
+            elif change is not None:
+                await change.wait()
+            else:
+                await anyio.sleep(runtime.poll_interval)
+        return self._buffer.popleft()
