@@ -1,0 +1,378 @@
+"""``SqliteStore``: the embedded default store, one SQLite file on this host.
+
+Why SQLite: it needs no server, and in WAL mode several processes of one host
+can share the file (readers never wait for the writer).  Every write starts
+with ``BEGIN IMMEDIATE``, which takes the file's write lock before reading, so
+``claim``'s read-check-write is atomic across processes; ``busy_timeout`` makes
+a second writer wait for the lock instead of failing at once.
+
+The stdlib driver blocks, so every call runs in an anyio worker thread, never
+on the event loop (that also keeps the store backend-neutral: the same code
+runs under asyncio and trio).  One connection is enough for one process: a
+``threading.Lock`` guards it and a ``CapacityLimiter(1)`` queues callers in
+async land instead of parking worker threads on the lock.
+
+The semantics mirror ``MemoryStore`` (the reference) rule for rule.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ..errors import DurabilityError, LeaseLostError
+from ._store import FINISHED, RunRecord, Store, StoredRun, lease_is_free, locked_error
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ._store import Owner
+
+__all__ = ["SqliteStore"]
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+"""Kept in ``PRAGMA user_version``; a file with a newer version is refused."""
+
+_DURABILITY = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
+"""``durability=`` to ``PRAGMA synchronous``.  In WAL mode: FULL syncs the log
+at every commit (a committed tick survives power loss), NORMAL syncs at
+checkpoints (survives a process crash, may lose the last commits on power
+loss), OFF never syncs (tests and benchmarks only)."""
+
+_BUSY_TIMEOUT_S = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    owner TEXT,
+    lease_until REAL,
+    state TEXT,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_created_at ON runs (created_at, run_id);
+CREATE TABLE IF NOT EXISTS ticks (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+class SqliteStore(Store):
+    """Keeps runs in the SQLite file ``path``, shared by the processes of this host.
+
+    :param durability: ``"full"`` (the default: a committed tick survives power
+        loss), ``"normal"`` (survives a crash of the process, not of the
+        machine) or ``"off"`` (for tests and benchmarks).
+    :raises ValueError: for any other ``durability``.
+
+    The file is opened (and its tables made) on first use, so a store can be
+    built outside an event loop.  Its directory must exist.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durability: str = "full") -> None:
+        if durability not in _DURABILITY:
+            raise ValueError(
+                f"durability={durability!r} is not a durability level of SqliteStore: "
+                f"choose one of {', '.join(map(repr, _DURABILITY))}"
+            )
+        self._path = os.fspath(path)
+        self._durability = durability
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self._path!r}, durability={self._durability!r})"
+
+    # -- plumbing: everything below runs in a worker thread --------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self._path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self._path))
+            if not os.path.isdir(parent):
+                raise FileNotFoundError(
+                    f"cannot open the SQLite store {self._path!r}: its directory {parent!r} "
+                    "does not exist; create it first"
+                )
+        conn = sqlite3.connect(
+            self._path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            mode = _use_wal(conn)
+            if mode != "wal" and self._path != ":memory:":
+                raise DurabilityError(
+                    f"SQLite store {self._path!r} cannot use WAL journal mode (got {mode!r}); "
+                    "put the file on a local file system"
+                )
+            conn.execute(f"PRAGMA synchronous = {_DURABILITY[self._durability]}")
+            _in_transaction(conn, self._migrate)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise DurabilityError(
+                f"SQLite store {self._path!r} has schema version {version}, newer than "
+                f"this anyflow's {SCHEMA_VERSION}: upgrade anyflow to use it"
+            )
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _locked(self, fn: Callable[[sqlite3.Connection], _T], write: bool) -> _T:
+        with self._lock:
+            conn = self._connection()
+            return _in_transaction(conn, fn) if write else fn(conn)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T], *, write: bool) -> _T:
+        return await anyio.to_thread.run_sync(self._locked, fn, write, limiter=self._limiter)
+
+    def _owned(self, conn: sqlite3.Connection, run_id: str, owner: Owner) -> None:
+        row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None or row[0] != str(owner) or row[1] in FINISHED:
+            holder = "nobody" if row is None or row[0] is None else row[0]
+            raise LeaseLostError(
+                f"run {run_id!r} is not leased to {owner} any more (held by {holder}); "
+                "this process stops executing it"
+            )
+
+    # -- the contract -----------------------------------------------------------
+
+    async def claim(
+        self,
+        run_id: str,
+        workflow: str,
+        fingerprint: str,
+        owner: Owner,
+        now: float,
+        lease_until: float,
+    ) -> StoredRun:
+        def claim(conn: sqlite3.Connection) -> StoredRun:
+            row = conn.execute(
+                "SELECT workflow, fingerprint, status, created_at, updated_at, owner, "
+                "lease_until, state, outcome FROM runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO runs (run_id, workflow, fingerprint, status, created_at, "
+                    "updated_at, owner, lease_until) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                    (run_id, workflow, fingerprint, now, now, str(owner), lease_until),
+                )
+                record = RunRecord.from_row(run_id, workflow, "running", now, now)
+                return StoredRun(record, fingerprint, [], None, None, 0, True)
+            wf, fp, status, created_at, updated_at, holder, held_until, state, outcome = row
+            if status not in FINISHED:
+                if not lease_is_free(holder, held_until, owner, now):
+                    raise locked_error(run_id, holder, held_until, now)
+                conn.execute(
+                    "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ?",
+                    (str(owner), lease_until, run_id),
+                )
+            ticks = conn.execute(
+                "SELECT seq, record FROM ticks WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+            (event_count,) = conn.execute(
+                "SELECT COUNT(*) FROM events WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            record = RunRecord.from_row(run_id, wf, status, created_at, updated_at)
+            return StoredRun(record, fp, ticks, state, outcome, event_count, False)
+
+        return await self._call(claim, write=True)
+
+    async def append(
+        self,
+        run_id: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        now: float,
+        lease_until: float,
+    ) -> None:
+        def append(conn: sqlite3.Connection) -> None:
+            self._owned(conn, run_id, owner)
+            _insert_new(conn, "ticks", run_id, ticks, "tick")
+            _insert_new(conn, "events", run_id, events, "event")
+            conn.execute(
+                "UPDATE runs SET state = COALESCE(?, state), updated_at = ?, lease_until = ? "
+                "WHERE run_id = ?",
+                (state, now, lease_until, run_id),
+            )
+
+        await self._call(append, write=True)
+
+    async def finish(
+        self,
+        run_id: str,
+        owner: Owner,
+        status: str,
+        outcome: str,
+        events: Sequence[tuple[int, str]],
+        now: float,
+    ) -> None:
+        def finish(conn: sqlite3.Connection) -> None:
+            self._owned(conn, run_id, owner)
+            _insert_new(conn, "events", run_id, events, "event")
+            conn.execute(
+                "UPDATE runs SET status = ?, outcome = ?, updated_at = ?, owner = NULL, "
+                "lease_until = NULL WHERE run_id = ?",
+                (status, outcome, now, run_id),
+            )
+
+        await self._call(finish, write=True)
+
+    async def release(self, run_id: str, owner: Owner) -> None:
+        def release(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE run_id = ? AND owner = ?",
+                (run_id, str(owner)),
+            )
+
+        await self._call(release, write=True)
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[tuple[int, str]]:
+        def read_events(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            return conn.execute(
+                "SELECT seq, record FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (run_id, after, -1 if limit is None else limit),
+            ).fetchall()
+
+        return await self._call(read_events, write=False)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        def get_run(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(
+                "SELECT run_id, workflow, status, created_at, updated_at FROM runs "
+                "WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            return None if row is None else RunRecord.from_row(*row)
+
+        return await self._call(get_run, write=False)
+
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        def list_runs(conn: sqlite3.Connection) -> list[RunRecord]:
+            rows = conn.execute(
+                "SELECT run_id, workflow, status, created_at, updated_at FROM runs "
+                "WHERE (? IS NULL OR workflow = ?) AND (? IS NULL OR status = ?) "
+                "ORDER BY created_at, run_id",
+                (workflow, workflow, status, status),
+            ).fetchall()
+            return [RunRecord.from_row(*row) for row in rows]
+
+        return await self._call(list_runs, write=False)
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            with self._lock:
+                self._closed = True
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await anyio.to_thread.run_sync(close, limiter=self._limiter)
+
+
+def _use_wal(conn: sqlite3.Connection) -> str:
+    """Switch the file to WAL mode (it stays so) and return the mode it is in.
+
+    The switch needs the file to itself, and SQLite reports "database is
+    locked" at once, without waiting for ``busy_timeout``, when another
+    connection opens the file at the same moment: so wait here.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+        else:
+            return str(mode)
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``fn`` in a write transaction: the file's write lock is taken before
+    the first read, so what ``fn`` reads stays true until it commits."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _insert_new(
+    conn: sqlite3.Connection,
+    table: str,
+    run_id: str,
+    records: Sequence[tuple[int, str]],
+    kind: str,
+) -> None:
+    """Insert ``records`` into ``table`` (``"ticks"`` or ``"events"``), or raise
+    LeaseLostError if one of their numbers is taken (the caller's transaction
+    then rolls back whatever it wrote).  A number repeated within the batch
+    keeps its last record, as in ``MemoryStore``."""
+    if not records:
+        return
+    batch = dict(records)
+    taken = {
+        seq
+        for (seq,) in conn.execute(
+            f"SELECT seq FROM {table} WHERE run_id = ? AND seq BETWEEN ? AND ?",
+            (run_id, min(batch), max(batch)),
+        )
+    }
+    for seq, _ in records:
+        if seq in taken:
+            raise LeaseLostError(
+                f"{kind} {seq} of run {run_id!r} is recorded already: another process "
+                "wrote this run; this process stops executing it"
+            )
+    conn.executemany(
+        f"INSERT INTO {table} (run_id, seq, record) VALUES (?, ?, ?)",
+        [(run_id, seq, text) for seq, text in batch.items()],
+    )
