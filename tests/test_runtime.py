@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
 
-from anyflow import BasicRuntime, Event, StopEvent
+from anyflow import (
+    BasicRuntime,
+    Context,
+    Event,
+    HumanResponseEvent,
+    StartEvent,
+    StopEvent,
+    Workflow,
+    WorkflowCancelledByUser,
+    WorkflowIdleEvent,
+    step,
+)
 from anyflow._core.commands import StartWorker
 from anyflow._core.reducer import reduce
 from anyflow._core.state import Completed, RunState, RunStatus
@@ -93,10 +105,8 @@ async def test_waits_retries_and_timers_work_when_every_tick_goes_through_the_ad
     # workers' ticks inline to the write-ahead path: the features must not notice.
     from anyflow import (
         ConstantDelayRetryPolicy,
-        Context,
         HumanResponseEvent,
         InputRequiredEvent,
-        StartEvent,
         Workflow,
         step,
     )
@@ -122,3 +132,25 @@ async def test_waits_retries_and_timers_work_when_every_tick_goes_through_the_ad
     for tick in runtime.ticks["w"]:
         state, _ = reduce(state, tick)
     assert state.outcome == Completed(StopEvent(result="yes"))
+
+
+class WaitForever(Workflow):
+    @step(num_workers=1)
+    async def ask(self, ev: StartEvent, ctx: Context) -> StopEvent:
+        await ctx.wait_for_event(HumanResponseEvent)
+        return StopEvent()
+
+
+@pytest.mark.parametrize("runtime_class", [BasicRuntime, Recording])
+async def test_leaving_the_runtime_while_a_step_waits_ends_at_once(
+    runtime_class: type[BasicRuntime] | type[Recording],
+) -> None:
+    # When every tick goes through the adapter, a waiting step that is cancelled
+    # with its run must not wait for a tick that no one will process any more.
+    with anyio.fail_after(10):
+        async with runtime_class() as runtime:
+            handler = WaitForever().run(runtime=runtime)
+            async for ev in handler.stream_events(expose_internal=True):
+                if isinstance(ev, WorkflowIdleEvent):
+                    break
+    assert isinstance(handler.exception(), WorkflowCancelledByUser)

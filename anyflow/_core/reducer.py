@@ -41,8 +41,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._pqueue import PQueue
 from .commands import (
     CancelTimer,
     CancelWorker,
@@ -85,9 +86,6 @@ from .ticks import (
     WaitAbandoned,
     WaitStarted,
 )
-
-if TYPE_CHECKING:
-    from ._pqueue import PQueue
 
 
 class TickRejected(Exception):
@@ -355,18 +353,22 @@ def _restored(state: RunState, recovered: bool) -> RunState:
     new process) has a new clock and a new stream: pending retries are due at
     once and questions are asked again.
     """
-    lanes = dict(state.lanes)
+    lanes = {name: _without_resumptions(lane) for name, lane in state.lanes.items()}
     unfinished: list[Worker | Waiter] = [*state.workers.values(), *state.waiting.values()]
     if not recovered:
         unfinished += state.retries.values()
     for item in sorted(unfinished, key=lambda w: w.delivery.event_id, reverse=True):
         lane = lanes[item.step]
         lanes[item.step] = Lane(lane.queue.push_front(item.delivery), 0)
-    memos = (
-        state.memos
-        if recovered
-        else {key: WaitMemo({}, memo.answers) for key, memo in state.memos.items()}
-    )
+    if recovered:
+        memos = dict(state.memos)
+        for waiter in state.waiting.values():
+            if waiter.deadline is not None:
+                key = (waiter.step, waiter.delivery.event_id)
+                memo = memos.get(key, _NO_MEMO)
+                memos[key] = memo.cut_short(waiter.waiter_id, waiter.deadline)
+    else:
+        memos = {key: WaitMemo({}, memo.answers) for key, memo in state.memos.items()}
     return RunState(
         state.spec,
         RunStatus.RUNNING,
@@ -384,6 +386,18 @@ def _restored(state: RunState, recovered: bool) -> RunState:
         state.deadline if recovered else None,
         None,
     )
+
+
+def _without_resumptions(lane: Lane) -> Lane:
+    """``lane`` with each woken wait that was queued for a free slot turned back
+    into its delivery, in its place: its worker is gone, so its attempt starts
+    over (and finds its answer in the wait memo)."""
+    if not any(type(item) is Resumption for item in lane.queue):
+        return lane
+    queue: PQueue[Delivery | Resumption] = PQueue()
+    for item in lane.queue:
+        queue = queue.push(item.delivery if type(item) is Resumption else item)
+    return Lane(queue, lane.running)
 
 
 def _on_run_resumed(state: RunState, tick: RunResumed) -> tuple[RunState, list[Command]]:
@@ -562,13 +576,20 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
     txn = _Txn(state, tick.now)
     key = (worker.step, worker.delivery.event_id)
     memo = state.memos.get(key, _NO_MEMO)
+    deadline = None if tick.timeout is None else tick.now + tick.timeout
+    if tick.waiter_id in memo.deadlines:
+        # The same wait, cut short by a crash: its deadline stands.
+        if deadline is not None:
+            deadline = memo.deadlines[tick.waiter_id]
+        memo = memo.resumed(tick.waiter_id)
+        txn.set_memo(key, memo)
     waiter = Waiter(
         worker.step,
         worker.delivery,
         tick.waiter_id,
         tick.event_types,
         tick.requirements,
-        deadline=None if tick.timeout is None else tick.now + tick.timeout,
+        deadline=deadline,
         budget=None if worker.deadline is None else max(worker.deadline - tick.now, 0.0),
     )
     # A wait this delivery already completed (before a retry or a resume)
@@ -591,8 +612,8 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
     if question is not None and memo.published.get(tick.waiter_id, _NO_MEMO) != question:
         txn.commands.append(Publish(question))
         txn.set_memo(key, memo.asked(tick.waiter_id, question))
-    if tick.timeout is not None:
-        txn.commands.append(ScheduleTimer(f"{WAIT}{tick.worker_id}", tick.now + tick.timeout))
+    if deadline is not None:
+        txn.commands.append(ScheduleTimer(f"{WAIT}{tick.worker_id}", deadline))
     txn.pump(worker.step)
     return txn.done()
 

@@ -173,12 +173,22 @@ class WaitMemo:
     changed)."""
     answers: Mapping[str, Any] = attrs.field(factory=dict)
     """The event each completed wait returned, by waiter id."""
+    deadlines: Mapping[str, float] = attrs.field(factory=dict)
+    """Deadlines of waits that a crash cut short, by waiter id: the same wait of
+    the attempt's re-run keeps its deadline (a recovered run only)."""
 
     def asked(self, waiter_id: str, question: Any) -> WaitMemo:
-        return WaitMemo({**self.published, waiter_id: question}, self.answers)
+        return WaitMemo({**self.published, waiter_id: question}, self.answers, self.deadlines)
 
     def answered(self, waiter_id: str, event: Any) -> WaitMemo:
-        return WaitMemo(self.published, {**self.answers, waiter_id: event})
+        return WaitMemo(self.published, {**self.answers, waiter_id: event}, self.deadlines)
+
+    def cut_short(self, waiter_id: str, deadline: float) -> WaitMemo:
+        return WaitMemo(self.published, self.answers, {**self.deadlines, waiter_id: deadline})
+
+    def resumed(self, waiter_id: str) -> WaitMemo:
+        deadlines = {k: v for k, v in self.deadlines.items() if k != waiter_id}
+        return WaitMemo(self.published, self.answers, deadlines)
 
 
 @attrs.frozen

@@ -4,8 +4,10 @@ the death of its process.  See docs/durability.md for what is guaranteed."""
 from __future__ import annotations
 
 from ._memory import MemoryStore as MemoryStore
+from ._postgres import PostgresStore as PostgresStore
 from ._runtime import DurableRuntime as DurableRuntime
 from ._runtime import StoredEvent as StoredEvent
+from ._sqlite import SqliteStore as SqliteStore
 from ._store import Owner as Owner
 from ._store import RunRecord as RunRecord
 from ._store import Store as Store
@@ -14,7 +16,9 @@ __all__ = [
     "DurableRuntime",
     "MemoryStore",
     "Owner",
+    "PostgresStore",
     "RunRecord",
+    "SqliteStore",
     "Store",
     "StoredEvent",
 ]

@@ -144,6 +144,7 @@ class _Journal:
             self.run_id, name, _canonical(current), runtime.owner, now, now + runtime.lease
         )
         self.claimed = stored.record.status not in FINISHED
+        self._notify()
         try:
             if stored.created:
                 return Recovery(start_event=start_event)
@@ -509,7 +510,10 @@ class _EventReader:
             change = journal.next_change() if journal is not None else None
             record = await store.get_run(self._run_id)
             if record is None:
-                raise DurabilityError(f"no run {self._run_id!r} is recorded in this store")
+                if change is None:
+                    raise DurabilityError(f"no run {self._run_id!r} is recorded in this store")
+                await change.wait()  # a run of ours, not recorded yet
+                continue
             # Read after looking at the status: a finished run has all its
             # events recorded, so an empty read then means the end.
             for seq, text in await store.read_events(self._run_id, self._after):

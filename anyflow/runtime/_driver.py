@@ -237,7 +237,15 @@ class Driver:
                     # The run cannot be recorded or recovered: it stops here,
                     # and its record stays as it was.
                     self._outcome = Broken(None, str(exc), exc)
+                    self._end_waits()
                     task_group.cancel_scope.cancel()
+                except anyio.get_cancelled_exc_class():
+                    # Cancelled from outside: no tick will be processed any
+                    # more, so no waiting step may wait for one.
+                    if self._outcome is None:
+                        self._outcome = Cancelled()
+                    self._end_waits()
+                    raise
         except anyio.get_cancelled_exc_class():
             if self._outcome is None:
                 self._outcome = Cancelled()
@@ -426,10 +434,7 @@ class Driver:
         """
         self._outcome = command.outcome
         busy = bool(self._timers or self._waits)
-        for slot in self._waits.values():  # no answer will come now
-            slot.done = slot.ended = True
-            if slot.wakeup is not None:
-                slot.wakeup.set()
+        self._end_waits()
         for pool in self._pools.values():
             pool.close()
             busy = busy or pool.outstanding > 0
@@ -437,6 +442,13 @@ class Driver:
         if busy:
             assert self._task_group is not None
             self._task_group.cancel_scope.cancel()
+
+    def _end_waits(self) -> None:
+        """No answer will come now: let every waiting step go (to its end)."""
+        for slot in self._waits.values():
+            slot.done = slot.ended = True
+            if slot.wakeup is not None:
+                slot.wakeup.set()
 
     # Tasks.
 
