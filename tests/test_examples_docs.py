@@ -126,3 +126,22 @@ anyio.run(module.second_session, open({str(path)!r}).read(), backend="trio")
         "booked the blue room for Ann",
         "drafts: 2, room: blue room",
     ]
+
+
+async def test_durable(anyio_backend_name: str) -> None:
+    # Run as a script, as its page says: both of its processes then name the
+    # workflow __main__:OrderFlow (the journal records classes by module).
+    done = await anyio.run_process(
+        [sys.executable, str(EXAMPLES / "durable.py"), anyio_backend_name]
+    )
+    assert done.stdout.decode().splitlines() == [
+        "first process:",
+        "  charge 30 EUR",
+        "  pack the parcel",
+        "first process killed by signal 9",
+        "this process resumes order-42:",
+        "  pack the parcel: already done under this key, not again",
+        "  hand it to the courier",
+        "order 42 shipped",
+        "order-42: completed",
+    ]
