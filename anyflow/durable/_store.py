@@ -87,9 +87,15 @@ class StoredRun:
     """True if ``claim`` created the run just now."""
 
 
+_PROCESS = uuid.uuid4().hex[:12]
+"""Names this process: a pid can be reused (a restarted container's main
+process often gets the pid of the one that died), this cannot."""
+
+
 @attrs.frozen
 class Owner:
-    """Who executes a run: a process (host and pid) and, in it, one runtime.
+    """Who executes a run: a process (host, pid and a token of the process) and,
+    in it, one runtime (``token``).
 
     The lease names its owner so that a process restarted after a crash can
     take over at once the runs of a dead process on its own host, instead of
@@ -99,20 +105,23 @@ class Owner:
     host: str
     pid: int
     token: str
+    process: str = _PROCESS
 
     @classmethod
     def here(cls) -> Owner:
         return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
 
     def __str__(self) -> str:
-        return f"{self.host}/{self.pid}/{self.token}"
+        return f"{self.host}/{self.pid}/{self.process}/{self.token}"
 
     @classmethod
     def parse(cls, text: str) -> Owner | None:
-        host, _, rest = text.rpartition("/")
-        host, _, pid = host.rpartition("/")
+        parts = text.rsplit("/", 3)
+        if len(parts) != 4:
+            return None
+        host, pid, process, token = parts
         try:
-            return cls(host, int(pid), rest)
+            return cls(host, int(pid), token, process)
         except ValueError:
             return None
 
@@ -132,19 +141,19 @@ def lease_is_free(
 ) -> bool:
     """Whether ``claimant`` may take a run whose lease is ``holder``'s until
     ``lease_until``: nobody holds it, it is the claimant's own, it has
-    expired, or its holder was a process of this host that is gone.
+    expired, or its holder was a process of this host that is gone (its pid is
+    free, or is the claimant's own pid reused by a new process).
     """
     if holder is None or holder == str(claimant):
         return True
     if lease_until is None or lease_until < now:
         return True
     owner = Owner.parse(holder)
-    return (
-        owner is not None
-        and owner.host == claimant.host
-        and owner.pid != claimant.pid
-        and not _process_is_alive(owner.pid)
-    )
+    if owner is None or owner.host != claimant.host:
+        return False
+    if owner.pid == claimant.pid:
+        return owner.process != claimant.process
+    return not _process_is_alive(owner.pid)
 
 
 def locked_error(run_id: str, holder: str, lease_until: float, now: float) -> RunLockedError:

@@ -6,6 +6,7 @@ SIGKILL cases are in test_crash_matrix.py)."""
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 import anyio
@@ -23,7 +24,8 @@ from anyflow import (
     WorkflowHandler,
     step,
 )
-from anyflow.durable import DurableRuntime, MemoryStore
+from anyflow.durable import DurableRuntime, MemoryStore, Owner
+from anyflow.durable._store import lease_is_free
 from anyflow.errors import (
     DurabilityError,
     JournalCorruptError,
@@ -380,3 +382,15 @@ async def test_a_wait_keeps_its_deadline_across_a_restart() -> None:
         assert await handler == "late but in time"
     assert after == before
     assert CALLS == ["wait", "wait"]
+
+
+def test_a_reused_pid_does_not_hold_a_dead_process_s_runs() -> None:
+    me = Owner.here()
+    # The holder had this very pid, in a process that died (a restarted container).
+    dead = Owner(me.host, me.pid, "old-runtime", process="old-process")
+    assert lease_is_free(str(dead), time.time() + 60, me, time.time())
+    # Another runtime of this same process is alive.
+    sibling = Owner(me.host, me.pid, "other-runtime")
+    assert not lease_is_free(str(sibling), time.time() + 60, me, time.time())
+    assert Owner.parse(str(dead)) == dead
+    assert Owner.parse("garbage") is None
