@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import durable
 from ._harness import load_average, machine_info, render_markdown, run_case, to_json
 from ._suite import WORKLOADS, Settings, build_cases, build_targets, floor_rows
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": settings.runs,
             "startup": settings.startup,
             "floor": settings.floor,
+            "journal": settings.journal,
         },
         "reps": settings.reps,
         "budget_s": settings.budget_s,
@@ -78,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in targets if t.met is not None]
     markdown = render_markdown(
         machine, run_settings, measurements, floor_rows(measurements), targets
-    )
+    ) + durable.render_markdown(measurements)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(markdown, encoding="utf-8")
     data = to_json(machine, run_settings, measurements, targets)
+    if (journal := durable.to_json(measurements)) is not None:
+        data["journal"] = journal
     (args.out / "results.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(markdown)
     print(f"written to {args.out / 'results.md'} and {args.out / 'results.json'}", file=sys.stderr)

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from . import anyflow_impl, floor, incumbent_impl
+from . import anyflow_impl, durable, floor, incumbent_impl
 from ._harness import INCUMBENT, Case, Impl, Measurement, Target, Timed
 
 __all__ = ["WORKLOADS", "Settings", "build_cases", "build_targets", "floor_rows"]
 
-WORKLOADS = ("chain", "fanout", "stream", "runs", "startup", "floor")
+WORKLOADS = ("chain", "fanout", "stream", "runs", "startup", "floor", durable.WORKLOAD)
 
 BACKENDS = ("asyncio", "trio")
 INCUMBENT_IMPL = Impl(INCUMBENT, "asyncio")
@@ -37,6 +37,8 @@ class Settings:
     runs: int
     startup: int
     floor: int
+    journal: int
+    """Steps of the chain run under each store (see ``durable``)."""
     reps: int
     """Samples per implementation and case (fewer for the expensive cases)."""
     budget_s: float
@@ -44,11 +46,11 @@ class Settings:
 
     @classmethod
     def full(cls) -> Settings:
-        return cls("full", 2000, (125, 500, 2000), 20_000, 2000, 500, 20_000, 5, 12.0)
+        return cls("full", 2000, (125, 500, 2000), 20_000, 2000, 500, 20_000, 200, 5, 12.0)
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls("quick", 200, (25, 50, 100), 2000, 200, 50, 2000, 2, 2.0)
+        return cls("quick", 200, (25, 50, 100), 2000, 200, 50, 2000, 20, 2, 2.0)
 
 
 def _engines(name: str) -> dict[Impl, Timed]:
@@ -89,6 +91,11 @@ def build_cases(s: Settings, only: Sequence[str] = ()) -> list[Case]:
         bare("floor yield", floor.checkpoint, "yield"),
         bare("floor stream", floor.stream, "event"),
     ]
+    if not only or durable.WORKLOAD in only:  # built only if run: it probes PostgreSQL
+        # One run of a few hundred ticks takes milliseconds: three times the samples.
+        cases.append(
+            durable.build_case(s.journal, BACKENDS, 3 * s.reps, s.budget_s, _warmup(s.journal))
+        )
     return [c for c in cases if not only or c.workload in only]
 
 
