@@ -215,21 +215,10 @@ class Driver:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 try:
-                    recovery = await adapter.recover(self.workflow, self._start_event, self._store)
-                    if recovery is not None and recovery.outcome is not None:
-                        self._outcome = recovery.outcome
+                    first = await self._first_tick()
+                    if first is None:
                         replayed_end = True
                         return
-                    first: Tick
-                    if recovery is not None and recovery.state is not None:
-                        self._state = recovery.state
-                        first = RunResumed(adapter.now(), recovered=True)
-                    elif recovery is not None:
-                        first = RunStarted(recovery.start_event, adapter.now())
-                    elif self._resuming:
-                        first = RunResumed(adapter.now())
-                    else:
-                        first = RunStarted(self._start_event, adapter.now())
                     await self._process([first])
                     while self._outcome is None:
                         await self._process(await adapter.receive_ticks())
@@ -269,6 +258,23 @@ class Driver:
                     adapter.publish(terminal_event(outcome))
                     await adapter.on_end(outcome, final=self._state.outcome is outcome)
             adapter.finish(outcome)
+
+    async def _first_tick(self) -> Tick | None:
+        """How the run begins: started, resumed from a saved context, or
+        recovered from the runtime's record; None if the record says it ended."""
+        adapter = self._adapter
+        recovery = await adapter.recover(self.workflow, self._start_event, self._store)
+        if recovery is None:
+            if self._resuming:
+                return RunResumed(adapter.now())
+            return RunStarted(self._start_event, adapter.now())
+        if recovery.outcome is not None:
+            self._outcome = recovery.outcome
+            return None
+        if recovery.state is not None:
+            self._state = recovery.state
+            return RunResumed(adapter.now(), recovered=True)
+        return RunStarted(recovery.start_event, adapter.now())
 
     def _submit(self, tick: Tick) -> None:
         """A tick from inside the run (a worker's result, a timer)."""
