@@ -368,7 +368,10 @@ def _restored(state: RunState, recovered: bool) -> RunState:
                 memo = memos.get(key, _NO_MEMO)
                 memos[key] = memo.cut_short(waiter.waiter_id, waiter.deadline)
     else:
-        memos = {key: WaitMemo({}, memo.answers) for key, memo in state.memos.items()}
+        memos = {
+            key: WaitMemo(answers=memo.answers, collected=memo.collected)
+            for key, memo in state.memos.items()
+        }
     return RunState(
         state.spec,
         RunStatus.RUNNING,
@@ -639,6 +642,14 @@ def _on_event_collected(state: RunState, tick: EventCollected) -> tuple[RunState
     expected = tick.expected
     if not expected:
         return state, [ReturnCollected(tick.worker_id, ())]
+    memo_key = (worker.step, worker.delivery.event_id)
+    memo = state.memos.get(memo_key, _NO_MEMO)
+    if memo.collected:
+        done, result = memo.collected_before(tick.buffer_id, tick.event)
+        if done:
+            # A re-run of this delivery (a retry, or after a crash): its event
+            # is in the buffer already, or completed it; the same answer again.
+            return state, [ReturnCollected(tick.worker_id, result)]
     key = (worker.step, tick.buffer_id)
     buffer = state.collections.get(key, _EMPTY_BUFFER).add(tick.event)
     events: tuple[Any, ...] | None = None
@@ -653,6 +664,7 @@ def _on_event_collected(state: RunState, tick: EventCollected) -> tuple[RunState
         collections.pop(key, None)
     txn = _Txn(state, tick.now)
     txn.collections = collections
+    txn.set_memo(memo_key, memo.collects(tick.buffer_id, tick.event, events))
     txn.commands.append(ReturnCollected(tick.worker_id, events))
     return txn.done()
 

@@ -165,8 +165,9 @@ _ABSENT = object()
 
 @attrs.frozen
 class WaitMemo:
-    """What the waits of one delivery have done, so a re-run of the step (a retry,
-    or a resumed run) neither asks again nor waits again for what it already got."""
+    """What the waits and collects of one delivery have done, so a re-run of the
+    step (a retry, or a resumed run) neither asks again, nor waits again for
+    what it already got, nor puts its event in a fan-in twice."""
 
     published: Mapping[str, Any] = attrs.field(factory=dict)
     """The ``waiter_event`` published for each waiter id (asked again only if it
@@ -176,19 +177,36 @@ class WaitMemo:
     deadlines: Mapping[str, float] = attrs.field(factory=dict)
     """Deadlines of waits that a crash cut short, by waiter id: the same wait of
     the attempt's re-run keeps its deadline (a recovered run only)."""
+    collected: Mapping[str, tuple[tuple[Any, tuple[Any, ...] | None], ...]] = attrs.field(
+        factory=dict
+    )
+    """The events this delivery's attempts put in each buffer (by buffer id),
+    with what ``collect_events`` returned: None (the event waits in the buffer)
+    or the events it completed the set with."""
 
     def asked(self, waiter_id: str, question: Any) -> WaitMemo:
-        return WaitMemo({**self.published, waiter_id: question}, self.answers, self.deadlines)
+        return attrs.evolve(self, published={**self.published, waiter_id: question})
 
     def answered(self, waiter_id: str, event: Any) -> WaitMemo:
-        return WaitMemo(self.published, {**self.answers, waiter_id: event}, self.deadlines)
+        return attrs.evolve(self, answers={**self.answers, waiter_id: event})
 
     def cut_short(self, waiter_id: str, deadline: float) -> WaitMemo:
-        return WaitMemo(self.published, self.answers, {**self.deadlines, waiter_id: deadline})
+        return attrs.evolve(self, deadlines={**self.deadlines, waiter_id: deadline})
 
     def resumed(self, waiter_id: str) -> WaitMemo:
         deadlines = {k: v for k, v in self.deadlines.items() if k != waiter_id}
-        return WaitMemo(self.published, self.answers, deadlines)
+        return attrs.evolve(self, deadlines=deadlines)
+
+    def collected_before(self, buffer_id: str, event: Any) -> tuple[bool, tuple[Any, ...] | None]:
+        """Whether ``event`` was put in ``buffer_id`` already, and what that returned."""
+        for earlier, result in self.collected.get(buffer_id, ()):
+            if earlier == event:
+                return True, result
+        return False, None
+
+    def collects(self, buffer_id: str, event: Any, result: tuple[Any, ...] | None) -> WaitMemo:
+        entries = (*self.collected.get(buffer_id, ()), (event, result))
+        return attrs.evolve(self, collected={**self.collected, buffer_id: entries})
 
 
 @attrs.frozen

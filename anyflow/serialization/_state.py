@@ -68,6 +68,13 @@ def encode_state(state: RunState) -> dict[str, Any]:
                     key: encode_event(ev, f"$.run.memos[{i}].answers.{key}")
                     for key, ev in memo.answers.items()
                 },
+                "collected": {
+                    key: [
+                        _collected(event, result, f"$.run.memos[{i}].collected.{key}[{j}]")
+                        for j, (event, result) in enumerate(entries)
+                    ]
+                    for key, entries in memo.collected.items()
+                },
             }
             for i, ((step, event_id), memo) in enumerate(state.memos.items())
         ],
@@ -90,6 +97,29 @@ def encode_state(state: RunState) -> dict[str, Any]:
     }
     check_json(data, "$.run")
     return data
+
+
+def _collected(event: Any, result: tuple[Any, ...] | None, path: str) -> dict[str, Any]:
+    return {
+        "event": encode_event(event, f"{path}.event"),
+        "result": None
+        if result is None
+        else [encode_event(ev, f"{path}.result[{k}]") for k, ev in enumerate(result)],
+    }
+
+
+def _read_collected(data: Any, path: str) -> tuple[Any, tuple[Any, ...] | None]:
+    if not isinstance(data, dict) or set(data) != {"event", "result"}:
+        raise ContextSerdeError(f"expected {{'event', 'result'}} at {path}")
+    result = data["result"]
+    if result is not None and not isinstance(result, list):
+        raise ContextSerdeError(f"{path}.result must be a list or null")
+    return (
+        decode_event(data["event"], f"{path}.event"),
+        None
+        if result is None
+        else tuple(decode_event(ev, f"{path}.result[{k}]") for k, ev in enumerate(result)),
+    )
 
 
 def _delivery(d: Delivery, path: str) -> dict[str, Any]:
@@ -248,12 +278,20 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
             key: decode_event(ev, f"{where}.answers.{key}")
             for key, ev in r.get(m, "answers", dict, where).items()
         }
+        collected = {
+            key: tuple(
+                _read_collected(entry, f"{where}.collected.{key}[{j}]")
+                for j, entry in enumerate(entries)
+            )
+            for key, entries in (m.get("collected") or {}).items()
+        }
         memos[(step, r.get(m, "event_id", int, where))] = WaitMemo(
             {
                 key: decode_event(ev, f"{where}.published.{key}")
                 for key, ev in r.get(m, "published", dict, where).items()
             },
             answers,
+            collected=collected,
         )
     collections = {}
     for i, c in enumerate(r.get(data, "collections", list, path)):

@@ -40,6 +40,7 @@ from anyflow._core.ticks import (
     CancelRequested,
     EventCollected,
     EventSent,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -476,6 +477,39 @@ def test_collect_returns_none_until_complete_then_in_expected_order() -> None:
     assert list(state.collections) == [("c", "buf")]
     state, commands = reduce(state, EventCollected(1, "buf", c, [C, A]))
     assert commands == [ReturnCollected(1, (c, a))]
+    assert state.collections == {}
+
+
+def test_a_retried_delivery_does_not_collect_its_event_twice() -> None:
+    a, c = A(), C()
+    state, _ = collecting(EventCollected(2, "buf", c, [C, A]))
+    state, commands = reduce(state, StepFailed(2, ValueError(), retry_delay=0.0, now=1.0))
+    [retry] = [cmd for cmd in commands if isinstance(cmd, ScheduleTimer)]
+    state, commands = reduce(state, TimerFired(retry.timer_id, 1.0))
+    [again] = [cmd for cmd in commands if isinstance(cmd, StartWorker)]
+    state, commands = reduce(state, EventCollected(again.worker_id, "buf", c, [C, A]))
+    assert returned(commands) == [None]
+    assert state.collections[("c", "buf")].total == 1
+    state, commands = reduce(state, EventCollected(1, "buf", a, [C, A]))
+    assert returned(commands) == [(c, a)]
+    assert state.collections == {}
+
+
+def test_a_delivery_re_run_after_a_crash_gets_the_same_collect_answer() -> None:
+    a, c = A(), C()
+    # Worker 2 put its event in the buffer, then the process died.
+    state, _ = collecting(EventCollected(2, "buf", c, [C, A]))
+    state, commands = reduce(state, RunResumed(2.0, recovered=True))
+    rerun = {
+        (cmd.step, cmd.delivery.event_id): cmd.worker_id
+        for cmd in commands
+        if isinstance(cmd, StartWorker)
+    }
+    state, commands = reduce(state, EventCollected(rerun["c", 1], "buf", c, [C, A]))
+    assert returned(commands) == [None]
+    assert state.collections[("c", "buf")].total == 1
+    state, commands = reduce(state, EventCollected(rerun["c", 0], "buf", a, [C, A]))
+    assert returned(commands) == [(c, a)]
     assert state.collections == {}
 
 

@@ -625,7 +625,8 @@ def check_resume(
         assert not after.retries
         expected.add((RUN_TIMEOUT_TIMER, now + TIMEOUT))
         assert after.memos == {
-            key: WaitMemo({}, memo.answers) for key, memo in before.memos.items()
+            key: WaitMemo(answers=memo.answers, collected=memo.collected)
+            for key, memo in before.memos.items()
         }
     assert timers == expected
     # Everything else stands.
