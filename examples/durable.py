@@ -73,7 +73,7 @@ class OrderFlow(Workflow):
 
 async def start(database: str) -> None:
     """The first process: starts the order (and dies in ``pack``)."""
-    async with DurableRuntime(SqliteStore(database)) as durable:
+    async with SqliteStore(database) as store, DurableRuntime(store) as durable:
         await OrderFlow().run(run_id="order-42", runtime=durable, order_id="42", amount=30)
 
 
@@ -92,7 +92,7 @@ async def main(backend: str = "asyncio") -> None:
 
         os.environ["ORDER_LEDGER"] = env["ORDER_LEDGER"]
         print("this process resumes order-42:")
-        async with DurableRuntime(SqliteStore(database)) as durable:
+        async with SqliteStore(database) as store, DurableRuntime(store) as durable:
             result = await OrderFlow().run(run_id="order-42", runtime=durable)
             print(result)
             [record] = await durable.list_runs()

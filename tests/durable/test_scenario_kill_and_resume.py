@@ -98,7 +98,7 @@ SCRIPT = textwrap.dedent(
 
 
     async def main() -> None:
-        async with DurableRuntime(SqliteStore(args.db)) as runtime:
+        async with SqliteStore(args.db) as store, DurableRuntime(store) as runtime:
             handler = Order().run(run_id=args.run_id, runtime=runtime, items=[40, 60])
             print(json.dumps(await handler))
 
