@@ -44,9 +44,9 @@ from anyflow.durable import (
     MemoryStore,
     Owner,
     PostgresStore,
-    RunRecord,
     SqliteStore,
     Store,
+    StoreDecorator,
 )
 from anyflow.runtime import BasicRuntime
 
@@ -55,8 +55,6 @@ from ._harness import Case, Impl, fmt_us
 from .anyflow_impl import ChainFlow
 
 if TYPE_CHECKING:
-    from anyflow.durable._store import StoredRun
-
     from ._harness import Measurement, Timed
 
 __all__ = ["WORKLOAD", "build_case", "render_markdown", "to_json"]
@@ -68,24 +66,13 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-class _Counted(Store):
+class _Counted(StoreDecorator):
     """Passes every call to ``inner``, counting commits and the ticks they carry."""
 
     def __init__(self, inner: Store) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.appends = 0
         self.ticks = 0
-
-    async def claim(
-        self,
-        run_id: str,
-        workflow: str,
-        fingerprint: str,
-        owner: Owner,
-        now: float,
-        lease_until: float,
-    ) -> StoredRun:
-        return await self.inner.claim(run_id, workflow, fingerprint, owner, now, lease_until)
 
     async def append(
         self,
@@ -100,36 +87,6 @@ class _Counted(Store):
         self.appends += 1
         self.ticks += len(ticks)
         await self.inner.append(run_id, owner, ticks, events, state, now, lease_until)
-
-    async def finish(
-        self,
-        run_id: str,
-        owner: Owner,
-        status: str,
-        outcome: str,
-        events: Sequence[tuple[int, str]],
-        now: float,
-    ) -> None:
-        await self.inner.finish(run_id, owner, status, outcome, events, now)
-
-    async def release(self, run_id: str, owner: Owner) -> None:
-        await self.inner.release(run_id, owner)
-
-    async def read_events(
-        self, run_id: str, after: int = -1, limit: int | None = None
-    ) -> list[tuple[int, str]]:
-        return await self.inner.read_events(run_id, after, limit)
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        return await self.inner.get_run(run_id)
-
-    async def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None
-    ) -> list[RunRecord]:
-        return await self.inner.list_runs(workflow=workflow, status=status)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 # The stores.  Each factory gets a fresh temporary directory and returns the

@@ -11,6 +11,7 @@ from ._sqlite import SqliteStore as SqliteStore
 from ._store import Owner as Owner
 from ._store import RunRecord as RunRecord
 from ._store import Store as Store
+from ._store import StoreDecorator as StoreDecorator
 
 __all__ = [
     "DurableRuntime",
@@ -20,5 +21,6 @@ __all__ = [
     "RunRecord",
     "SqliteStore",
     "Store",
+    "StoreDecorator",
     "StoredEvent",
 ]

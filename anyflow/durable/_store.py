@@ -33,6 +33,7 @@ __all__ = [
     "Owner",
     "RunRecord",
     "Store",
+    "StoreDecorator",
     "StoredRun",
     "lease_is_free",
 ]
@@ -261,3 +262,64 @@ class Store(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class StoreDecorator(Store):
+    """Forwards everything to ``inner``; subclass and override what you add to
+    (counting, fault injection, metrics), as with the runtime's decorators."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    async def claim(
+        self,
+        run_id: str,
+        workflow: str,
+        fingerprint: str,
+        owner: Owner,
+        now: float,
+        lease_until: float,
+    ) -> StoredRun:
+        return await self.inner.claim(run_id, workflow, fingerprint, owner, now, lease_until)
+
+    async def append(
+        self,
+        run_id: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        now: float,
+        lease_until: float,
+    ) -> None:
+        await self.inner.append(run_id, owner, ticks, events, state, now, lease_until)
+
+    async def finish(
+        self,
+        run_id: str,
+        owner: Owner,
+        status: str,
+        outcome: str,
+        events: Sequence[tuple[int, str]],
+        now: float,
+    ) -> None:
+        await self.inner.finish(run_id, owner, status, outcome, events, now)
+
+    async def release(self, run_id: str, owner: Owner) -> None:
+        await self.inner.release(run_id, owner)
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[tuple[int, str]]:
+        return await self.inner.read_events(run_id, after, limit)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return await self.inner.get_run(run_id)
+
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        return await self.inner.list_runs(workflow=workflow, status=status)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -57,13 +57,12 @@ from anyflow import (
     WorkflowRuntimeError,
     step,
 )
-from anyflow.durable import DurableRuntime, PostgresStore, SqliteStore, Store
+from anyflow.durable import DurableRuntime, PostgresStore, SqliteStore, Store, StoreDecorator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from anyflow.durable import Owner, RunRecord
-    from anyflow.durable._store import StoredRun
+    from anyflow.durable import Owner
 
 SHAPES: dict[str, type[Workflow]] = {}
 """The workflows by shape name (filled in below)."""
@@ -306,23 +305,8 @@ RETRY_DELAYS["timer"] = 1.5
 # The crash injection.
 
 
-class CrashingStore(Store):
-    """Forwards everything to ``inner``, and kills the process at the
-    ``before_commit``/``after_commit`` crash point."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-
-    async def claim(
-        self,
-        run_id: str,
-        workflow: str,
-        fingerprint: str,
-        owner: Owner,
-        now: float,
-        lease_until: float,
-    ) -> StoredRun:
-        return await self.inner.claim(run_id, workflow, fingerprint, owner, now, lease_until)
+class CrashingStore(StoreDecorator):
+    """Kills the process at the ``before_commit``/``after_commit`` crash point."""
 
     async def append(
         self,
@@ -344,36 +328,6 @@ class CrashingStore(Store):
         await self.inner.append(run_id, owner, ticks, events, state, now, lease_until)
         if hit and _Probe.point == "after_commit":
             _Probe.kill()
-
-    async def finish(
-        self,
-        run_id: str,
-        owner: Owner,
-        status: str,
-        outcome: str,
-        events: Sequence[tuple[int, str]],
-        now: float,
-    ) -> None:
-        await self.inner.finish(run_id, owner, status, outcome, events, now)
-
-    async def release(self, run_id: str, owner: Owner) -> None:
-        await self.inner.release(run_id, owner)
-
-    async def read_events(
-        self, run_id: str, after: int = -1, limit: int | None = None
-    ) -> list[tuple[int, str]]:
-        return await self.inner.read_events(run_id, after, limit)
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        return await self.inner.get_run(run_id)
-
-    async def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None
-    ) -> list[RunRecord]:
-        return await self.inner.list_runs(workflow=workflow, status=status)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def open_store(spec: str) -> Store:
