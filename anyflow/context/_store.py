@@ -10,7 +10,7 @@ import anyio
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     # A default lets ``StateStore`` and ``Context`` be written without a
     # parameter (meaning "untyped") even under mypy --strict.
@@ -82,7 +82,7 @@ class StateStore(Generic[StateT]):
     or ``set`` inside its own ``edit_state`` block.
     """
 
-    __slots__ = ("_lock", "_owner", "_state", "_type", "version")
+    __slots__ = ("_lock", "_owner", "_pause", "_state", "_type", "version")
 
     def __init__(self, state: StateT | None = None) -> None:
         """``state``: an attrs instance (typed state), a dictionary (copied), or
@@ -104,6 +104,8 @@ class StateStore(Generic[StateT]):
             )
         self._lock: anyio.Lock | None = None
         self._owner: object = None
+        self._pause: Callable[[], Awaitable[object]] | None = None
+        """Awaited before each use, when a simulator schedules the run's steps."""
         self.version = 0
         """Counts the changes (and ``edit_state`` blocks), so a journal writes
         a snapshot only when the state may have changed."""
@@ -115,6 +117,8 @@ class StateStore(Generic[StateT]):
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
+        if self._pause is not None:
+            await self._pause()
         me = anyio.get_current_task().id
         if self._owner == me:
             yield

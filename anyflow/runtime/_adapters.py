@@ -115,6 +115,23 @@ class InternalRunAdapter(ABC):
         a ``StepStateChanged`` per step attempt start and end)."""
         return False
 
+    @property
+    def schedules_steps(self) -> bool:
+        """Whether the adapter decides when step code runs (a simulator): the
+        driver then awaits ``step_point`` wherever a step's code may be paused."""
+        return False
+
+    async def step_point(
+        self, worker_id: int | None, step: str | None, point: str
+    ) -> BaseException | None:
+        """A place where a step's code may be paused, with ``schedules_steps``:
+        ``"start"`` (before the step function), ``"end"`` (after it returned,
+        before its result counts), ``"resume"`` (a wait got its answer) and
+        ``"store"`` (before each use of the run's state store).  At ``"start"``
+        and ``"end"``, an exception returned is raised as the attempt's own
+        (fault injection).  Never awaited by default."""
+        return None
+
     @abstractmethod
     def interrupt(self) -> None:
         """Make a pending (or the next) ``receive_ticks()`` return at once, with
@@ -255,6 +272,15 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
     @property
     def wants_internal_events(self) -> bool:
         return self.inner.wants_internal_events
+
+    @property
+    def schedules_steps(self) -> bool:
+        return self.inner.schedules_steps
+
+    async def step_point(
+        self, worker_id: int | None, step: str | None, point: str
+    ) -> BaseException | None:
+        return await self.inner.step_point(worker_id, step, point)
 
     def publish(self, event: Any) -> None:
         self.inner.publish(event)

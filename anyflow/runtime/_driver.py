@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import zlib
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -60,7 +61,7 @@ from ..events import (
 from ..resources import NO_RESOURCES, RunResources
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from anyio.abc import TaskGroup
 
@@ -164,6 +165,7 @@ class Driver:
         "_pools",
         "_resources",
         "_resuming",
+        "_scheduled",
         "_scopes",
         "_start_event",
         "_state",
@@ -201,6 +203,9 @@ class Driver:
         self._outcome: Outcome | None = None
         self._task_group: TaskGroup | None = None
         self._inline = not adapter.observes_ticks
+        self._scheduled = adapter.schedules_steps
+        if self._scheduled:
+            store._pause = lambda: adapter.step_point(None, None, "store")
         self._resources: RunResources | None = None  # made when a step needs one
 
     @property
@@ -348,6 +353,8 @@ class Driver:
             if not slot.done:
                 slot.wakeup = anyio.Event()
                 await slot.wakeup.wait()
+                if self._scheduled and not slot.ended:
+                    await self._adapter.step_point(worker_id, step, "resume")
             if slot.ended:
                 # The run ended while the step waited: the code after the wait
                 # must not run.  The run's task group is being cancelled, so
@@ -488,6 +495,20 @@ class Driver:
             return None
         return delay
 
+    async def _scheduled_call(self, worker_id: int, name: str, call: Awaitable[Any]) -> Any:
+        """A step call whose start and end the adapter schedules (a simulator),
+        and which it may make fail there (fault injection)."""
+        adapter = self._adapter
+        fault = await adapter.step_point(worker_id, name, "start")
+        if fault is None:
+            output = await call
+            fault = await adapter.step_point(worker_id, name, "end")
+            if fault is None:
+                return output
+        elif isinstance(call, Coroutine):
+            call.close()  # never started: nothing to warn about
+        raise fault
+
     async def _worker(self, pool: _Pool) -> None:
         info = pool.info
         name = info.name
@@ -516,12 +537,15 @@ class Driver:
                     if self._resources is None:
                         self._resources = RunResources()
                     values = await self._resources.resolve(info)
+                call = info.call(workflow, delivery.event, ctx, values)
+                if self._scheduled:
+                    call = self._scheduled_call(worker_id, name, call)
                 if timeout is None:
-                    output = await info.call(workflow, delivery.event, ctx, values)
+                    output = await call
                 else:
                     with anyio.CancelScope() as scope:
                         self._scopes[worker_id] = scope
-                        output = await info.call(workflow, delivery.event, ctx, values)
+                        output = await call
                     del self._scopes[worker_id]
                     if scope.cancelled_caught:
                         raise StepTimeoutError(

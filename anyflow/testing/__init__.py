@@ -1,0 +1,21 @@
+"""Testing your workflows: run them and look at everything they did, simulate
+them under a deterministic scheduler with faults, and let hypothesis search
+the orderings (``anyflow.testing.strategies``).  See docs/testing.md."""
+
+from __future__ import annotations
+
+from ._simulate import Fault as Fault
+from ._simulate import InjectedFault as InjectedFault
+from ._simulate import Schedule as Schedule
+from ._simulate import Simulation as Simulation
+from ._simulate import SimulationError as SimulationError
+from ._simulate import simulate as simulate
+
+__all__ = [
+    "Fault",
+    "InjectedFault",
+    "Schedule",
+    "Simulation",
+    "SimulationError",
+    "simulate",
+]

@@ -1,0 +1,424 @@
+"""Deterministic simulation of a real workflow: its real steps, under a scheduler.
+
+A step's code may be paused wherever the driver offers a ``step_point``: before
+the step function runs, after it returned, when a wait got its answer, and
+before each use of the run's state store.  The simulator pauses every step at
+every such point, waits until nothing at all can run, and then lets exactly
+one thing happen, chosen from a seed or a hypothesis-drawn schedule: one paused
+step goes on to its next point, one outside event is sent, or (when nothing
+else can move) virtual time jumps to the next timer.  Everything a step does
+between two points happens with every other step paused, so the same choices
+give the same run, tick for tick, on asyncio and on trio.
+
+Steps must not do real I/O under simulation (replace it with fakes): a step
+blocked on a socket counts as paused, and the run would then depend on the
+network's timing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import attrs
+
+from .._core.state import Completed, Outcome
+from .._core.ticks import Tick
+from ..errors import AnyflowError, StepTimeoutError
+from ..events import Event, InternalEvent, StartEvent, StopEvent
+from ..runtime import (
+    BasicRuntime,
+    ExternalRunAdapter,
+    InternalRunAdapter,
+    InternalRunAdapterDecorator,
+    RuntimeDecorator,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._core.commands import Command
+    from ..handler import WorkflowHandler
+    from ..workflow import Workflow
+
+__all__ = [
+    "Fault",
+    "InjectedFault",
+    "Schedule",
+    "Simulation",
+    "SimulationError",
+    "simulate",
+]
+
+
+class InjectedFault(Exception):
+    """Raised in a step attempt by a simulated fault."""
+
+
+class SimulationError(AnyflowError):
+    """The simulation itself could not go on (it ran past its step budget)."""
+
+
+@attrs.frozen
+class Fault:
+    """Make one step attempt fail.
+
+    :param kind: ``"error"``: the attempt raises ``InjectedFault`` before its
+        step function runs.  ``"timeout"``: the step function runs to its end
+        (its side effects happen), then the attempt fails with
+        ``StepTimeoutError``, as if it had answered too late.
+    :param step: the step whose attempt fails; None for any step.
+    :param nth: which attempt, counting from 0 the attempts started (of
+        ``step``, or of all steps).
+    """
+
+    kind: Literal["error", "timeout"]
+    step: str | None = None
+    nth: int = 0
+
+
+@attrs.frozen
+class Schedule:
+    """The choices of a simulation, one per decision: choice ``c`` among ``n``
+    options takes option ``c % n``.  When the choices run out, the first option
+    is taken: the steps in the order they were started, oldest first.
+    Hypothesis shrinks a failing schedule toward that order."""
+
+    choices: tuple[int, ...] = ()
+
+
+@attrs.frozen
+class _Option:
+    kind: Literal["run", "send", "timer"]
+    label: str
+    key: Any = None
+
+
+class _Paused:
+    __slots__ = ("event", "point", "step", "worker_id")
+
+    def __init__(self, worker_id: int, step: str, point: str) -> None:
+        self.worker_id = worker_id
+        self.step = step
+        self.point = point
+        self.event = anyio.Event()
+
+
+class _Chooser:
+    def __init__(self, seed: int | None, schedule: Schedule | None) -> None:
+        self._rng = random.Random(seed) if schedule is None else None
+        self._choices = schedule.choices if schedule is not None else ()
+        self.made: list[int] = []
+
+    def choose(self, count: int) -> int:
+        if self._rng is not None:
+            index = self._rng.randrange(count)
+        else:
+            position = len(self.made)
+            index = self._choices[position] % count if position < len(self._choices) else 0
+        self.made.append(index)
+        return index
+
+
+class _Controller:
+    """What the simulated run's adapter and the scheduling loop share."""
+
+    def __init__(
+        self, workflow: Workflow, chooser: _Chooser, faults: Sequence[Fault], send: Sequence[Event]
+    ) -> None:
+        self.workflow = workflow
+        self.chooser = chooser
+        self.clock = 0.0
+        self.paused: dict[int, _Paused] = {}
+        self.workers: dict[int, tuple[int, str]] = {}
+        """Task id -> the attempt the task executes (worker id, step)."""
+        self.timers: list[tuple[float, int, anyio.Event]] = []
+        self._timer_seq = 0
+        self.pending = list(send)
+        self.ticks: list[Tick] = []
+        self.events: list[Event] = []
+        self.calls: Counter[str] = Counter()
+        self.trace: list[str] = []
+        self._faults = list(faults)
+        self._started: Counter[str | None] = Counter()
+        self._late: dict[int, Fault] = {}
+
+    # Called from the run's tasks.
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self.clock:
+            await anyio.lowlevel.checkpoint()
+            return
+        entry = (deadline, self._timer_seq, anyio.Event())
+        self._timer_seq += 1
+        heapq.heappush(self.timers, entry)
+        try:
+            await entry[2].wait()
+        finally:
+            if entry in self.timers:
+                self.timers.remove(entry)
+                heapq.heapify(self.timers)
+
+    async def step_point(
+        self, worker_id: int | None, step: str | None, point: str
+    ) -> BaseException | None:
+        task = anyio.get_current_task().id
+        fault: Fault | None = None
+        if point == "start":
+            assert worker_id is not None
+            assert step is not None
+            self.workers[task] = (worker_id, step)
+            self.calls[step] += 1
+            fault = self._fault_for(step)
+            if fault is not None and fault.kind == "timeout":
+                self._late[worker_id] = fault
+                fault = None
+        else:
+            attempt = self.workers.get(task)
+            if attempt is None:
+                return None  # not a step's task (the caller reading the store)
+            worker_id, step = attempt
+        paused = self.paused[task] = _Paused(worker_id, step, point)
+        try:
+            await paused.event.wait()
+        finally:
+            del self.paused[task]
+        if fault is not None:
+            return InjectedFault(f"simulated fault in step {step!r} (worker {worker_id})")
+        if point == "end" and worker_id in self._late:
+            del self._late[worker_id]
+            return StepTimeoutError(
+                f"simulated timeout: step {step!r} (worker {worker_id}) answered too late"
+            )
+        return None
+
+    def _fault_for(self, step: str) -> Fault | None:
+        counts = (self._started[step], self._started[None])
+        self._started[step] += 1
+        self._started[None] += 1
+        for fault in self._faults:
+            nth = counts[0] if fault.step is not None else counts[1]
+            if (fault.step is None or fault.step == step) and fault.nth == nth:
+                self._faults.remove(fault)
+                return fault
+        return None
+
+    # The scheduling loop.
+
+    def options(self, handler: WorkflowHandler) -> list[_Option]:
+        options = [
+            _Option("run", f"{p.step}#{p.worker_id} from {p.point}", task)
+            for task, p in sorted(self.paused.items(), key=lambda item: item[1].worker_id)
+        ]
+        if self.pending:
+            event = self.pending[0]
+            try:
+                self.workflow._check_sendable(event, None, handler.ctx._live_state())
+            except AnyflowError:
+                pass  # not accepted yet: offered again later
+            else:
+                options.append(_Option("send", f"send {type(event).__name__}"))
+        if not options and self.timers:
+            deadline = self.timers[0][0]
+            options.append(_Option("timer", f"time {deadline:g}s"))
+        return options
+
+    def take(self, option: _Option, handler: WorkflowHandler) -> None:
+        self.trace.append(option.label)
+        if option.kind == "run":
+            self.paused[option.key].event.set()
+        elif option.kind == "send":
+            handler.send_event(self.pending.pop(0))
+        else:
+            deadline, _, event = heapq.heappop(self.timers)
+            self.clock = max(self.clock, deadline)
+            event.set()
+
+
+class _SimInternal(InternalRunAdapterDecorator):
+    __slots__ = ("_ctl",)
+
+    def __init__(self, inner: InternalRunAdapter, ctl: _Controller) -> None:
+        super().__init__(inner)
+        self._ctl = ctl
+
+    def now(self) -> float:
+        return self._ctl.clock
+
+    async def sleep_until(self, deadline: float) -> None:
+        await self._ctl.sleep_until(deadline)
+
+    async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
+        self._ctl.ticks.extend(ticks)
+
+    def publish(self, event: Any) -> None:
+        if not isinstance(event, InternalEvent):
+            self._ctl.events.append(event)
+        self.inner.publish(event)
+
+    @property
+    def schedules_steps(self) -> bool:
+        return True
+
+    async def step_point(
+        self, worker_id: int | None, step: str | None, point: str
+    ) -> BaseException | None:
+        return await self._ctl.step_point(worker_id, step, point)
+
+
+class _SimulatedRuntime(RuntimeDecorator):
+    def __init__(self, ctl: _Controller) -> None:
+        super().__init__(BasicRuntime())
+        self._ctl = ctl
+
+    def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
+        internal, external = self.inner.open_run(run_id)
+        return _SimInternal(internal, self._ctl), external
+
+
+@attrs.frozen
+class Simulation:
+    """What a simulated run did.  ``report()`` tells how to replay it."""
+
+    seed: int | None
+    schedule: Schedule
+    """The choices made (replays the run with ``simulate(..., schedule=...)``)."""
+    outcome: Outcome
+    ticks: tuple[Tick, ...]
+    events: tuple[Event, ...]
+    """The events the run published, its last one included."""
+    calls: dict[str, int]
+    """Step attempts started, by step."""
+    trace: tuple[str, ...]
+    """What the scheduler let happen, one line per decision."""
+    stuck: bool
+    """The run waited for an event that no one would send; it was cancelled."""
+    error: BaseException | None
+
+    @property
+    def completed(self) -> bool:
+        return isinstance(self.outcome, Completed)
+
+    @property
+    def result(self) -> Any:
+        """The run's result; its exception (with this simulation's report as a
+        note) if it did not complete."""
+        if self.error is not None:
+            notes = getattr(self.error, "__notes__", None)
+            if notes is None:
+                self.error.__notes__ = notes = []  # type: ignore[attr-defined]
+            report = self.report()
+            if report not in notes:
+                notes.append(report)
+            raise self.error
+        assert isinstance(self.outcome, Completed)
+        stop = self.outcome.stop_event
+        return stop.result if type(stop) is StopEvent else stop
+
+    def report(self) -> str:
+        """The seed (or schedule) that replays this run, what the scheduler
+        chose, and the ticks, one per line."""
+        replay = f"seed={self.seed}" if self.seed is not None else f"schedule={self.schedule!r}"
+        lines = [f"anyflow simulation: replay with simulate(..., {replay})"]
+        lines.append(f"  scheduler: {'; '.join(self.trace) or '(nothing to choose)'}")
+        lines.append(f"  {len(self.ticks)} ticks:")
+        lines += [f"    {i:3d} {_describe(tick)}" for i, tick in enumerate(self.ticks)]
+        return "\n".join(lines)
+
+
+def _describe(tick: Tick) -> str:
+    fields = []
+    for field in attrs.fields(type(tick)):
+        value = getattr(tick, field.name)
+        if field.name == "now":
+            fields.append(f"t={value:g}")
+        elif value is not None and value != field.default:
+            text = type(value).__name__ if isinstance(value, Event) else repr(value)
+            fields.append(f"{field.name}={text}")
+    return f"{type(tick).__name__}({', '.join(fields)})"
+
+
+async def simulate(
+    workflow: Workflow,
+    start_event: StartEvent | None = None,
+    *,
+    seed: int | None = None,
+    schedule: Schedule | None = None,
+    faults: Sequence[Fault] = (),
+    send: Sequence[Event] = (),
+    max_decisions: int = 10_000,
+    **fields: Any,
+) -> Simulation:
+    """Run ``workflow`` with its real steps under a deterministic scheduler.
+
+    The scheduler's choices come from ``seed`` (random, reproducible) or from
+    ``schedule`` (e.g. drawn by hypothesis with ``strategies.schedules()``);
+    with neither, the steps run in the order they were started.  ``send``
+    gives events from outside, sent in order whenever the scheduler chooses
+    (once the run accepts them).  Time is virtual: timers fire at once when
+    nothing else can happen.
+
+    :returns: a ``Simulation``; ``simulation.result`` is the run's result (or
+        raises its exception, with the report that replays it).
+    :raises SimulationError: if the run takes more than ``max_decisions``
+        scheduling decisions.
+    """
+    if seed is not None and schedule is not None:
+        raise TypeError("pass seed= or schedule=, not both")
+    if seed is None and schedule is None:
+        schedule = Schedule()
+    chooser = _Chooser(seed, schedule)
+    ctl = _Controller(workflow, chooser, faults, send)
+    stuck = False
+    async with _SimulatedRuntime(ctl) as runtime:
+        handler = workflow.run(start_event, runtime=runtime, **fields)
+        decisions = 0
+        while True:
+            await anyio.wait_all_tasks_blocked()
+            if handler.is_done():
+                break
+            options = ctl.options(handler)
+            if not options:
+                stuck = True
+                await handler.cancel_run()
+                break
+            ctl.take(options[chooser.choose(len(options))], handler)
+            decisions += 1
+            if decisions > max_decisions:
+                await handler.cancel_run()
+                raise SimulationError(
+                    f"the simulated run of {type(workflow).__qualname__} took more than "
+                    f"{max_decisions} scheduling decisions; raise max_decisions= if it is "
+                    "that long, or look for a loop"
+                )
+        adapter = handler._require_started("simulate()")
+        outcome = await adapter.wait_finished()
+    error = None if isinstance(outcome, Completed) else handler.exception()
+    simulation = Simulation(
+        seed,
+        Schedule(tuple(chooser.made)),
+        outcome,
+        tuple(ctl.ticks),
+        tuple(ctl.events),
+        dict(ctl.calls),
+        tuple(ctl.trace),
+        stuck,
+        error,
+    )
+    _note_for_hypothesis(simulation)
+    return simulation
+
+
+def _note_for_hypothesis(simulation: Simulation) -> None:
+    """Inside a hypothesis test, the falsifying example's report shows how to
+    replay the run."""
+    try:
+        from hypothesis import note
+        from hypothesis.control import currently_in_test_context
+    except ImportError:  # pragma: no cover - hypothesis is optional
+        return
+    if currently_in_test_context():
+        note(simulation.report())
