@@ -36,6 +36,7 @@ from ..runtime import (
     InternalRunAdapterDecorator,
     RuntimeDecorator,
 )
+from ._settle import settle
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -377,7 +378,7 @@ async def simulate(
         handler = workflow.run(start_event, runtime=runtime, **fields)
         decisions = 0
         while True:
-            await anyio.wait_all_tasks_blocked()
+            await settle()
             if handler.is_done():
                 break
             options = ctl.options(handler)

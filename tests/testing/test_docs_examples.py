@@ -1,0 +1,125 @@
+"""The two examples of docs/testing.md: the fuzzer catches each buggy workflow
+within hypothesis's default budget of 100 examples, the report it leaves
+replays the failure, and the fixed workflow passes.
+
+Hypothesis drives a synchronous property in a worker thread, and each example
+runs its simulation back in the test's event loop (``anyio.from_thread``), so
+the same test runs on asyncio and on trio."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import pytest
+from hypothesis import given, note, settings
+
+from anyflow.testing import Schedule, simulate
+from anyflow.testing.strategies import faults, schedules
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+pytestmark = pytest.mark.anyio
+
+DEFAULT_BUDGET = settings(
+    max_examples=100, deadline=None, database=None, report_multiple_bugs=False
+)
+
+
+def load(name: str) -> ModuleType:
+    module_name = f"anyflow_docs_example_{name}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        path = Path(__file__).parent.parent.parent / "examples" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+async def run_property(prop: Callable[[], None]) -> None:
+    await anyio.to_thread.run_sync(prop)
+
+
+def simulated(*args: Any, **kwargs: Any) -> Any:
+    """``simulate`` in the test's event loop, from hypothesis's thread (where
+    the report is noted: hypothesis keeps its notes per thread)."""
+    simulation = anyio.from_thread.run(lambda: simulate(*args, **kwargs))
+    note(simulation.report())
+    return simulation
+
+
+async def test_the_fan_out_race_is_caught_and_replayed() -> None:
+    basket = load("fuzz_fanout")
+    prices = [1, 10, 100]
+    assert await basket.RacyBasket().run(prices=prices) == 111  # an ordinary test passes
+
+    @DEFAULT_BUDGET
+    @given(schedule=schedules())
+    def total_is_right(schedule: Schedule) -> None:
+        assert simulated(basket.RacyBasket(), schedule=schedule, prices=prices).result == 111
+
+    with pytest.raises(AssertionError) as caught:
+        await run_property(total_is_right)
+    report = "\n".join(getattr(caught.value, "__notes__", []))
+    found = re.search(r"schedule=Schedule\(choices=\(([\d, ]*)\)\)", report)
+    assert found is not None, report
+    choices = tuple(int(c) for c in found.group(1).replace(" ", "").split(",") if c)
+    # The reported schedule replays the failure, tick for tick.
+    first = await simulate(basket.RacyBasket(), schedule=Schedule(choices), prices=prices)
+    again = await simulate(basket.RacyBasket(), schedule=Schedule(choices), prices=prices)
+    assert first.result != 111
+    assert first.ticks == again.ticks
+
+    @DEFAULT_BUDGET
+    @given(schedule=schedules())
+    def fixed_total_is_right(schedule: Schedule) -> None:
+        assert simulated(basket.Basket(), schedule=schedule, prices=prices).result == 111
+
+    await run_property(fixed_total_is_right)
+
+
+async def test_the_retry_timeout_double_charge_is_caught() -> None:
+    checkout = load("fuzz_retry")
+    gateway = checkout.Gateway()
+    assert await checkout.Checkout(gateway).run(amount=25) == "charged 25"
+    assert len(gateway.charges) == 1  # an ordinary test passes
+
+    def charged_once(flow: type) -> Callable[[], None]:
+        @DEFAULT_BUDGET
+        @given(schedule=schedules(), faults=faults(max=2))
+        def prop(schedule: Schedule, faults: tuple[Any, ...]) -> None:
+            gateway = checkout.Gateway()
+            simulation = simulated(flow(gateway), schedule=schedule, faults=faults, amount=25)
+            if simulation.completed:
+                assert len(gateway.charges) == 1, gateway.charges
+            else:  # every attempt failed: the card may be charged, once at most
+                assert len(gateway.charges) <= 1, gateway.charges
+
+        return prop
+
+    with pytest.raises(AssertionError, match="charge"):
+        await run_property(charged_once(checkout.Checkout))
+    await run_property(charged_once(checkout.SafeCheckout))
+
+
+async def test_the_examples_run_as_scripts(anyio_backend_name: str) -> None:
+    for name, expected in [
+        ("fuzz_fanout", "fixed, 100 seeds: [111]"),
+        ("fuzz_retry", "SafeCheckout, first answer late: charged 25 charges: 1"),
+    ]:
+        done = await anyio.run_process(
+            [sys.executable, str(Path(__file__).parent.parent.parent / "examples" / f"{name}.py")]
+        )
+        assert expected in done.stdout.decode().splitlines()
