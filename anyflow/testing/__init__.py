@@ -4,6 +4,8 @@ the orderings (``anyflow.testing.strategies``).  See docs/testing.md."""
 
 from __future__ import annotations
 
+from ._runner import TestRunResult as TestRunResult
+from ._runner import WorkflowTestRunner as WorkflowTestRunner
 from ._simulate import Fault as Fault
 from ._simulate import InjectedFault as InjectedFault
 from ._simulate import Schedule as Schedule
@@ -17,5 +19,7 @@ __all__ = [
     "Schedule",
     "Simulation",
     "SimulationError",
+    "TestRunResult",
+    "WorkflowTestRunner",
     "simulate",
 ]

@@ -5,8 +5,8 @@ the step function runs, after it returned, when a wait got its answer, and
 before each use of the run's state store.  The simulator pauses every step at
 every such point, waits until nothing at all can run, and then lets exactly
 one thing happen, chosen from a seed or a hypothesis-drawn schedule: one paused
-step goes on to its next point, one outside event is sent, or (when nothing
-else can move) virtual time jumps to the next timer.  Everything a step does
+step goes on to its next point, one outside event is sent, or (once no step
+can go on) virtual time jumps to the next timer.  Everything a step does
 between two points happens with every other step paused, so the same choices
 give the same run, tick for tick, on asyncio and on trio.
 
@@ -222,7 +222,8 @@ class _Controller:
                 pass  # not accepted yet: offered again later
             else:
                 options.append(_Option("send", f"send {type(event).__name__}"))
-        if not options and self.timers:
+        if self.timers and all(option.kind != "run" for option in options):
+            # Steps take no time; outside events and the clock race.
             deadline = self.timers[0][0]
             options.append(_Option("timer", f"time {deadline:g}s"))
         return options
