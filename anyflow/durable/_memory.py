@@ -140,6 +140,11 @@ class MemoryStore(Store):
         found = sorted((seq, text) for seq, text in row.events.items() if seq > after)
         return found if limit is None else found[:limit]
 
+    async def read_ticks(self, run_id: str) -> list[tuple[int, str]]:
+        await checkpoint()
+        row = self._runs.get(run_id)
+        return [] if row is None else sorted(row.ticks.items())
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         await checkpoint()
         row = self._runs.get(run_id)

@@ -277,6 +277,15 @@ class PostgresStore(Store):
 
         return await self._call(read_events)
 
+    async def read_ticks(self, run_id: str) -> list[tuple[int, str]]:
+        def read_ticks(conn: Connection[TupleRow]) -> list[tuple[int, str]]:
+            rows = conn.execute(
+                "SELECT seq, record FROM ticks WHERE run_id = %s ORDER BY seq", (run_id,)
+            ).fetchall()
+            return [(seq, record) for seq, record in rows]
+
+        return await self._call(read_ticks)
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         def get_run(conn: Connection[TupleRow]) -> RunRecord | None:
             row = conn.execute(

@@ -276,6 +276,14 @@ class SqliteStore(Store):
 
         return await self._call(read_events, write=False)
 
+    async def read_ticks(self, run_id: str) -> list[tuple[int, str]]:
+        def read_ticks(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            return conn.execute(
+                "SELECT seq, record FROM ticks WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+
+        return await self._call(read_ticks, write=False)
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         def get_run(conn: sqlite3.Connection) -> RunRecord | None:
             row = conn.execute(

@@ -240,6 +240,11 @@ class Store(ABC):
         """Recorded events with a sequence number above ``after``, in order."""
 
     @abstractmethod
+    async def read_ticks(self, run_id: str) -> list[tuple[int, str]]:
+        """The run's journal, in order, read without taking its lease (for
+        inspecting or replaying a run, live or finished)."""
+
+    @abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run's row, or None if there is no such run."""
 
@@ -312,6 +317,9 @@ class StoreDecorator(Store):
         self, run_id: str, after: int = -1, limit: int | None = None
     ) -> list[tuple[int, str]]:
         return await self.inner.read_events(run_id, after, limit)
+
+    async def read_ticks(self, run_id: str) -> list[tuple[int, str]]:
+        return await self.inner.read_ticks(run_id)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self.inner.get_run(run_id)

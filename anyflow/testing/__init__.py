@@ -4,6 +4,10 @@ the orderings (``anyflow.testing.strategies``).  See docs/testing.md."""
 
 from __future__ import annotations
 
+from ._replay import Replay as Replay
+from ._replay import ReplayedTick as ReplayedTick
+from ._replay import replay as replay
+from ._replay import replay_journal as replay_journal
 from ._runner import TestRunResult as TestRunResult
 from ._runner import WorkflowTestRunner as WorkflowTestRunner
 from ._simulate import Fault as Fault
@@ -16,10 +20,14 @@ from ._simulate import simulate as simulate
 __all__ = [
     "Fault",
     "InjectedFault",
+    "Replay",
+    "ReplayedTick",
     "Schedule",
     "Simulation",
     "SimulationError",
     "TestRunResult",
     "WorkflowTestRunner",
+    "replay",
+    "replay_journal",
     "simulate",
 ]

@@ -335,6 +335,17 @@ async def test_read_events_after_and_limit(store: Store) -> None:
     assert await store.read_events("unknown") == []
 
 
+async def test_read_ticks_reads_the_journal_without_a_lease(store: Store) -> None:
+    await claim(store, A)
+    await store.append("r", A, [(1, "t1"), (0, "t0")], [], None, T0, T0 + LEASE)
+    assert await store.read_ticks("r") == [(0, "t0"), (1, "t1")]
+    assert await store.read_ticks("unknown") == []
+    # Reading took nothing: A still writes, B still cannot claim.
+    await store.append("r", A, [(2, "t2")], [], None, T0 + 1, T0 + 1 + LEASE)
+    with pytest.raises(RunLockedError):
+        await claim(store, B, T0 + 2)
+
+
 async def test_get_run_of_an_unknown_run_is_none(store: Store) -> None:
     assert await store.get_run("unknown") is None
     await claim(store, A, run_id="known")
