@@ -51,6 +51,7 @@ __all__ = [
     "Schedule",
     "Simulation",
     "SimulationError",
+    "Simulator",
     "simulate",
 ]
 
@@ -343,6 +344,113 @@ def _describe(tick: Tick) -> str:
     return f"{type(tick).__name__}({', '.join(fields)})"
 
 
+class Simulator:
+    """One simulated run, driven one decision at a time: what ``simulate``
+    does in a loop, and what ``strategies.WorkflowStateMachine`` does from
+    hypothesis's rules.  An async context manager: leaving it cancels the run
+    if it is still going."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        seed: int | None = None,
+        schedule: Schedule | None = None,
+        faults: Sequence[Fault] = (),
+        send: Sequence[Event] = (),
+    ) -> None:
+        if seed is not None and schedule is not None:
+            raise TypeError("pass seed= or schedule=, not both")
+        if seed is None and schedule is None:
+            schedule = Schedule()
+        self.seed = seed
+        self.workflow = workflow
+        self._chooser = _Chooser(seed, schedule)
+        self._ctl = _Controller(workflow, self._chooser, faults, send)
+        self._runtime = _SimulatedRuntime(self._ctl)
+        self._handler: WorkflowHandler | None = None
+        self.stuck = False
+
+    async def __aenter__(self) -> Simulator:
+        await self._runtime.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            if self._handler is not None and not self._handler.is_done():
+                await self._handler.cancel_run()
+        finally:
+            await self._runtime.__aexit__(*exc_info)
+
+    def start(self, start_event: StartEvent | None = None, **fields: Any) -> None:
+        """Start the run (its first step waits for the first decision)."""
+        self._handler = self.workflow.run(start_event, runtime=self._runtime, **fields)
+
+    @property
+    def handler(self) -> WorkflowHandler:
+        if self._handler is None:
+            raise SimulationError("start() the simulated run first")
+        return self._handler
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The events published so far."""
+        return tuple(self._ctl.events)
+
+    async def decide(
+        self, choice: int | None = None, kinds: Sequence[str] = ("run", "send", "timer")
+    ) -> bool:
+        """Wait until nothing can run, then let one thing of ``kinds`` happen:
+        option ``choice % n`` if given, else the simulator's own choice.
+        False (and nothing happens) if the run has ended or has no such option."""
+        handler = self.handler
+        await settle()
+        if handler.is_done():
+            return False
+        options = [o for o in self._ctl.options(handler) if o.kind in kinds]
+        if not options:
+            return False
+        if choice is None:
+            index = self._chooser.choose(len(options))
+        else:
+            index = choice % len(options)
+            self._chooser.made.append(index)
+        self._ctl.take(options[index], handler)
+        return True
+
+    async def send(self, event: Event) -> None:
+        """Send ``event`` into the run now, as its caller would.
+
+        :raises WorkflowRuntimeError: if the run does not take it now.
+        """
+        await settle()
+        self.handler.send_event(event)
+
+    async def finish(self) -> Simulation:
+        """The run's end (cancelled first, as ``stuck``, if it still waits)."""
+        handler = self.handler
+        await settle()
+        if not handler.is_done():
+            self.stuck = True
+            await handler.cancel_run()
+        outcome = await handler._require_started("finish()").wait_finished()
+        error = None if isinstance(outcome, Completed) else handler.exception()
+        ctl = self._ctl
+        simulation = Simulation(
+            self.seed,
+            Schedule(tuple(self._chooser.made)),
+            outcome,
+            tuple(ctl.ticks),
+            tuple(ctl.events),
+            dict(ctl.calls),
+            tuple(ctl.trace),
+            self.stuck,
+            error,
+        )
+        _note_for_hypothesis(simulation)
+        return simulation
+
+
 async def simulate(
     workflow: Workflow,
     start_event: StartEvent | None = None,
@@ -360,58 +468,28 @@ async def simulate(
     ``schedule`` (e.g. drawn by hypothesis with ``strategies.schedules()``);
     with neither, the steps run in the order they were started.  ``send``
     gives events from outside, sent in order whenever the scheduler chooses
-    (once the run accepts them).  Time is virtual: timers fire at once when
-    nothing else can happen.
+    (once the run accepts them).  Time is virtual: once no step can go on, the
+    scheduler chooses between the next outside event and the next timer.
 
     :returns: a ``Simulation``; ``simulation.result`` is the run's result (or
         raises its exception, with the report that replays it).
     :raises SimulationError: if the run takes more than ``max_decisions``
         scheduling decisions.
     """
-    if seed is not None and schedule is not None:
-        raise TypeError("pass seed= or schedule=, not both")
-    if seed is None and schedule is None:
-        schedule = Schedule()
-    chooser = _Chooser(seed, schedule)
-    ctl = _Controller(workflow, chooser, faults, send)
-    stuck = False
-    async with _SimulatedRuntime(ctl) as runtime:
-        handler = workflow.run(start_event, runtime=runtime, **fields)
+    async with Simulator(
+        workflow, seed=seed, schedule=schedule, faults=faults, send=send
+    ) as simulator:
+        simulator.start(start_event, **fields)
         decisions = 0
-        while True:
-            await settle()
-            if handler.is_done():
-                break
-            options = ctl.options(handler)
-            if not options:
-                stuck = True
-                await handler.cancel_run()
-                break
-            ctl.take(options[chooser.choose(len(options))], handler)
+        while await simulator.decide():
             decisions += 1
             if decisions > max_decisions:
-                await handler.cancel_run()
                 raise SimulationError(
                     f"the simulated run of {type(workflow).__qualname__} took more than "
                     f"{max_decisions} scheduling decisions; raise max_decisions= if it is "
                     "that long, or look for a loop"
                 )
-        adapter = handler._require_started("simulate()")
-        outcome = await adapter.wait_finished()
-    error = None if isinstance(outcome, Completed) else handler.exception()
-    simulation = Simulation(
-        seed,
-        Schedule(tuple(chooser.made)),
-        outcome,
-        tuple(ctl.ticks),
-        tuple(ctl.events),
-        dict(ctl.calls),
-        tuple(ctl.trace),
-        stuck,
-        error,
-    )
-    _note_for_hypothesis(simulation)
-    return simulation
+        return await simulator.finish()
 
 
 def _note_for_hypothesis(simulation: Simulation) -> None:
