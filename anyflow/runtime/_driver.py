@@ -499,7 +499,12 @@ class Driver:
         """A step call whose start and end the adapter schedules (a simulator),
         and which it may make fail there (fault injection)."""
         adapter = self._adapter
-        fault = await adapter.step_point(worker_id, name, "start")
+        try:
+            fault = await adapter.step_point(worker_id, name, "start")
+        except BaseException:  # cancelled before it started: nothing to warn about
+            if isinstance(call, Coroutine):
+                call.close()
+            raise
         if fault is None:
             output = await call
             fault = await adapter.step_point(worker_id, name, "end")

@@ -15,6 +15,7 @@ from ._simulate import InjectedFault as InjectedFault
 from ._simulate import Schedule as Schedule
 from ._simulate import Simulation as Simulation
 from ._simulate import SimulationError as SimulationError
+from ._simulate import Simulator as Simulator
 from ._simulate import simulate as simulate
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Schedule",
     "Simulation",
     "SimulationError",
+    "Simulator",
     "TestRunResult",
     "WorkflowTestRunner",
     "replay",
