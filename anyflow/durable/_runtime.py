@@ -36,6 +36,7 @@ from ..runtime import (
     Recovery,
     RuntimeDecorator,
 )
+from ..runtime._driver import terminal_event
 from ..serialization import decode_event, decode_value, encode_event, encode_tick, encode_value
 from ..serialization import type_name as _type_name
 from ._journal import (
@@ -177,6 +178,22 @@ class _Journal:
                 return Recovery(start_event=start_event)
             state = replay(self.run_id, workflow._spec, stored.ticks)
             self.next_tick = len(stored.ticks)
+            if state.outcome is not None:
+                # The run's last tick was recorded and its end was not: the
+                # process died in between.  Record the end now.
+                terminal = terminal_event(state.outcome)
+                await store.finish(
+                    self.run_id,
+                    runtime.owner,
+                    status_of(state.outcome),
+                    encode_record(encode_outcome(state.outcome)),
+                    [(self.next_event, self._encode_event(terminal))],
+                    time.time(),
+                )
+                self.claimed = False
+                for event in (*events, terminal):
+                    inner.publish(event)
+                return Recovery(outcome=state.outcome)
             if stored.state is not None:
                 data = decode_record(stored.state, self.run_id, "state", 0)
                 kind = state_store.state_type or Any
@@ -308,11 +325,12 @@ def _default_start(workflow: Workflow, run_id: str) -> Event:
 
 
 class _Internal(InternalRunAdapterDecorator):
-    __slots__ = ("_journal",)
+    __slots__ = ("_journal", "_wall_clock")
 
-    def __init__(self, inner: InternalRunAdapter, journal: _Journal) -> None:
+    def __init__(self, inner: InternalRunAdapter, journal: _Journal, wall_clock: bool) -> None:
         super().__init__(inner)
         self._journal = journal
+        self._wall_clock = wall_clock
 
     async def recover(
         self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
@@ -321,15 +339,19 @@ class _Internal(InternalRunAdapterDecorator):
 
     async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
         await self._journal.commit(ticks, commands)
+        await self.inner.on_ticks(ticks, commands)
 
     def publish(self, event: Any) -> None:
         self._journal.record_event(event)
         self.inner.publish(event)
 
     def now(self) -> float:
-        return time.time()
+        return time.time() if self._wall_clock else self.inner.now()
 
     async def sleep_until(self, deadline: float) -> None:
+        if not self._wall_clock:
+            await self.inner.sleep_until(deadline)
+            return
         # The wall clock may be set back or forward while asleep: look again.
         while (delay := deadline - time.time()) > 0:  # noqa: ASYNC110 - no event to wait for
             await anyio.sleep(delay)
@@ -379,6 +401,10 @@ class DurableRuntime(RuntimeDecorator):
         process on the same host is detected at once.
     :param poll_interval: how often ``events()`` looks for new records of a run
         executed by another process.
+    :param wall_clock: True (the default): runs keep time by the wall clock,
+        so recorded deadlines mean the same in the next process.  False: by
+        the inner runtime's clock (a simulator's virtual clock, which goes on
+        across the crashes it simulates).
     """
 
     def __init__(
@@ -388,6 +414,7 @@ class DurableRuntime(RuntimeDecorator):
         *,
         lease: float = 30.0,
         poll_interval: float = 0.5,
+        wall_clock: bool = True,
     ) -> None:
         super().__init__(inner if inner is not None else BasicRuntime())
         if isinstance(store, Store):
@@ -402,6 +429,7 @@ class DurableRuntime(RuntimeDecorator):
             raise ValueError("lease and poll_interval are seconds > 0")
         self.lease = lease
         self.poll_interval = poll_interval
+        self.wall_clock = wall_clock
         self.owner = Owner.here()
         self._active: dict[str, _Journal] = {}
         self._entered = False
@@ -423,7 +451,7 @@ class DurableRuntime(RuntimeDecorator):
             )
         internal, external = self.inner.open_run(run_id)
         journal = self._active[run_id] = _Journal(self, run_id)
-        return _Internal(internal, journal), _External(external, journal)
+        return _Internal(internal, journal, self.wall_clock), _External(external, journal)
 
     async def __aenter__(self) -> DurableRuntime:
         await self.inner.__aenter__()

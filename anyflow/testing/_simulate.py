@@ -27,6 +27,7 @@ import attrs
 
 from .._core.state import Completed, Outcome
 from .._core.ticks import Tick
+from ..durable import DurableRuntime, MemoryStore
 from ..errors import AnyflowError, StepTimeoutError
 from ..events import Event, InternalEvent, StartEvent, StopEvent
 from ..runtime import (
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from .._core.commands import Command
     from ..handler import WorkflowHandler
+    from ..runtime import Runtime
     from ..workflow import Workflow
 
 __all__ = [
@@ -72,12 +74,17 @@ class Fault:
         step function runs.  ``"timeout"``: the step function runs to its end
         (its side effects happen), then the attempt fails with
         ``StepTimeoutError``, as if it had answered too late.
-    :param step: the step whose attempt fails; None for any step.
+        ``"crash"``: the process dies right after the ``nth`` batch of ticks
+        is recorded, before anything it caused is done; the run is then
+        resumed from its journal (a durable run on a ``MemoryStore``; the
+        workflow object, standing for the world outside, survives).
+    :param step: the step whose attempt fails; None for any step (always
+        None for a crash).
     :param nth: which attempt, counting from 0 the attempts started (of
-        ``step``, or of all steps).
+        ``step``, or of all steps); for a crash, which recorded batch.
     """
 
-    kind: Literal["error", "timeout"]
+    kind: Literal["error", "timeout", "crash"]
     step: str | None = None
     nth: int = 0
 
@@ -144,9 +151,13 @@ class _Controller:
         self.events: list[Event] = []
         self.calls: Counter[str] = Counter()
         self.trace: list[str] = []
-        self._faults = list(faults)
+        self._faults = [f for f in faults if f.kind != "crash"]
+        self._crashes = sorted(f.nth for f in faults if f.kind == "crash")
         self._started: Counter[str | None] = Counter()
         self._late: dict[int, Fault] = {}
+        self._batches = 0
+        self.crashed = False
+        """A crash fault fired: the run's process is to be dropped and resumed."""
 
     # Called from the run's tasks.
 
@@ -196,6 +207,27 @@ class _Controller:
                 f"simulated timeout: step {step!r} (worker {worker_id}) answered too late"
             )
         return None
+
+    async def committed(self, ticks: Sequence[Tick]) -> None:
+        """A batch of ticks was recorded (or, without a journal, applied)."""
+        self.ticks.extend(ticks)
+        batch = self._batches
+        self._batches += 1
+        if self._crashes and self._crashes[0] == batch:
+            self._crashes.pop(0)
+            self.crashed = True
+            await anyio.sleep_forever()  # dead: nothing the batch caused happens
+
+    def after_crash(self) -> None:
+        """Forget the dead process's tasks; the journal, the clock, the faults
+        still to come and the outside world go on."""
+        self.crashed = False
+        self.trace.append("crash")
+        self.paused.clear()
+        self.workers.clear()
+        self.timers.clear()
+        self._late.clear()
+        self.events.clear()  # the new process's stream starts with the recorded events
 
     def _fault_for(self, step: str) -> Fault | None:
         counts = (self._started[step], self._started[None])
@@ -255,7 +287,7 @@ class _SimInternal(InternalRunAdapterDecorator):
         await self._ctl.sleep_until(deadline)
 
     async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
-        self._ctl.ticks.extend(ticks)
+        await self._ctl.committed(ticks)
 
     def publish(self, event: Any) -> None:
         if not isinstance(event, InternalEvent):
@@ -367,9 +399,16 @@ class Simulator:
         self.workflow = workflow
         self._chooser = _Chooser(seed, schedule)
         self._ctl = _Controller(workflow, self._chooser, faults, send)
-        self._runtime = _SimulatedRuntime(self._ctl)
+        self._store = MemoryStore() if any(f.kind == "crash" for f in faults) else None
+        self._runtime = self._new_runtime()
         self._handler: WorkflowHandler | None = None
         self.stuck = False
+
+    def _new_runtime(self) -> Runtime:
+        runtime = _SimulatedRuntime(self._ctl)
+        if self._store is None:
+            return runtime
+        return DurableRuntime(self._store, runtime, wall_clock=False)
 
     async def __aenter__(self) -> Simulator:
         await self._runtime.__aenter__()
@@ -384,7 +423,18 @@ class Simulator:
 
     def start(self, start_event: StartEvent | None = None, **fields: Any) -> None:
         """Start the run (its first step waits for the first decision)."""
-        self._handler = self.workflow.run(start_event, runtime=self._runtime, **fields)
+        self._handler = self.workflow.run(
+            start_event, runtime=self._runtime, run_id="simulated", **fields
+        )
+
+    async def _crash_and_resume(self) -> None:
+        """Drop the run's process (its runtime and every task of it) and resume
+        the run from its journal in a new one."""
+        await self._runtime.__aexit__(None, None, None)
+        self._ctl.after_crash()
+        self._runtime = self._new_runtime()
+        await self._runtime.__aenter__()
+        self._handler = self.workflow.run(runtime=self._runtime, run_id="simulated")
 
     @property
     def handler(self) -> WorkflowHandler:
@@ -403,8 +453,11 @@ class Simulator:
         """Wait until nothing can run, then let one thing of ``kinds`` happen:
         option ``choice % n`` if given, else the simulator's own choice.
         False (and nothing happens) if the run has ended or has no such option."""
-        handler = self.handler
         await settle()
+        if self._ctl.crashed:
+            await self._crash_and_resume()
+            return True
+        handler = self.handler
         if handler.is_done():
             return False
         options = [o for o in self._ctl.options(handler) if o.kind in kinds]

@@ -394,3 +394,21 @@ def test_a_reused_pid_does_not_hold_a_dead_process_s_runs() -> None:
     assert not lease_is_free(str(sibling), time.time() + 60, me, time.time())
     assert Owner.parse(str(dead)) == dead
     assert Owner.parse("garbage") is None
+
+
+async def test_a_run_whose_end_was_not_recorded_ends_on_resume_without_running() -> None:
+    store = MemoryStore()
+    async with DurableRuntime(store) as runtime:
+        with pytest.raises(ValueError, match="declined"):
+            await Flaky().run(run_id="e", runtime=runtime)
+    # As if the process died after recording the last tick, before the end.
+    row = store._runs["e"]
+    row.status, row.outcome = "running", None
+    del row.events[max(row.events)]
+    calls = list(CALLS)
+    async with DurableRuntime(store) as runtime:
+        with pytest.raises(SavedError, match="declined"):
+            await Flaky().run(run_id="e", runtime=runtime)
+    assert calls == CALLS  # nothing ran again
+    assert row.status == "failed"
+    assert row.owner is None
