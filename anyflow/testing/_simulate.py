@@ -74,6 +74,8 @@ class Fault:
         step function runs.  ``"timeout"``: the step function runs to its end
         (its side effects happen), then the attempt fails with
         ``StepTimeoutError``, as if it had answered too late.
+        ``"cancel"``: the caller cancels the run as the attempt starts (the
+        attempt's code does not run; every step's cleanup does).
         ``"crash"``: the process dies right after the ``nth`` batch of ticks
         is recorded, before anything it caused is done; the run is then
         resumed from its journal (a durable run on a ``MemoryStore``; the
@@ -84,7 +86,7 @@ class Fault:
         ``step``, or of all steps); for a crash, which recorded batch.
     """
 
-    kind: Literal["error", "timeout", "crash"]
+    kind: Literal["error", "timeout", "cancel", "crash"]
     step: str | None = None
     nth: int = 0
 
@@ -158,6 +160,8 @@ class _Controller:
         self._batches = 0
         self.crashed = False
         """A crash fault fired: the run's process is to be dropped and resumed."""
+        self.cancelling = False
+        """A cancel fault fired: the caller is to cancel the run."""
 
     # Called from the run's tasks.
 
@@ -188,6 +192,9 @@ class _Controller:
             fault = self._fault_for(step)
             if fault is not None and fault.kind == "timeout":
                 self._late[worker_id] = fault
+                fault = None
+            elif fault is not None and fault.kind == "cancel":
+                self.cancelling = True
                 fault = None
         else:
             attempt = self.workers.get(task)
@@ -460,6 +467,11 @@ class Simulator:
         handler = self.handler
         if handler.is_done():
             return False
+        if self._ctl.cancelling:
+            self._ctl.cancelling = False
+            self._ctl.trace.append("cancel")
+            await handler.cancel_run()
+            return True
         options = [o for o in self._ctl.options(handler) if o.kind in kinds]
         if not options:
             return False

@@ -45,7 +45,7 @@ def faults(
     *,
     max: int = 2,
     steps: Sequence[str] | None = None,
-    kinds: Sequence[str] = ("error", "timeout"),
+    kinds: Sequence[str] = ("error", "timeout"),  # also "cancel", "crash"
     max_nth: int = 8,
 ) -> st.SearchStrategy[tuple[Fault, ...]]:
     """Up to ``max`` faults, each making one step attempt fail: of one of

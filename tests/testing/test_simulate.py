@@ -16,6 +16,7 @@ from anyflow import (
     StepTimeoutError,
     StopEvent,
     Workflow,
+    WorkflowCancelledByUser,
     step,
 )
 from anyflow._core.ticks import StepFailed, TimerFired
@@ -241,3 +242,13 @@ async def test_a_crash_at_any_batch_resumes_from_the_journal() -> None:
 async def test_a_crash_does_not_duplicate_events_sent_by_a_step_in_flight() -> None:
     simulation = await simulate(Race(), faults=[Fault("crash", nth=1)])
     assert sorted(simulation.result) == [0, 1, 2]
+
+
+async def test_a_cancel_fault_cancels_the_run_as_the_attempt_starts() -> None:
+    wf = Pipeline()
+    simulation = await simulate(wf, faults=[Fault("cancel", step="second", nth=0)])
+    assert not simulation.completed
+    assert "cancel" in simulation.trace
+    assert [e.split()[0] for e in wf.effects] == ["first"]  # second never ran
+    with pytest.raises(WorkflowCancelledByUser):
+        _ = simulation.result
