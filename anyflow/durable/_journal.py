@@ -18,15 +18,17 @@ from ..errors import ContextSerdeError, JournalCorruptError
 from ..serialization import SavedError, decode_event, decode_tick, encode_event, type_name
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     from .._core.state import Outcome, RunSpec
+    from .._core.ticks import Tick
     from ..workflow import Workflow
 
 __all__ = [
     "changes",
     "decode_outcome",
     "decode_record",
+    "decode_ticks",
     "encode_outcome",
     "encode_record",
     "fingerprint",
@@ -166,13 +168,11 @@ def decode_outcome(text: str, run_id: str) -> Outcome:
         ) from None
 
 
-def replay(run_id: str, spec: RunSpec, records: Sequence[tuple[int, str]]) -> RunState:
-    """The state after every tick of ``records`` (ordered by sequence number).
+def decode_ticks(run_id: str, records: Iterable[tuple[int, str]]) -> Iterator[Tick]:
+    """The ticks of ``records`` (ordered by sequence number), one at a time.
 
-    :raises JournalCorruptError: for a missing, damaged or unreadable record,
-        or a tick that the run's state machine rejects.
+    :raises JournalCorruptError: for a missing, damaged or unreadable record.
     """
-    state = RunState.initial(spec)
     for position, (seq, text) in enumerate(records):
         if seq != position:
             raise JournalCorruptError(
@@ -180,10 +180,21 @@ def replay(run_id: str, spec: RunSpec, records: Sequence[tuple[int, str]]) -> Ru
                 f"{seq}): the journal is truncated or damaged; nothing was changed"
             )
         try:
-            tick = decode_tick(decode_record(text, run_id, "tick", seq), f"$[{seq}]")
-            state, _ = reduce(state, tick)
+            yield decode_tick(decode_record(text, run_id, "tick", seq), f"$[{seq}]")
         except ContextSerdeError as exc:
             raise JournalCorruptError(f"tick record {seq} of run {run_id!r}: {exc}") from None
+
+
+def replay(run_id: str, spec: RunSpec, records: Sequence[tuple[int, str]]) -> RunState:
+    """The state after every tick of ``records`` (ordered by sequence number).
+
+    :raises JournalCorruptError: for a missing, damaged or unreadable record,
+        or a tick that the run's state machine rejects.
+    """
+    state = RunState.initial(spec)
+    for seq, tick in enumerate(decode_ticks(run_id, records)):
+        try:
+            state, _ = reduce(state, tick)
         except TickRejected as exc:
             raise JournalCorruptError(
                 f"tick record {seq} of run {run_id!r} does not fit the run ({exc}): the "

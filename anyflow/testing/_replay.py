@@ -13,9 +13,7 @@ from .._core.commands import Command
 from .._core.reducer import TickRejected, reduce
 from .._core.state import RunState
 from .._core.ticks import Tick
-from ..durable._journal import decode_record
-from ..errors import ContextSerdeError, JournalCorruptError
-from ..serialization import decode_tick
+from ..durable._journal import decode_ticks
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -128,12 +126,4 @@ async def replay_journal(store: Store, run_id: str, workflow: Workflow) -> Repla
 
     :raises JournalCorruptError: naming the record that cannot be read.
     """
-    ticks = []
-    for position, (seq, text) in enumerate(await store.read_ticks(run_id)):
-        if seq != position:
-            raise JournalCorruptError(f"tick record {position} of run {run_id!r} is missing")
-        try:
-            ticks.append(decode_tick(decode_record(text, run_id, "tick", seq), f"$[{seq}]"))
-        except ContextSerdeError as exc:
-            raise JournalCorruptError(f"tick record {seq} of run {run_id!r}: {exc}") from None
-    return replay(workflow, ticks)
+    return replay(workflow, decode_ticks(run_id, await store.read_ticks(run_id)))

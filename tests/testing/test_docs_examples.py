@@ -8,10 +8,8 @@ the same test runs on asyncio and on trio."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,9 +21,10 @@ from hypothesis import given, note, settings
 from anyflow.testing import Schedule, simulate
 from anyflow.testing.strategies import faults, schedules
 
+from ..test_examples_docs import EXAMPLES, load
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import ModuleType
 
 pytestmark = pytest.mark.anyio
 
@@ -36,20 +35,6 @@ DEFAULT_BUDGET = settings(
     report_multiple_bugs=False,
     derandomize=True,  # the same examples every time: a search that cannot flake
 )
-
-
-def load(name: str) -> ModuleType:
-    module_name = f"anyflow_docs_example_{name}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        path = Path(__file__).parent.parent.parent / "examples" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return module
 
 
 async def run_property(prop: Callable[[], None]) -> None:
@@ -123,7 +108,5 @@ async def test_the_examples_run_as_scripts(anyio_backend_name: str) -> None:
         ("fuzz_fanout", "fixed, 100 seeds: [111]"),
         ("fuzz_retry", "SafeCheckout, first answer late: charged 25 charges: 1"),
     ]:
-        done = await anyio.run_process(
-            [sys.executable, str(Path(__file__).parent.parent.parent / "examples" / f"{name}.py")]
-        )
+        done = await anyio.run_process([sys.executable, str(EXAMPLES / f"{name}.py")])
         assert expected in done.stdout.decode().splitlines()
