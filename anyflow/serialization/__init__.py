@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._events import decode_event as decode_event
+from ._events import decode_fields as decode_fields
 from ._events import decode_value as decode_value
 from ._events import encode_event as encode_event
 from ._events import encode_value as encode_value
@@ -16,6 +17,7 @@ from ._ticks import encode_tick as encode_tick
 __all__ = [
     "SavedError",
     "decode_event",
+    "decode_fields",
     "decode_state",
     "decode_tick",
     "decode_value",

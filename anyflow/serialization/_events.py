@@ -125,8 +125,15 @@ def decode_event(data: Any, path: str = "$") -> Event:
         raise ContextSerdeError(
             f"expected an event ({{{TAG!r}: ..., 'fields': ...}}) at {path}, got {_short(data)}"
         )
-    cls = event_type(data[TAG], path)
-    fields = data["fields"]
+    return decode_fields(event_type(data[TAG], path), data["fields"], path)
+
+
+def decode_fields(cls: type[Event], fields: Any, path: str = "$") -> Event:
+    """An event of class ``cls`` from its fields as JSON-safe data (free fields
+    of an open event flat beside the declared ones).
+
+    :raises ContextSerdeError: naming the field that does not fit.
+    """
     if not isinstance(fields, dict):
         raise ContextSerdeError(f"expected the fields of {cls.__name__} at {path}.fields")
     try:

@@ -1,0 +1,164 @@
+"""Events on the wire: the envelope the incumbent's clients read and write.
+
+An event goes out as ``{"type": name, "value": fields, "types": bases,
+"qualified_name": "module.Name"}``.  One comes in as such an envelope (only
+``type`` or ``qualified_name`` needed), or, where the route knows the class
+(a start event), as its bare fields.  A name is looked up in the workflow's
+own registry and nowhere else: a request can never make the server import or
+build a class the workflow did not declare.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ContextSerdeError
+from ..events import (
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    InternalEvent,
+    StartEvent,
+    StopEvent,
+)
+from ..serialization import decode_fields, encode_event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["BadEvent", "EventRegistry", "envelope", "event_value"]
+
+_FRAMEWORK: tuple[type[Event], ...] = (StartEvent, StopEvent, InputRequiredEvent, HumanResponseEvent)
+
+
+class BadEvent(ValueError):
+    """A request's event that cannot be read; the message says why and what fits."""
+
+
+def _public_bases(cls: type[Event]) -> list[str]:
+    """The names of the Event classes ``cls`` derives from, nearest first, without
+    itself, ``Event`` and private helpers (what a client matches on)."""
+    return [
+        c.__name__
+        for c in cls.__mro__[1:]
+        if isinstance(c, type)
+        and issubclass(c, Event)
+        and c is not Event
+        and not c.__name__.startswith("_")
+    ]
+
+
+def qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def event_value(event: Event) -> dict[str, Any]:
+    """The event's fields as JSON-safe data; the free fields of an open event sit
+    flat beside the declared ones, as the incumbent's clients expect."""
+    fields: dict[str, Any] = encode_event(event)["fields"]
+    extra = fields.pop("_extra", None)
+    if extra:
+        fields.update(extra)
+    return fields
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    cls = type(event)
+    return {
+        "type": cls.__name__,
+        "value": event_value(event),
+        "types": _public_bases(cls),
+        "qualified_name": qualified_name(cls),
+    }
+
+
+class EventRegistry:
+    """The event classes one served workflow reads from requests, by name."""
+
+    def __init__(self, classes: Iterable[type[Event]]) -> None:
+        self.by_name: dict[str, type[Event]] = {}
+        self._by_qualified: dict[str, type[Event]] = {}
+        for cls in (*_FRAMEWORK, *classes):
+            if issubclass(cls, InternalEvent):
+                continue
+            self.by_name[cls.__name__] = cls
+            self._by_qualified[qualified_name(cls)] = cls
+
+    def classes(self) -> list[type[Event]]:
+        return list(dict.fromkeys(self.by_name.values()))
+
+    def _lookup(self, data: dict[str, Any]) -> type[Event] | None:
+        name = data.get("type")
+        if isinstance(name, str) and name:
+            cls = self.by_name.get(name)
+            if cls is None:
+                raise BadEvent(
+                    f"unknown event type {name!r}; this workflow takes: "
+                    f"{', '.join(sorted(self.by_name))} (register others with "
+                    "add_workflow(..., additional_events=[...]))"
+                )
+            return cls
+        qualified = data.get("qualified_name")
+        if isinstance(qualified, str) and qualified:
+            cls = self._by_qualified.get(qualified)
+            if cls is None:
+                raise BadEvent(
+                    f"unknown event type {qualified!r}; this workflow takes: "
+                    f"{', '.join(sorted(self._by_qualified))}"
+                )
+            return cls
+        return None
+
+    def parse(self, data: Any, *, bare: type[Event] | None = None) -> Event:
+        """The event ``data`` describes.
+
+        ``data`` is an envelope (``type`` or ``qualified_name``, and ``value``;
+        ``data`` is read as ``value`` by older clients), or a JSON string of one.
+        With ``bare``, data that names no type is the fields of ``bare``, and a
+        named type must be ``bare`` or one of its bases (``StartEvent`` for a
+        workflow's own start event class).
+
+        :raises BadEvent: saying what is wrong and what would fit.
+        """
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise BadEvent("the event is a string that is not JSON") from None
+        if not isinstance(data, dict):
+            raise BadEvent(
+                f"the event must be a JSON object, not {type(data).__name__}: "
+                '{"type": "MyEvent", "value": {...fields}}'
+            )
+        cls = self._lookup(data)
+        if cls is None:
+            if bare is None or "value" in data:
+                if bare is None:
+                    raise BadEvent(
+                        'the event names no type: send {"type": "MyEvent", "value": {...}}'
+                    )
+                cls = bare
+            else:
+                return _build(bare, data)
+        elif bare is not None and cls is not bare:
+            if not issubclass(bare, cls):
+                raise BadEvent(f"expected a {bare.__name__}, got {cls.__name__}")
+            cls = bare
+        value = data.get("value", data.get("data"))
+        if value is None:
+            value = {}
+        return _build(cls, value)
+
+
+def _build(cls: type[Event], value: Any) -> Event:
+    if not isinstance(value, dict):
+        raise BadEvent(f"the value of a {cls.__name__} must be a JSON object of its fields")
+    nested = value.get("_data")
+    if isinstance(nested, dict) and cls._open:
+        # The incumbent's clients send free fields nested under `_data`.
+        value = {**{k: v for k, v in value.items() if k != "_data"}, **nested}
+    try:
+        return decode_fields(cls, value, "$.value")
+    except ContextSerdeError as exc:
+        raise BadEvent(str(exc)) from None

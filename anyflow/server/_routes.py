@@ -1,0 +1,301 @@
+"""The HTTP protocol, route by route, as the incumbent's clients speak it.
+
+Every error is ``{"detail": message}`` with a status that says whose fault it
+is: 400 a request that cannot be read, 401 a missing token, 404 an unknown
+workflow or handler, 409 a request that does not fit the handler's state, 413
+a body over the limit.  A 500 is a run's own failure (``/run`` of a run that
+failed, ``GET /handlers/{id}`` of one), or a bug, whose details go to the log
+and not to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ._envelope import BadEvent, envelope
+from ._runs import STATUSES, Conflict, NotFound
+from ._schema import event_schema
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from starlette.requests import Request
+
+    from ._runs import HandlerView, RunBook
+    from ._server import WorkflowServer
+
+__all__ = ["routes"]
+
+log = logging.getLogger("anyflow.server")
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise HTTPException(400, f"query parameter {name} must be true or false, not {raw!r}")
+
+
+class _Api:
+    def __init__(self, server: WorkflowServer) -> None:
+        self.server = server
+
+    @property
+    def book(self) -> RunBook:
+        return self.server._book()
+
+    async def _body(self, request: Request, *, required: bool) -> dict[str, Any]:
+        limit = self.server.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
+        if not chunks.strip():
+            if required:
+                raise HTTPException(400, "a JSON object body is required")
+            return {}
+        try:
+            body = json.loads(chunks)
+        except ValueError as exc:
+            raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise HTTPException(400, f"the body must be a JSON object, not {type(body).__name__}")
+        return body
+
+    # Server and workflows.
+
+    async def health(self, request: Request) -> Response:
+        if not self.server.is_running:
+            return JSONResponse({"status": "unhealthy"}, status_code=503)
+        return JSONResponse({"status": "healthy"})
+
+    async def list_workflows(self, request: Request) -> Response:
+        return JSONResponse({"workflows": list(self.server._served)})
+
+    def _served(self, request: Request) -> Any:
+        try:
+            return self.book.workflow(request.path_params["name"])
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    async def schema(self, request: Request) -> Response:
+        served = self._served(request)
+        workflow = served.workflow
+        return JSONResponse(
+            {
+                "start": event_schema(workflow.start_event_class),
+                "stop": event_schema(self.server._stop_class(workflow)),
+            }
+        )
+
+    async def workflow_events(self, request: Request) -> Response:
+        served = self._served(request)
+        return JSONResponse({"events": [event_schema(c) for c in served.registry.classes()]})
+
+    async def representation(self, request: Request) -> Response:
+        from ..graph import workflow_graph
+
+        served = self._served(request)
+        graph = workflow_graph(served.workflow).to_json()
+        graph["name"] = served.name
+        return JSONResponse({"graph": graph})
+
+    # Runs.
+
+    async def _start(self, request: Request) -> Any:
+        served = self._served(request)
+        body = await self._body(request, required=False)
+        handler_id = body.get("handler_id") or uuid.uuid4().hex
+        if not isinstance(handler_id, str) or len(handler_id) > 200:
+            raise HTTPException(400, "handler_id must be a string of at most 200 characters")
+        if body.get("context"):
+            raise HTTPException(
+                400,
+                "context is not accepted: a run's state lives in the server's store; to go on "
+                "from a run, send events to its handler",
+            )
+        data = body.get("start_event", body.get("kwargs"))
+        if data is None:
+            data = {}
+        try:
+            start_event = served.registry.parse(data, bare=served.workflow.start_event_class)
+        except BadEvent as exc:
+            raise HTTPException(400, f"start_event: {exc}") from None
+        try:
+            return await self.book.start(served, start_event, handler_id)
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    async def run(self, request: Request) -> Response:
+        live = await self._start(request)
+        view = await self.book.wait(live)
+        return JSONResponse(view.to_json(), status_code=200 if view.status == "completed" else 500)
+
+    async def run_nowait(self, request: Request) -> Response:
+        live = await self._start(request)
+        view = await self.book.view(live.handler.run_id)
+        assert view is not None
+        return JSONResponse(view.to_json())
+
+    # Handlers.
+
+    async def _view(self, request: Request) -> HandlerView:
+        view = await self.book.view(request.path_params["handler_id"])
+        if view is None:
+            raise HTTPException(404, f"no handler {request.path_params['handler_id']!r}")
+        return view
+
+    async def handler(self, request: Request) -> Response:
+        view = await self._view(request)
+        code = {"running": 202, "completed": 200}.get(view.status, 500)
+        return JSONResponse(view.to_json(), status_code=code)
+
+    async def result(self, request: Request) -> Response:
+        """The older ``/results/{id}``: the result's value rather than its envelope."""
+        view = await self._view(request)
+        data = view.to_json()
+        result = view.result
+        if result is not None:
+            value = envelope(result)["value"]
+            data["result"] = value.get("result") if type(result).__name__ == "StopEvent" else value
+        code = {"running": 202, "completed": 200}.get(view.status, 500)
+        return JSONResponse(data, status_code=code)
+
+    async def handlers(self, request: Request) -> Response:
+        def values(name: str) -> set[str] | None:
+            found = {v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")}
+            found.discard("")
+            return found or None
+
+        statuses = values("status")
+        if statuses is not None and not statuses <= set(STATUSES):
+            bad = ", ".join(sorted(statuses - set(STATUSES)))
+            raise HTTPException(400, f"unknown status {bad}; use {', '.join(STATUSES)}")
+        views = await self.book.views(statuses, values("workflow_name"))
+        return JSONResponse({"handlers": [v.to_json() for v in views]})
+
+    async def cancel(self, request: Request) -> Response:
+        purge = _flag(request, "purge", False)
+        try:
+            status = await self.book.cancel(request.path_params["handler_id"], purge)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        return JSONResponse({"status": status})
+
+    # Events.
+
+    async def send_event(self, request: Request) -> Response:
+        body = await self._body(request, required=True)
+        if not body.get("event"):
+            raise HTTPException(400, 'the body needs "event": {"type": ..., "value": {...}}')
+        try:
+            await self.book.send(request.path_params["handler_id"], body["event"], body.get("step"))
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        except BadEvent as exc:
+            raise HTTPException(400, str(exc)) from None
+        return JSONResponse({"status": "sent"})
+
+    async def stream_events(self, request: Request) -> Response:
+        handler_id = request.path_params["handler_id"]
+        sse = _flag(request, "sse", True)
+        qualified = _flag(request, "include_qualified_name", True)
+        _flag(request, "include_internal", False)  # validated; nothing internal is recorded
+        raw = request.query_params.get("after_sequence", "now").strip()
+        if sse and request.headers.get("last-event-id", "").strip().lstrip("-").isdigit():
+            raw = request.headers["last-event-id"].strip()
+        if raw.lower() == "now":
+            after: int | None = None
+        else:
+            try:
+                after = int(raw)
+            except ValueError:
+                raise HTTPException(
+                    400, f"after_sequence must be an integer (-1: from the start) or now, not {raw!r}"
+                ) from None
+            if after < -1:
+                raise HTTPException(400, "after_sequence must be -1 or more")
+        try:
+            start = await self.book.cursor(handler_id, after)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        if start is None:
+            return Response(status_code=204)
+        frames = self._frames(handler_id, start, sse=sse, qualified=qualified)
+        return StreamingResponse(
+            frames,
+            media_type="text/event-stream" if sse else "application/x-ndjson",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _frames(
+        self, handler_id: str, after: int, *, sse: bool, qualified: bool
+    ) -> AsyncIterator[str]:
+        """The stream's text: one frame per recorded event, a heartbeat comment
+        whenever nothing happened for a while, and the end after the last event
+        (or when the server shuts down)."""
+        events = self.book.events(handler_id, after).__aiter__()
+        heartbeat = self.server.heartbeat if sse else None
+        server = self.server
+        while True:
+            stored = None
+            with anyio.move_on_after(heartbeat) as timer, server._stream_scope() as closing:
+                try:
+                    stored = await events.__anext__()
+                except StopAsyncIteration:
+                    return
+            if closing.cancel_called:
+                return
+            if stored is None:
+                if timer.cancel_called:
+                    yield ": heartbeat\n\n"
+                continue
+            data = envelope(stored.event)
+            if not qualified:
+                data["qualified_name"] = None
+            payload = json.dumps(data, separators=(",", ":"))
+            yield f"id: {stored.seq}\ndata: {payload}\n\n" if sse else f"{payload}\n"
+
+
+def routes(server: WorkflowServer) -> list[Route]:
+    api = _Api(server)
+    return [
+        Route("/health", api.health, methods=["GET"]),
+        Route("/workflows", api.list_workflows, methods=["GET"]),
+        Route("/workflows/{name}/run", api.run, methods=["POST"]),
+        Route("/workflows/{name}/run-nowait", api.run_nowait, methods=["POST"]),
+        Route("/workflows/{name}/schema", api.schema, methods=["GET"]),
+        Route("/workflows/{name}/events", api.workflow_events, methods=["GET"]),
+        Route("/workflows/{name}/representation", api.representation, methods=["GET"]),
+        Route("/handlers", api.handlers, methods=["GET"]),
+        Route("/handlers/{handler_id}", api.handler, methods=["GET"]),
+        Route("/handlers/{handler_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/results/{handler_id}", api.result, methods=["GET"]),
+        Route("/events/{handler_id}", api.stream_events, methods=["GET"]),
+        Route("/events/{handler_id}", api.send_event, methods=["POST"]),
+    ]

@@ -1,0 +1,371 @@
+"""The server's runs: those it executes now, and those its store has recorded.
+
+A handler id *is* a durable run id, so everything the protocol shows about a
+handler (status, timestamps, result, events with their sequence numbers) is
+read from the durable store, and a restart loses nothing: unfinished runs are
+resumed from their journals, finished ones keep their outcome and stream.
+The book adds what the store cannot know: which registered name a workflow
+class is served under, and the runs started but not yet recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from ..durable import DurableRuntime
+from ..durable._runtime import _decode_event
+from ..errors import DurabilityError, WorkflowRuntimeError
+from ..events import (
+    Event,
+    StopEvent,
+    WorkflowCancelledEvent,
+    WorkflowFailedEvent,
+    WorkflowTimedOutEvent,
+)
+from ..serialization import type_name
+from ._envelope import BadEvent, EventRegistry, envelope
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from ..durable import RunRecord
+    from ..handler import WorkflowHandler
+    from ..workflow import Workflow
+
+__all__ = ["Conflict", "HandlerView", "NotFound", "RunBook", "Served"]
+
+log = logging.getLogger("anyflow.server")
+
+STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+class NotFound(LookupError):
+    """No handler, or no workflow, by that name (a 404)."""
+
+
+class Conflict(RuntimeError):
+    """The request does not fit the handler's state (a 409)."""
+
+
+@attrs.frozen
+class Served:
+    """A workflow the server runs, under the name clients use."""
+
+    name: str
+    workflow: Workflow
+    registry: EventRegistry
+
+
+@attrs.frozen
+class HandlerView:
+    """One handler as the protocol shows it."""
+
+    handler_id: str
+    workflow_name: str
+    status: str
+    started_at: datetime
+    updated_at: datetime | None
+    completed_at: datetime | None
+    error: str | None
+    result: StopEvent | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "handler_id": self.handler_id,
+            "workflow_name": self.workflow_name,
+            "run_id": self.handler_id,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+            "error": self.error,
+            "result": envelope(self.result) if self.result is not None else None,
+        }
+
+
+@attrs.define
+class _Live:
+    served: Served
+    handler: WorkflowHandler
+    started_at: datetime
+    ended: anyio.Event = attrs.field(factory=anyio.Event)
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _protocol_status(status: str) -> str:
+    return "failed" if status == "timed_out" else status
+
+
+def _error_of(terminal: Event | None) -> str | None:
+    if isinstance(terminal, WorkflowFailedEvent):
+        where = f" in step {terminal.step_name!r}" if terminal.step_name else ""
+        attempts = f" after {terminal.attempts} attempt(s)" if terminal.attempts else ""
+        return f"{terminal.exception_type}: {terminal.exception_message}{where}{attempts}"
+    if isinstance(terminal, WorkflowTimedOutEvent):
+        return f"timed out after {terminal.timeout:g}s"
+    if isinstance(terminal, WorkflowCancelledEvent):
+        return "cancelled"
+    return None
+
+
+class RunBook:
+    """Starts, resumes, feeds and cancels the server's runs, and describes them."""
+
+    def __init__(
+        self, durable: DurableRuntime, served: dict[str, Served], task_group: TaskGroup
+    ) -> None:
+        self.durable = durable
+        self._served = served
+        self._by_class = {type_name(type(s.workflow)): s for s in served.values()}
+        self._task_group = task_group
+        self._live: dict[str, _Live] = {}
+        self._reserved: set[str] = set()
+        self._terminal: dict[str, StopEvent | None] = {}
+        """The last event of finished runs (they never change), read once."""
+
+    # Starting and resuming.
+
+    def workflow(self, name: str) -> Served:
+        served = self._served.get(name)
+        if served is None:
+            raise NotFound(
+                f"no workflow {name!r} is served here; GET /workflows lists them"
+                f" ({', '.join(sorted(self._served)) or 'none'})"
+            )
+        return served
+
+    async def start(self, served: Served, start_event: Event, handler_id: str) -> _Live:
+        """Start a new run under ``handler_id``.
+
+        :raises Conflict: if the id names a run already (running or finished):
+            a caller-chosen id never takes over another run.
+        """
+        if handler_id in self._live or handler_id in self._reserved:
+            raise Conflict(f"handler {handler_id!r} is already running; choose another handler_id")
+        self._reserved.add(handler_id)
+        try:
+            record = await self.durable.get_run(handler_id)
+            if record is not None:
+                raise Conflict(
+                    f"handler id {handler_id!r} already names a {_protocol_status(record.status)}"
+                    " run; choose another handler_id (or leave it out to get a fresh one)"
+                )
+            handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.durable)
+        finally:
+            self._reserved.discard(handler_id)
+        return self._adopt(served, handler)
+
+    def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
+        live = self._live[handler.run_id] = _Live(served, handler, _utc(time.time()))
+        self._task_group.start_soon(self._watch, live, name=f"anyflow server watch {handler.run_id}")
+        return live
+
+    async def _watch(self, live: _Live) -> None:
+        run_id = live.handler.run_id
+        try:
+            await live.handler
+        except DurabilityError as exc:
+            log.error("run %r could not go on: %s", run_id, exc)
+        except Exception:
+            pass  # the run's own failure: recorded, and shown by GET /handlers/{id}
+        finally:
+            self._live.pop(run_id, None)
+            live.ended.set()
+
+    def _served_for(self, record: RunRecord) -> Served | None:
+        return self._by_class.get(record.workflow)
+
+    async def resume_unfinished(self) -> int:
+        """Resume every recorded unfinished run of a served workflow (at start)."""
+        resumed = 0
+        for record in await self.durable.list_runs(status="running"):
+            served = self._served_for(record)
+            if served is None or record.run_id in self._live:
+                continue
+            self._resume(served, record.run_id)
+            resumed += 1
+        return resumed
+
+    def _resume(self, served: Served, run_id: str) -> _Live:
+        handler = served.workflow.run(run_id=run_id, runtime=self.durable)
+        return self._adopt(served, handler)
+
+    async def _running(self, handler_id: str) -> _Live:
+        """The live run of ``handler_id``, resumed from its journal if need be.
+
+        :raises NotFound: for an unknown handler.
+        :raises Conflict: for a finished one, or one of a workflow not served here.
+        """
+        live = self._live.get(handler_id)
+        if live is not None:
+            return live
+        record = await self.durable.get_run(handler_id)
+        if record is None:
+            raise NotFound(f"no handler {handler_id!r}")
+        if record.status != "running":
+            raise Conflict(
+                f"handler {handler_id!r} has finished ({_protocol_status(record.status)})"
+            )
+        served = self._served_for(record)
+        if served is None:
+            raise Conflict(
+                f"handler {handler_id!r} runs {record.workflow}, which this server does not serve"
+            )
+        live = self._live.get(handler_id)  # resumed by another request meanwhile
+        return live if live is not None else self._resume(served, handler_id)
+
+    async def wait(self, live: _Live) -> HandlerView:
+        await live.ended.wait()
+        view = await self.view(live.handler.run_id)
+        assert view is not None
+        return view
+
+    # Talking to runs.
+
+    async def send(self, handler_id: str, data: Any, step: str | None) -> None:
+        """Deliver the event ``data`` describes; returns once it is recorded.
+
+        :raises BadEvent: if it is not an event this workflow takes (nothing sent).
+        """
+        live = await self._running(handler_id)
+        event = live.served.registry.parse(data)
+        if step is not None and not isinstance(step, str):
+            raise BadEvent("step must be a step name (a string)")
+        try:
+            sent = live.handler.send_event(event, step=step)
+        except WorkflowRuntimeError as exc:
+            if live.handler.is_done():
+                raise Conflict(f"handler {handler_id!r} has finished") from None
+            raise BadEvent(str(exc)) from None
+        await sent
+
+    async def cancel(self, handler_id: str, purge: bool) -> str:
+        """Cancel the run (and with ``purge`` delete its records); the new status."""
+        live = self._live.get(handler_id)
+        record = await self.durable.get_run(handler_id) if live is None else None
+        if live is None:
+            if record is None:
+                raise NotFound(f"no handler {handler_id!r}")
+            if record.status == "running":
+                live = await self._running(handler_id)
+            elif not purge:
+                raise Conflict(
+                    f"handler {handler_id!r} has finished ({_protocol_status(record.status)});"
+                    " pass purge=true to delete it"
+                )
+        if live is not None:
+            await live.handler.cancel_run()
+            await live.ended.wait()
+        if not purge:
+            return "cancelled"
+        await self.durable.store.delete(handler_id)
+        self._terminal.pop(handler_id, None)
+        return "deleted"
+
+    # Describing runs.
+
+    async def _terminal_event(self, run_id: str) -> StopEvent | None:
+        if run_id in self._terminal:
+            return self._terminal[run_id]
+        records = await self.durable.store.read_events(run_id)
+        last = _decode_event(records[-1][1], run_id, records[-1][0]) if records else None
+        terminal = last if isinstance(last, StopEvent) else None
+        if len(self._terminal) >= 10_000:
+            self._terminal.pop(next(iter(self._terminal)))
+        self._terminal[run_id] = terminal
+        return terminal
+
+    async def _describe(self, record: RunRecord) -> HandlerView:
+        served = self._served_for(record)
+        name = served.name if served is not None else record.workflow
+        status = _protocol_status(record.status)
+        terminal = None if status == "running" else await self._terminal_event(record.run_id)
+        return HandlerView(
+            handler_id=record.run_id,
+            workflow_name=name,
+            status=status,
+            started_at=record.created_at,
+            updated_at=record.updated_at,
+            completed_at=record.updated_at if status != "running" else None,
+            error=_error_of(terminal) if status != "completed" else None,
+            result=terminal if status == "completed" else None,
+        )
+
+    @staticmethod
+    def _unrecorded(live: _Live) -> HandlerView:
+        return HandlerView(
+            handler_id=live.handler.run_id,
+            workflow_name=live.served.name,
+            status="running",
+            started_at=live.started_at,
+            updated_at=None,
+            completed_at=None,
+            error=None,
+            result=None,
+        )
+
+    async def view(self, handler_id: str) -> HandlerView | None:
+        live = self._live.get(handler_id)
+        record = await self.durable.get_run(handler_id)
+        if record is None:
+            return self._unrecorded(live) if live is not None else None
+        if live is not None and record.status != "running":
+            record = attrs.evolve(record, status="running")  # its end is being recorded
+        return await self._describe(record)
+
+    async def views(
+        self, statuses: set[str] | None = None, names: set[str] | None = None
+    ) -> list[HandlerView]:
+        seen: set[str] = set()
+        views: list[HandlerView] = []
+        for record in await self.durable.list_runs():
+            seen.add(record.run_id)
+            served = self._served_for(record)
+            name = served.name if served is not None else record.workflow
+            if names is not None and name not in names:
+                continue
+            status = "running" if record.run_id in self._live else record.status
+            if statuses is not None and _protocol_status(status) not in statuses:
+                continue
+            views.append(await self._describe(attrs.evolve(record, status=status)))
+        for run_id, live in list(self._live.items()):
+            if run_id in seen or (names is not None and live.served.name not in names):
+                continue
+            if statuses is None or "running" in statuses:
+                views.append(self._unrecorded(live))
+        return views
+
+    # Streams.
+
+    async def cursor(self, handler_id: str, after: int | None) -> int | None:
+        """Where a stream of ``handler_id`` starts (``after=None``: now), or None
+        if the run has finished and nothing is recorded after that point.
+
+        :raises NotFound: for an unknown handler.
+        """
+        store = self.durable.store
+        live = self._live.get(handler_id)
+        record = await self.durable.get_run(handler_id)
+        if record is None and live is None:
+            raise NotFound(f"no handler {handler_id!r}")
+        finished = live is None and record is not None and record.status != "running"
+        if after is None:
+            records = await store.read_events(handler_id)
+            return None if finished else (records[-1][0] if records else -1)
+        if finished and not await store.read_events(handler_id, after, limit=1):
+            return None
+        return after
+
+    def events(self, handler_id: str, after: int) -> Any:
+        """The run's recorded events after ``after``, as ``StoredEvent``s."""
+        reader: Any = self.durable.events(handler_id, after)
+        return reader

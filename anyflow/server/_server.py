@@ -1,0 +1,265 @@
+"""``WorkflowServer``: hosts workflows' runs and serves them over HTTP.
+
+The server is an ASGI application (Starlette) over a ``DurableRuntime``: the
+runtime executes and records the runs, the ``RunBook`` maps the protocol's
+handlers onto them, and the routes speak the protocol.  Everything lives in the
+application's lifespan: runs, their watchers and the event streams start and
+end inside it, so a server that stops leaves nothing running, and its
+unfinished runs resume at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..durable import DurableRuntime, MemoryStore, Store
+from ..events import Event, StopEvent
+from ..serialization import type_name
+from ._auth import BearerAuth
+from ._envelope import EventRegistry
+from ._openapi import openapi
+from ._routes import routes
+from ._runs import RunBook, Served
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+
+    from starlette.requests import Request
+
+    from ..workflow import Workflow
+
+__all__ = ["WorkflowServer"]
+
+log = logging.getLogger("anyflow.server")
+
+STATIC = Path(__file__).parent / "static"
+
+
+class WorkflowServer:
+    """Serves workflows' runs over HTTP, in the protocol of llama-agents-server.
+
+    ::
+
+        server = WorkflowServer(store=SqliteStore("runs.db"))   # default: in memory
+        server.add_workflow("greet", Greet(), additional_events=[Answer])
+        await server.serve(host="127.0.0.1", port=8080)        # asyncio or trio
+
+    :param store: where runs are recorded (a ``MemoryStore`` by default; a
+        ``SqliteStore`` or ``PostgresStore`` keeps them across restarts).
+    :param token: if given, every API request needs ``Authorization: Bearer <token>``.
+    :param cors_origins: origins allowed to call the API from a browser (none by default).
+    :param max_body_bytes: the largest request body accepted (413 above it).
+    :param heartbeat: seconds between keep-alive comments on an idle SSE stream.
+    :param lease: the durable runtime's lease (see ``DurableRuntime``).
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        token: str | None = None,
+        cors_origins: Sequence[str] = (),
+        max_body_bytes: int = 1 << 20,
+        heartbeat: float = 15.0,
+        lease: float = 30.0,
+        poll_interval: float = 0.5,
+    ) -> None:
+        if max_body_bytes <= 0 or heartbeat <= 0:
+            raise ValueError("max_body_bytes and heartbeat must be > 0")
+        self.store = store if store is not None else MemoryStore()
+        self.token = token
+        self.max_body_bytes = max_body_bytes
+        self.heartbeat = heartbeat
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._served: dict[str, Served] = {}
+        self._classes: dict[str, str] = {}
+        self._runs: RunBook | None = None
+        self._streams: set[anyio.CancelScope] = set()
+        self._closing = False
+        self._stop: anyio.Event | None = None
+        middleware = [Middleware(BearerAuth, token=token)]
+        if cors_origins:
+            middleware.insert(
+                0,
+                Middleware(
+                    CORSMiddleware,  # type: ignore[arg-type]
+                    allow_origins=list(cors_origins),
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+                ),
+            )
+        self.app = Starlette(
+            routes=[
+                *routes(self),
+                Route("/openapi.json", self._openapi, methods=["GET"]),
+                Route("/", self._inspector, methods=["GET"]),
+                Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            ],
+            middleware=middleware,
+            lifespan=self._lifespan,
+            exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        )
+        """The ASGI application."""
+
+    # Registration.
+
+    def add_workflow(
+        self, name: str, workflow: Workflow, *, additional_events: Iterable[type[Event]] = ()
+    ) -> None:
+        """Serve ``workflow`` as ``name``.
+
+        ``additional_events`` are event types clients may send that no step
+        accepts (answers to ``ctx.wait_for_event``).
+
+        :raises ValueError: for a name taken, or a workflow class served already
+            (a durable store tells runs apart by class: subclass it to serve twice).
+        """
+        if self._runs is not None:
+            raise RuntimeError("add workflows before the server starts")
+        if not name or "/" in name or name != name.strip():
+            raise ValueError(f"a workflow name is a non-empty path segment, not {name!r}")
+        if name in self._served:
+            raise ValueError(f"a workflow is served as {name!r} already")
+        cls_name = type_name(type(workflow))
+        if cls_name in self._classes:
+            raise ValueError(
+                f"{type(workflow).__qualname__} is served as {self._classes[cls_name]!r} already; "
+                "runs are recorded by workflow class, so serve a subclass under another name"
+            )
+        extra = list(additional_events)
+        for cls in extra:
+            if not (isinstance(cls, type) and issubclass(cls, Event)):
+                raise TypeError(f"additional_events takes Event classes, not {cls!r}")
+        events: list[type[Event]] = [workflow.start_event_class]
+        for info in type(workflow).steps().values():
+            events += [*info.accepts, *info.returns]
+        self._served[name] = Served(name, workflow, EventRegistry([*events, *extra]))
+        self._classes[cls_name] = name
+
+    @staticmethod
+    def _stop_class(workflow: Workflow) -> type[StopEvent]:
+        for info in type(workflow).steps().values():
+            for cls in info.returns:
+                if issubclass(cls, StopEvent):
+                    return cls
+        return StopEvent
+
+    # Lifetime.
+
+    @property
+    def is_running(self) -> bool:
+        return self._runs is not None and not self._closing
+
+    def _book(self) -> RunBook:
+        if self._runs is None:
+            raise HTTPException(503, "the server is not running")
+        return self._runs
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._closing = False
+        runtime = DurableRuntime(self.store, lease=self._lease, poll_interval=self._poll_interval)
+        async with runtime, anyio.create_task_group() as watchers:
+            self._runs = RunBook(runtime, self._served, watchers)
+            resumed = await self._runs.resume_unfinished()
+            if resumed:
+                log.info("resumed %d unfinished run(s)", resumed)
+            try:
+                yield
+            finally:
+                self.close_streams()
+                self._runs = None
+                watchers.cancel_scope.cancel()
+        # Leaving the runtime's block stops the runs still going; they stay
+        # resumable and go on at the next start.
+
+    @contextlib.contextmanager
+    def _stream_scope(self) -> Iterator[anyio.CancelScope]:
+        """A scope for one wait of an event stream, cancelled when the server closes."""
+        scope = anyio.CancelScope()
+        if self._closing:
+            scope.cancel()
+        self._streams.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._streams.discard(scope)
+
+    def close_streams(self) -> None:
+        """End every event stream (at shutdown: a stream would hold it up)."""
+        self._closing = True
+        for scope in list(self._streams):
+            scope.cancel()
+
+    def stop(self) -> None:
+        """Make ``serve()`` shut down: end the streams, finish the requests in
+        flight, stop the runs (they stay resumable) and return."""
+        self.close_streams()
+        if self._stop is not None:
+            self._stop.set()
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        handle_signals: bool = True,
+        graceful_timeout: float = 5.0,
+        task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until ``stop()``, or SIGTERM/SIGINT with ``handle_signals``.
+
+        Runs under asyncio and trio (hypercorn).  ``port=0`` picks a free port;
+        ``task_status`` gets the URL (``await tg.start(server.serve, ...)``).
+        """
+        from ._serve import serve
+
+        self._stop = anyio.Event()
+        try:
+            await serve(
+                self,
+                host,
+                port,
+                stop=self._stop,
+                handle_signals=handle_signals,
+                graceful_timeout=graceful_timeout,
+                task_status=task_status,
+            )
+        finally:
+            self._stop = None
+
+    # Documents.
+
+    async def _openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi(self))
+
+    async def _inspector(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 204:
+        return Response(status_code=204)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal server error (the server's log has the details)"}, status_code=500
+    )
