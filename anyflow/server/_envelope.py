@@ -155,8 +155,8 @@ def _build(cls: type[Event], value: Any) -> Event:
     if not isinstance(value, dict):
         raise BadEvent(f"the value of a {cls.__name__} must be a JSON object of its fields")
     nested = value.get("_data")
-    if isinstance(nested, dict) and cls._open:
-        # The incumbent's clients send free fields nested under `_data`.
+    if isinstance(nested, dict):
+        # The incumbent's pydantic events dump their free fields under `_data`.
         value = {**{k: v for k, v in value.items() if k != "_data"}, **nested}
     try:
         return decode_fields(cls, value, "$.value")
