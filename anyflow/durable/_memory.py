@@ -9,7 +9,15 @@ import attrs
 from anyio.lowlevel import checkpoint
 
 from ..errors import LeaseLostError
-from ._store import FINISHED, RunRecord, Store, StoredRun, lease_is_free, locked_error
+from ._store import (
+    FINISHED,
+    RunRecord,
+    Store,
+    StoredRun,
+    lease_is_free,
+    locked_error,
+    unfinished_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -163,6 +171,17 @@ class MemoryStore(Store):
             ),
             key=lambda r: (r.created_at, r.run_id),
         )
+
+    async def delete(self, run_id: str) -> bool:
+        await checkpoint()
+        # No await between the check and the removal: nothing runs in between.
+        row = self._runs.get(run_id)
+        if row is None:
+            return False
+        if row.status not in FINISHED:
+            raise unfinished_error(run_id)
+        del self._runs[run_id]
+        return True
 
 
 def _check_new(

@@ -8,8 +8,8 @@ keeps extra callers waiting in async land, not in parked threads).
 
 Every method is one transaction.  ``claim`` creates the row with ``INSERT ...
 ON CONFLICT DO NOTHING`` and then locks it with ``SELECT ... FOR UPDATE``, so
-two processes claiming one run are serialized by the row lock; ``append`` and
-``finish`` take the same lock before checking the lease.
+two processes claiming one run are serialized by the row lock; ``append``,
+``finish`` and ``delete`` take the same lock before checking the run.
 
 psycopg is imported when a store is built, not with this module, so anyflow
 imports without it.  The semantics mirror ``MemoryStore`` (the reference)
@@ -25,7 +25,15 @@ import anyio
 import anyio.to_thread
 
 from ..errors import LeaseLostError
-from ._store import FINISHED, RunRecord, Store, StoredRun, lease_is_free, locked_error
+from ._store import (
+    FINISHED,
+    RunRecord,
+    Store,
+    StoredRun,
+    lease_is_free,
+    locked_error,
+    unfinished_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -178,21 +186,26 @@ class PostgresStore(Store):
         lease_until: float,
     ) -> StoredRun:
         def claim(conn: Connection[TupleRow]) -> StoredRun:
-            inserted = conn.execute(
-                "INSERT INTO runs (run_id, workflow, fingerprint, status, created_at, "
-                "updated_at, owner, lease_until) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                (run_id, workflow, fingerprint, now, now, str(owner), lease_until),
-            )
-            if inserted.rowcount == 1:
-                record = RunRecord.from_row(run_id, workflow, "running", now, now)
-                return StoredRun(record, fingerprint, [], None, None, 0, True)
-            row = conn.execute(
-                "SELECT workflow, fingerprint, status, created_at, updated_at, owner, "
-                "lease_until, state, outcome FROM runs WHERE run_id = %s FOR UPDATE",
-                (run_id,),
-            ).fetchone()
-            assert row is not None  # rows are never deleted
+            while True:
+                inserted = conn.execute(
+                    "INSERT INTO runs (run_id, workflow, fingerprint, status, created_at, "
+                    "updated_at, owner, lease_until) "
+                    "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s) "
+                    "ON CONFLICT (run_id) DO NOTHING",
+                    (run_id, workflow, fingerprint, now, now, str(owner), lease_until),
+                )
+                if inserted.rowcount == 1:
+                    record = RunRecord.from_row(run_id, workflow, "running", now, now)
+                    return StoredRun(record, fingerprint, [], None, None, 0, True)
+                row = conn.execute(
+                    "SELECT workflow, fingerprint, status, created_at, updated_at, owner, "
+                    "lease_until, state, outcome FROM runs WHERE run_id = %s FOR UPDATE",
+                    (run_id,),
+                ).fetchone()
+                if row is not None:
+                    break
+                # A ``delete`` removed the finished run between the insert and
+                # the lock: the id is free again, so create the run after all.
             wf, fp, status, created_at, updated_at, holder, held_until, state, outcome = row
             if status not in FINISHED:
                 if not lease_is_free(holder, held_until, owner, now):
@@ -313,6 +326,24 @@ class PostgresStore(Store):
             return [RunRecord.from_row(*row) for row in rows]
 
         return await self._call(list_runs)
+
+    async def delete(self, run_id: str) -> bool:
+        def delete(conn: Connection[TupleRow]) -> bool:
+            # The row lock, held to the commit, keeps the run as checked:
+            # ``claim``, ``append`` and ``finish`` take it before they read.
+            row = conn.execute(
+                "SELECT status FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] not in FINISHED:
+                raise unfinished_error(run_id)
+            conn.execute("DELETE FROM ticks WHERE run_id = %s", (run_id,))
+            conn.execute("DELETE FROM events WHERE run_id = %s", (run_id,))
+            conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
+            return True
+
+        return await self._call(delete)
 
     async def aclose(self) -> None:
         def close() -> None:

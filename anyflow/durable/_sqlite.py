@@ -27,7 +27,15 @@ import anyio
 import anyio.to_thread
 
 from ..errors import DurabilityError, LeaseLostError
-from ._store import FINISHED, RunRecord, Store, StoredRun, lease_is_free, locked_error
+from ._store import (
+    FINISHED,
+    RunRecord,
+    Store,
+    StoredRun,
+    lease_is_free,
+    locked_error,
+    unfinished_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -308,6 +316,22 @@ class SqliteStore(Store):
             return [RunRecord.from_row(*row) for row in rows]
 
         return await self._call(list_runs, write=False)
+
+    async def delete(self, run_id: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            # BEGIN IMMEDIATE holds the file's write lock from this read to
+            # the commit: no process changes the run in between.
+            row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return False
+            if row[0] not in FINISHED:
+                raise unfinished_error(run_id)
+            conn.execute("DELETE FROM ticks WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            return True
+
+        return await self._call(delete, write=True)
 
     async def aclose(self) -> None:
         def close() -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..errors import RunLockedError
+from ..errors import DurabilityError, RunLockedError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -167,6 +167,15 @@ def locked_error(run_id: str, holder: str, lease_until: float, now: float) -> Ru
     )
 
 
+def unfinished_error(run_id: str) -> DurabilityError:
+    """The error for deleting a run that has not finished."""
+    return DurabilityError(
+        f"run {run_id!r} is unfinished (status 'running') and cannot be deleted: it may be "
+        "executing somewhere, and deleting it would lose the records it is yet to write; "
+        "cancel it first, and delete it once it has finished"
+    )
+
+
 class Store(ABC):
     """Where a durable runtime keeps its runs.  See the module's docstring.
 
@@ -254,6 +263,25 @@ class Store(ABC):
     ) -> list[RunRecord]:
         """Runs, oldest first, optionally only those of ``workflow`` / with ``status``."""
 
+    @abstractmethod
+    async def delete(self, run_id: str) -> bool:
+        """Purge a finished run for good: its row (state snapshot and outcome
+        included), its journal and its events.  Return True if the run
+        existed, False if there was no such run.  Afterwards the run id is
+        free: a ``claim`` of it creates a new run.
+
+        Only a finished run (status in ``FINISHED``) can be deleted.  An
+        unfinished one may be executing in some process right now, which
+        would lose its lease and the records it has yet to write; and even a
+        run nobody executes stays resumable until it finishes.  The check and
+        the deletion are one transaction, so nothing can change the run
+        between them.
+
+        :raises DurabilityError: if the run is unfinished (status
+            ``"running"``): cancel it and let it finish first.  Nothing is
+            deleted.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections; the store is not used afterwards."""
 
@@ -328,6 +356,9 @@ class StoreDecorator(Store):
         self, *, workflow: str | None = None, status: str | None = None
     ) -> list[RunRecord]:
         return await self.inner.list_runs(workflow=workflow, status=status)
+
+    async def delete(self, run_id: str) -> bool:
+        return await self.inner.delete(run_id)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

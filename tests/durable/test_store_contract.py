@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -375,6 +376,94 @@ async def test_an_empty_store_lists_nothing(store: Store) -> None:
     assert await store.list_runs() == []
 
 
+# -- delete ---------------------------------------------------------------------
+
+
+async def finished(store: Store, run_id: str = "r", status: str = "completed") -> None:
+    """A run with a journal, events, a state snapshot and an outcome, finished."""
+    await claim(store, A, run_id=run_id)
+    await store.append(
+        run_id, A, [(0, f"{run_id}-t0")], [(0, f"{run_id}-e0")], "s", T0 + 1, T0 + 1 + LEASE
+    )
+    await store.finish(run_id, A, status, f"{run_id}-out", [(1, f"{run_id}-e1")], T0 + 2)
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled", "timed_out"])
+async def test_delete_removes_a_finished_run_and_all_its_records(store: Store, status: str) -> None:
+    await finished(store, status=status)
+    await claim(store, A, T0, run_id="other")
+    assert await store.delete("r") is True
+    assert await store.get_run("r") is None
+    assert await store.read_events("r") == []
+    assert await store.read_ticks("r") == []
+    assert [r.run_id for r in await store.list_runs()] == ["other"]
+    assert await store.list_runs(status=status) == []
+    # The id is free: claiming it creates a new run, with nothing of the old one.
+    run = await claim(store, B, T0 + 10)
+    assert run.created
+    assert run.record == RunRecord.from_row("r", "m:W", "running", T0 + 10, T0 + 10)
+    assert (run.fingerprint, list(run.ticks), run.state, run.outcome, run.event_count) == (
+        "fp",
+        [],
+        None,
+        None,
+        0,
+    )
+    await store.append("r", B, [(0, "new-t0")], [(0, "new-e0")], None, T0 + 11, T0 + 99)
+    assert await store.read_ticks("r") == [(0, "new-t0")]
+    assert await store.read_events("r") == [(0, "new-e0")]
+
+
+async def test_delete_of_an_unknown_run_is_false(store: Store) -> None:
+    assert await store.delete("unknown") is False
+    await finished(store)
+    assert await store.delete("r") is True
+    assert await store.delete("r") is False
+
+
+async def test_delete_of_an_unfinished_run_raises_and_deletes_nothing(store: Store) -> None:
+    await claim(store, A)
+    await store.append("r", A, [(0, "t0")], [(0, "e0")], "s", T0 + 1, T0 + 1 + LEASE)
+    await claim(store, A, run_id="idle")
+    await store.release("idle", A)  # nobody executes it, but it stays resumable
+    for run_id in ("r", "idle"):
+        with pytest.raises(
+            DurabilityError,
+            match=rf"^run {run_id!r} is unfinished \(status 'running'\) and cannot be deleted: "
+            r".* cancel it first",
+        ):
+            await store.delete(run_id)
+    assert await store.get_run("r") == RunRecord.from_row("r", "m:W", "running", T0, T0 + 1)
+    assert await store.read_ticks("r") == [(0, "t0")]
+    assert await store.read_events("r") == [(0, "e0")]
+    assert [r.run_id for r in await store.list_runs()] == ["idle", "r"]
+    # A still holds the run and writes on; once it has finished, it can be deleted.
+    with pytest.raises(RunLockedError, match=locked("r", A)):
+        await claim(store, B, T0 + 2)
+    await store.append("r", A, [(1, "t1")], [], None, T0 + 2, T0 + 2 + LEASE)
+    await store.finish("r", A, "cancelled", "out", [(1, "e1")], T0 + 3)
+    assert await store.delete("r") is True
+    assert (await claim(store, B, T0 + 4, run_id="idle")).state is None
+
+
+async def test_delete_leaves_other_runs_intact(store: Store) -> None:
+    await finished(store, "gone")
+    await finished(store, "kept", "failed")
+    await claim(store, A, T0, run_id="live")
+    await store.append("live", A, [(0, "live-t0")], [(0, "live-e0")], "ls", T0 + 1, T0 + 99)
+    assert await store.delete("gone") is True
+    assert [r.run_id for r in await store.list_runs()] == ["kept", "live"]
+    assert await store.get_run("kept") == RunRecord.from_row("kept", "m:W", "failed", T0, T0 + 2)
+    assert await store.read_ticks("kept") == [(0, "kept-t0")]
+    assert await store.read_events("kept") == [(0, "kept-e0"), (1, "kept-e1")]
+    kept = await claim(store, B, T0 + 3, run_id="kept")
+    assert (kept.state, kept.outcome, kept.event_count) == ("s", "kept-out", 2)
+    assert await store.read_ticks("live") == [(0, "live-t0")]
+    assert await store.read_events("live") == [(0, "live-e0")]
+    live = await claim(store, A, T0 + 3, run_id="live")
+    assert (live.state, list(live.ticks), live.event_count) == ("ls", [(0, "live-t0")], 1)
+
+
 # -- SQLite ---------------------------------------------------------------------
 
 
@@ -625,6 +714,46 @@ async def test_a_process_sees_what_another_wrote_and_loses_a_taken_run(
         assert await first.read_events("r") == [(0, "e0"), (1, "e1")]
 
 
+async def test_a_run_deleted_while_another_process_claims_it_is_gone_or_new(
+    shared_stores: Callable[[], Store],
+) -> None:
+    # The claim either reads the finished run before the delete (which then
+    # removes it) or creates a new run after it; never anything in between.
+    runs = [f"r{i}" for i in range(20)]
+    claimed: dict[str, StoredRun] = {}
+    deleted: dict[str, bool] = {}
+
+    async def purge(store: Store, run_id: str) -> None:
+        deleted[run_id] = await store.delete(run_id)
+
+    async def take(store: Store, run_id: str) -> None:
+        claimed[run_id] = await claim(store, B, T0 + 10, run_id=run_id)
+
+    async with shared_stores() as first, shared_stores() as second:
+        await opened(first, second)
+        for run_id in runs:
+            await finished(first, run_id)
+        async with anyio.create_task_group() as tg:
+            for run_id in runs:
+                tg.start_soon(purge, first, run_id)
+                tg.start_soon(take, second, run_id)
+        for run_id in runs:
+            assert deleted[run_id]
+            run, now = claimed[run_id], await first.get_run(run_id)
+            if run.created:
+                assert now == RunRecord.from_row(run_id, "m:W", "running", T0 + 10, T0 + 10)
+                assert await first.read_ticks(run_id) == []
+                assert await first.read_events(run_id) == []
+            else:
+                assert (run.record.status, run.outcome, run.event_count) == (
+                    "completed",
+                    f"{run_id}-out",
+                    2,
+                )
+                assert list(run.ticks) == [(0, f"{run_id}-t0")]
+                assert now is None
+
+
 # -- PostgreSQL -----------------------------------------------------------------
 
 
@@ -654,3 +783,61 @@ async def test_postgres_schemas_keep_runs_apart(postgres_url: str, two_schemas: 
         assert await two.get_run("r") is None
         assert (await claim(two, B)).created
         assert [r.run_id for r in await one.list_runs()] == ["r"]
+
+
+async def test_postgres_claim_creates_a_run_deleted_while_it_waited_for_the_lock(
+    postgres_url: str, two_schemas: list[str]
+) -> None:
+    # A claim finds the finished run (its insert does nothing) and waits for
+    # the row lock that a delete holds; the delete commits, and the row the
+    # claim waited for is gone: the claim creates the run after all.
+    import psycopg
+    from psycopg import sql
+
+    def connect(autocommit: bool) -> psycopg.Connection[tuple[object, ...]]:
+        conn = psycopg.connect(postgres_url, autocommit=autocommit)
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(two_schemas[0])))
+        return conn
+
+    async with PostgresStore(postgres_url, schema=two_schemas[0]) as store:
+        await finished(store)
+        deleter = await anyio.to_thread.run_sync(connect, False)
+        watcher = await anyio.to_thread.run_sync(connect, True)
+        claimed: list[StoredRun] = []
+
+        async def take() -> None:
+            claimed.append(await claim(store, B, T0 + 10))
+
+        def wait_until_the_claim_waits_for_the_deleter() -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                row = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    (deleter.info.backend_pid,),
+                ).fetchone()
+                if row is not None and row[0] == 1:
+                    return
+                time.sleep(0.01)
+            raise AssertionError("the claim never waited for the deleter's row lock")
+
+        try:
+            await anyio.to_thread.run_sync(
+                deleter.execute, "SELECT status FROM runs WHERE run_id = 'r' FOR UPDATE"
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(take)
+                await anyio.to_thread.run_sync(wait_until_the_claim_waits_for_the_deleter)
+                for table in ("ticks", "events", "runs"):
+                    await anyio.to_thread.run_sync(
+                        deleter.execute, f"DELETE FROM {table} WHERE run_id = 'r'"
+                    )
+                await anyio.to_thread.run_sync(deleter.commit)
+        finally:
+            await anyio.to_thread.run_sync(deleter.close)
+            await anyio.to_thread.run_sync(watcher.close)
+        [run] = claimed
+        assert run.created
+        assert await store.get_run("r") == RunRecord.from_row(
+            "r", "m:W", "running", T0 + 10, T0 + 10
+        )
+        assert await store.read_ticks("r") == []
