@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 import attrs
 
 from ..events import Event, HumanResponseEvent, InputRequiredEvent, StopEvent
+from ..serialization import event_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,11 +121,6 @@ class EventNode:
         return any(name in self.event_types for name in type_names)
 
     def to_json(self) -> dict[str, Any]:
-        # Imported here, not at the top: the schema module sits in the server
-        # package, whose __init__ imports starlette (the `server` extra).  A
-        # graph and its drawing need neither; only its JSON form does.
-        from ..server._schema import event_schema
-
         return {
             "id": self.id,
             "label": self.label,

@@ -8,6 +8,7 @@ from ._events import decode_value as decode_value
 from ._events import encode_event as encode_event
 from ._events import encode_value as encode_value
 from ._events import type_name as type_name
+from ._schema import event_schema as event_schema
 from ._state import SavedError as SavedError
 from ._state import decode_state as decode_state
 from ._state import encode_state as encode_state
@@ -25,5 +26,6 @@ __all__ = [
     "encode_state",
     "encode_tick",
     "encode_value",
+    "event_schema",
     "type_name",
 ]

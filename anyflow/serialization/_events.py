@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError
+from cattrs.errors import BaseValidationError, CattrsError, ClassValidationError
 
 from ..errors import ContextSerdeError
 from ..events import Event
@@ -125,17 +125,19 @@ def decode_event(data: Any, path: str = "$") -> Event:
         raise ContextSerdeError(
             f"expected an event ({{{TAG!r}: ..., 'fields': ...}}) at {path}, got {_short(data)}"
         )
-    return decode_fields(event_type(data[TAG], path), data["fields"], path)
+    return decode_fields(event_type(data[TAG], path), data["fields"], f"{path}.fields")
 
 
 def decode_fields(cls: type[Event], fields: Any, path: str = "$") -> Event:
     """An event of class ``cls`` from its fields as JSON-safe data (free fields
     of an open event flat beside the declared ones).
 
+    ``path`` is where the fields sit in a larger document, for error messages.
+
     :raises ContextSerdeError: naming the field that does not fit.
     """
     if not isinstance(fields, dict):
-        raise ContextSerdeError(f"expected the fields of {cls.__name__} at {path}.fields")
+        raise ContextSerdeError(f"expected the fields of {cls.__name__} at {path}")
     try:
         return cls(
             **{key: _structure_field(cls, key, value, path) for key, value in fields.items()}
@@ -153,13 +155,12 @@ def _structure_field(cls: type[Event], key: str, value: Any, path: str) -> Any:
         if isinstance(value, str) and origin in _SEQUENCES:
             raise TypeError(f"expected a list, got str {_short(value)}")
         return _converter.structure(value, annotation)
-    except (ClassValidationError, TypeError, ValueError) as exc:
+    except (CattrsError, TypeError, ValueError) as exc:
         detail = (
-            "; ".join(cattrs.transform_error(exc)) if isinstance(exc, ClassValidationError) else exc
+            "; ".join(cattrs.transform_error(exc)) if isinstance(exc, BaseValidationError) else exc
         )
         raise ContextSerdeError(
-            f"field {key!r} of {cls.__name__} at {path}.fields.{key} does not fit "
-            f"{annotation!r}: {detail}"
+            f"field {key!r} of {cls.__name__} at {path}.{key} does not fit {annotation!r}: {detail}"
         ) from exc
 
 

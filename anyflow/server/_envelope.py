@@ -29,7 +29,12 @@ if TYPE_CHECKING:
 
 __all__ = ["BadEvent", "EventRegistry", "envelope", "event_value"]
 
-_FRAMEWORK: tuple[type[Event], ...] = (StartEvent, StopEvent, InputRequiredEvent, HumanResponseEvent)
+_FRAMEWORK: tuple[type[Event], ...] = (
+    StartEvent,
+    StopEvent,
+    InputRequiredEvent,
+    HumanResponseEvent,
+)
 
 
 class BadEvent(ValueError):

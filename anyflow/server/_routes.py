@@ -20,14 +20,16 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..events import StartEvent
+from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
 from ._runs import STATUSES, Conflict, NotFound
-from ._schema import event_schema
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from starlette.requests import Request
+    from starlette.types import Receive, Scope, Send
 
     from ._runs import HandlerView, RunBook
     from ._server import WorkflowServer
@@ -39,6 +41,21 @@ log = logging.getLogger("anyflow.server")
 
 def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+class _EventStreamResponse(StreamingResponse):
+    """Closes its body generator however the response ends.  Starlette does
+    not: a client that disconnects mid-stream leaves the generator suspended,
+    and trio warns (ResourceWarning) when such a generator is collected."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -142,6 +159,7 @@ class _Api:
             start_event = served.registry.parse(data, bare=served.workflow.start_event_class)
         except BadEvent as exc:
             raise HTTPException(400, f"start_event: {exc}") from None
+        assert isinstance(start_event, StartEvent)  # parse() built the bare class
         try:
             return await self.book.start(served, start_event, handler_id)
         except Conflict as exc:
@@ -149,7 +167,15 @@ class _Api:
 
     async def run(self, request: Request) -> Response:
         live = await self._start(request)
-        view = await self.book.wait(live)
+        with self.server._until_shutdown() as shutdown:
+            view = await self.book.wait(live)
+        if shutdown.cancel_called:
+            handler_id = live.handler.run_id
+            raise HTTPException(
+                503,
+                f"the server is shutting down; run {handler_id!r} goes on when it restarts "
+                f"(GET /handlers/{handler_id})",
+            )
         return JSONResponse(view.to_json(), status_code=200 if view.status == "completed" else 500)
 
     async def run_nowait(self, request: Request) -> Response:
@@ -184,7 +210,9 @@ class _Api:
 
     async def handlers(self, request: Request) -> Response:
         def values(name: str) -> set[str] | None:
-            found = {v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")}
+            found = {
+                v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")
+            }
             found.discard("")
             return found or None
 
@@ -236,7 +264,8 @@ class _Api:
                 after = int(raw)
             except ValueError:
                 raise HTTPException(
-                    400, f"after_sequence must be an integer (-1: from the start) or now, not {raw!r}"
+                    400,
+                    f"after_sequence must be an integer (-1: from the start) or now, not {raw!r}",
                 ) from None
             if after < -1:
                 raise HTTPException(400, "after_sequence must be -1 or more")
@@ -247,7 +276,7 @@ class _Api:
         if start is None:
             return Response(status_code=204)
         frames = self._frames(handler_id, start, sse=sse, qualified=qualified)
-        return StreamingResponse(
+        return _EventStreamResponse(
             frames,
             media_type="text/event-stream" if sse else "application/x-ndjson",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -264,7 +293,7 @@ class _Api:
         server = self.server
         while True:
             stored = None
-            with anyio.move_on_after(heartbeat) as timer, server._stream_scope() as closing:
+            with anyio.move_on_after(heartbeat) as timer, server._until_shutdown() as closing:
                 try:
                     stored = await events.__anext__()
                 except StopAsyncIteration:

@@ -18,25 +18,25 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from ..durable import DurableRuntime
 from ..durable._runtime import _decode_event
 from ..errors import DurabilityError, WorkflowRuntimeError
 from ..events import (
     Event,
+    StartEvent,
     StopEvent,
     WorkflowCancelledEvent,
     WorkflowFailedEvent,
     WorkflowTimedOutEvent,
 )
+from ..handler import WorkflowHandler
 from ..serialization import type_name
+from ..workflow import Workflow
 from ._envelope import BadEvent, EventRegistry, envelope
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from ..durable import RunRecord
-    from ..handler import WorkflowHandler
-    from ..workflow import Workflow
+    from ..durable import DurableRuntime, RunRecord
 
 __all__ = ["Conflict", "HandlerView", "NotFound", "RunBook", "Served"]
 
@@ -143,7 +143,7 @@ class RunBook:
             )
         return served
 
-    async def start(self, served: Served, start_event: Event, handler_id: str) -> _Live:
+    async def start(self, served: Served, start_event: StartEvent, handler_id: str) -> _Live:
         """Start a new run under ``handler_id``.
 
         :raises Conflict: if the id names a run already (running or finished):
@@ -166,7 +166,9 @@ class RunBook:
 
     def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
         live = self._live[handler.run_id] = _Live(served, handler, _utc(time.time()))
-        self._task_group.start_soon(self._watch, live, name=f"anyflow server watch {handler.run_id}")
+        self._task_group.start_soon(
+            self._watch, live, name=f"anyflow server watch {handler.run_id}"
+        )
         return live
 
     async def _watch(self, live: _Live) -> None:

@@ -95,7 +95,7 @@ class WorkflowServer:
             middleware.insert(
                 0,
                 Middleware(
-                    CORSMiddleware,  # type: ignore[arg-type]
+                    CORSMiddleware,
                     allow_origins=list(cors_origins),
                     allow_methods=["GET", "POST"],
                     allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
@@ -187,8 +187,9 @@ class WorkflowServer:
         # resumable and go on at the next start.
 
     @contextlib.contextmanager
-    def _stream_scope(self) -> Iterator[anyio.CancelScope]:
-        """A scope for one wait of an event stream, cancelled when the server closes."""
+    def _until_shutdown(self) -> Iterator[anyio.CancelScope]:
+        """A scope for a request's wait (an event stream's, a blocking run's),
+        cancelled when the server shuts down: a wait must not hold it up."""
         scope = anyio.CancelScope()
         if self._closing:
             scope.cancel()
@@ -200,7 +201,7 @@ class WorkflowServer:
             self._streams.discard(scope)
 
     def close_streams(self) -> None:
-        """End every event stream (at shutdown: a stream would hold it up)."""
+        """End every event stream and blocking wait (at shutdown)."""
         self._closing = True
         for scope in list(self._streams):
             scope.cancel()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from anyflow import (
     Context,
     Event,
@@ -12,6 +14,10 @@ from anyflow import (
     Workflow,
     step,
 )
+from anyflow.server import WorkflowServer
+
+if TYPE_CHECKING:
+    from anyflow.durable import Store
 
 
 class Greet(Workflow):
@@ -71,3 +77,10 @@ class Fail(Workflow):
     @step
     async def explode(self, ev: StartEvent) -> StopEvent:
         raise Boom("the fuse was short")
+
+
+def ask_server(store: Store) -> WorkflowServer:
+    """What `python -m anyflow.server tests/server/flows.py:ask_server` serves."""
+    server = WorkflowServer(store)
+    server.add_workflow("ask", Ask(), additional_events=[Answer])
+    return server

@@ -132,9 +132,9 @@ async def test_bad_inputs_leave_the_run_unaffected(client: WorkflowClient) -> No
     started = await client.run_workflow_nowait("ask", handler_id="mine")
     with pytest.raises(httpx.HTTPStatusError, match="409"):
         await client.run_workflow_nowait("greet", handler_id="mine")
-    with pytest.raises(httpx.HTTPStatusError, match="400.*unknown event type 'Nope'"):
+    with pytest.raises(httpx.HTTPStatusError, match=r"400.*unknown event type 'Nope'"):
         await client.send_event("mine", {"type": "Nope", "value": {}})
-    with pytest.raises(httpx.HTTPStatusError, match="400.*Answer"):
+    with pytest.raises(httpx.HTTPStatusError, match=r"400.*Answer"):
         await client.send_event("mine", {"type": "Answer", "value": {"response": "no key"}})
     with pytest.raises(httpx.HTTPStatusError, match="404"):
         await client.send_event("nobody", Answer(key="name", response="Ada"))

@@ -26,8 +26,7 @@ from anyflow import (
     StopEvent,
 )
 from anyflow.errors import ContextSerdeError
-from anyflow.serialization import decode_event, encode_event, type_name
-from anyflow.server._schema import event_schema
+from anyflow.serialization import decode_event, encode_event, event_schema, type_name
 
 
 def errors(schema: Any, value: Any, root: Any = None, path: str = "$") -> list[str]:

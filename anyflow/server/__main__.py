@@ -1,0 +1,145 @@
+"""``python -m anyflow.server TARGET``: serve a WorkflowServer or a workflow.
+
+TARGET is ``module:name`` or ``path/to/file.py:name``, naming a
+``WorkflowServer``, a workflow (class or instance: served under its class
+name) or a function returning either.  ``--store`` gives the durable store:
+``memory`` (the default), ``sqlite:///runs.db`` or a ``postgresql://`` URL; it
+goes to a workflow target's server, or to a function that takes ``store``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..durable import MemoryStore, SqliteStore, Store
+from ..workflow import Workflow
+from ._server import WorkflowServer
+
+__all__ = ["load_target", "main", "open_store"]
+
+
+class TargetError(Exception):
+    """A TARGET or --store that cannot be used; the message says how to fix it."""
+
+
+def _load_module(spec: str) -> Any:
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise TargetError(f"no file {spec!r}")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise TargetError(f"cannot load {spec!r} as a Python module")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and spec.startswith(exc.name):
+            raise TargetError(
+                f"no module {spec!r} (is it on PYTHONPATH? a file needs a path ending in .py)"
+            ) from None
+        raise
+
+
+def open_store(url: str) -> Store:
+    if url == "memory":
+        return MemoryStore()
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from ..durable import PostgresStore
+
+        return PostgresStore(url)
+    raise TargetError(
+        f"unknown store {url!r}: use memory, sqlite:///path/to/runs.db or postgresql://..."
+    )
+
+
+def load_target(target: str, store: str = "memory") -> WorkflowServer:
+    """The server TARGET names.
+
+    :raises TargetError: naming what is missing or wrong.
+    """
+    module_part, sep, name = target.rpartition(":")
+    if not sep or not module_part or not name:
+        raise TargetError(f"TARGET is module:name or path/to/file.py:name, not {target!r}")
+    module = _load_module(module_part)
+    try:
+        found = getattr(module, name)
+    except AttributeError:
+        raise TargetError(f"{module_part!r} has no {name!r}") from None
+    if callable(found) and not isinstance(found, type | Workflow | WorkflowServer):
+        if "store" in inspect.signature(found).parameters:
+            return _server(found(store=open_store(store)), target)
+        found = found()
+    elif isinstance(found, type) and issubclass(found, Workflow):
+        found = found()
+    if isinstance(found, WorkflowServer):
+        if store != "memory":
+            raise TargetError(
+                "--store is for a workflow target, or a function with a store parameter; "
+                "this WorkflowServer has its own"
+            )
+        return found
+    if isinstance(found, Workflow):
+        server = WorkflowServer(open_store(store))
+        server.add_workflow(type(found).__name__, found)
+        return server
+    return _server(found, target)
+
+
+def _server(found: Any, target: str) -> WorkflowServer:
+    if not isinstance(found, WorkflowServer):
+        raise TargetError(
+            f"{target} is {found!r}, not a WorkflowServer or a Workflow (class or instance)"
+        )
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m anyflow.server", description=__doc__)
+    parser.add_argument("target", help="module:name or path/to/file.py:name")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--store", default="memory", help="memory, sqlite:///file or postgresql://")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        server = load_target(args.target, args.store)
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        await server.serve(args.host, args.port, task_status=_Announce())
+
+    try:
+        anyio.run(run, backend=args.backend)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Announce:
+    """Prints the URL once the socket listens (tests and scripts wait for it)."""
+
+    def started(self, value: str | None = None) -> None:
+        print(f"serving on {value}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
