@@ -58,9 +58,10 @@ async def serve(
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns the socket from here
     config.graceful_timeout = graceful_timeout
-    # Hypercorn on trio keeps an idle keep-alive connection open through a
-    # shutdown until this timeout: keep it short so that SIGTERM exits promptly.
-    config.keep_alive_timeout = min(2.0, graceful_timeout)
+    # At shutdown, hypercorn on trio holds a connection whose stream we ended
+    # until graceful_timeout (asyncio closes it at once): the requests that
+    # could need longer (streams, blocking runs) end themselves at shutdown, so
+    # the default is short.
     config.accesslog = None
     config.errorlog = log
     library = sniffio.current_async_library()

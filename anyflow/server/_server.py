@@ -219,13 +219,15 @@ class WorkflowServer:
         port: int = 8080,
         *,
         handle_signals: bool = True,
-        graceful_timeout: float = 5.0,
+        graceful_timeout: float = 2.0,
         task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until ``stop()``, or SIGTERM/SIGINT with ``handle_signals``.
 
         Runs under asyncio and trio (hypercorn).  ``port=0`` picks a free port;
         ``task_status`` gets the URL (``await tg.start(server.serve, ...)``).
+        At shutdown, event streams and blocking runs end at once (their runs
+        go on at the next start); other requests get ``graceful_timeout``.
         """
         from ._serve import serve
 
