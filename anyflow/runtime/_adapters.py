@@ -11,6 +11,7 @@ decorator (journaling, recording, idle release) overrides only what it adds to.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,13 @@ class InternalRunAdapter(ABC):
         and ``"end"``, an exception returned is raised as the attempt's own
         (fault injection).  Never awaited by default."""
         return None
+
+    def run_scope(self) -> contextlib.AbstractContextManager[object]:
+        """A context the driver runs the whole run in: a cancel scope here lets
+        the runtime stop this one run from outside (it then stays resumable,
+        in a runtime that keeps runs), as a server does with runs that only
+        wait for input.  Nothing by default."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     def interrupt(self) -> None:
@@ -268,6 +276,9 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
 
     def interrupt(self) -> None:
         self.inner.interrupt()
+
+    def run_scope(self) -> contextlib.AbstractContextManager[object]:
+        return self.inner.run_scope()
 
     @property
     def wants_internal_events(self) -> bool:

@@ -214,6 +214,10 @@ class Driver:
 
     async def run(self) -> None:
         """Run to the end; return once nothing of the run is running any more."""
+        with self._adapter.run_scope():
+            await self._run()
+
+    async def _run(self) -> None:
         adapter = self._adapter
         replayed_end = False
         try:

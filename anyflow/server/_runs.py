@@ -32,13 +32,14 @@ from ..handler import WorkflowHandler
 from ..serialization import type_name
 from ..workflow import Workflow
 from ._envelope import BadEvent, EventRegistry, envelope
+from ._idle import ReleasableRuntime
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ..durable import DurableRuntime, RunRecord
 
-__all__ = ["Conflict", "HandlerView", "NotFound", "RunBook", "Served"]
+__all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "Served"]
 
 log = logging.getLogger("anyflow.server")
 
@@ -51,6 +52,10 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     """The request does not fit the handler's state (a 409)."""
+
+
+class Finished(Conflict):
+    """The handler's run has finished."""
 
 
 @attrs.frozen
@@ -91,10 +96,15 @@ class HandlerView:
 
 @attrs.define
 class _Live:
+    """A run this server executes now (or has parked, idle, out of memory)."""
+
     served: Served
     handler: WorkflowHandler
     started_at: datetime
     ended: anyio.Event = attrs.field(factory=anyio.Event)
+    """Set when the run has finished (not when it is parked)."""
+    stopped: anyio.Event = attrs.field(factory=anyio.Event)
+    """Set when nothing of this execution runs any more (finished or parked)."""
 
 
 def _utc(seconds: float) -> datetime:
@@ -121,13 +131,23 @@ class RunBook:
     """Starts, resumes, feeds and cancels the server's runs, and describes them."""
 
     def __init__(
-        self, durable: DurableRuntime, served: dict[str, Served], task_group: TaskGroup
+        self,
+        durable: DurableRuntime,
+        served: dict[str, Served],
+        task_group: TaskGroup,
+        idle_timeout: float | None = None,
     ) -> None:
         self.durable = durable
+        self.runtime = ReleasableRuntime(durable, self._on_idle)
+        """What runs execute in: the durable runtime, with idle release."""
         self._served = served
         self._by_class = {type_name(type(s.workflow)): s for s in served.values()}
         self._task_group = task_group
+        self._idle_timeout = idle_timeout
         self._live: dict[str, _Live] = {}
+        self.parked: dict[str, _Live] = {}
+        """Unfinished runs released from memory while they waited for input."""
+        self._parking = anyio.Event()
         self._reserved: set[str] = set()
         self._terminal: dict[str, StopEvent | None] = {}
         """The last event of finished runs (they never change), read once."""
@@ -159,20 +179,24 @@ class RunBook:
                     f"handler id {handler_id!r} already names a {_protocol_status(record.status)}"
                     " run; choose another handler_id (or leave it out to get a fresh one)"
                 )
-            handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.durable)
+            handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.runtime)
         finally:
             self._reserved.discard(handler_id)
         return self._adopt(served, handler)
 
     def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
-        live = self._live[handler.run_id] = _Live(served, handler, _utc(time.time()))
-        self._task_group.start_soon(
-            self._watch, live, name=f"anyflow server watch {handler.run_id}"
-        )
+        run_id = handler.run_id
+        live = self._live[run_id] = _Live(served, handler, _utc(time.time()))
+        parked = self.parked.pop(run_id, None)
+        if parked is not None:
+            live.ended = parked.ended  # a blocking /run of it still waits for its end
+            live.started_at = parked.started_at
+        self._task_group.start_soon(self._watch, live, name=f"anyflow server watch {run_id}")
         return live
 
     async def _watch(self, live: _Live) -> None:
         run_id = live.handler.run_id
+        adapter = self.runtime.adapters.get(run_id)
         try:
             await live.handler
         except DurabilityError as exc:
@@ -181,7 +205,51 @@ class RunBook:
             pass  # the run's own failure: recorded, and shown by GET /handlers/{id}
         finally:
             self._live.pop(run_id, None)
-            live.ended.set()
+            if adapter is not None and self.runtime.adapters.get(run_id) is adapter:
+                del self.runtime.adapters[run_id]
+            if adapter is not None and adapter.released:
+                self.parked[run_id] = live
+                self._parking.set()
+                self._parking = anyio.Event()
+                log.info("run %r released from memory while it waits for input", run_id)
+            else:
+                live.ended.set()
+            live.stopped.set()
+
+    async def wait_parked(self, run_id: str) -> None:
+        """Return once ``run_id`` is released from memory (for tests and tools)."""
+        while run_id not in self.parked:
+            await self._parking.wait()
+
+    def _on_idle(self, run_id: str, batches: int) -> None:
+        if self._idle_timeout is not None:
+            self._task_group.start_soon(self._release_if_still_idle, run_id, batches)
+
+    async def _release_if_still_idle(self, run_id: str, batches: int) -> None:
+        assert self._idle_timeout is not None
+        await anyio.sleep(self._idle_timeout)
+        adapter = self.runtime.adapters.get(run_id)
+        live = self._live.get(run_id)
+        if adapter is None or live is None or adapter.batches != batches or adapter.released:
+            return  # something happened since it became idle
+        state = live.handler.ctx._live_state()
+        if state is None or not state.idle or state.outcome is not None:
+            return
+        deadlines = [w.deadline for w in state.waiting.values() if w.deadline is not None]
+        if state.deadline is not None:
+            deadlines.append(state.deadline)
+        adapter.release()
+        if deadlines:
+            # Nobody may send it anything before then: wake it for its timeout.
+            self._task_group.start_soon(self._wake_at, run_id, min(deadlines))
+
+    async def _wake_at(self, run_id: str, deadline: float) -> None:
+        await anyio.sleep(max(0.0, deadline - time.time()))
+        parked = self.parked.get(run_id)
+        if parked is not None:
+            await parked.stopped.wait()
+            if run_id in self.parked:
+                self._resume(parked.served, run_id)
 
     def _served_for(self, record: RunRecord) -> Served | None:
         return self._by_class.get(record.workflow)
@@ -198,7 +266,7 @@ class RunBook:
         return resumed
 
     def _resume(self, served: Served, run_id: str) -> _Live:
-        handler = served.workflow.run(run_id=run_id, runtime=self.durable)
+        handler = served.workflow.run(run_id=run_id, runtime=self.runtime)
         return self._adopt(served, handler)
 
     async def _running(self, handler_id: str) -> _Live:
@@ -209,12 +277,18 @@ class RunBook:
         """
         live = self._live.get(handler_id)
         if live is not None:
-            return live
+            adapter = self.runtime.adapters.get(handler_id)
+            if adapter is None or not adapter.released:
+                return live
+            await live.stopped.wait()  # being released: resume it once it stopped
+            live = self._live.get(handler_id)
+            if live is not None:
+                return live
         record = await self.durable.get_run(handler_id)
         if record is None:
             raise NotFound(f"no handler {handler_id!r}")
         if record.status != "running":
-            raise Conflict(
+            raise Finished(
                 f"handler {handler_id!r} has finished ({_protocol_status(record.status)})"
             )
         served = self._served_for(record)
@@ -252,18 +326,13 @@ class RunBook:
 
     async def cancel(self, handler_id: str, purge: bool) -> str:
         """Cancel the run (and with ``purge`` delete its records); the new status."""
-        live = self._live.get(handler_id)
-        record = await self.durable.get_run(handler_id) if live is None else None
-        if live is None:
-            if record is None:
-                raise NotFound(f"no handler {handler_id!r}")
-            if record.status == "running":
-                live = await self._running(handler_id)
-            elif not purge:
-                raise Conflict(
-                    f"handler {handler_id!r} has finished ({_protocol_status(record.status)});"
-                    " pass purge=true to delete it"
-                )
+        live: _Live | None
+        try:
+            live = await self._running(handler_id)
+        except Finished as exc:
+            if not purge:
+                raise Finished(f"{exc}; pass purge=true to delete it") from None
+            live = None
         if live is not None:
             await live.handler.cancel_run()
             await live.ended.wait()
@@ -320,8 +389,6 @@ class RunBook:
         record = await self.durable.get_run(handler_id)
         if record is None:
             return self._unrecorded(live) if live is not None else None
-        if live is not None and record.status != "running":
-            record = attrs.evolve(record, status="running")  # its end is being recorded
         return await self._describe(record)
 
     async def views(
@@ -335,10 +402,9 @@ class RunBook:
             name = served.name if served is not None else record.workflow
             if names is not None and name not in names:
                 continue
-            status = "running" if record.run_id in self._live else record.status
-            if statuses is not None and _protocol_status(status) not in statuses:
+            if statuses is not None and _protocol_status(record.status) not in statuses:
                 continue
-            views.append(await self._describe(attrs.evolve(record, status=status)))
+            views.append(await self._describe(record))
         for run_id, live in list(self._live.items()):
             if run_id in seen or (names is not None and live.served.name not in names):
                 continue
@@ -359,7 +425,7 @@ class RunBook:
         record = await self.durable.get_run(handler_id)
         if record is None and live is None:
             raise NotFound(f"no handler {handler_id!r}")
-        finished = live is None and record is not None and record.status != "running"
+        finished = record is not None and record.status != "running"
         if after is None:
             records = await store.read_events(handler_id)
             return None if finished else (records[-1][0] if records else -1)

@@ -62,6 +62,10 @@ class WorkflowServer:
     :param cors_origins: origins allowed to call the API from a browser (none by default).
     :param max_body_bytes: the largest request body accepted (413 above it).
     :param heartbeat: seconds between keep-alive comments on an idle SSE stream.
+    :param idle_timeout: seconds after which a run that only waits for input
+        (an answer, an event) is released from memory; it is resumed from its
+        journal when an event for it arrives or a deadline of it comes.  None
+        keeps every run in memory.
     :param lease: the durable runtime's lease (see ``DurableRuntime``).
     """
 
@@ -73,6 +77,7 @@ class WorkflowServer:
         cors_origins: Sequence[str] = (),
         max_body_bytes: int = 1 << 20,
         heartbeat: float = 15.0,
+        idle_timeout: float | None = 60.0,
         lease: float = 30.0,
         poll_interval: float = 0.5,
     ) -> None:
@@ -82,6 +87,9 @@ class WorkflowServer:
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.heartbeat = heartbeat
+        if idle_timeout is not None and idle_timeout < 0:
+            raise ValueError("idle_timeout is seconds >= 0, or None")
+        self.idle_timeout = idle_timeout
         self._lease = lease
         self._poll_interval = poll_interval
         self._served: dict[str, Served] = {}
@@ -173,7 +181,7 @@ class WorkflowServer:
         self._closing = False
         runtime = DurableRuntime(self.store, lease=self._lease, poll_interval=self._poll_interval)
         async with runtime, anyio.create_task_group() as watchers:
-            self._runs = RunBook(runtime, self._served, watchers)
+            self._runs = RunBook(runtime, self._served, watchers, self.idle_timeout)
             resumed = await self._runs.resume_unfinished()
             if resumed:
                 log.info("resumed %d unfinished run(s)", resumed)

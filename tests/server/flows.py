@@ -84,3 +84,14 @@ def ask_server(store: Store) -> WorkflowServer:
     server = WorkflowServer(store)
     server.add_workflow("ask", Ask(), additional_events=[Answer])
     return server
+
+
+class AskBriefly(Workflow):
+    """Asks, and gives up if no answer comes within half a second."""
+
+    @step
+    async def ask(self, ev: StartEvent, ctx: Context) -> StopEvent:
+        answer = await ctx.wait_for_event(
+            Answer, waiter_event=Question(key="name", prefix="Quick, who?"), timeout=0.5
+        )
+        return StopEvent(result=answer.response)
