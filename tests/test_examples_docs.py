@@ -145,3 +145,11 @@ async def test_durable(anyio_backend_name: str) -> None:
         "order 42 shipped",
         "order-42: completed",
     ]
+
+
+async def test_server(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_example("server", capsys) == [
+        "#0 PriorityQuestion",
+        "#1 StopEvent",
+        "completed: 'printer on fire' filed as urgent",
+    ]
