@@ -3,12 +3,25 @@ from __future__ import annotations
 import pickle
 
 import anyflow
+import anyflow.client
 import anyflow.context
+import anyflow.durable
+import anyflow.graph
 import anyflow.runtime
+import anyflow.server
 
 
 def test_all_lists_exactly_the_public_names_sorted() -> None:
-    for module in (anyflow, anyflow.context, anyflow.runtime):
+    modules = (
+        anyflow,
+        anyflow.client,
+        anyflow.context,
+        anyflow.durable,
+        anyflow.graph,
+        anyflow.runtime,
+        anyflow.server,
+    )
+    for module in modules:
         public = {name for name in vars(module) if not name.startswith("_")}
         public -= {"annotations"}  # from __future__
         submodules = {name for name in public if type(getattr(module, name)) is type(anyflow)}
