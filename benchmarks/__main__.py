@@ -2,6 +2,9 @@
 
 Options: ``--quick`` (smoke run in seconds), ``--only WORKLOAD`` (repeatable,
 or comma-separated), ``--out DIR`` (default ``bench-results``).
+
+``python -m benchmarks server [--quick]``: the HTTP servers instead (anyflow's
+and the incumbent's, each in its own process; see ``benchmarks/server.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import durable
+from . import durable, server
 from ._harness import load_average, machine_info, render_markdown, run_case, to_json
 from ._suite import WORKLOADS, Settings, build_cases, build_targets, floor_rows
 
@@ -22,6 +25,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="anyflow vs llama-index-workflows, side by side in one process.",
+        epilog="python -m benchmarks server --help: the HTTP server benchmark.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 samples: a smoke run")
     parser.add_argument(
@@ -44,6 +48,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["server"]:
+        return server.main(argv[1:])
     args = _parse(argv)
     settings = Settings.quick() if args.quick else Settings.full()
     cases = build_cases(settings, args.only)

@@ -1,0 +1,758 @@
+"""``python -m benchmarks server``: anyflow's HTTP server against the incumbent's.
+
+What: the two requests a client of a workflow server makes most, under 1 and
+32 concurrent clients:
+
+* ``run``: ``POST /workflows/one/run``, the blocking run of a one-step workflow
+  (``StartEvent -> StopEvent``); its latency is the request's.
+* ``stream``: ``POST /workflows/stream/run-nowait`` and then ``GET
+  /events/{handler_id}?after_sequence=-1`` (SSE) read to its end, for a workflow
+  whose one step writes 10 events to the stream before its ``StopEvent``; its
+  latency is the two requests' together, from the POST to the last frame.
+
+Who: anyflow's ``WorkflowServer`` on hypercorn/asyncio and hypercorn/trio (its
+``serve()``), its ASGI app on uvicorn (asyncio), and the incumbent's
+``WorkflowServer`` (llama-agents-server, on llama-index-workflows) on uvicorn,
+the server its ``serve()`` uses.  Both servers keep their default store: anyflow's
+``MemoryStore`` (a ``DurableRuntime`` journals every tick to it) and the
+incumbent's ``MemoryWorkflowStore`` (its runtime persists handlers, events and
+ticks to it); both keep every run until the process ends.  The workflows are
+the ones of the engine benchmarks (``TrivialFlow``, ``StreamFlow``), written once
+per engine.  Three floor rows, a bare Starlette app answering the same routes
+with canned JSON (and 11 canned SSE frames), on each HTTP server, show what the
+HTTP stack alone costs.
+
+How:
+
+* Every server runs in its own process (``python -m benchmarks.server --child
+  KEY``), all started before the first measurement and idle when not measured;
+  the load generator is this process, on asyncio, with one ``httpx.AsyncClient``
+  (one keep-alive connection) per concurrent client, connected before the clock
+  starts.  Each client takes the next request as soon as its last one is done,
+  until a phase's count of requests is reached.
+* Uvicorn runs with ``loop="asyncio"`` and ``http="h11"`` (what its ``"auto"``
+  picks when uvloop and httptools are not installed, as here) and, like
+  hypercorn under anyflow, without an access log (the incumbent's ``serve()``
+  leaves uvicorn's access log on; it is off here for both).
+* Repetitions are interleaved (``for rep: for server: for workload: for
+  clients``), the servers' order rotated each repetition, after a warm-up of
+  every server and workload.  Latencies are pooled over the repetitions
+  (median, p95); throughput is the median over repetitions of requests / wall
+  time.  CPU per run is the server process's user + system time (from
+  ``/proc``, in clock ticks of 10 ms) and the load generator's, each over the
+  phase, divided by the runs, median over repetitions: on a shared machine it
+  moves less than wall-clock figures, which count the time a process waits for
+  a core.  The load generator (httpx) costs about as much CPU per request as a
+  server; on a machine of 2 cores they compete for them at 32 clients.
+* Every response is checked (status, result, the 10 events in order and the
+  StopEvent last) and a wrong one fails the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import importlib.metadata
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from ._common import check
+from ._harness import fmt_us, load_average, machine_info
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    import httpx
+
+__all__ = ["SERVERS", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+STREAMED = 10
+"""Events the ``stream`` workflow writes to its stream."""
+WORKLOADS = ("run", "stream")
+PACKAGES = (
+    "anyflow",
+    "llama-agents-server",
+    "llama-index-workflows",
+    "starlette",
+    "hypercorn",
+    "uvicorn",
+    "h11",
+    "httpx",
+    "anyio",
+    "trio",
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server process: whose app, on which HTTP server and event loop."""
+
+    key: str
+    engine: str
+    """``anyflow``, ``incumbent`` or ``floor`` (bare Starlette)."""
+    http: str
+    """``hypercorn`` or ``uvicorn``."""
+    backend: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine} {self.http}/{self.backend}"
+
+
+SERVERS = {
+    s.key: s
+    for s in (
+        Server("incumbent", "incumbent", "uvicorn", "asyncio"),
+        Server("anyflow-hypercorn-asyncio", "anyflow", "hypercorn", "asyncio"),
+        Server("anyflow-hypercorn-trio", "anyflow", "hypercorn", "trio"),
+        Server("anyflow-uvicorn", "anyflow", "uvicorn", "asyncio"),
+        Server("floor-hypercorn-asyncio", "floor", "hypercorn", "asyncio"),
+        Server("floor-hypercorn-trio", "floor", "hypercorn", "trio"),
+        Server("floor-uvicorn", "floor", "uvicorn", "asyncio"),
+    )
+}
+INCUMBENT = "incumbent"
+
+
+# The server side: runs in the child process.
+
+
+def _listen() -> tuple[socket.socket, str]:
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on the accepted sockets of
+    # a listener whose proto says TCP; with proto 0 (socket.socket's default),
+    # uvicorn's small writes wait for delayed ACKs, ~40 ms per request on Linux.
+    # The accepted sockets also inherit the listener's TCP_NODELAY.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _anyflow_server() -> Any:
+    from anyflow.server import WorkflowServer
+
+    from .anyflow_impl import StreamFlow, TrivialFlow
+
+    server = WorkflowServer()  # a MemoryStore
+    server.add_workflow("one", TrivialFlow())
+    server.add_workflow("stream", StreamFlow())
+    return server
+
+
+def _incumbent_app() -> Any:
+    from llama_agents.server import WorkflowServer
+
+    from .incumbent_impl import StreamFlow, TrivialFlow
+
+    server = WorkflowServer()  # a MemoryWorkflowStore
+    server.add_workflow("one", TrivialFlow(timeout=None))
+    server.add_workflow("stream", StreamFlow(timeout=None))
+    return server.app
+
+
+def _floor_app() -> Any:
+    """The same routes with canned answers: the HTTP stack without an engine."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    def handler(status: str, result: Any) -> dict[str, Any]:
+        return {
+            "handler_id": uuid.uuid4().hex,
+            "workflow_name": "one",
+            "run_id": uuid.uuid4().hex,
+            "status": status,
+            "started_at": "2026-01-01T00:00:00+00:00",
+            "updated_at": "2026-01-01T00:00:00+00:00",
+            "completed_at": None,
+            "error": None,
+            "result": result,
+        }
+
+    stop = {"type": "StopEvent", "value": {"result": 1}}
+
+    async def health(request: Any) -> Any:
+        return JSONResponse({"status": "healthy"})
+
+    async def run(request: Any) -> Any:
+        await request.json()
+        return JSONResponse(handler("completed", stop))
+
+    async def run_nowait(request: Any) -> Any:
+        await request.json()
+        return JSONResponse(handler("running", None))
+
+    async def events(request: Any) -> Any:
+        async def frames() -> Any:
+            for i in range(STREAMED):
+                payload = json.dumps({"type": "Progress", "value": {"i": i}})
+                yield f"id: {i}\ndata: {payload}\n\n"
+            stopped = {"type": "StopEvent", "value": {"result": STREAMED}}
+            yield f"id: {STREAMED}\ndata: {json.dumps(stopped)}\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/workflows/{name}/run", run, methods=["POST"]),
+            Route("/workflows/{name}/run-nowait", run_nowait, methods=["POST"]),
+            Route("/events/{handler_id}", events, methods=["GET"]),
+        ]
+    )
+
+
+async def _hypercorn(app: Any, stop: anyio.Event, started: Callable[[str], None]) -> None:
+    """The floor app served the way anyflow's ``serve()`` serves its own."""
+    import sniffio
+    from hypercorn.config import Config
+
+    sock, url = _listen()
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.graceful_timeout = 5.0
+    config.keep_alive_timeout = 2.0
+    config.accesslog = None
+    if sniffio.current_async_library() == "trio":
+        from hypercorn.trio import serve
+    else:
+        from hypercorn.asyncio import serve  # type: ignore[assignment]
+    started(url)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+async def _uvicorn(app: Any, stop: anyio.Event, started: Callable[[str], None]) -> None:
+    import uvicorn
+
+    sock, url = _listen()
+    config = uvicorn.Config(
+        app,
+        loop="asyncio",
+        http="h11",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+
+    async def on_stop() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(on_stop)
+        started(url)
+        await server.serve(sockets=[sock])
+        tg.cancel_scope.cancel()
+
+
+async def _child(server: Server) -> None:
+    """Serve until standard input is closed; the URL goes to standard output."""
+    stop = anyio.Event()
+
+    def started(url: str) -> None:
+        print(url, flush=True)
+
+    async def watch_stdin() -> None:
+        await anyio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
+        stop.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_stdin)
+        if server.engine == "anyflow" and server.http == "hypercorn":
+            wfs = _anyflow_server()
+            url = await tg.start(functools.partial(wfs.serve, "127.0.0.1", 0, handle_signals=False))
+            started(url)
+            await stop.wait()
+            wfs.stop()
+        else:
+            if server.engine == "anyflow":
+                app = _anyflow_server().app
+            elif server.engine == INCUMBENT:
+                app = _incumbent_app()
+            else:
+                app = _floor_app()
+            serve = _uvicorn if server.http == "uvicorn" else _hypercorn
+            await serve(app, stop, started)
+        tg.cancel_scope.cancel()
+
+
+# The client side: this process.
+
+
+class Child:
+    """A server process, and its CPU time as the kernel counts it."""
+
+    def __init__(self, server: Server, log_dir: str) -> None:
+        self.server = server
+        self.log_path = os.path.join(log_dir, f"{server.key}.log")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.server", "--child", server.key],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self.url = ""
+
+    def wait_ready(self) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("http://"):
+            self.close()
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                raise RuntimeError(f"{self.server.key} did not start:\n{log.read()[-3000:]}")
+        self.url = line
+
+    def cpu_s(self) -> float:
+        """User + system seconds of the server process so far (Linux), or nan."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+async def _run_one(client: httpx.AsyncClient) -> None:
+    response = await client.post("/workflows/one/run", json={"start_event": {"n": 1}})
+    check(response.status_code == 200, f"run: {response.status_code} {response.text[:300]}")
+    result = response.json().get("result")
+    check(
+        isinstance(result, dict) and result.get("value") == {"result": 1},
+        f"run: the result is {result!r}",
+    )
+
+
+async def _stream_one(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/workflows/stream/run-nowait", json={"start_event": {"n": STREAMED}}
+    )
+    check(response.status_code == 200, f"run-nowait: {response.status_code} {response.text[:300]}")
+    handler_id = response.json()["handler_id"]
+    types: list[str] = []
+    seen = 0
+    async with client.stream("GET", f"/events/{handler_id}?after_sequence=-1") as stream:
+        check(stream.status_code == 200, f"events: {stream.status_code}")
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                types.append(event["type"])
+                if event["type"] == "Progress":
+                    check(event["value"]["i"] == seen, f"events: {event!r} as number {seen}")
+                    seen += 1
+    check(
+        seen == STREAMED and types[-1:] == ["StopEvent"],
+        f"events: {seen} Progress of {STREAMED}, then {types[-1:]}",
+    )
+
+
+REQUESTS: dict[str, Callable[[httpx.AsyncClient], Awaitable[None]]] = {
+    "run": _run_one,
+    "stream": _stream_one,
+}
+
+
+@dataclass
+class Phase:
+    """One workload, at one concurrency, against one server, once."""
+
+    runs: int
+    wall_s: float
+    latencies_s: list[float]
+    server_cpu_s: float
+    client_cpu_s: float
+
+
+async def _phase(child: Child, workload: str, clients: int, runs: int) -> Phase:
+    import httpx
+
+    one = REQUESTS[workload]
+    latencies: list[float] = []
+    remaining = runs
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    pool = [  # verify=False: plain HTTP, and building the default SSL context takes ~70 ms
+        httpx.AsyncClient(base_url=child.url, timeout=60.0, limits=limits, verify=False)
+        for _ in range(clients)
+    ]
+    try:
+        async with anyio.create_task_group() as tg:  # connect off the clock
+            for client in pool:
+                tg.start_soon(client.get, "/health")
+
+        async def worker(client: httpx.AsyncClient) -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                start = time.perf_counter()
+                await one(client)
+                latencies.append(time.perf_counter() - start)
+
+        server_cpu = child.cpu_s()
+        client_cpu = time.process_time()
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for client in pool:
+                tg.start_soon(worker, client)
+        wall = time.perf_counter() - start
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = child.cpu_s() - server_cpu
+    finally:
+        for client in pool:
+            await client.aclose()
+    return Phase(runs, wall, latencies, server_cpu, client_cpu)
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    clients: tuple[int, ...]
+    reps: int
+    runs: dict[tuple[str, int], int]
+    """Requests per phase, by (workload, clients)."""
+    warmup: int
+
+    @classmethod
+    def full(cls, clients: tuple[int, ...]) -> Settings:
+        runs = {}
+        for c in clients:
+            runs["run", c] = max(150, 15 * c)
+            runs["stream", c] = max(60, 6 * c)
+        return cls("full", clients, 5, runs, 20)
+
+    @classmethod
+    def quick(cls, clients: tuple[int, ...]) -> Settings:
+        runs = {}
+        for c in clients:
+            runs["run", c] = max(20, 2 * c)
+            runs["stream", c] = max(10, 2 * c)
+        return cls("quick", clients, 1, runs, 3)
+
+
+@dataclass
+class Result:
+    server: Server
+    workload: str
+    clients: int
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return sorted(x * 1e3 for p in self.phases for x in p.latencies_s)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+    @property
+    def p95_ms(self) -> float:
+        values = self.latencies_ms
+        return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+
+    @property
+    def throughput(self) -> float:
+        return statistics.median(p.runs / p.wall_s for p in self.phases)
+
+    @property
+    def runs(self) -> int:
+        return sum(p.runs for p in self.phases)
+
+    @property
+    def server_cpu_ms(self) -> float:
+        return statistics.median(p.server_cpu_s * 1e3 / p.runs for p in self.phases)
+
+    @property
+    def client_cpu_ms(self) -> float:
+        return statistics.median(p.client_cpu_s * 1e3 / p.runs for p in self.phases)
+
+
+async def _measure(
+    children: Sequence[Child], settings: Settings, log: Any = sys.stderr
+) -> list[Result]:
+    for child in children:  # warm-up: imports, caches, the first runs
+        for workload in WORKLOADS:
+            await _phase(child, workload, 1, settings.warmup)
+            await _phase(child, workload, max(settings.clients), max(settings.clients))
+    results = {
+        (c.server.key, w, n): Result(c.server, w, n)
+        for c in children
+        for w in WORKLOADS
+        for n in settings.clients
+    }
+    for rep in range(settings.reps):
+        shift = rep % len(children)
+        for child in [*children[shift:], *children[:shift]]:
+            clock = time.perf_counter()
+            for workload in WORKLOADS:
+                for clients in settings.clients:
+                    phase = await _phase(child, workload, clients, settings.runs[workload, clients])
+                    results[child.server.key, workload, clients].phases.append(phase)
+            print(
+                f"rep {rep + 1}/{settings.reps} {child.server.label}: "
+                f"{time.perf_counter() - clock:.1f} s",
+                file=log,
+                flush=True,
+            )
+    return list(results.values())
+
+
+# Reporting.
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _ms(x: float) -> str:
+    return fmt_us(x)
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}x"
+
+
+def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Sequence[Result]) -> str:
+    by_key = {(r.server.key, r.workload, r.clients): r for r in results}
+    lines = [
+        "# anyflow's server vs llama-agents-server",
+        "",
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores "
+        f"({machine['usable_cores']} usable), {machine['platform']}",
+        f"- Python: {machine['python']}; "
+        + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()),
+        f"- anyflow revision: {machine['anyflow_revision']}",
+        f"- Mode: {run['mode']}; started {run['started']}; total {run['total_s']:.0f} s; "
+        f"{run['reps']} repetitions; load average (1/5/15 min) at start "
+        f"{' / '.join(map(str, machine['load_average_at_start'] or []))}, at end "
+        f"{' / '.join(map(str, run['load_average_at_end'] or []))}",
+        "",
+        "`run`: a blocking `POST /workflows/one/run` of a one-step workflow; `stream`: "
+        f"`POST .../run-nowait` then the SSE stream of its {STREAMED} events and its "
+        "StopEvent read to the end. Latency in ms per run (pooled over the repetitions); "
+        "runs/s and CPU ms per run (the server process's user + system time, and the "
+        'load generator\'s) are medians over the repetitions. "vs incumbent" is '
+        "the incumbent's median latency / this row's, and this row's runs/s / the "
+        "incumbent's (how many times faster).",
+        "",
+        "| workload | clients | server | runs | median ms | p95 ms | runs/s "
+        "| server CPU ms/run | client CPU ms/run | latency vs incumbent "
+        "| runs/s vs incumbent |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for workload in WORKLOADS:
+        for clients in run["clients"]:
+            base = by_key.get((INCUMBENT, workload, clients))
+            for key in SERVERS:
+                r = by_key.get((key, workload, clients))
+                if r is None:
+                    continue
+                if r.server.engine == INCUMBENT or base is None:
+                    lat = thr = "baseline" if r.server.engine == INCUMBENT else "—"
+                else:
+                    lat = f"**{_ratio(base.median_ms / r.median_ms)}**"
+                    thr = f"**{_ratio(r.throughput / base.throughput)}**"
+                lines.append(
+                    f"| {workload} | {clients} | {r.server.label} | {r.runs:,} "
+                    f"| {_ms(r.median_ms)} | {_ms(r.p95_ms)} | {r.throughput:,.0f} "
+                    f"| {_ms(r.server_cpu_ms)} | {_ms(r.client_cpu_ms)} | {lat} | {thr} |"
+                )
+    pairs = [
+        ("anyflow-uvicorn", "anyflow-hypercorn-asyncio", "anyflow"),
+        ("floor-uvicorn", "floor-hypercorn-asyncio", "floor (bare Starlette)"),
+    ]
+    rows = []
+    for uv, hc, what in pairs:
+        for workload in WORKLOADS:
+            for clients in run["clients"]:
+                u = by_key.get((uv, workload, clients))
+                h = by_key.get((hc, workload, clients))
+                if u is None or h is None:
+                    continue
+                rows.append(
+                    f"| {what} | {workload} | {clients} "
+                    f"| {_ratio(h.median_ms / u.median_ms)} "
+                    f"| {_ratio(u.throughput / h.throughput)} "
+                    f"| {_ratio(h.server_cpu_ms / u.server_cpu_ms)} |"
+                )
+    if rows:
+        lines += [
+            "",
+            "Uvicorn against hypercorn, both on asyncio (hypercorn / uvicorn for latency "
+            "and server CPU, uvicorn / hypercorn for runs/s: above 1x, uvicorn is faster):",
+            "",
+            "| app | workload | clients | latency | runs/s | server CPU per run |",
+            "|---|---|--:|--:|--:|--:|",
+            *rows,
+        ]
+    lines += [
+        "",
+        "- Stores: anyflow's default `MemoryStore` (its server always runs a "
+        "`DurableRuntime`, which journals every tick to the store) and the incumbent's "
+        "default `MemoryWorkflowStore`; both keep every run (runs per server in this "
+        f"run: {run['runs_per_server']:,}).",
+        '- Uvicorn: `loop="asyncio"`, `http="h11"`, no access log (the incumbent\'s '
+        "`serve()` keeps uvicorn's access log; it is off here). Hypercorn: as anyflow's "
+        "`serve()` configures it (no access log).",
+        "- Floor: a bare Starlette app with the same routes and canned answers (11 canned "
+        "SSE frames), on the same HTTP servers: the HTTP stack and the load generator "
+        "without a workflow engine.",
+    ]
+    if run["mode"] != "full":
+        lines += ["", f"_{run['mode']} run: few requests, the numbers are not meaningful._"]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(machine: dict[str, Any], run: dict[str, Any], results: Sequence[Result]) -> Any:
+    return {
+        "machine": machine,
+        "settings": run,
+        "results": [
+            {
+                "server": r.server.key,
+                "engine": r.server.engine,
+                "http": r.server.http,
+                "backend": r.server.backend,
+                "workload": r.workload,
+                "clients": r.clients,
+                "runs": r.runs,
+                "median_ms": r.median_ms,
+                "p95_ms": r.p95_ms,
+                "runs_per_s": r.throughput,
+                "server_cpu_ms_per_run": r.server_cpu_ms,
+                "client_cpu_ms_per_run": r.client_cpu_ms,
+                "phases": [
+                    {
+                        "runs": p.runs,
+                        "wall_s": p.wall_s,
+                        "server_cpu_s": p.server_cpu_s,
+                        "client_cpu_s": p.client_cpu_s,
+                        "latencies_s": p.latencies_s,
+                    }
+                    for p in r.phases
+                ],
+            }
+            for r in results
+        ],
+    }
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks server",
+        description="anyflow's HTTP server vs llama-agents-server, side by side.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a few requests: a smoke run")
+    parser.add_argument(
+        "--clients",
+        default="1,32",
+        help="concurrent clients, comma-separated (default 1,32)",
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"which servers, comma-separated (default all: {', '.join(SERVERS)})",
+    )
+    parser.add_argument("--reps", type=int, help="repetitions (default 5; --quick 1)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.clients = tuple(int(c) for c in args.clients.split(",") if c.strip())
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = sorted(set(args.servers) - set(SERVERS))
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
+    if not args.clients or min(args.clients) < 1:
+        parser.error("--clients takes positive integers")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.child:
+        server = SERVERS[args.child]
+        anyio.run(_child, server, backend=server.backend)
+        return 0
+    settings = (Settings.quick if args.quick else Settings.full)(args.clients)
+    if args.reps is not None:
+        settings = Settings(
+            settings.mode, settings.clients, args.reps, settings.runs, settings.warmup
+        )
+    machine = machine_info()
+    machine["packages"] = _versions()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    print(
+        f"server benchmark, {settings.mode} run on {machine['cpu']} ({machine['cores']} cores), "
+        f"{machine['python']}: {', '.join(args.servers)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    clock = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="anyflow-bench-server-") as logs:
+        children = [Child(SERVERS[key], logs) for key in args.servers]
+        try:
+            for child in children:
+                child.wait_ready()
+            results = anyio.run(_measure, children, settings, backend="asyncio")
+        finally:
+            for child in children:
+                child.close()
+    per_server = len(WORKLOADS) * (settings.warmup + max(settings.clients)) + settings.reps * sum(
+        settings.runs.values()
+    )
+    run = {
+        "mode": settings.mode,
+        "started": started,
+        "total_s": time.perf_counter() - clock,
+        "load_average_at_end": load_average(),
+        "clients": list(settings.clients),
+        "reps": settings.reps,
+        "runs_per_phase": {f"{w} x{c}": n for (w, c), n in settings.runs.items()},
+        "runs_per_server": per_server,
+    }
+    markdown = render_markdown(machine, run, results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "server.md").write_text(markdown, encoding="utf-8")
+    data = to_json(machine, run, results)
+    (args.out / "server.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(markdown)
+    print(f"written to {args.out / 'server.md'} and {args.out / 'server.json'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
