@@ -566,13 +566,14 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
         "StopEvent read to the end. Latency in ms per run (pooled over the repetitions); "
         "runs/s and CPU ms per run (the server process's user + system time, and the "
         'load generator\'s) are medians over the repetitions. "vs incumbent" is '
-        "the incumbent's median latency / this row's, and this row's runs/s / the "
-        "incumbent's (how many times faster).",
+        "the incumbent's median latency / this row's, this row's runs/s / the "
+        "incumbent's, and the incumbent's server CPU per run / this row's (how many "
+        "times faster; the CPU ratio is the steadiest on a shared machine).",
         "",
         "| workload | clients | server | runs | median ms | p95 ms | runs/s "
         "| server CPU ms/run | client CPU ms/run | latency vs incumbent "
-        "| runs/s vs incumbent |",
-        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| runs/s vs incumbent | server CPU vs incumbent |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for workload in WORKLOADS:
         for clients in run["clients"]:
@@ -582,14 +583,16 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
                 if r is None:
                     continue
                 if r.server.engine == INCUMBENT or base is None:
-                    lat = thr = "baseline" if r.server.engine == INCUMBENT else "—"
+                    lat = thr = cpu = "baseline" if r.server.engine == INCUMBENT else "—"
                 else:
                     lat = f"**{_ratio(base.median_ms / r.median_ms)}**"
                     thr = f"**{_ratio(r.throughput / base.throughput)}**"
+                    cpu = f"**{_ratio(base.server_cpu_ms / r.server_cpu_ms)}**"
                 lines.append(
                     f"| {workload} | {clients} | {r.server.label} | {r.runs:,} "
                     f"| {_ms(r.median_ms)} | {_ms(r.p95_ms)} | {r.throughput:,.0f} "
-                    f"| {_ms(r.server_cpu_ms)} | {_ms(r.client_cpu_ms)} | {lat} | {thr} |"
+                    f"| {_ms(r.server_cpu_ms)} | {_ms(r.client_cpu_ms)} | {lat} | {thr} "
+                    f"| {cpu} |"
                 )
     pairs = [
         ("anyflow-uvicorn", "anyflow-hypercorn-asyncio", "anyflow"),
