@@ -16,11 +16,12 @@ Who: anyflow's ``WorkflowServer`` on hypercorn/asyncio and hypercorn/trio (its
 the server its ``serve()`` uses.  Both servers keep their default store: anyflow's
 ``MemoryStore`` (a ``DurableRuntime`` journals every tick to it) and the
 incumbent's ``MemoryWorkflowStore`` (its runtime persists handlers, events and
-ticks to it); both keep every run until the process ends.  The workflows are
-the ones of the engine benchmarks (``TrivialFlow``, ``StreamFlow``), written once
-per engine.  Three floor rows, a bare Starlette app answering the same routes
-with canned JSON (and 11 canned SSE frames), on each HTTP server, show what the
-HTTP stack alone costs.
+ticks to it); anyflow's keeps every run, the incumbent's its last 1,000
+finished ones (``max_completed``), in a dict it scans for every handler lookup.
+The workflows are the ones of the engine benchmarks (``TrivialFlow``,
+``StreamFlow``), written once per engine.  Three floor rows, a bare Starlette
+app answering the same routes with canned JSON (and 11 canned SSE frames), on
+each HTTP server, show what the HTTP stack alone costs.
 
 How:
 
@@ -626,8 +627,9 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
         "",
         "- Stores: anyflow's default `MemoryStore` (its server always runs a "
         "`DurableRuntime`, which journals every tick to the store) and the incumbent's "
-        "default `MemoryWorkflowStore`; both keep every run (runs per server in this "
-        f"run: {run['runs_per_server']:,}).",
+        "default `MemoryWorkflowStore`. anyflow's keeps every run, the incumbent's its "
+        "last 1,000 finished ones, which it scans for every handler lookup (runs per "
+        f"server in this run: {run['runs_per_server']:,}).",
         '- Uvicorn: `loop="asyncio"`, `http="h11"`, no access log (the incumbent\'s '
         "`serve()` keeps uvicorn's access log; it is off here). Hypercorn: as anyflow's "
         "`serve()` configures it (no access log).",
