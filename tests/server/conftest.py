@@ -49,7 +49,11 @@ def backend_name(anyio_backend: tuple[str, dict[str, object]]) -> str:
 
 @pytest.fixture
 def serve(backend_name: str) -> Iterator[Callable[[WorkflowServer], str]]:
-    """``serve(server) -> url``: the server runs on the test's backend until the test ends."""
+    """``serve(server) -> url``: the server runs on the test's backend until the test ends.
+
+    Call it from a sync fixture, not from an async test: under trio the blocking
+    portal cannot be driven from inside the event loop (it would hang).
+    """
     with contextlib.ExitStack() as stack:
         yield lambda server: stack.enter_context(serving(server, backend_name))
 

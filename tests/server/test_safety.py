@@ -1,0 +1,127 @@
+"""The server's guards: each bad request is refused with a reason, and the runs go on."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from anyflow.server import WorkflowServer
+
+from .conftest import demo_server
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+ANSWER = {"type": "Answer", "value": {"key": "name", "response": "Ada"}}
+
+
+def test_it_listens_on_loopback_unless_told_otherwise() -> None:
+    assert inspect.signature(WorkflowServer.serve).parameters["host"].default == "127.0.0.1"
+
+
+@pytest.fixture
+def small_limit_url(serve: Callable[[WorkflowServer], str]) -> str:
+    # Servers are started by sync fixtures: the blocking portal that runs one
+    # in its own thread cannot be driven from inside a trio test.
+    return serve(demo_server(max_body_bytes=1000))
+
+
+@pytest.fixture
+def cors_urls(serve: Callable[[WorkflowServer], str]) -> tuple[str, str]:
+    return serve(demo_server()), serve(demo_server(cors_origins=["http://ui.example"]))
+
+
+async def test_a_body_over_the_limit_is_413_and_the_run_goes_on(small_limit_url: str) -> None:
+    url = small_limit_url
+    async with httpx.AsyncClient(base_url=url) as http:
+        await http.post("/workflows/ask/run-nowait", json={"handler_id": "a"})
+        big = {"event": {"type": "Answer", "value": {"key": "name", "response": "x" * 2000}}}
+        refused = await http.post("/events/a", json=big)
+        assert refused.status_code == 413
+        assert "limit of 1000 bytes" in refused.json()["detail"]
+
+        # Chunked, without a Content-Length: counted as it arrives.
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(20):
+                yield b" " * 100
+
+        try:
+            chunked = await http.post("/events/a", content=chunks())
+        except httpx.TransportError:
+            pass  # it answered 413 and closed the connection before the body's end
+        else:
+            assert chunked.status_code == 413
+        assert (await http.post("/events/a", json={"event": ANSWER})).status_code == 200
+        done = await http.post("/workflows/greet/run", json={"start_event": {"name": "Bo"}})
+        assert done.json()["status"] == "completed"
+
+
+async def test_an_event_no_step_accepts_is_400_not_dropped(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        await http.post(
+            "/workflows/count/run-nowait", json={"handler_id": "c", "start_event": {"count": 1}}
+        )
+        # Counted is one of the workflow's types (its stop event) but no step takes it.
+        refused = await http.post(
+            "/events/c", json={"event": {"type": "Counted", "value": {"total": 1}}}
+        )
+        # The run may have finished already (409) or not (400): never a 200.
+        assert refused.status_code in (400, 409), refused.text
+        await http.post("/workflows/ask/run-nowait", json={"handler_id": "q"})
+        wrong = await http.post("/events/q", json={"event": {"type": "StopEvent", "value": {}}})
+        assert wrong.status_code == 400
+        assert "accepts" in wrong.json()["detail"]
+        assert (await http.post("/events/q", json={"event": ANSWER})).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"handler_id": "x" * 201}, "handler_id"),
+        ({"handler_id": 7}, "handler_id"),
+        ({"context": {"state": {}}}, "context is not accepted"),
+        ({"start_event": {"count": "three"}}, "count"),
+        ({"start_event": {"type": "Progress", "value": {}}}, "unknown event type"),
+        ({"start_event": [1, 2]}, "JSON object"),
+    ],
+)
+async def test_a_bad_start_is_400_naming_the_problem(url: str, body: dict, detail: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        refused = await http.post("/workflows/count/run-nowait", json=body)
+        assert refused.status_code == 400, refused.text
+        assert detail in refused.json()["detail"]
+        assert (await http.get("/handlers")).json()["handlers"] == []
+
+
+async def test_cors_is_closed_unless_origins_are_listed(cors_urls: tuple[str, str]) -> None:
+    preflight = {"Origin": "http://ui.example", "Access-Control-Request-Method": "POST"}
+    closed, opened = cors_urls
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{closed}/workflows", headers={"Origin": "http://ui.example"})
+        assert "access-control-allow-origin" not in answer.headers
+        allowed = await http.options(f"{opened}/workflows/greet/run", headers=preflight)
+        assert allowed.headers["access-control-allow-origin"] == "http://ui.example"
+        other = await http.get(f"{opened}/workflows", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_204_leaves_the_connection_usable(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        done = await http.post("/workflows/greet/run", json={"handler_id": "g"})
+        assert done.status_code == 200
+        for _ in range(3):
+            nothing = await http.get("/events/g", params={"after_sequence": "now"})
+            assert nothing.status_code == 204
+            assert nothing.content == b""
+            assert (await http.get("/health")).json() == {"status": "healthy"}
+
+
+async def test_errors_do_not_leak_internals(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        body = (await http.post("/workflows/fail/run")).json()
+        assert body["status"] == "failed"
+        assert "Traceback" not in body["error"]
+        assert "File " not in body["error"]
