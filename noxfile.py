@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typing``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typing``, ``nox -s docs``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     session.install("-e", ".[test]", "mypy>=1.11")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs-material, mkdocstrings), built with --strict into site/."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
 
 @nox.session

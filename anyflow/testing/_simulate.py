@@ -70,7 +70,7 @@ class SimulationError(AnyflowError):
 class Fault:
     """Make one step attempt fail.
 
-    :param kind: ``"error"``: the attempt raises ``InjectedFault`` before its
+    :ivar kind: ``"error"``: the attempt raises ``InjectedFault`` before its
         step function runs.  ``"timeout"``: the step function runs to its end
         (its side effects happen), then the attempt fails with
         ``StepTimeoutError``, as if it had answered too late.
@@ -80,9 +80,9 @@ class Fault:
         is recorded, before anything it caused is done; the run is then
         resumed from its journal (a durable run on a ``MemoryStore``; the
         workflow object, standing for the world outside, survives).
-    :param step: the step whose attempt fails; None for any step (always
+    :ivar step: the step whose attempt fails; None for any step (always
         None for a crash).
-    :param nth: which attempt, counting from 0 the attempts started (of
+    :ivar nth: which attempt, counting from 0 the attempts started (of
         ``step``, or of all steps); for a crash, which recorded batch.
     """
 
