@@ -10,61 +10,18 @@ goes to a workflow target's server, or to a function that takes ``store``.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import inspect
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ..durable import MemoryStore, SqliteStore, Store
+from ..cli._target import TargetError, load_module, open_store, split_target
 from ..workflow import Workflow
 from ._server import WorkflowServer
 
-__all__ = ["load_target", "main", "open_store"]
-
-
-class TargetError(Exception):
-    """A TARGET or --store that cannot be used; the message says how to fix it."""
-
-
-def _load_module(spec: str) -> Any:
-    if spec.endswith(".py") or "/" in spec or "\\" in spec:
-        path = Path(spec)
-        if not path.is_file():
-            raise TargetError(f"no file {spec!r}")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        if module_spec is None or module_spec.loader is None:
-            raise TargetError(f"cannot load {spec!r} as a Python module")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
-        return module
-    try:
-        return importlib.import_module(spec)
-    except ModuleNotFoundError as exc:
-        if exc.name and spec.startswith(exc.name):
-            raise TargetError(
-                f"no module {spec!r} (is it on PYTHONPATH? a file needs a path ending in .py)"
-            ) from None
-        raise
-
-
-def open_store(url: str) -> Store:
-    if url == "memory":
-        return MemoryStore()
-    if url.startswith("sqlite:///"):
-        return SqliteStore(url.removeprefix("sqlite:///"))
-    if url.startswith(("postgresql://", "postgres://")):
-        from ..durable import PostgresStore
-
-        return PostgresStore(url)
-    raise TargetError(
-        f"unknown store {url!r}: use memory, sqlite:///path/to/runs.db or postgresql://..."
-    )
+__all__ = ["TargetError", "load_target", "main", "open_store"]
 
 
 def load_target(target: str, store: str = "memory") -> WorkflowServer:
@@ -72,10 +29,8 @@ def load_target(target: str, store: str = "memory") -> WorkflowServer:
 
     :raises TargetError: naming what is missing or wrong.
     """
-    module_part, sep, name = target.rpartition(":")
-    if not sep or not module_part or not name:
-        raise TargetError(f"TARGET is module:name or path/to/file.py:name, not {target!r}")
-    module = _load_module(module_part)
+    module_part, name = split_target(target)
+    module = load_module(module_part)
     try:
         found = getattr(module, name)
     except AttributeError:

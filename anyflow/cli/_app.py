@@ -1,0 +1,184 @@
+"""The commands, and how errors reach the user: one line, ``error: ...``,
+exit status 2 for bad input and 1 for a run that failed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path  # noqa: TC003 - cyclopts reads the annotations at run time
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import anyio
+import cyclopts
+from cyclopts import Parameter
+from rich.console import Console
+
+from ._errors import CliError
+from ._target import TargetError, load_workflow
+
+if TYPE_CHECKING:
+    from ..workflow import Workflow
+
+__all__ = ["app", "run_app"]
+
+Backend = Literal["asyncio", "trio"]
+STORE_HELP = "The durable store: sqlite:///path/to/runs.db or postgresql://..."
+
+app = cyclopts.App(
+    name="anyflow",
+    help="Run, draw, serve and inspect anyflow workflows.",
+    version_flags=[],
+)
+runs_app = cyclopts.App(name="runs", help="Runs recorded in a durable store.")
+app.command(runs_app)
+
+
+def _workflow(target: str) -> Workflow:
+    try:
+        return load_workflow(target)
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
+
+
+@app.command
+def run(
+    target: str,
+    /,
+    *,
+    input: Annotated[str | None, Parameter(name="--input")] = None,
+    backend: Backend = "asyncio",
+    json: bool = False,
+) -> int:
+    """Run a workflow to its end, showing steps and events as they happen.
+
+    Parameters
+    ----------
+    target
+        module:Workflow or path/to/file.py:Workflow (a class or an instance).
+    input
+        The start event's fields, as a JSON object.
+    backend
+        The async library to run on.
+    json
+        Machine output: one JSON object per line, the last {"result": ...}.
+    """
+    from ._run import parse_input, run_workflow
+
+    fields = parse_input(input)
+    return run_workflow(_workflow(target), fields, backend=backend, as_json=json)
+
+
+@app.command
+def draw(
+    target: str,
+    /,
+    *,
+    output: Annotated[Path, Parameter(name=["--output", "-o"])],
+) -> int:
+    """Draw a workflow's graph.
+
+    Parameters
+    ----------
+    target
+        module:Workflow or path/to/file.py:Workflow.
+    output
+        FILE.mmd (Mermaid text) or FILE.html (a page that opens offline).
+    """
+    from ._draw import draw as draw_graph
+
+    draw_graph(_workflow(target), output)
+    print(f"wrote {output}")
+    return 0
+
+
+@app.command
+def serve(
+    target: str,
+    /,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    backend: Backend = "asyncio",
+    store: str = "memory",
+) -> int:
+    """Serve a workflow (or a WorkflowServer) over HTTP, as python -m anyflow.server does.
+
+    Parameters
+    ----------
+    target
+        module:name or path/to/file.py:name: a WorkflowServer, a workflow, or a function
+        returning either.
+    store
+        memory, sqlite:///path/to/runs.db or postgresql://...
+    """
+    try:
+        from ..server.__main__ import main as serve_main
+    except ImportError as exc:
+        raise CliError(
+            f"serving needs the server extra ({exc.name} is missing): pip install 'anyflow[server]'"
+        ) from None
+    argv = [target, "--host", host, "--port", str(port), "--backend", backend]
+    return serve_main([*argv, "--store", store])
+
+
+@runs_app.command(name="list")
+def list_(*, store: Annotated[str, Parameter(help=STORE_HELP)]) -> int:
+    """List the runs a durable store recorded, oldest first."""
+    from ._runs import list_runs
+
+    anyio.run(list_runs, store, Console(soft_wrap=True, highlight=False))
+    return 0
+
+
+@runs_app.command
+def show(run_id: str, /, *, store: Annotated[str, Parameter(help=STORE_HELP)]) -> int:
+    """Show one recorded run: its record and the events it published."""
+    from ._runs import show_run
+
+    anyio.run(show_run, store, run_id, Console(soft_wrap=True, highlight=False))
+    return 0
+
+
+@app.command
+def replay(
+    run_id: str,
+    /,
+    *,
+    store: Annotated[str, Parameter(help=STORE_HELP)],
+    to_tick: int | None = None,
+    workflow: str | None = None,
+) -> int:
+    """Replay a recorded run tick by tick.
+
+    Parameters
+    ----------
+    run_id
+        The run, as `anyflow runs list` shows it.
+    to_tick
+        Stop after this tick (counted from 0).
+    workflow
+        module:Workflow or path/to/file.py:Workflow, the run's workflow: with it,
+        the state after each tick; without it, the ticks alone (nothing is imported).
+    """
+    from ._runs import replay_run
+
+    wf = None if workflow is None else _workflow(workflow)
+    anyio.run(replay_run, store, run_id, wf, to_tick, Console(soft_wrap=True, highlight=False))
+    return 0
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Run the command line; bad input is one line on stderr, never a traceback."""
+    tokens = sys.argv[1:] if argv is None else argv
+    try:
+        status = app(tokens, exit_on_error=False, print_error=False, result_action="return_value")
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except cyclopts.CycloptsError as exc:
+        message = " ".join(str(exc).split())
+        print(f"error: {message} (see anyflow --help)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return status if isinstance(status, int) else 0

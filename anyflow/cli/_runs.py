@@ -1,0 +1,129 @@
+"""``anyflow runs list|show`` and ``anyflow replay``: what a durable store
+recorded, read without taking any run's lease (a live run can be looked at)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..durable._journal import decode_record
+from ..errors import AnyflowError
+from ..testing import replay_journal
+from ._errors import CliError
+from ._target import TargetError, open_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..durable import RunRecord, Store
+    from ..workflow import Workflow
+
+__all__ = ["list_runs", "replay_run", "show_run"]
+
+
+def _store(url: str) -> Store:
+    try:
+        return open_store(url)
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
+
+
+async def _record(store: Store, run_id: str) -> RunRecord:
+    record = await store.get_run(run_id)
+    if record is None:
+        known = [r.run_id for r in await store.list_runs()][-5:]
+        hint = f" (latest: {', '.join(known)})" if known else " (it has no runs)"
+        raise CliError(f"the store has no run {run_id!r}: see `anyflow runs list`{hint}")
+    return record
+
+
+def _when(record: RunRecord) -> str:
+    return record.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def list_runs(url: str, console: Console) -> None:
+    from rich.table import Table
+
+    async with _store(url) as store:
+        runs = await store.list_runs()
+    if not runs:
+        console.print("no runs recorded")
+        return
+    table = Table("run id", "workflow", "status", "created (UTC)", "updated (UTC)")
+    for r in runs:
+        table.add_row(
+            r.run_id, r.workflow, r.status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"), _when(r)
+        )
+    console.print(table)
+
+
+def _summary(data: dict[str, Any]) -> str:
+    """A recorded event or tick in one line, read from its JSON (no import of its class)."""
+    parts = []
+    for key, value in data.items():
+        if key in ("tick", "now"):
+            continue
+        if isinstance(value, dict) and "__anyflow_event__" in value:
+            value = value["__anyflow_event__"].rpartition(":")[2]
+        text = json.dumps(value) if not isinstance(value, str) else value
+        parts.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
+    return " ".join(parts)
+
+
+async def show_run(url: str, run_id: str, console: Console) -> None:
+    async with _store(url) as store:
+        record = await _record(store, run_id)
+        events = await store.read_events(run_id)
+        ticks = await store.read_ticks(run_id)
+    console.print(f"[bold]run[/] {record.run_id}", highlight=False)
+    console.print(f"  workflow: {record.workflow}", highlight=False)
+    console.print(f"  status:   {record.status}", highlight=False)
+    console.print(f"  created:  {record.created_at.isoformat()}", highlight=False)
+    console.print(f"  updated:  {record.updated_at.isoformat()}", highlight=False)
+    console.print(f"  ticks:    {len(ticks)}", highlight=False)
+    console.print(f"[bold]events[/] ({len(events)})", highlight=False)
+    for seq, text in events:
+        data = decode_record(text, run_id, "event", seq)
+        name = data.get("__anyflow_event__", "?").rpartition(":")[2]
+        console.print(f"  {seq:>3} {name} {_summary(data.get('fields', {}))}", highlight=False)
+
+
+async def replay_run(
+    url: str, run_id: str, workflow: Workflow | None, to_tick: int | None, console: Console
+) -> None:
+    async with _store(url) as store:
+        record = await _record(store, run_id)
+        if workflow is None:
+            ticks = await store.read_ticks(run_id)
+            console.print(
+                f"run {run_id} of {record.workflow} ({record.status}), {len(ticks)} ticks; "
+                f"pass --workflow {record.workflow} to see the state after each",
+                highlight=False,
+            )
+            start: float | None = None
+            for seq, text in ticks[: None if to_tick is None else to_tick + 1]:
+                data = decode_record(text, run_id, "tick", seq)
+                now = float(data.get("now", 0))
+                start = now if start is None else start
+                console.print(
+                    f"tick {seq} {data.get('tick', '?')} at +{now - start:.3f}s {_summary(data)}",
+                    highlight=False,
+                )
+            return
+        try:
+            replayed = await replay_journal(store, run_id, workflow)
+        except (AnyflowError, ValueError) as exc:
+            raise CliError(
+                f"cannot replay run {run_id!r} with {type(workflow).__name__}: {exc} "
+                f"(it was recorded by {record.workflow})"
+            ) from None
+    last = len(replayed) - 1 if to_tick is None else min(to_tick, len(replayed) - 1)
+    console.print(
+        f"run {run_id} of {record.workflow} ({record.status}), {len(replayed)} ticks",
+        highlight=False,
+    )
+    for index in range(last + 1):
+        step = replayed[index]
+        console.print(replayed.show(index), highlight=False)
+        for command in step.commands:
+            console.print(f"    → {type(command).__name__}", highlight=False)

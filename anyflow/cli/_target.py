@@ -1,0 +1,114 @@
+"""Finding what a TARGET names (``module:name`` or ``path/to/file.py:name``)
+and opening a ``--store`` URL: shared by every command, and by
+``python -m anyflow.server``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..durable import MemoryStore, SqliteStore
+from ..workflow import Workflow
+
+if TYPE_CHECKING:
+    from ..durable import Store
+
+__all__ = ["TargetError", "load_module", "load_workflow", "open_store", "split_target"]
+
+
+class TargetError(Exception):
+    """A TARGET or --store that cannot be used; the message says how to fix it."""
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``(module or file, name)`` of ``target``.
+
+    :raises TargetError: if it is not ``module:name`` or ``path/to/file.py:name``.
+    """
+    module_part, sep, name = target.rpartition(":")
+    if not sep or not module_part or not name:
+        raise TargetError(
+            f"TARGET is module:name or path/to/file.py:name, not {target!r} "
+            "(e.g. myflows:JokeFlow or flows/jokes.py:JokeFlow)"
+        )
+    return module_part, name
+
+
+def load_module(spec: str) -> Any:
+    """The module ``spec`` names: a path to a ``.py`` file, or a dotted module name.
+
+    :raises TargetError: if there is no such file or module.
+    """
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise TargetError(f"no file {spec!r} (check the path; it is relative to {Path.cwd()})")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise TargetError(f"cannot load {spec!r} as a Python module")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and spec.startswith(exc.name):
+            raise TargetError(
+                f"no module {spec!r} (is it on PYTHONPATH? a file needs a path ending in .py)"
+            ) from None
+        raise
+
+
+def load_workflow(target: str) -> Workflow:
+    """The workflow ``target`` names: a ``Workflow`` subclass (built with no
+    arguments) or instance.
+
+    :raises TargetError: naming what is missing or wrong.
+    """
+    module_part, name = split_target(target)
+    module = load_module(module_part)
+    try:
+        found = getattr(module, name)
+    except AttributeError:
+        names = sorted(
+            n
+            for n, v in vars(module).items()
+            if isinstance(v, Workflow) or (isinstance(v, type) and issubclass(v, Workflow))
+            if v is not Workflow
+        )
+        hint = f"; its workflows are: {', '.join(names)}" if names else ""
+        raise TargetError(f"{module_part!r} has no {name!r}{hint}") from None
+    if isinstance(found, type) and issubclass(found, Workflow):
+        try:
+            return found()
+        except TypeError as exc:
+            raise TargetError(
+                f"cannot build {target} with no arguments ({exc}): name an instance instead"
+            ) from None
+    if isinstance(found, Workflow):
+        return found
+    raise TargetError(
+        f"{target} is {found!r}, not a Workflow: name a Workflow subclass or instance"
+    )
+
+
+def open_store(url: str) -> Store:
+    """The store ``url`` names: ``memory``, ``sqlite:///path`` or ``postgresql://...``.
+
+    :raises TargetError: for any other URL.
+    """
+    if url == "memory":
+        return MemoryStore()
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from ..durable import PostgresStore
+
+        return PostgresStore(url)
+    raise TargetError(
+        f"unknown store {url!r}: use memory, sqlite:///path/to/runs.db or postgresql://..."
+    )

@@ -1,0 +1,66 @@
+"""Helpers for the command-line tests: the command in a child process (as a
+user runs it) and in this one (faster, for the many bad-input cases)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from anyflow.cli import main
+from anyflow.durable import DurableRuntime, SqliteStore
+
+from .flows import Hello
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+ROOT = Path(__file__).parents[2]
+FLOWS_FILE = "tests/cli/flows.py"
+FLOWS_MODULE = "tests.cli.flows"
+
+
+def anyflow(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python -m anyflow ARGS`` in a child process, from the repository's root."""
+    return subprocess.run(
+        [sys.executable, "-m", "anyflow", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """The command in this process: ``(status, stdout, stderr)``."""
+    monkeypatch.chdir(ROOT)
+
+    def call(*args: str) -> tuple[int, str, str]:
+        status = main(list(args))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return call
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """A SQLite store holding one finished run of ``Hello``, ``greet-1``."""
+    path = tmp_path / "runs.db"
+
+    async def record() -> None:
+        async with SqliteStore(str(path)) as store, DurableRuntime(store) as runtime:
+            assert await Hello().run(run_id="greet-1", runtime=runtime, name="Ada") == {
+                "greeting": "hello Ada"
+            }
+
+    anyio.run(record)
+    return f"sqlite:///{path}"
