@@ -49,6 +49,10 @@ async def list_runs(url: str, console: Console) -> None:
     if not runs:
         console.print("no runs recorded")
         return
+    if not console.is_terminal:  # piped: one plain line per run, for scripts
+        for r in runs:
+            console.print(f"{r.run_id}  {r.status}  {r.workflow}  {_when(r)}", highlight=False)
+        return
     table = Table("run id", "workflow", "status", "created (UTC)", "updated (UTC)")
     for r in runs:
         table.add_row(

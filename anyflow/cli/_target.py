@@ -53,6 +53,10 @@ def load_module(spec: str) -> Any:
         sys.modules[path.stem] = module
         module_spec.loader.exec_module(module)
         return module
+    # As ``python -m`` does (and uvicorn): a module in the current directory
+    # is found, also from the installed ``anyflow`` script.
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
