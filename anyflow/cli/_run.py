@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..events import StepStateChanged, StopEvent, WorkflowFailedEvent, WorkflowTimedOutEvent
+from ..errors import AnyflowError
+from ..events import WorkflowFailedEvent, WorkflowTimedOutEvent
 from ..serialization import encode_value
 from ._errors import CliError
+from ._view import LiveView
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,24 +54,6 @@ def _event_data(event: Event) -> dict[str, Any]:
     return {"event": encoded["__anyflow_event__"], "fields": encoded["fields"]}
 
 
-def _show(console: Console, event: Event) -> None:
-    if isinstance(event, StepStateChanged):
-        if event.step_state == "running":
-            console.print(
-                f"[cyan]▶ {event.name}[/]#{event.worker_id} on {event.input_event_name}",
-                highlight=False,
-            )
-        else:
-            out = event.output_event_name
-            mark = "[green]✓[/]" if out else "[yellow]■[/]"
-            console.print(
-                f"{mark} {event.name}#{event.worker_id}" + (f" → {out}" if out else ""),
-                highlight=False,
-            )
-    elif not isinstance(event, StopEvent):
-        console.print(f"  [magenta]event[/] {event!r}", highlight=False)
-
-
 async def _run(
     workflow: Workflow, fields: dict[str, Any], as_json: bool, console: Console
 ) -> tuple[Any, str | None]:
@@ -78,15 +62,18 @@ async def _run(
         handler = workflow.run(**fields)
     except TypeError as exc:
         raise CliError(f"--input does not fit the start event: {exc}") from None
+    except AnyflowError as exc:  # e.g. a workflow that fails validation at run()
+        raise CliError(f"{type(workflow).__name__} cannot run: {exc}") from None
     last: Event | None = None
     try:
         async with handler:
-            async for event in handler.stream_events(expose_internal=True):
-                last = event
-                if as_json:
-                    _json_line(_event_data(event))
-                else:
-                    _show(console, event)
+            with LiveView(console, list(workflow.steps())) as view:
+                async for event in handler.stream_events(expose_internal=True):
+                    last = event
+                    if as_json:
+                        _json_line(_event_data(event))
+                    else:
+                        view.show(event)
             result = await handler
     except Exception as exc:
         if isinstance(last, WorkflowFailedEvent) and last.step_name:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..durable import MemoryStore, SqliteStore
+from ..errors import AnyflowError
 from ..workflow import Workflow
 
 if TYPE_CHECKING:
@@ -51,7 +52,10 @@ def load_module(spec: str) -> Any:
             raise TargetError(f"cannot load {spec!r} as a Python module")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except AnyflowError as exc:  # a malformed workflow, said at class definition
+            raise TargetError(f"{spec}: {exc}") from None
         return module
     # As ``python -m`` does (and uvicorn): a module in the current directory
     # is found, also from the installed ``anyflow`` script.
@@ -65,6 +69,8 @@ def load_module(spec: str) -> Any:
                 f"no module {spec!r} (is it on PYTHONPATH? a file needs a path ending in .py)"
             ) from None
         raise
+    except AnyflowError as exc:
+        raise TargetError(f"{spec}: {exc}") from None
 
 
 def load_workflow(target: str) -> Workflow:
@@ -89,6 +95,8 @@ def load_workflow(target: str) -> Workflow:
     if isinstance(found, type) and issubclass(found, Workflow):
         try:
             return found()
+        except AnyflowError as exc:
+            raise TargetError(f"{target}: {exc}") from None
         except TypeError as exc:
             raise TargetError(
                 f"cannot build {target} with no arguments ({exc}): name an instance instead"

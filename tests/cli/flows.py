@@ -37,3 +37,11 @@ class Broken(Workflow):
 
 
 not_a_workflow = 42
+
+
+class Unfinished(Workflow):
+    """Fails validation when built: nothing returns a StopEvent."""
+
+    @step
+    async def start(self, ev: StartEvent) -> Greeting:
+        return Greeting(text="and then?")

@@ -23,12 +23,16 @@ CASES = {
     ),
     "no-name": (
         ["run", f"{FLOWS_MODULE}:Helo"],
-        r"error: 'tests.cli.flows' has no 'Helo'; its workflows are: Broken, Hello, hello",
+        r"error: 'tests.cli.flows' has no 'Helo'; its workflows are: Broken, Hello, Unfinished, hello",
     ),
     "not-a-workflow": (
         ["run", f"{FLOWS_FILE}:not_a_workflow"],
         r"error: tests/cli/flows.py:not_a_workflow is 42, not a Workflow: "
         r"name a Workflow subclass or instance",
+    ),
+    "invalid-workflow": (
+        ["run", f"{FLOWS_MODULE}:Unfinished"],
+        r"error: tests.cli.flows:Unfinished: no step of Unfinished returns a StopEvent, .*",
     ),
     "no-colon": (
         ["draw", FLOWS_MODULE, "-o", "x.mmd"],
