@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["draw", "html_page", "layers"]
 
-_W, _H, _GAP_X, _GAP_Y, _MARGIN = 180, 44, 40, 70, 30
+_W, _H, _GAP_X, _GAP_Y, _MARGIN, _LANE = 180, 44, 40, 70, 30, 16
 
 
 def layers(graph: WorkflowGraph) -> list[list[str]]:
@@ -52,13 +52,19 @@ def layers(graph: WorkflowGraph) -> list[list[str]]:
 
 def _svg(graph: WorkflowGraph) -> str:
     rows = layers(graph)
-    width = max((len(row) for row in rows), default=1) * (_W + _GAP_X) - _GAP_X + 2 * _MARGIN
+    content = max((len(row) for row in rows), default=1) * (_W + _GAP_X) - _GAP_X + 2 * _MARGIN
     height = len(rows) * (_H + _GAP_Y) - _GAP_Y + 2 * _MARGIN
     where: dict[str, tuple[float, float]] = {}
     for r, row in enumerate(rows):
-        offset = (width - (len(row) * (_W + _GAP_X) - _GAP_X)) / 2
+        offset = (content - (len(row) * (_W + _GAP_X) - _GAP_X)) / 2
         for c, node_id in enumerate(row):
             where[node_id] = (offset + c * (_W + _GAP_X), _MARGIN + r * (_H + _GAP_Y))
+    drawn = [e for e in graph.edges if e.source in where and e.target in where]
+    # An edge that goes up or sideways (a loop) runs in a lane of its own on
+    # the right, leaving its source just below it and entering its target from
+    # above, so it crosses no node.
+    back = [e for e in drawn if where[e.target][1] <= where[e.source][1]]
+    width = content + _LANE * len(back)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
@@ -67,20 +73,19 @@ def _svg(graph: WorkflowGraph) -> str:
         'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#555"/></marker></defs>',
     ]
-    for edge in graph.edges:
-        if edge.source not in where or edge.target not in where:
-            continue
+    for edge in drawn:
         (x1, y1), (x2, y2) = where[edge.source], where[edge.target]
         sx, tx = x1 + _W / 2, x2 + _W / 2
-        if y2 > y1:  # downwards: bottom to top
+        if edge in back:
+            k = back.index(edge)
+            lane = content - _MARGIN + _LANE * (k + 1)
+            below, above = y1 + _H + 10 + 6 * (k % 4), y2 - 10 - 6 * (k % 4)
+            d = f"M{sx:.0f},{y1 + _H:.0f} V{below:.0f} H{lane:.0f} V{above:.0f} "
+            d += f"H{tx:.0f} V{y2:.0f}"
+        else:  # downwards: bottom to top
             top, bottom = y1 + _H, y2
             d = f"M{sx:.0f},{top:.0f} C{sx:.0f},{top + 35:.0f} {tx:.0f},{bottom - 35:.0f} "
             d += f"{tx:.0f},{bottom:.0f}"
-        else:  # back or sideways: loop round the right-hand side
-            bend = max(x1, x2) + _W + 30
-            ya, yb = y1 + _H / 2, y2 + _H / 2
-            d = f"M{x1 + _W:.0f},{ya:.0f} C{bend:.0f},{ya:.0f} {bend:.0f},{yb:.0f} "
-            d += f"{x2 + _W:.0f},{yb:.0f}"
         label = f"<title>{html.escape(edge.label)}</title>" if edge.label else ""
         parts.append(
             f'<path class="edge" data-source="{html.escape(edge.source)}" '
