@@ -5,7 +5,8 @@ none of them fails :func:`test_every_block_is_covered`:
 
 * **run**: a complete program (it calls ``anyio.run(``) is run in a fresh
   interpreter, once on asyncio and once on trio (``anyio.run`` is made to use
-  the backend under test), and must exit with status 0;
+  the backend under test), and must exit with status 0; when the page goes on
+  with "It prints:" and a plain fenced block, the output must be that block;
 * **doctest**: a block of ``>>>`` lines is run with :mod:`doctest`, with the
   public names of ``anyflow`` in scope, and must print what it shows;
 * **excerpt**: any other block must be an excerpt of an example file in
@@ -61,6 +62,7 @@ class Block:
     lines: tuple[str, ...]
     not_run: str | None  # the reason, for a marked block
     after: str | None  # "anyflow" or "examples/x.py", for a fragment run after it
+    prints: tuple[str, ...] | None  # the output the page shows right after it
 
     @property
     def name(self) -> str:
@@ -73,6 +75,17 @@ class Block:
     @property
     def is_doctest(self) -> bool:
         return bool(self.lines) and self.lines[0].startswith(">>> ")
+
+
+def shown_output(lines: list[str], i: int) -> tuple[str, ...] | None:
+    """The plain fenced block after "It prints:", if the text after line ``i``
+    starts so."""
+    rest = [line for line in lines[i:] if line.strip()]
+    if len(rest) < 2 or not rest[0].startswith("It prints") or rest[1] != "```":
+        return None
+    start = lines.index(rest[1], i + 1)
+    end = lines.index("```", start + 1)
+    return tuple(lines[start + 1 : end])
 
 
 def read_blocks(page: Path) -> list[Block]:
@@ -92,6 +105,7 @@ def read_blocks(page: Path) -> list[Block]:
                     tuple(lines[i + 1 : end]),
                     mark["reason"] if mark else None,
                     after["scope"] if after else None,
+                    shown_output(lines, end + 1),
                 )
             )
             i = end
@@ -245,6 +259,8 @@ def test_program_runs(block: Block, backend: str, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, f"{block.name} on {backend}:\n{done.stdout}\n{done.stderr}"
+    if block.prints is not None:  # what the page says it prints
+        assert done.stdout.splitlines() == list(block.prints)
 
 
 @pytest.mark.parametrize("block", DOCTESTS, ids=lambda b: b.name)
