@@ -95,6 +95,8 @@ async def show_run(url: str, run_id: str, console: Console) -> None:
 async def replay_run(
     url: str, run_id: str, workflow: Workflow | None, to_tick: int | None, console: Console
 ) -> None:
+    if to_tick is not None and to_tick < 0:
+        raise CliError(f"--to-tick counts ticks from 0, so {to_tick} is none: pass 0 or more")
     async with _store(url) as store:
         record = await _record(store, run_id)
         if workflow is None:

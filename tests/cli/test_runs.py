@@ -77,3 +77,11 @@ def test_serve_reports_a_bad_target_as_the_server_does(
     status, _, err = cli("serve", "tests/cli/nowhere.py:app")
     assert status == 2
     assert err.startswith("error: no file 'tests/cli/nowhere.py'")
+
+
+def test_replay_to_a_negative_tick_is_refused(
+    cli: Callable[..., tuple[int, str, str]], store_url: str
+) -> None:
+    status, _, err = cli("replay", "greet-1", "--store", store_url, "--to-tick", "-1")
+    assert status == 2
+    assert err == "error: --to-tick counts ticks from 0, so -1 is none: pass 0 or more\n"
