@@ -163,7 +163,14 @@ def _build(cls: type[Event], value: Any) -> Event:
     if isinstance(nested, dict):
         # The incumbent's pydantic events dump their free fields under `_data`.
         value = {**{k: v for k, v in value.items() if k != "_data"}, **nested}
+    if not isinstance(value.get("_extra", {}), dict):
+        raise BadEvent(f"_extra of a {cls.__name__} must be an object (or send free fields flat)")
     try:
         return decode_fields(cls, value, "$.value")
     except ContextSerdeError as exc:
         raise BadEvent(str(exc)) from None
+    except (AttributeError, KeyError, IndexError) as exc:
+        # How cattrs fails on a value of the wrong shape for a mapping or class field.
+        raise BadEvent(
+            f"the fields do not fit {cls.__name__}: {type(exc).__name__}: {exc}"
+        ) from None

@@ -10,6 +10,7 @@ and not to the client.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -58,6 +59,31 @@ class _EventStreamResponse(StreamingResponse):
                     await aclose()
 
 
+MAX_SEQUENCE = 2**63 - 1
+"""The largest event sequence number a store can hold."""
+
+MAX_DEPTH = 100
+"""How deep arrays and objects may nest in a request body: deeper ones would
+exhaust the recursion of the decoders (a 500), and no event needs them."""
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON, and a durable run could not record them.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest in ``value`` (level by level, without recursion)."""
+    depth, level = 0, [value]
+    while level:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            break
+        depth += 1
+        level = [x for c in containers for x in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
 def _flag(request: Request, name: str, default: bool) -> bool:
     raw = request.query_params.get(name)
     if raw is None:
@@ -84,20 +110,34 @@ class _Api:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
         chunks = bytearray()
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > limit:
-                raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
+        # aclosing: a body refused halfway leaves no generator for the collector.
+        async with contextlib.aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                chunks += chunk
+                if len(chunks) > limit:
+                    raise HTTPException(
+                        413, f"the request body is over the limit of {limit} bytes"
+                    )
         if not chunks.strip():
             if required:
                 raise HTTPException(400, "a JSON object body is required")
             return {}
         try:
-            body = json.loads(chunks)
+            body = json.loads(chunks, parse_constant=_no_constant)
+        except RecursionError:
+            raise HTTPException(400, f"the body nests deeper than {MAX_DEPTH} levels") from None
         except ValueError as exc:
             raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise HTTPException(400, f"the body must be a JSON object, not {type(body).__name__}")
+        if _depth(body) > MAX_DEPTH:
+            raise HTTPException(400, f"the body nests deeper than {MAX_DEPTH} levels")
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise HTTPException(
+                400, "the body holds a lone surrogate escape (such as \\ud800), which is not text"
+            ) from None
         return body
 
     # Server and workflows.
@@ -269,6 +309,8 @@ class _Api:
                 ) from None
             if after < -1:
                 raise HTTPException(400, "after_sequence must be -1 or more")
+            if after > MAX_SEQUENCE:  # no store can hold it (SQLite's integers are 64-bit)
+                raise HTTPException(400, f"after_sequence must be at most {MAX_SEQUENCE}")
         try:
             start = await self.book.cursor(handler_id, after)
         except NotFound as exc:
