@@ -21,7 +21,7 @@ from anyio.lowlevel import checkpoint
 from .._core.state import Outcome, RunState
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
     from types import TracebackType
 
     from .._core.commands import Command
@@ -132,6 +132,31 @@ class InternalRunAdapter(ABC):
         and ``"end"``, an exception returned is raised as the attempt's own
         (fault injection).  Never awaited by default."""
         return None
+
+    @property
+    def wraps_steps(self) -> bool:
+        """Whether ``step_call`` does anything.
+
+        When it does not, the driver awaits a step attempt directly, so the hook
+        costs nothing (not even a call) for runtimes that do not use it.  True
+        for any adapter class that overrides ``step_call``.
+        """
+        return type(self).step_call is not InternalRunAdapter.step_call
+
+    async def step_call(
+        self, step: str, worker_id: int, attempt: int, event: Event, call: Awaitable[Any]
+    ) -> Any:
+        """Run one attempt of a step: await ``call`` (the step's code, in the
+        step's worker task) and return its output event or None.
+
+        Override it to do something around each attempt, such as a tracing span
+        that is current while the step's code runs.  ``call`` raises what the
+        attempt failed with, ``StepTimeoutError`` and ``StepOutputError``
+        included; a cancellation (the run ended or was cancelled, also while
+        the step waited in ``wait_for_event``) is not a failure of the step.
+        Re-raise what it raises.  Awaited only when ``wraps_steps``.
+        """
+        return await call
 
     def run_scope(self) -> contextlib.AbstractContextManager[object]:
         """A context the driver runs the whole run in: a cancel scope here lets
@@ -279,6 +304,17 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
 
     def run_scope(self) -> contextlib.AbstractContextManager[object]:
         return self.inner.run_scope()
+
+    @property
+    def wraps_steps(self) -> bool:
+        if type(self).step_call is not InternalRunAdapterDecorator.step_call:
+            return True
+        return self.inner.wraps_steps
+
+    async def step_call(
+        self, step: str, worker_id: int, attempt: int, event: Event, call: Awaitable[Any]
+    ) -> Any:
+        return await self.inner.step_call(step, worker_id, attempt, event, call)
 
     @property
     def wants_internal_events(self) -> bool:

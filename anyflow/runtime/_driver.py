@@ -13,6 +13,7 @@ step does not spawn a task.
 from __future__ import annotations
 
 import inspect
+import logging
 import zlib
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,11 @@ if TYPE_CHECKING:
     from ..retry import RetryPolicy
     from ..workflow import Workflow
     from ._adapters import InternalRunAdapter
+
+
+log = logging.getLogger("anyflow")
+"""Runs' starts and ends (DEBUG; WARNING when one fails) and steps' failures
+(INFO when retried, WARNING otherwise), each with its run id; nothing per step."""
 
 
 def _note(error: BaseException, text: str) -> None:
@@ -174,6 +180,7 @@ class Driver:
         "_timers",
         "_unjournaled",
         "_waits",
+        "_wrapped",
         "run_id",
         "workflow",
     )
@@ -204,6 +211,7 @@ class Driver:
         self._task_group: TaskGroup | None = None
         self._inline = not adapter.observes_ticks
         self._scheduled = adapter.schedules_steps
+        self._wrapped = adapter.wraps_steps
         if self._scheduled:
             store._pause = lambda: adapter.step_point(None, None, "store")
         self._resources: RunResources | None = None  # made when a step needs one
@@ -266,6 +274,8 @@ class Driver:
                         )
                     adapter.publish(terminal_event(outcome))
                     await adapter.on_end(outcome, final=self._state.outcome is outcome)
+            if not replayed_end:
+                _log_end(self.run_id, self.workflow, outcome)
             adapter.finish(outcome)
 
     async def _first_tick(self) -> Tick | None:
@@ -273,6 +283,15 @@ class Driver:
         recovered from the runtime's record; None if the record says it ended."""
         adapter = self._adapter
         recovery = await adapter.recover(self.workflow, self._start_event, self._store)
+        if log.isEnabledFor(logging.DEBUG):
+            how = "resumed" if self._resuming or recovery is not None else "started"
+            log.debug(
+                "run %s of %s %s",
+                self.run_id,
+                type(self.workflow).__name__,
+                how,
+                extra={"anyflow_run_id": self.run_id},
+            )
         if recovery is None:
             if self._resuming:
                 return RunResumed(adapter.now())
@@ -518,6 +537,31 @@ class Driver:
             call.close()  # never started: nothing to warn about
         raise fault
 
+    async def _attempt(
+        self,
+        worker_id: int,
+        name: str,
+        attempt: int,
+        timeout: float | None,  # noqa: ASYNC109 - the step's own timeout, a cancel scope
+        call: Awaitable[Any],
+    ) -> Any:
+        """Await a step call under its timeout, and check what it returned."""
+        if timeout is None:
+            output = await call
+        else:
+            with anyio.CancelScope() as scope:
+                self._scopes[worker_id] = scope
+                output = await call
+            del self._scopes[worker_id]
+            if scope.cancelled_caught:
+                raise StepTimeoutError(
+                    f"step {name!r} took longer than its timeout of {timeout:g}s "
+                    f"(attempt {attempt})"
+                )
+        if output is not None and not isinstance(output, Event):
+            raise _output_error(name, output)
+        return output
+
     async def _worker(self, pool: _Pool) -> None:
         info = pool.info
         name = info.name
@@ -528,6 +572,7 @@ class Driver:
         policy = info.options.retry_policy
         timeout = info.options.timeout
         catchable = name in self._state.spec.catchers
+        wrapped = self._wrapped
         while (command := await pool.get()) is not None:
             delivery = command.delivery
             worker_id = command.worker_id
@@ -549,24 +594,19 @@ class Driver:
                 call = info.call(workflow, delivery.event, ctx, values)
                 if self._scheduled:
                     call = self._scheduled_call(worker_id, name, call)
-                if timeout is None:
-                    output = await call
-                else:
-                    with anyio.CancelScope() as scope:
-                        self._scopes[worker_id] = scope
-                        output = await call
-                    del self._scopes[worker_id]
-                    if scope.cancelled_caught:
-                        raise StepTimeoutError(
-                            f"step {name!r} took longer than its timeout of {timeout:g}s "
-                            f"(attempt {delivery.attempt})"
-                        )
-                if output is not None and not isinstance(output, Event):
-                    raise StepOutputError(
-                        f"step {name!r} returned {type(output).__name__} {output!r}; a "
-                        "step returns an Event or None (to end the run with a value, "
-                        "return StopEvent(result=...))"
+                if wrapped:
+                    # The adapter's step_call sees the attempt whole: its
+                    # timeout, its output check, its failure.
+                    call = self._attempt(worker_id, name, delivery.attempt, timeout, call)
+                    output = await adapter.step_call(
+                        name, worker_id, delivery.attempt, delivery.event, call
                     )
+                elif timeout is None:  # the common case, without a coroutine more
+                    output = await call
+                    if output is not None and not isinstance(output, Event):
+                        raise _output_error(name, output)
+                else:
+                    output = await self._attempt(worker_id, name, delivery.attempt, timeout, call)
             except Exception as exc:
                 now = adapter.now()
                 delay = None
@@ -581,6 +621,7 @@ class Driver:
                         exception_message=str(exc),
                         attempts=delivery.attempt,
                     )
+                _log_failure(self.run_id, name, delivery.attempt, exc, delay, catchable)
                 tick: Tick = StepFailed(worker_id, exc, delay, now, failure)
                 output = None
             else:
@@ -594,6 +635,64 @@ class Driver:
             # A step that never awaits must still let other tasks (and a
             # cancellation) in between two commands.
             await checkpoint()
+
+
+def _output_error(name: str, output: object) -> StepOutputError:
+    return StepOutputError(
+        f"step {name!r} returned {type(output).__name__} {output!r}; a "
+        "step returns an Event or None (to end the run with a value, "
+        "return StopEvent(result=...))"
+    )
+
+
+def _log_failure(
+    run_id: str, step: str, attempt: int, error: Exception, delay: float | None, catchable: bool
+) -> None:
+    extra = {"anyflow_run_id": run_id}
+    if delay is not None:
+        log.info(
+            "run %s: step %r failed (attempt %d) with %r; retrying in %gs",
+            run_id,
+            step,
+            attempt,
+            error,
+            delay,
+            extra=extra,
+        )
+    elif catchable:
+        log.warning(
+            "run %s: step %r failed (attempt %d); its @catch_error step takes over",
+            run_id,
+            step,
+            attempt,
+            exc_info=error,
+            extra=extra,
+        )
+    # Otherwise the run fails with it, and its end is logged with the error.
+
+
+def _log_end(run_id: str, workflow: Workflow, outcome: Outcome) -> None:
+    extra = {"anyflow_run_id": run_id}
+    name = type(workflow).__name__
+    if isinstance(outcome, Completed | Cancelled):
+        if log.isEnabledFor(logging.DEBUG):
+            how = "completed" if isinstance(outcome, Completed) else "was cancelled"
+            log.debug("run %s of %s %s", run_id, name, how, extra=extra)
+    elif isinstance(outcome, Failed):
+        log.warning(
+            "run %s of %s failed: step %r raised %r (attempt %d)",
+            run_id,
+            name,
+            outcome.step,
+            outcome.error,
+            outcome.attempts,
+            exc_info=outcome.error if isinstance(outcome.error, BaseException) else None,
+            extra=extra,
+        )
+    elif isinstance(outcome, TimedOut):
+        log.warning("run %s of %s timed out after %gs", run_id, name, outcome.timeout, extra=extra)
+    else:
+        log.warning("run %s of %s broke: %s", run_id, name, outcome.message, extra=extra)
 
 
 def _state_changed(
