@@ -38,8 +38,20 @@ __all__ = [
 
 
 def encode_record(data: Any) -> str:
+    """``data`` (JSON-safe) as one checksummed record.
+
+    :raises ContextSerdeError: for a string that is not text (a lone surrogate
+        such as ``"\\ud800"``, which no store can hold).
+    """
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return f"{zlib.crc32(body.encode()):08x}:{body}"
+    try:
+        encoded = body.encode()
+    except UnicodeEncodeError as exc:
+        bad = body[exc.start : exc.end]
+        raise ContextSerdeError(
+            f"the string holding {bad!r} is not text (a lone surrogate): encode or drop it"
+        ) from None
+    return f"{zlib.crc32(encoded):08x}:{body}"
 
 
 def decode_record(text: str, run_id: str, kind: str, seq: int) -> Any:

@@ -241,15 +241,16 @@ class RunBook:
         adapter.release()
         if deadlines:
             # Nobody may send it anything before then: wake it for its timeout.
-            self._task_group.start_soon(self._wake_at, run_id, min(deadlines))
+            self._task_group.start_soon(self._wake_at, live, min(deadlines))
 
-    async def _wake_at(self, run_id: str, deadline: float) -> None:
+    async def _wake_at(self, live: _Live, deadline: float) -> None:
+        # Wait for the release to complete first: the deadline may have passed
+        # already (a slow machine), and a run not yet parked cannot be resumed.
+        await live.stopped.wait()
         await anyio.sleep(max(0.0, deadline - time.time()))
-        parked = self.parked.get(run_id)
-        if parked is not None:
-            await parked.stopped.wait()
-            if run_id in self.parked:
-                self._resume(parked.served, run_id)
+        run_id = live.handler.run_id
+        if self.parked.get(run_id) is live:
+            self._resume(live.served, run_id)
 
     def _served_for(self, record: RunRecord) -> Served | None:
         return self._by_class.get(record.workflow)

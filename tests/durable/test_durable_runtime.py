@@ -296,6 +296,21 @@ async def test_an_event_that_cannot_be_recorded_stops_the_run_with_a_clear_error
             await Unrecordable().run(run_id="u", runtime=runtime)
 
 
+class Echo(Workflow):
+    @step
+    async def echo(self, ev: StartEvent) -> StopEvent:
+        return StopEvent(result=ev.get("text"))
+
+
+async def test_a_string_that_is_not_text_stops_only_its_own_run() -> None:
+    # A lone surrogate passes json.dumps but no store can hold it; it once
+    # crashed the runtime's task group and every run in it.
+    async with DurableRuntime(MemoryStore()) as runtime:
+        with pytest.raises(DurabilityError, match=r"run 'bad' cannot record RunStarted.*surrogate"):
+            await Echo().run(run_id="bad", runtime=runtime, text="\udfff")
+        assert await Echo().run(run_id="good", runtime=runtime, text="\U0001f600") == "\U0001f600"
+
+
 async def test_a_saved_paused_run_is_refused_by_a_runtime_that_keeps_runs() -> None:
     async with Shop().run(amount=1) as handler:
         async for ev in handler.stream_events():
