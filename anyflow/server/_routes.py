@@ -115,9 +115,7 @@ class _Api:
             async for chunk in stream:
                 chunks += chunk
                 if len(chunks) > limit:
-                    raise HTTPException(
-                        413, f"the request body is over the limit of {limit} bytes"
-                    )
+                    raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
         if not chunks.strip():
             if required:
                 raise HTTPException(400, "a JSON object body is required")
