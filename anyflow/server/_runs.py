@@ -35,9 +35,11 @@ from ._envelope import BadEvent, EventRegistry, envelope
 from ._idle import ReleasableRuntime
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from anyio.abc import TaskGroup
 
-    from ..durable import DurableRuntime, RunRecord
+    from ..durable import DurableRuntime, RunRecord, StoredEvent
 
 __all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "Served"]
 
@@ -255,6 +257,11 @@ class RunBook:
     def _served_for(self, record: RunRecord) -> Served | None:
         return self._by_class.get(record.workflow)
 
+    def _name_of(self, record: RunRecord) -> str:
+        """The name the run's workflow is served under (its class, if not served)."""
+        served = self._served_for(record)
+        return served.name if served is not None else record.workflow
+
     async def resume_unfinished(self) -> int:
         """Resume every recorded unfinished run of a served workflow (at start)."""
         resumed = 0
@@ -357,13 +364,11 @@ class RunBook:
         return terminal
 
     async def _describe(self, record: RunRecord) -> HandlerView:
-        served = self._served_for(record)
-        name = served.name if served is not None else record.workflow
         status = _protocol_status(record.status)
         terminal = None if status == "running" else await self._terminal_event(record.run_id)
         return HandlerView(
             handler_id=record.run_id,
-            workflow_name=name,
+            workflow_name=self._name_of(record),
             status=status,
             started_at=record.created_at,
             updated_at=record.updated_at,
@@ -399,9 +404,7 @@ class RunBook:
         views: list[HandlerView] = []
         for record in await self.durable.list_runs():
             seen.add(record.run_id)
-            served = self._served_for(record)
-            name = served.name if served is not None else record.workflow
-            if names is not None and name not in names:
+            if names is not None and self._name_of(record) not in names:
                 continue
             if statuses is not None and _protocol_status(record.status) not in statuses:
                 continue
@@ -428,13 +431,14 @@ class RunBook:
             raise NotFound(f"no handler {handler_id!r}")
         finished = record is not None and record.status != "running"
         if after is None:
+            if finished:
+                return None  # nothing comes after now
             records = await store.read_events(handler_id)
-            return None if finished else (records[-1][0] if records else -1)
+            return records[-1][0] if records else -1
         if finished and not await store.read_events(handler_id, after, limit=1):
             return None
         return after
 
-    def events(self, handler_id: str, after: int) -> Any:
+    def events(self, handler_id: str, after: int) -> AsyncIterator[StoredEvent]:
         """The run's recorded events after ``after``, as ``StoredEvent``s."""
-        reader: Any = self.durable.events(handler_id, after)
-        return reader
+        return self.durable.events(handler_id, after)
