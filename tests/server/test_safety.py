@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 import pytest
 
@@ -20,6 +21,21 @@ ANSWER = {"type": "Answer", "value": {"key": "name", "response": "Ada"}}
 
 def test_it_listens_on_loopback_unless_told_otherwise() -> None:
     assert inspect.signature(WorkflowServer.serve).parameters["host"].default == "127.0.0.1"
+
+
+async def _chunked_post(url: str, path: str, chunks: list[bytes]) -> int:
+    """POST ``chunks`` with Transfer-Encoding: chunked; the response's status."""
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    assert port is not None
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    async with await anyio.connect_tcp(host, port) as stream:
+        await stream.send(f"{head}Connection: close\r\n\r\n".encode() + body)
+        answer = b""
+        with anyio.fail_after(30):
+            while b"\r\n" not in answer:
+                answer += await stream.receive()
+    return int(answer.split()[1])
 
 
 @pytest.fixture
@@ -43,17 +59,10 @@ async def test_a_body_over_the_limit_is_413_and_the_run_goes_on(small_limit_url:
         assert refused.status_code == 413
         assert "limit of 1000 bytes" in refused.json()["detail"]
 
-        # Chunked, without a Content-Length: counted as it arrives.
-        async def chunks():  # type: ignore[no-untyped-def]
-            for _ in range(20):
-                yield b" " * 100
-
-        try:
-            chunked = await http.post("/events/a", content=chunks())
-        except httpx.TransportError:
-            pass  # it answered 413 and closed the connection before the body's end
-        else:
-            assert chunked.status_code == 413
+        # Chunked, without a Content-Length: counted as it arrives.  Sent over a
+        # raw socket: an upload the server cuts short leaves httpx's body
+        # generator half-read, which trio reports as a leak.
+        assert await _chunked_post(url, "/events/a", [b" " * 100] * 20) == 413
         assert (await http.post("/events/a", json={"event": ANSWER})).status_code == 200
         done = await http.post("/workflows/greet/run", json={"start_event": {"name": "Bo"}})
         assert done.json()["status"] == "completed"
