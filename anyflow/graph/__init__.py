@@ -7,6 +7,12 @@ server and the inspector read (``WorkflowGraph.to_json``).  See
 
     >>> from anyflow.graph import workflow_graph, mermaid
     >>> print(mermaid(workflow_graph(MyWorkflow)))  # doctest: +SKIP
+
+A recorded run laid over the graph (``RunGraph``: which steps ran, how often,
+in what order, where it failed) is drawn the same way:
+
+    >>> run = await recorded_run_graph(store, "run-1", MyWorkflow)  # doctest: +SKIP
+    >>> print(mermaid(run))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from ._graph import StepNode as StepNode
 from ._graph import WorkflowGraph as WorkflowGraph
 from ._graph import mermaid as mermaid
 from ._graph import workflow_graph as workflow_graph
+from ._run import RunGraph as RunGraph
+from ._run import StepActivity as StepActivity
+from ._run import recorded_run_graph as recorded_run_graph
+from ._run import run_graph as run_graph
 
 __all__ = [
     "Edge",
@@ -27,8 +37,12 @@ __all__ = [
     "ExternalNode",
     "Node",
     "ResourceNode",
+    "RunGraph",
+    "StepActivity",
     "StepNode",
     "WorkflowGraph",
     "mermaid",
+    "recorded_run_graph",
+    "run_graph",
     "workflow_graph",
 ]

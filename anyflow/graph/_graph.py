@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
     from ..resources import Resource
     from ..workflow import Workflow
+    from ._run import RunGraph
 
 __all__ = [
     "Edge",
@@ -380,17 +381,40 @@ _NOT_WORD = re.compile(r"\W")
 
 
 def _escape(text: str) -> str:
-    """Text safe inside a quoted Mermaid label."""
-    return text.replace("&", "#amp;").replace('"', "#quot;")
+    """Text safe inside a quoted Mermaid label (Mermaid reads labels as HTML)."""
+    return (
+        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )
 
 
-def mermaid(graph: WorkflowGraph) -> str:
+def mermaid(graph: WorkflowGraph | RunGraph) -> str:
     """The graph as Mermaid flowchart text (paste it in a Markdown ``mermaid`` block).
 
     Mermaid ids are the node ids prefixed with the node kind (``step_answer``,
     ``event_Joke``), which keeps them readable and clear of Mermaid keywords such
     as ``end``.
+
+    Given a ``RunGraph``, the drawing is of that run: each step's label says
+    when it first ran and how its attempts went, each event's how many came;
+    the step that failed the run is red, steps and events the run never
+    reached are grey.
     """
+    if isinstance(graph, WorkflowGraph):
+        return _mermaid(graph, {}, {}, {}, [])
+    from ._run import mermaid_overlay
+
+    return _mermaid(graph.graph, *mermaid_overlay(graph))
+
+
+def _mermaid(
+    graph: WorkflowGraph,
+    labels: dict[str, list[str]],
+    kinds: dict[str, str],
+    styles: dict[str, str],
+    comments: list[str],
+) -> str:
+    """The drawing, with ``labels`` (lines, already escaped) and style classes
+    (``kinds``, defined in ``styles``) in place of a node's own."""
     ids: dict[str, str] = {}
     taken: set[str] = set()
     for node in graph.nodes:
@@ -398,14 +422,15 @@ def mermaid(graph: WorkflowGraph) -> str:
         if not readable.startswith(node.node_type):
             readable = f"{node.node_type}_{readable}"
         ids[node.id] = _unique(readable, taken, sep="_")
-    lines = ["flowchart TD"]
+    lines = ["flowchart TD", *(f"    %% {c}" for c in comments)]
     for node in graph.nodes:
-        lines.append(f"    {ids[node.id]}{_SHAPES[node.node_type](_escape(node.label))}")
+        text = "<br/>".join(labels.get(node.id, [_escape(node.label)]))
+        lines.append(f"    {ids[node.id]}{_SHAPES[node.node_type](text)}")
     for edge in graph.edges:
         arrow = "-->" if edge.label is None else f'-->|"{_escape(edge.label)}"|'
         lines.append(f"    {ids[edge.source]} {arrow} {ids[edge.target]}")
-    for kind, style in _STYLES.items():
-        members = [ids[n.id] for n in graph.nodes if n.node_type == kind]
+    for kind, style in {**_STYLES, **styles}.items():
+        members = [ids[n.id] for n in graph.nodes if kinds.get(n.id, n.node_type) == kind]
         if members:
             lines.append(f"    classDef {kind} {style}")
             lines.append(f"    class {','.join(members)} {kind}")
