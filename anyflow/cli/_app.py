@@ -73,8 +73,10 @@ def draw(
     /,
     *,
     output: Annotated[Path, Parameter(name=["--output", "-o"])],
+    run: str | None = None,
+    store: str | None = None,
 ) -> int:
-    """Draw a workflow's graph.
+    """Draw a workflow's graph, or what one recorded run of it did.
 
     Parameters
     ----------
@@ -82,10 +84,26 @@ def draw(
         module:Workflow or path/to/file.py:Workflow.
     output
         FILE.mmd (Mermaid text) or FILE.html (a page that opens offline).
+    run
+        A run id (see `anyflow runs list`): draw that run over the graph, each step
+        with its order, attempts and failures. Needs --store.
+    store
+        The durable store that recorded --run: sqlite:///path/to/runs.db or postgresql://...
     """
+    from ._draw import check_output
     from ._draw import draw as draw_graph
 
-    draw_graph(_workflow(target), output)
+    if (run is None) != (store is None):
+        missing = "--store (the store that recorded it)" if store is None else "--run RUN_ID"
+        raise CliError(f"drawing a recorded run takes both --run and --store: add {missing}")
+    check_output(output)
+    workflow = _workflow(target)
+    recorded = None
+    if run is not None and store is not None:
+        from ._runs import read_run_graph
+
+        recorded = anyio.run(read_run_graph, store, run, workflow)
+    draw_graph(workflow, output, recorded)
     print(f"wrote {output}")
     return 0
 

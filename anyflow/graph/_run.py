@@ -165,7 +165,8 @@ def run_graph(
                 raise ValueError(
                     f"tick {index} ({type(tick).__name__}) does not fit a run of "
                     f"{type(wf).__name__}: no step was started as worker {tick.worker_id} "
-                    "(these ticks are a run of another workflow)"
+                    "(the recorded events reach none of its steps: the ticks are of another "
+                    "workflow, or of its module imported under another name)"
                 )
             if name in steps:
                 activity = steps[name]

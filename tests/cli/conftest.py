@@ -3,6 +3,7 @@ user runs it) and in this one (faster, for the many bad-input cases)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from anyflow.cli import main
 from anyflow.durable import DurableRuntime, SqliteStore
 
 from .flows import Hello
+from .runflows import Review
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,4 +65,25 @@ def store_url(tmp_path: Path) -> str:
             }
 
     anyio.run(record)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def failed_store_url(tmp_path: Path) -> str:
+    """A SQLite store holding a failed run of ``Review``, ``review-1``, and a
+    finished run of ``Hello``, ``greet-1``."""
+    path = tmp_path / "failed.db"
+
+    async def record() -> None:
+        async with SqliteStore(str(path)) as store, DurableRuntime(store) as runtime:
+            with pytest.raises(ValueError, match="is <too> short"):
+                await Review().run(run_id="review-1", runtime=runtime)
+            await Hello().run(run_id="greet-1", runtime=runtime, name="Ada")
+
+    logger = logging.getLogger("anyflow")
+    logger.disabled = True  # the failure is on purpose: no traceback in the test log
+    try:
+        anyio.run(record)
+    finally:
+        logger.disabled = False
     return f"sqlite:///{path}"
