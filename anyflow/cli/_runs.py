@@ -4,21 +4,27 @@ recorded, read without taking any run's lease (a live run can be looked at)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ..durable._journal import decode_record
 from ..errors import AnyflowError
 from ..testing import replay_journal
+from ..testing._replay import describe
 from ._errors import CliError
 from ._target import TargetError, open_store
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .._core.state import RunState
     from ..durable import RunRecord, Store
+    from ..graph import RunGraph
     from ..workflow import Workflow
 
-__all__ = ["list_runs", "replay_run", "show_run"]
+__all__ = ["list_runs", "read_run_graph", "replay_run", "show_run"]
 
 
 def _store(url: str) -> Store:
@@ -128,8 +134,59 @@ async def replay_run(
         f"run {run_id} of {record.workflow} ({record.status}), {len(replayed)} ticks",
         highlight=False,
     )
+    origin = replayed[0].tick.now if len(replayed) else 0.0
     for index in range(last + 1):
         step = replayed[index]
-        console.print(replayed.show(index), highlight=False)
+        console.print(
+            f"after tick {index} {type(step.tick).__name__} at "
+            f"{_since(step.tick.now, origin)}:\n{_describe(step.state, origin)}",
+            highlight=False,
+        )
         for command in step.commands:
             console.print(f"    → {type(command).__name__}", highlight=False)
+
+
+def _since(when: float, origin: float) -> str:
+    """A tick's time as the run's clock reads it: seconds since its first tick
+    (epoch seconds tell a reader nothing)."""
+    return f"+{when - origin:.3f}s"
+
+
+_TIME = re.compile(r"\bt=(-?[0-9.]+(?:e[+-]?[0-9]+)?)")
+
+
+def _describe(state: RunState, origin: float) -> str:
+    """``describe``'s lines, with every time in them counted from ``origin``.
+
+    The times are shifted in the state, then described, so each is printed
+    from its exact value (``describe``'s ``t=1.79564e+09`` has lost the
+    fractions of a second by then)."""
+
+    def shift(when: float | None) -> float | None:
+        return None if when is None else when - origin
+
+    shifted = attrs.evolve(
+        state,
+        deadline=shift(state.deadline),
+        waiting={k: attrs.evolve(w, deadline=shift(w.deadline)) for k, w in state.waiting.items()},
+        retries={k: attrs.evolve(w, deadline=shift(w.deadline)) for k, w in state.retries.items()},
+    )
+    return _TIME.sub(lambda m: _since(float(m.group(1)), 0.0), describe(shifted))
+
+
+async def read_run_graph(url: str, run_id: str, workflow: Workflow) -> RunGraph:
+    """Run ``run_id`` of the store at ``url``, laid over ``workflow``'s graph."""
+    from ..graph import recorded_run_graph
+
+    async with _store(url) as store:
+        record = await _record(store, run_id)
+        cls = type(workflow)
+        if record.workflow.rpartition(":")[2] != cls.__qualname__:
+            raise CliError(
+                f"run {run_id!r} is a run of {record.workflow}, not of {cls.__qualname__}: "
+                f"draw it with its own workflow (TARGET {record.workflow})"
+            )
+        try:
+            return await recorded_run_graph(store, run_id, workflow)
+        except (AnyflowError, ValueError) as exc:
+            raise CliError(f"cannot draw run {run_id!r}: {exc}") from None

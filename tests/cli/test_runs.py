@@ -64,9 +64,9 @@ def test_replay_with_the_workflow_shows_the_state_tick_by_tick(store_url: str) -
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "after tick 0 RunStarted" in out
+    assert "after tick 0 RunStarted at +0.000s:\n" in out
     assert "executing: compose#0 on Greet (event 0, attempt 1)" in out
-    assert "after tick 1 StepCompleted" in out
+    assert re.search(r"^after tick 1 StepCompleted at \+\d+\.\d{3}s:$", out, re.MULTILINE)
     assert "executing: finish#1 on Greeting (event 1, attempt 1)" in out
     assert "after tick 2" not in out
 
@@ -85,3 +85,26 @@ def test_replay_to_a_negative_tick_is_refused(
     status, _, err = cli("replay", "greet-1", "--store", store_url, "--to-tick", "-1")
     assert status == 2
     assert err == "error: --to-tick counts ticks from 0, so -1 is none: pass 0 or more\n"
+
+
+def test_replay_counts_every_time_from_the_runs_first_tick(
+    cli: Callable[..., tuple[int, str, str]], failed_store_url: str
+) -> None:
+    status, out, _ = cli(
+        "replay", "review-1", "--store", failed_store_url, "--workflow", "tests.cli.runflows:Review"
+    )
+    assert status == 0
+    heads = re.findall(r"^after tick (\d) (\w+) at \+(\d+\.\d{3})s:$", out, re.MULTILINE)
+    assert [(index, kind) for index, kind, _ in heads] == [
+        ("0", "RunStarted"),
+        ("1", "StepCompleted"),
+        ("2", "StepFailed"),
+        ("3", "TimerFired"),
+        ("4", "StepFailed"),
+    ]
+    times = [float(since) for _, _, since in heads]
+    assert times[0] == 0.0
+    assert times == sorted(times)
+    # The retry's due time too: no epoch seconds anywhere.
+    assert re.search(r"^  retry due at \+\d+\.\d{3}s: review on Draft \(attempt 2\)$", out, re.M)
+    assert "t=" not in out
