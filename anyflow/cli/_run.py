@@ -1,4 +1,5 @@
-"""``anyflow run``: one run of a workflow, watched as it goes."""
+"""``anyflow run``: one run of a workflow, watched as it goes; the questions it
+asks are answered from the terminal or stdin (see ``_answers``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import AnyflowError
-from ..events import WorkflowFailedEvent, WorkflowTimedOutEvent
+from ..events import InputRequiredEvent, WorkflowFailedEvent, WorkflowTimedOutEvent
 from ..serialization import encode_value
+from ._answers import Answers
 from ._errors import CliError
 from ._view import LiveView
 
@@ -65,17 +67,32 @@ async def _run(
     except AnyflowError as exc:  # e.g. a workflow that fails validation at run()
         raise CliError(f"{type(workflow).__name__} cannot run: {exc}") from None
     last: Event | None = None
+    answers: Answers | None = None
+    prompt = not as_json and sys.stdin.isatty()
     try:
         async with handler:
             with LiveView(console, list(workflow.steps())) as view:
-                async for event in handler.stream_events(expose_internal=True):
-                    last = event
-                    if as_json:
-                        _json_line(_event_data(event))
-                    else:
-                        view.show(event)
+                answers = Answers(
+                    handler, workflow, console, view, prompt=prompt, echo=not (as_json or prompt)
+                )
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(answers.serve)
+                    try:
+                        async for event in handler.stream_events(expose_internal=True):
+                            last = event
+                            if as_json:
+                                _json_line(_event_data(event))
+                            else:
+                                view.show(event)
+                            if isinstance(event, InputRequiredEvent):
+                                answers.ask(event)
+                    finally:
+                        answers.close()
+                        tg.cancel_scope.cancel()
             result = await handler
     except Exception as exc:
+        if answers is not None and answers.unanswered is not None:
+            return None, f"stdin ended before the question {answers.unanswered!r} was answered"
         if isinstance(last, WorkflowFailedEvent) and last.step_name:
             return None, (
                 f"step {last.step_name!r} failed after {last.attempts} attempt(s): "

@@ -4,14 +4,16 @@ below them that changes as the run goes (rich's ``Live``)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import attrs
 from rich.markup import escape
 
-from ..events import StepStateChanged, StopEvent
+from ..events import InputRequiredEvent, StepStateChanged, StopEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
     from rich.console import Console
@@ -57,6 +59,18 @@ class LiveView:
             self._live.update(self._table(), refresh=True)
             self._live.__exit__(exc_type, exc, tb)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The table stands aside (a question is asked on the terminal)."""
+        if self._live is None:
+            yield
+            return
+        self._live.stop()
+        try:
+            yield
+        finally:
+            self._live.start(refresh=True)
+
     def _table(self) -> Table:
         from rich.table import Table
 
@@ -94,7 +108,7 @@ class LiveView:
                 else:
                     step.failed += 1
                     self._console.print(f"[yellow]■[/] {escape(event.name)}#{event.worker_id}")
-        elif not isinstance(event, StopEvent):
+        elif not isinstance(event, StopEvent | InputRequiredEvent):  # questions: see _answers
             self._console.print(f"  [magenta]event[/] {escape(repr(event))}")
         if self._live is not None:
             self._live.update(self._table())

@@ -26,11 +26,15 @@ FLOWS_FILE = "tests/cli/flows.py"
 FLOWS_MODULE = "tests.cli.flows"
 
 
-def anyflow(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """``python -m anyflow ARGS`` in a child process, from the repository's root."""
+def anyflow(
+    *args: str, cwd: Path = ROOT, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m anyflow ARGS`` in a child process, from the repository's
+    root, reading ``stdin`` (or nothing: stdin is closed)."""
     return subprocess.run(
         [sys.executable, "-m", "anyflow", *args],
         cwd=cwd,
+        input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,
         timeout=60,
