@@ -203,8 +203,16 @@ def replay(run_id: str, spec: RunSpec, records: Sequence[tuple[int, str]]) -> Ru
     :raises JournalCorruptError: for a missing, damaged or unreadable record,
         or a tick that the run's state machine rejects.
     """
+    return replay_ticks(run_id, spec, decode_ticks(run_id, records))
+
+
+def replay_ticks(run_id: str, spec: RunSpec, ticks: Iterable[Tick]) -> RunState:
+    """The state after every tick of ``ticks``, in order.
+
+    :raises JournalCorruptError: for a tick that the run's state machine rejects.
+    """
     state = RunState.initial(spec)
-    for seq, tick in enumerate(decode_ticks(run_id, records)):
+    for seq, tick in enumerate(ticks):
         try:
             state, _ = reduce(state, tick)
         except TickRejected as exc:

@@ -1,0 +1,125 @@
+"""What anyflow registers with DBOS, and how a run's DBOS workflow reaches the
+runtime that executes it.
+
+A run is one DBOS workflow, ``anyflow.run(run_id, workflow, start)``, whose id
+is the run id.  Its body does not execute the workflow: it hands its DBOS
+context to the process's ``DBOSRuntime`` and waits for the outcome.  The
+runtime's driver then records, through that context, one ``anyflow.record``
+step per batch of ticks.  The hand-over lets every execution (a new start, a
+taken-over run, a run DBOS recovered on its own background event loop) happen
+in the runtime's task group, under its cancel scopes, on the application's
+event loop.
+
+This is the one module that knows DBOS internals: the context variable that
+holds a workflow's context, and the ``notifications`` system table, read (never
+written) to learn that a run has a message waiting without spending a
+recorded operation on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol
+
+import sqlalchemy as sa
+from dbos import DBOS
+from dbos._context import _dbos_context_var
+from dbos._dbos import _get_dbos_instance
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "RECORD",
+    "RUN",
+    "TOPIC",
+    "Host",
+    "current_context",
+    "pending_messages",
+    "record",
+    "run",
+    "set_host",
+    "use_context",
+]
+
+RUN = "anyflow.run"
+"""The DBOS workflow name of every anyflow run."""
+RECORD = "anyflow.record"
+"""The DBOS step name of a recorded batch of ticks."""
+TOPIC = "anyflow.tick"
+"""The DBOS message topic of ticks sent to a run from outside."""
+
+
+class Host(Protocol):
+    """The ``DBOSRuntime`` of this process, seen from a run's DBOS workflow."""
+
+    loop: asyncio.AbstractEventLoop
+
+    async def execute(self, run_id: str, workflow: str, start: str, context: Any) -> str: ...
+
+
+_host: Host | None = None
+
+
+def set_host(host: Host | None) -> None:
+    global _host
+    _host = host
+
+
+@DBOS.step(name=RECORD)
+async def record(executed: list[bool], payload: str | None) -> str | None:
+    """Record ``payload``; when the step was recorded before (a replay), DBOS
+    returns that record without calling this, so ``executed`` stays empty:
+    that is how a replay knows it has reached the live end of the record."""
+    executed.append(True)
+    return payload
+
+
+@DBOS.workflow(name=RUN)
+async def run(run_id: str, workflow: str, start: str) -> str:
+    context = _dbos_context_var.get()
+    host = _host
+    while host is None:
+        # DBOS recovered this run at launch, before the application entered
+        # its DBOSRuntime: wait for it, the run stays pending meanwhile.
+        await asyncio.sleep(0.05)
+        host = _host
+    if asyncio.get_running_loop() is host.loop:
+        return await host.execute(run_id, workflow, start, context)
+    # On DBOS's background event loop (a recovered or taken-over run): the
+    # run executes on the runtime's loop, this task only waits for it.
+    future = asyncio.run_coroutine_threadsafe(
+        host.execute(run_id, workflow, start, context), host.loop
+    )
+    return await asyncio.wrap_future(future)
+
+
+def current_context() -> Any:
+    return _dbos_context_var.get()
+
+
+def use_context(context: Any) -> None:
+    """Make ``context`` (a run's DBOS workflow context) the current task's, so
+    the driver's ``record`` and ``recv`` calls belong to that workflow."""
+    _dbos_context_var.set(context)
+
+
+def pending_messages(run_ids: Sequence[str]) -> set[str]:
+    """The runs among ``run_ids`` that have a message not yet received.
+
+    A hint, read in a worker thread: the message itself is then taken with
+    ``DBOS.recv``, which records it.
+    """
+    sys_db = _get_dbos_instance()._sys_db
+    table = sys_db.tables.notifications
+    query = (
+        sa.select(table.c.destination_uuid)
+        .where(
+            table.c.destination_uuid.in_(list(run_ids)),
+            table.c.topic == TOPIC,
+            table.c.consumed == sa.false(),
+        )
+        .distinct()
+    )
+    with sys_db.engine.connect() as connection:
+        return {row[0] for row in connection.execute(query)}
