@@ -35,6 +35,7 @@ __all__ = [
     "TOPIC",
     "Host",
     "current_context",
+    "host",
     "pending_messages",
     "record",
     "run",
@@ -61,9 +62,13 @@ class Host(Protocol):
 _host: Host | None = None
 
 
-def set_host(host: Host | None) -> None:
+def host() -> Host | None:
+    return _host
+
+
+def set_host(runtime: Host | None) -> None:
     global _host
-    _host = host
+    _host = runtime
 
 
 @DBOS.step(name=RECORD)

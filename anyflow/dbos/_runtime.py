@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections import deque
@@ -72,7 +73,7 @@ from . import _bridge
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
 
     from .._core.commands import Command
@@ -87,6 +88,7 @@ __all__ = ["DBOSRuntime"]
 
 log = logging.getLogger("anyflow.dbos")
 
+_APP_NAME = re.compile(r"[a-z0-9_-]{3,256}")
 _FINISHED = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 _WAITING = frozenset({"PENDING", "ENQUEUED", "DELAYED"})
 
@@ -355,6 +357,8 @@ class DBOSRuntime(RuntimeDecorator):
         workflow's steps did not change in a way its record cannot follow).
     :param poll_interval: how often a run looks for messages from other
         processes, and a follower for new records.
+    :param dbos_config: more of DBOS's configuration (``log_level``, ...),
+        when the runtime launches DBOS.
     """
 
     def __init__(
@@ -366,17 +370,24 @@ class DBOSRuntime(RuntimeDecorator):
         executor_id: str | None = None,
         application_version: str = "anyflow-1",
         poll_interval: float = 0.1,
+        dbos_config: Mapping[str, Any] | None = None,
         inner: Runtime | None = None,
     ) -> None:
         _require_asyncio()
         super().__init__(inner if inner is not None else BasicRuntime())
         if poll_interval <= 0:
             raise ValueError("poll_interval is seconds > 0")
+        if not _APP_NAME.fullmatch(name):
+            raise ValueError(
+                f"DBOS application name {name!r}: use 3 to 256 lowercase letters, digits, "
+                "dashes and underscores"
+            )
         self.name = name
         self.database_url = database_url
         self.executor_id = executor_id or f"anyflow-{uuid.uuid4().hex[:12]}"
         self.application_version = application_version
         self.poll_interval = poll_interval
+        self.dbos_config = dict(dbos_config or {})
         self._workflows: dict[str, Workflow] = {}
         for workflow in workflows:
             self._workflows[type_name(type(workflow))] = workflow
@@ -398,27 +409,48 @@ class DBOSRuntime(RuntimeDecorator):
         import asyncio
 
         _require_asyncio()
+        if _bridge.host() is not None:
+            raise RuntimeError(
+                "another DBOSRuntime is running in this process: DBOS is one per process, "
+                "so is DBOSRuntime; share that one"
+            )
         self.loop = asyncio.get_running_loop()
         _bridge.set_host(self)
         try:
             if self.database_url is not None:
-                DBOS(
-                    config={
-                        "name": self.name,
-                        "system_database_url": self.database_url,
-                        "executor_id": self.executor_id,
-                        "application_version": self.application_version,
-                        "enable_otlp": False,
-                    }
-                )
-                await anyio.to_thread.run_sync(DBOS.launch)
+                config: Any = {
+                    "enable_otlp": False,
+                    **self.dbos_config,
+                    "name": self.name,
+                    "system_database_url": self.database_url,
+                    "executor_id": self.executor_id,
+                    "application_version": self.application_version,
+                }
+                DBOS(config=config)
                 self._launched = True
+                try:
+                    await anyio.to_thread.run_sync(DBOS.launch)
+                except Exception as exc:
+                    raise DurabilityError(
+                        f"DBOS could not open its system database at "
+                        f"{_redacted(self.database_url)}: {exc}. Check that the database "
+                        "server runs and the URL is right (sqlite:///path/app.db or "
+                        "postgresql://user@host:5432/dbname)"
+                    ) from exc
+            elif not _dbos_launched():
+                raise RuntimeError(
+                    "DBOSRuntime without database_url uses the application's DBOS, and "
+                    "DBOS is not launched: call DBOS(config=...) and DBOS.launch() first, "
+                    "or pass database_url= and let the runtime launch it"
+                )
+            else:
+                self.executor_id = _dbos_executor_id()
             await self.inner.__aenter__()
         except BaseException:
             _bridge.set_host(None)
             if self._launched:
                 self._launched = False
-                DBOS.destroy()
+                await anyio.to_thread.run_sync(DBOS.destroy)
             raise
         self._entered = True
         self.inner.spawn(self._watch_mail, name="anyflow dbos mail")
@@ -800,6 +832,28 @@ def _default_start(workflow: Workflow, run_id: str) -> Event:
             f"no run {run_id!r} is recorded, and {start_class.__name__} cannot be made "
             f"without fields ({exc}): pass the start event's fields to wf.run() to start it"
         ) from None
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{place}"
+
+
+def _dbos_launched() -> bool:
+    from dbos import _dbos
+
+    instance = _dbos._dbos_global_instance
+    return instance is not None and bool(instance._launched)
+
+
+def _dbos_executor_id() -> str:
+    from dbos._utils import GlobalParams
+
+    return str(GlobalParams.executor_id)
 
 
 def _require_asyncio() -> None:
