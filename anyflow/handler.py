@@ -257,6 +257,12 @@ class WorkflowHandler:
         adapter.send_tick(EventSent(event, step, external=True))
         return _Sent(adapter)
 
+    async def wait_recorded(self) -> None:
+        """Return once the run, and every event sent to it so far, are recorded
+        by its runtime (at once for a runtime that keeps no runs): from then
+        on another process of the application can find the run."""
+        await self._require_started("wait_recorded()").wait_accepted()
+
     async def cancel_run(self) -> None:
         """Stop the run and wait until nothing of it is running.  No-op once it ended."""
         adapter = self._require_started("cancel_run()")

@@ -35,6 +35,7 @@ from dbos._error import DBOSWorkflowIDInUseError as _InUseError
 
 from .._core.commands import Publish
 from .._core.ticks import is_external
+from ..durable import RunRecord, StoredEvent
 from ..durable._journal import (
     changes,
     decode_outcome,
@@ -299,7 +300,9 @@ class _External(ExternalRunAdapterDecorator):
 
     async def wait_accepted(self) -> None:
         run = self._run
-        while not run.ended and (run.sending if run.remote else run.committed_sent < run.sent):
+        while not run.ended and (
+            run.sending if run.remote else run.context is None or run.committed_sent < run.sent
+        ):
             await run.next_change().wait()
         await anyio.lowlevel.checkpoint()
 
@@ -497,6 +500,11 @@ class DBOSRuntime(RuntimeDecorator):
             self._active[run_id] = run
         return _Internal(internal, run), _External(external, run)
 
+    def add_workflow(self, workflow: Workflow) -> None:
+        """Make ``workflow`` one this process can execute when DBOS hands it a
+        run it did not start (as ``workflows=`` does)."""
+        self._workflows.setdefault(type_name(type(workflow)), workflow)
+
     def attach(self, workflow: Workflow, run_id: str) -> WorkflowHandler:
         """A handler that follows the run ``run_id`` of ``workflow`` (executing
         in any process of the application, or finished) without executing it:
@@ -598,6 +606,7 @@ class DBOSRuntime(RuntimeDecorator):
             else:
                 run.context, run.done = await waiter
                 run.fresh = True
+                run.notify()
                 _bridge.use_context(run.context)
                 return Recovery(start_event=start_event)
         assert status is not None
@@ -649,6 +658,7 @@ class DBOSRuntime(RuntimeDecorator):
         DBOS returns each recorded step in order, until the first step it has
         not recorded, which executes (and records nothing of the run)."""
         _bridge.use_context(run.context)
+        run.notify()
         run_id = run.run_id
         ticks: list[Tick] = []
         events: list[Event] = []
@@ -722,31 +732,67 @@ class DBOSRuntime(RuntimeDecorator):
         """Publish the run's recorded events as they are recorded, until it
         ends; its outcome."""
         run.remote = True
-        run_id = run.run_id
-        offset = 0
+        reader = _RecordReader(self, run.run_id)
         while True:
-            status = await DBOS.get_workflow_status_async(run_id)
-            steps = await DBOS.list_workflow_steps_async(run_id, offset=offset)
-            for step in steps:
-                offset += 1
-                text = step["output"]
-                if step["function_name"] != _bridge.RECORD or text is None:
-                    continue
-                batch = _decode_batch(text, run_id, offset)
-                for event in _decode_events(batch.get("e", ()), run_id, offset):
-                    inner.publish(event)
-            if status is not None and status.status in _FINISHED:
-                break
-            await anyio.sleep(self.poll_interval)
-        if status.status != "SUCCESS" or not isinstance(status.output, str):
-            raise DurabilityError(
-                f"the DBOS workflow of run {run_id!r} ended as {status.status} without an "
-                "outcome: it was cancelled or failed outside anyflow"
-            )
-        final = decode_record(status.output, run_id, "outcome", 0)
-        for event in _decode_events(final.get("e", ()), run_id, offset):
-            inner.publish(event)
-        return Recovery(outcome=decode_outcome(encode_record(final["o"]), run_id))
+            for event in await reader.read():
+                inner.publish(event.event)
+            if reader.outcome is not None:
+                return Recovery(outcome=reader.outcome)
+            await reader.wait()
+
+    # Reading the record (the same questions DurableRuntime answers).
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run's record, or None if there is no such run."""
+        status = await DBOS.get_workflow_status_async(run_id)
+        if status is None or status.name != _bridge.RUN:
+            return None
+        return _run_record(status)
+
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """The recorded runs, oldest first (``workflow`` is ``module:qualname``)."""
+        found = await DBOS.list_workflows_async(name=_bridge.RUN, load_output=True)
+        records = [_run_record(s) for s in found]
+        return [
+            r
+            for r in records
+            if (workflow is None or r.workflow == workflow)
+            and (status is None or r.status == status)
+        ]
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The run's recorded events with a sequence number above ``after``."""
+        events = [e for e in await _RecordReader(self, run_id).read() if e.seq > after]
+        return events if limit is None else events[:limit]
+
+    def events(self, run_id: str, after: int = -1) -> _EventStream:
+        """The run's recorded events above ``after``, following the run until
+        its last event, wherever it executes.
+
+        :raises DurabilityError: if there is no such run.
+        """
+        return _EventStream(self, run_id, after)
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete a finished run's record."""
+        await DBOS.delete_workflow_async(run_id)
+
+    @property
+    def resumes_recorded_runs(self) -> bool:
+        """False: DBOS decides which process executes a recorded run (its own,
+        after a restart with the same executor id); others follow it."""
+        return False
+
+    def handler_for(
+        self, workflow: Workflow, run_id: str, runtime: Runtime | None = None
+    ) -> WorkflowHandler:
+        """A handler on the recorded unfinished run ``run_id``: one that follows
+        it (``attach``), wherever it executes."""
+        return self.attach(workflow, run_id)
 
     # While a run goes on.
 
@@ -821,6 +867,116 @@ class DBOSRuntime(RuntimeDecorator):
                 if r.run_id in waiting and r.internal is not None:
                     r.mail = True
                     r.internal.interrupt()
+
+
+class _RecordReader:
+    """Reads a run's events from its DBOS record, from where it left off: the
+    events of each recorded batch in order, then those of the run's result."""
+
+    __slots__ = ("_offset", "_runtime", "next_seq", "outcome", "run_id", "status")
+
+    def __init__(self, runtime: DBOSRuntime, run_id: str) -> None:
+        self._runtime = runtime
+        self.run_id = run_id
+        self._offset = 0
+        self.next_seq = 0
+        self.status: Any = None
+        """DBOS's status of the run at the last read (None: no such run)."""
+        self.outcome: Outcome | None = None
+        """Set once the run's end has been read."""
+
+    async def read(self) -> list[StoredEvent]:
+        """The events recorded since the last read."""
+        if self.outcome is not None:
+            return []
+        run_id = self.run_id
+        # The status first: a finished run has all its steps recorded.
+        self.status = status = await DBOS.get_workflow_status_async(run_id)
+        steps = await DBOS.list_workflow_steps_async(run_id, offset=self._offset)
+        found: list[StoredEvent] = []
+        for step in steps:
+            self._offset += 1
+            text = step["output"]
+            if step["function_name"] != _bridge.RECORD or text is None:
+                continue
+            batch = _decode_batch(text, run_id, self._offset)
+            found.extend(self._number(_decode_events(batch.get("e", ()), run_id, self._offset)))
+        if status is not None and status.status in _FINISHED:
+            if status.status != "SUCCESS" or not isinstance(status.output, str):
+                raise DurabilityError(
+                    f"the DBOS workflow of run {run_id!r} ended as {status.status} without "
+                    "an outcome: it was cancelled or failed outside anyflow"
+                )
+            final = decode_record(status.output, run_id, "outcome", 0)
+            found.extend(self._number(_decode_events(final.get("e", ()), run_id, self._offset)))
+            self.outcome = decode_outcome(encode_record(final["o"]), run_id)
+        return found
+
+    def _number(self, events: list[Event]) -> list[StoredEvent]:
+        numbered = [StoredEvent(self.next_seq + i, event) for i, event in enumerate(events)]
+        self.next_seq += len(events)
+        return numbered
+
+    async def wait(self) -> None:
+        """Until there may be more to read: the next record of a run executing
+        in this process, else ``poll_interval``."""
+        local = self._runtime._active.get(self.run_id)
+        if local is not None and not local.ended:
+            with anyio.move_on_after(self._runtime.poll_interval):
+                await local.next_change().wait()
+        else:
+            await anyio.sleep(self._runtime.poll_interval)
+
+
+class _EventStream:
+    """``DBOSRuntime.events()``: a plain async iterator, so a consumer may
+    break out of its loop without leaving a generator to finalize."""
+
+    __slots__ = ("_after", "_buffer", "_reader")
+
+    def __init__(self, runtime: DBOSRuntime, run_id: str, after: int) -> None:
+        self._reader = _RecordReader(runtime, run_id)
+        self._after = after
+        self._buffer: deque[StoredEvent] = deque()
+
+    def __aiter__(self) -> _EventStream:
+        return self
+
+    async def __anext__(self) -> StoredEvent:
+        reader = self._reader
+        while not self._buffer:
+            if reader.outcome is not None:
+                raise StopAsyncIteration
+            self._buffer.extend(e for e in await reader.read() if e.seq > self._after)
+            if reader.status is None:
+                raise DurabilityError(f"no run {reader.run_id!r} is recorded")
+            if not self._buffer and reader.outcome is None:
+                await reader.wait()
+        return self._buffer.popleft()
+
+
+def _run_status(status: Any) -> str:
+    """An anyflow run status (``RunRecord.status``) from DBOS's."""
+    if status.status in _WAITING:
+        return "running"
+    if status.status == "SUCCESS" and isinstance(status.output, str):
+        try:
+            return str(json.loads(status.output.partition(":")[2])["o"]["status"])
+        except (ValueError, KeyError, TypeError):
+            return "failed"
+    return "cancelled" if status.status == "CANCELLED" else "failed"
+
+
+def _run_record(status: Any) -> RunRecord:
+    workflow = status.input["args"][1] if status.input else ""
+    created = (status.created_at or 0) / 1000
+    return RunRecord.from_row(
+        status.workflow_id,
+        str(workflow),
+        _run_status(status),
+        created,
+        (status.updated_at or status.created_at or 0) / 1000,
+    )
 
 
 def _default_start(workflow: Workflow, run_id: str) -> Event:

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from .._core.state import Outcome
     from .._core.ticks import Tick
     from ..context import StateStore
+    from ..handler import WorkflowHandler
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
     from ..workflow import Workflow
 
@@ -379,7 +380,7 @@ class _External(ExternalRunAdapterDecorator):
     async def wait_accepted(self) -> None:
         journal = self._journal
         target = journal.sent
-        while journal.committed_sent < target and not journal.ended:
+        while not journal.ended and (not journal.claimed or journal.committed_sent < target):
             await journal.next_change().wait()
         await anyio.lowlevel.checkpoint()
 
@@ -497,6 +498,32 @@ class DurableRuntime(RuntimeDecorator):
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run's record, or None if there is no such run."""
         return await self.store.get_run(run_id)
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The run's recorded events with a sequence number above ``after``."""
+        return [
+            StoredEvent(seq, _decode_event(text, run_id, seq))
+            for seq, text in await self.store.read_events(run_id, after, limit=limit)
+        ]
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete a finished run's records (see ``Store.delete``)."""
+        await self.store.delete(run_id)
+
+    @property
+    def resumes_recorded_runs(self) -> bool:
+        """True: any process may resume a recorded unfinished run (the lease
+        keeps two from executing it at once)."""
+        return True
+
+    def handler_for(
+        self, workflow: Workflow, run_id: str, runtime: Runtime | None = None
+    ) -> WorkflowHandler:
+        """A handler on the recorded unfinished run ``run_id``: it resumes here,
+        in ``runtime`` (this one, or a decorator of it)."""
+        return workflow.run(run_id=run_id, runtime=runtime if runtime is not None else self)
 
     def events(self, run_id: str, after: int = -1) -> _EventReader:
         """The run's recorded events with a sequence number above ``after``, as

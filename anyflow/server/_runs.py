@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import attrs
 
-from ..durable._runtime import _decode_event
 from ..errors import DurabilityError, WorkflowRuntimeError
 from ..events import (
     Event,
@@ -39,13 +38,45 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-    from ..durable import DurableRuntime, RunRecord, StoredEvent
+    from ..durable import RunRecord, StoredEvent
+    from ..runtime import Runtime
 
-__all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "Served"]
+__all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "RunCatalog", "Served"]
 
 log = logging.getLogger("anyflow.server")
 
 STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+class RunCatalog(Protocol):
+    """What the server's runtime knows of recorded runs: ``DurableRuntime``
+    (runs in a ``Store``) and ``DBOSRuntime`` (runs in DBOS) both answer it."""
+
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRecord]: ...
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[StoredEvent]: ...
+
+    def events(self, run_id: str, after: int = -1) -> AsyncIterator[StoredEvent]: ...
+
+    async def delete_run(self, run_id: str) -> None: ...
+
+    @property
+    def resumes_recorded_runs(self) -> bool:
+        """Whether the server resumes the unfinished runs it finds at start
+        (False: the runtime decides where they execute)."""
+        ...
+
+    def handler_for(
+        self, workflow: Workflow, run_id: str, runtime: Runtime | None = None
+    ) -> WorkflowHandler:
+        """A handler on a recorded unfinished run, to send it events or cancel it."""
+        ...
 
 
 class NotFound(LookupError):
@@ -134,13 +165,15 @@ class RunBook:
 
     def __init__(
         self,
-        durable: DurableRuntime,
+        durable: RunCatalog,
+        runtime: Runtime,
         served: dict[str, Served],
         task_group: TaskGroup,
         idle_timeout: float | None = None,
     ) -> None:
         self.durable = durable
-        self.runtime = ReleasableRuntime(durable, self._on_idle)
+        """What the server reads recorded runs from (the runtime, seen as a catalog)."""
+        self.runtime = ReleasableRuntime(runtime, self._on_idle)
         """What runs execute in: the durable runtime, with idle release."""
         self._served = served
         self._by_class = {type_name(type(s.workflow)): s for s in served.values()}
@@ -182,9 +215,12 @@ class RunBook:
                     " run; choose another handler_id (or leave it out to get a fresh one)"
                 )
             handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.runtime)
+            live = self._adopt(served, handler)
+            # Recorded before the client hears of it: any replica then finds it.
+            await handler.wait_recorded()
         finally:
             self._reserved.discard(handler_id)
-        return self._adopt(served, handler)
+        return live
 
     def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
         run_id = handler.run_id
@@ -265,6 +301,8 @@ class RunBook:
     async def resume_unfinished(self) -> int:
         """Resume every recorded unfinished run of a served workflow (at start)."""
         resumed = 0
+        if not self.durable.resumes_recorded_runs:
+            return 0
         for record in await self.durable.list_runs(status="running"):
             served = self._served_for(record)
             if served is None or record.run_id in self._live:
@@ -274,7 +312,7 @@ class RunBook:
         return resumed
 
     def _resume(self, served: Served, run_id: str) -> _Live:
-        handler = served.workflow.run(run_id=run_id, runtime=self.runtime)
+        handler = self.durable.handler_for(served.workflow, run_id, self.runtime)
         return self._adopt(served, handler)
 
     async def _running(self, handler_id: str) -> _Live:
@@ -346,7 +384,7 @@ class RunBook:
             await live.ended.wait()
         if not purge:
             return "cancelled"
-        await self.durable.store.delete(handler_id)
+        await self.durable.delete_run(handler_id)
         self._terminal.pop(handler_id, None)
         return "deleted"
 
@@ -355,8 +393,8 @@ class RunBook:
     async def _terminal_event(self, run_id: str) -> StopEvent | None:
         if run_id in self._terminal:
             return self._terminal[run_id]
-        records = await self.durable.store.read_events(run_id)
-        last = _decode_event(records[-1][1], run_id, records[-1][0]) if records else None
+        records = await self.durable.read_events(run_id)
+        last = records[-1].event if records else None
         terminal = last if isinstance(last, StopEvent) else None
         if len(self._terminal) >= 10_000:
             self._terminal.pop(next(iter(self._terminal)))
@@ -424,7 +462,7 @@ class RunBook:
 
         :raises NotFound: for an unknown handler.
         """
-        store = self.durable.store
+        catalog = self.durable
         live = self._live.get(handler_id)
         record = await self.durable.get_run(handler_id)
         if record is None and live is None:
@@ -433,9 +471,9 @@ class RunBook:
         if after is None:
             if finished:
                 return None  # nothing comes after now
-            records = await store.read_events(handler_id)
-            return records[-1][0] if records else -1
-        if finished and not await store.read_events(handler_id, after, limit=1):
+            records = await catalog.read_events(handler_id)
+            return records[-1].seq if records else -1
+        if finished and not await catalog.read_events(handler_id, after, limit=1):
             return None
         return after
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+    from ..dbos import DBOSRuntime
     from ..workflow import Workflow
 
 __all__ = ["WorkflowServer"]
@@ -67,6 +68,12 @@ class WorkflowServer:
         journal when an event for it arrives or a deadline of it comes.  None
         keeps every run in memory.
     :param lease: the durable runtime's lease (see ``DurableRuntime``).
+    :param runtime: instead of a store, the runtime runs are recorded and
+        executed in: a ``DBOSRuntime``, so that several server processes share
+        runs through DBOS (any of them takes a run's events and streams it,
+        wherever it executes).  Entered and left with the server.  Runs on a
+        DBOSRuntime are not released when idle: a run waiting for input stays
+        with the process that executes it, and messages reach it there.
     """
 
     def __init__(
@@ -80,10 +87,18 @@ class WorkflowServer:
         idle_timeout: float | None = 60.0,
         lease: float = 30.0,
         poll_interval: float = 0.5,
+        runtime: DBOSRuntime | None = None,
     ) -> None:
         if max_body_bytes <= 0 or heartbeat <= 0:
             raise ValueError("max_body_bytes and heartbeat must be > 0")
+        if runtime is not None and store is not None:
+            raise ValueError(
+                "pass a store or a runtime, not both: a DBOSRuntime keeps its runs in DBOS"
+            )
         self.store = store if store is not None else MemoryStore()
+        self.runtime = runtime
+        if runtime is not None:
+            idle_timeout = None
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.heartbeat = heartbeat
@@ -179,9 +194,17 @@ class WorkflowServer:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._closing = False
-        runtime = DurableRuntime(self.store, lease=self._lease, poll_interval=self._poll_interval)
+        runtime: DurableRuntime | DBOSRuntime
+        if self.runtime is not None:
+            runtime = self.runtime
+            for served in self._served.values():
+                runtime.add_workflow(served.workflow)
+        else:
+            runtime = DurableRuntime(
+                self.store, lease=self._lease, poll_interval=self._poll_interval
+            )
         async with runtime, anyio.create_task_group() as watchers:
-            self._runs = RunBook(runtime, self._served, watchers, self.idle_timeout)
+            self._runs = RunBook(runtime, runtime, self._served, watchers, self.idle_timeout)
             resumed = await self._runs.resume_unfinished()
             if resumed:
                 log.info("resumed %d unfinished run(s)", resumed)
