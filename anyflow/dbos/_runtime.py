@@ -456,6 +456,7 @@ class DBOSRuntime(RuntimeDecorator):
                 await anyio.to_thread.run_sync(DBOS.destroy)
             raise
         self._entered = True
+        logging.getLogger("dbos").addFilter(_QUIET)
         self.inner.spawn(self._watch_mail, name="anyflow dbos mail")
         return self
 
@@ -480,6 +481,7 @@ class DBOSRuntime(RuntimeDecorator):
                 self._launched = False
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(DBOS.destroy)
+            logging.getLogger("dbos").removeFilter(_QUIET)
 
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         if not self._entered:
@@ -867,6 +869,18 @@ class DBOSRuntime(RuntimeDecorator):
                 if r.run_id in waiting and r.internal is not None:
                     r.mail = True
                     r.internal.interrupt()
+
+
+class _QuietCancellation(logging.Filter):
+    """Drops DBOS's warning that a workflow task was cancelled: a runtime
+    leaving its block cancels the DBOS workflows of its unfinished runs on
+    purpose (that is what leaves them pending, to be resumed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Asyncio task cancelled for workflow")
+
+
+_QUIET = _QuietCancellation()
 
 
 class _RecordReader:
