@@ -812,11 +812,13 @@ class DBOSRuntime(RuntimeDecorator):
                 run.prelogged.append(command.event)
         if events:
             batch["e"] = events
-        received = 0
+        received: list[Tick] = []
         if run.received:
-            received = sum(1 for tick in ticks if is_external(tick))
-            received = min(received, len(run.received))
-            batch["m"] = received
+            # The messages among these ticks (the driver may reorder a batch):
+            # a replay takes as many from what it receives again.
+            waiting = {id(tick) for tick in run.received}
+            received = [tick for tick in ticks if id(tick) in waiting]
+            batch["m"] = len(received)
         if not run.recorded:
             batch["f"] = fingerprint(run.workflow)
         store = run.state_store
@@ -838,8 +840,9 @@ class DBOSRuntime(RuntimeDecorator):
         await _record(run, text)
         run.recorded = True
         run.state_version = version
-        for _ in range(received):
-            run.received.popleft()
+        if received:
+            taken = {id(tick) for tick in received}
+            run.received = deque(t for t in run.received if id(t) not in taken)
         run.committed_sent += sum(1 for tick in ticks if is_external(tick))
         run.notify()
 
