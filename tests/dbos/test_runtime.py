@@ -4,6 +4,8 @@ test_cross_process.py."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from dbos import DBOS, SetWorkflowID
 
@@ -12,6 +14,9 @@ from anyflow.dbos import DBOSRuntime
 from anyflow.errors import DurabilityError, WorkflowChangedError
 from anyflow.events import HumanResponseEvent, InputRequiredEvent
 from anyflow.retry import ConstantDelayRetryPolicy
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RAN: list[str] = []
 """What the steps of this module did, in order (cleared by each test)."""
@@ -245,3 +250,32 @@ async def test_trio_is_refused_with_the_alternative() -> None:
         DBOSRuntime(name="anyflow-tests", database_url="sqlite:///never.db")
     assert "asyncio only" in str(caught.value)
     assert "anyflow.durable.DurableRuntime" in str(caught.value)
+
+
+async def test_a_dbos_the_application_launched_is_used_and_left_running(tmp_path: Path) -> None:
+    DBOS(
+        config={
+            "name": "my-app",
+            "system_database_url": f"sqlite:///{tmp_path / 'app.db'}",
+            "executor_id": "worker-1",
+            "log_level": "WARNING",
+        }
+    )
+    DBOS.launch()
+    try:
+        async with DBOSRuntime() as rt:
+            assert rt.executor_id == "worker-1"
+            assert await Chain().run(run_id="chain-2", runtime=rt, n=2) == "done"
+        # The application's DBOS is still up: its records are there to read.
+        assert await records_of("chain-2") == ["anyflow.record"] * 5
+        status = await DBOS.get_workflow_status_async("chain-2")
+        assert status is not None
+        assert (status.name, status.executor_id) == ("anyflow.run", "worker-1")
+    finally:
+        DBOS.destroy()
+
+
+async def test_without_a_database_url_dbos_must_be_launched_first() -> None:
+    with pytest.raises(RuntimeError, match=r"call DBOS\(config=...\) and DBOS.launch\(\) first"):
+        async with DBOSRuntime():
+            pass
