@@ -5,6 +5,10 @@ or comma-separated), ``--out DIR`` (default ``bench-results``).
 
 ``python -m benchmarks server [--quick]``: the HTTP servers instead (anyflow's
 and the incumbent's, each in its own process; see ``benchmarks/server.py``).
+
+``python -m benchmarks dbos [--quick]``: the per-step cost of a chain recorded
+in DBOS (anyflow's ``DBOSRuntime``, llama-agents-dbos and a bare DBOS step, on
+SQLite and PostgreSQL; see ``benchmarks/dbos.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import durable, server
+from . import dbos, durable, server
 from ._harness import load_average, machine_info, render_markdown, run_case, to_json
 from ._suite import WORKLOADS, Settings, build_cases, build_targets, floor_rows
 
@@ -25,7 +29,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="anyflow vs llama-index-workflows, side by side in one process.",
-        epilog="python -m benchmarks server --help: the HTTP server benchmark.",
+        epilog="python -m benchmarks server --help: the HTTP server benchmark; "
+        "python -m benchmarks dbos --help: the DBOS benchmark.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 samples: a smoke run")
     parser.add_argument(
@@ -51,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["server"]:
         return server.main(argv[1:])
+    if argv[:1] == ["dbos"]:
+        return dbos.main(argv[1:])
     args = _parse(argv)
     settings = Settings.quick() if args.quick else Settings.full()
     cases = build_cases(settings, args.only)
