@@ -160,6 +160,8 @@ class Outcome:
     record: list[str]
     second: Child | None
     ledger: list[dict[str, Any]]
+    status: str | None
+    """The run's DBOS workflow status once the last process exited."""
 
 
 def read_ledger(path: Path) -> list[dict[str, Any]]:
@@ -168,17 +170,19 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def read_record(url: str, run_id: str) -> list[str]:
-    """The outputs of the run's recorded DBOS steps, read from outside the
-    application, as an operator would."""
+def read_record(url: str, run_id: str) -> tuple[str | None, list[str]]:
+    """The run's DBOS workflow status and the outputs of its recorded DBOS
+    steps, read from outside the application, as an operator would."""
     from dbos import DBOSClient
 
     client = DBOSClient(system_database_url=url)
     try:
+        found = client.list_workflows(workflow_ids=[run_id])
         steps = client.list_workflow_steps(run_id)
     finally:
         client.destroy()
-    return [step["output"] for step in steps if isinstance(step["output"], str)]
+    status = found[0].status if found else None
+    return status, [step["output"] for step in steps if isinstance(step["output"], str)]
 
 
 class Matrix:
@@ -209,13 +213,13 @@ class Matrix:
         answer = ("--answer", "yes") if case.flow == "approval" else ()
         executor = ("--executor-id", f"dead-{run_id}") if case.resume == "recover" else ()
         first = run_child("run", *common, *answer, *executor, "--crash", case.crash)
-        record: list[str] = []
+        status, record = read_record(url, run_id)
         second = None
         if first.returncode == -signal.SIGKILL:
-            record = read_record(url, run_id)
             command = "follow" if case.resume == "recover" else "run"
             second = run_child(command, *common, *answer, *executor)
-        return Outcome(first, record, second, read_ledger(ledger))
+            status, _ = read_record(url, run_id)
+        return Outcome(first, record, second, read_ledger(ledger), status)
 
     def start(self, cases: list[Case]) -> None:
         for case in cases:
@@ -293,6 +297,12 @@ def attempts_per_step(ledger: list[dict[str, Any]]) -> dict[str, int]:
     return dict(collections.Counter(step for step, _ in keys))
 
 
+FINISHED = (
+    "the run returned its result and its process exited, but its DBOS workflow is {}: "
+    "a follower (rt.attach) in any other process now waits for it forever\n{}"
+)
+
+
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_a_killed_run_resumes_in_another_process_without_repeating_recorded_steps(
     case: Case, matrix: Matrix, request: pytest.FixtureRequest
@@ -304,6 +314,7 @@ def test_a_killed_run_resumes_in_another_process_without_repeating_recorded_step
     if case.crash == "none":
         assert first.result == flows.RESULTS[case.flow]
         assert attempts_per_step(ledger) == flows.ATTEMPTS[case.flow], ledger
+        assert outcome.status == "SUCCESS", FINISHED.format(outcome.status, first.report())
         return
     if first.returncode == 0:
         pytest.fail(f"invalid case: {case.crash} is past the end of the run\n{first.report()}")
@@ -311,6 +322,7 @@ def test_a_killed_run_resumes_in_another_process_without_repeating_recorded_step
     assert second is not None
     assert second.returncode == 0, f"the resume after {case.crash} failed\n{second.report()}"
     assert second.result == flows.RESULTS[case.flow], second.report()
+    assert outcome.status == "SUCCESS", FINISHED.format(outcome.status, second.report())
 
     started, recorded = recorded_attempts(case.flow, str(case), outcome.record)
     by_first = [line["key"] for line in ledger if line["pid"] == first.pid]

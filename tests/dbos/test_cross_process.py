@@ -105,6 +105,29 @@ def read_ledger(path: Path) -> list[tuple[str, int]]:
     return [(line["step"], line["pid"]) for line in lines]
 
 
+def dbos_status(database_url: str, run_id: str) -> str | None:
+    """The run's DBOS workflow status, read from outside the application."""
+    from dbos import DBOSClient
+
+    client = DBOSClient(system_database_url=database_url)
+    try:
+        found = client.list_workflows(workflow_ids=[run_id])
+    finally:
+        client.destroy()
+    return found[0].status if found else None
+
+
+async def assert_finished(database_url: str, run_id: str, process: Child) -> None:
+    """A run whose process returned its result is finished for every process
+    (a follower waits for the DBOS workflow to finish)."""
+    status = await anyio.to_thread.run_sync(dbos_status, database_url, run_id)
+    assert status == "SUCCESS", (
+        f"run {run_id!r} returned its result in a process that then exited, but its DBOS "
+        f"workflow is {status}: followers in other processes wait for it forever\n"
+        + process.report()
+    )
+
+
 async def answer(rt: DBOSRuntime, run_id: str, response: str) -> tuple[str, Any]:
     """What process B does: follow the run, answer its question; the question."""
     handler = rt.attach(flows.Ask(), run_id)
@@ -129,6 +152,7 @@ async def test_a_run_answered_from_another_process(database_url: str, tmp_path: 
                 assert await handler == "order 42: approved"
             assert await a.line("result") == "order 42: approved", a.report()
             assert await a.process.wait() == 0, a.report()
+        await assert_finished(database_url, "order-42", a)
     assert read_ledger(ledger) == [("ask", a.process.pid), ("decide", a.process.pid)]
 
 
@@ -157,8 +181,10 @@ async def test_a_run_answered_while_its_process_is_dead_finishes_in_a_new_one(
         assert [line for line in a2.seen if "question" in line] == [
             {"question": "approve order 7?"}
         ], a2.report()
+        await assert_finished(database_url, "order-7", a2)
 
         # Any process can now read the result; nothing runs again.
         async with DBOSRuntime(name=APP, database_url=database_url) as rt:
+            assert await rt.attach(flows.Ask(), "order-7") == "order 7: approved"
             assert await flows.Ask().run(run_id="order-7", runtime=rt) == "order 7: approved"
     assert read_ledger(ledger) == [("ask", a.process.pid), ("decide", a2.process.pid)]
