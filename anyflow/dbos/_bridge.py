@@ -19,15 +19,12 @@ recorded operation on it.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from dbos import DBOS
 from dbos._context import _dbos_context_var
 from dbos._dbos import _get_dbos_instance
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
 __all__ = [
     "RECORD",
@@ -109,22 +106,29 @@ def use_context(context: Any) -> None:
     _dbos_context_var.set(context)
 
 
-def pending_messages(run_ids: Sequence[str]) -> set[str]:
-    """The runs among ``run_ids`` that have a message not yet received.
+def pending_messages() -> set[str]:
+    """The runs of the application that have a message not yet received.
 
     A hint, read in a worker thread: the message itself is then taken with
-    ``DBOS.recv``, which records it.
+    ``DBOS.recv``, which records it.  One query for every run, the same each
+    time (SQLAlchemy compiles it once), instead of a list of this process's.
     """
     sys_db = _get_dbos_instance()._sys_db
-    table = sys_db.tables.notifications
-    query = (
-        sa.select(table.c.destination_uuid)
-        .where(
-            table.c.destination_uuid.in_(list(run_ids)),
-            table.c.topic == TOPIC,
-            table.c.consumed == sa.false(),
-        )
-        .distinct()
-    )
     with sys_db.engine.connect() as connection:
-        return {row[0] for row in connection.execute(query)}
+        return {row[0] for row in connection.execute(_pending_query(sys_db.tables.notifications))}
+
+
+_cached: tuple[Any, Any] = (None, None)
+"""The notifications table of the current DBOS instance, and the query on it."""
+
+
+def _pending_query(table: Any) -> Any:
+    global _cached
+    if _cached[0] is not table:
+        query = (
+            sa.select(table.c.destination_uuid)
+            .where(table.c.topic == TOPIC, table.c.consumed == sa.false())
+            .distinct()
+        )
+        _cached = (table, query)
+    return _cached[1]
