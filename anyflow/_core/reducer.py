@@ -32,9 +32,16 @@ event no step accepts) raises ``TickRejected`` and leaves the state untouched.
 Rule 5: time is a tick field.  Deadlines are absolute numbers in the state;
 timers are commands; a timer that fires early is rescheduled.
 
+Rule 6: a resume runs the interrupted attempts again, and their re-runs repeat
+nothing that the run already holds.  Each delivery's ``WaitMemo`` remembers
+what its attempts got (wait answers, ``collect_events`` results) and, for an
+attempt a resume cut short, how many events it had sent: its re-run's first
+that many ``send_event`` calls are dropped, the later ones are new.  A retry is
+a new attempt: its sends are all delivered.
+
 State fields: see ``state.RunState``.  Tick kinds: ``ticks.Tick``.  Commands:
 ``commands.Command``.  The hypothesis state machine in
-``tests/core/test_reducer_stateful.py`` checks rules 2-5 as invariants.
+``tests/core/test_reducer_stateful.py`` checks rules 2-6 as invariants.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import attrs
 
 from ._pqueue import PQueue
 from .commands import (
@@ -231,7 +240,7 @@ class _Txn:
         self.commands.append(ResumeWorker(item.worker_id, item.event, item.timed_out))
         budget = item.budget if item.budget is not None else self.spec.steps[name].timeout
         deadline = self._arm_step_timer(item.worker_id, budget)
-        self._own_workers()[item.worker_id] = Worker(name, item.delivery, deadline)
+        self._own_workers()[item.worker_id] = Worker(name, item.delivery, deadline, item.sent)
         self.set_lane(name, Lane(lane.queue, lane.running + 1))
 
     def _arm_step_timer(self, worker_id: int, seconds: float | None) -> float | None:
@@ -273,12 +282,36 @@ class _Txn:
             key = (waiter.step, waiter.delivery.event_id)
             memo = self.memos.get(key, _NO_MEMO)
             self.set_memo(key, memo.answered(waiter.waiter_id, event))
-        item = Resumption(worker_id, waiter.delivery, event, timed_out, waiter.budget)
+        item = Resumption(worker_id, waiter.delivery, event, timed_out, waiter.budget, waiter.sent)
         lane = self.lanes[waiter.step]
         if lane.running < self.spec.steps[waiter.step].num_workers:
             self.resume(waiter.step, lane, item)
         else:
             self.set_lane(waiter.step, Lane(_after_resumptions(lane.queue, item), lane.running))
+
+    def repeated_send(self, worker_id: int) -> bool:
+        """Count a send of ``worker_id``'s attempt; whether an earlier execution
+        of that attempt made this send already (the attempt runs again after a
+        resume, and the memo says how many events it had sent)."""
+        worker: Worker | Waiter | None = self.workers.get(worker_id)
+        if worker is not None:
+            self._own_workers()[worker_id] = Worker(
+                worker.step, worker.delivery, worker.deadline, worker.sent + 1
+            )
+        else:
+            # A send while the step waits (from a task of its own) counts on
+            # its waiter.  One made after its wait ended, while it waits for a
+            # slot, or by a stray task of a finished step, is delivered and
+            # counted nowhere: a count that falls short only lets a re-run
+            # deliver something again, it never drops a new send.
+            worker = self.waiting.get(worker_id)
+            if worker is None:
+                return False
+            self._own_waiting()[worker_id] = attrs.evolve(worker, sent=worker.sent + 1)
+        if not self.memos:
+            return False
+        memo = self.memos.get((worker.step, worker.delivery.event_id))
+        return memo is not None and worker.sent < memo.sent_before(worker.delivery.attempt)
 
     def take_waiter(self, event: Any, step: str | None) -> bool:
         """Give ``event`` to the oldest waiter it matches; whether one took it."""
@@ -345,7 +378,8 @@ def _on_run_started(state: RunState, tick: RunStarted) -> tuple[RunState, list[C
 def _restored(state: RunState, recovered: bool) -> RunState:
     """``state`` with nothing executing: a resumed run starts over every attempt
     that was executing or waiting, from the front of its step's queue (its
-    completed waits are remembered through the memos).
+    completed waits are remembered through the memos, and so is how many
+    events it had sent, which its re-run does not send again).
 
     A ``recovered`` run goes on with the clock and the stream it had, so its
     pending retries keep their deadlines and its questions, already on the
@@ -369,9 +403,13 @@ def _restored(state: RunState, recovered: bool) -> RunState:
                 memos[key] = memo.cut_short(waiter.waiter_id, waiter.deadline)
     else:
         memos = {
-            key: WaitMemo(answers=memo.answers, collected=memo.collected)
+            key: WaitMemo(answers=memo.answers, collected=memo.collected, sent=memo.sent)
             for key, memo in state.memos.items()
         }
+    # What the cut-short attempts sent is delivered: their re-runs skip it.
+    for step, delivery, sent in _sends(state):
+        key = (step, delivery.event_id)
+        memos[key] = memos.get(key, _NO_MEMO).sends(delivery.attempt, sent)
     return RunState(
         state.spec,
         RunStatus.RUNNING,
@@ -389,6 +427,18 @@ def _restored(state: RunState, recovered: bool) -> RunState:
         state.deadline if recovered else None,
         None,
     )
+
+
+def _sends(state: RunState) -> list[tuple[str, Delivery, int]]:
+    """(step, delivery, events sent) of the attempts a resume cuts short that
+    sent events: executing, waiting, or woken and queued for a slot."""
+    unfinished: list[Worker | Waiter] = [*state.workers.values(), *state.waiting.values()]
+    found = [(w.step, w.delivery, w.sent) for w in unfinished if w.sent]
+    for step, lane in state.lanes.items():
+        for item in lane.queue:
+            if type(item) is Resumption and item.sent:
+                found.append((step, item.delivery, item.sent))
+    return found
 
 
 def _without_resumptions(lane: Lane) -> Lane:
@@ -431,6 +481,9 @@ def _on_event_sent(state: RunState, tick: EventSent) -> tuple[RunState, list[Com
             raise TickRejected(f"no step {tick.step!r} in this workflow")
         steps = (tick.step,) if issubclass(event_type, spec.accepts) else ()
     txn = _Txn(state, tick.now)
+    if tick.worker_id is not None and txn.repeated_send(tick.worker_id):
+        # A re-run of the attempt that sent it already (rule 6): delivered then.
+        return txn.done()
     # A step waiting for this event has asked for it: it goes first.
     if state.waiting and txn.take_waiter(event, tick.step):
         return txn.done()
@@ -594,6 +647,7 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
         tick.requirements,
         deadline=deadline,
         budget=None if worker.deadline is None else max(worker.deadline - tick.now, 0.0),
+        sent=worker.sent,
     )
     # A wait this delivery already completed (before a retry or a resume)
     # returns the same event at once.  A remembered answer that does not fit

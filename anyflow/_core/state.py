@@ -119,6 +119,8 @@ class Resumption:
     timed_out: bool = False
     budget: float | None = None
     """What is left of the attempt's step timeout, carried over the wait."""
+    sent: int = 0
+    """Events the attempt has sent so far (see ``Worker.sent``)."""
 
 
 @attrs.frozen
@@ -137,6 +139,10 @@ class Worker:
     delivery: Delivery
     deadline: float | None = None
     """When the attempt's step timeout runs out (None: no step timeout)."""
+    sent: int = 0
+    """Events this execution of the attempt has sent with ``ctx.send_event`` so
+    far (carried over its waits): the position of its next send, which a re-run
+    after a resume compares with ``WaitMemo.sent``."""
 
 
 @attrs.frozen
@@ -153,6 +159,8 @@ class Waiter:
     """When the wait times out, if it has a timeout."""
     budget: float | None = None
     """What is left of the attempt's step timeout, carried over the wait."""
+    sent: int = 0
+    """Events the attempt has sent so far (see ``Worker.sent``)."""
 
     def matches(self, event: Any) -> bool:
         return isinstance(event, self.event_types) and all(
@@ -165,9 +173,10 @@ _ABSENT = object()
 
 @attrs.frozen
 class WaitMemo:
-    """What the waits and collects of one delivery have done, so a re-run of the
-    step (a retry, or a resumed run) neither asks again, nor waits again for
-    what it already got, nor puts its event in a fan-in twice."""
+    """What the waits, collects and sends of one delivery have done, so a re-run
+    of the step (a retry, or a resumed run) neither asks again, nor waits again
+    for what it already got, nor puts its event in a fan-in twice; and a re-run
+    of the same attempt after a resume does not send again what it sent."""
 
     published: Mapping[str, Any] = attrs.field(factory=dict)
     """The ``waiter_event`` published for each waiter id (asked again only if it
@@ -183,6 +192,10 @@ class WaitMemo:
     """The events this delivery's attempts put in each buffer (by buffer id),
     with what ``collect_events`` returned: None (the event waits in the buffer)
     or the events it completed the set with."""
+    sent: tuple[int, int] | None = None
+    """(attempt, count): how many events that attempt had sent when a resume
+    cut it short; its re-run's first ``count`` sends are not delivered again.
+    Another attempt (a retry) sends anew."""
 
     def asked(self, waiter_id: str, question: Any) -> WaitMemo:
         return attrs.evolve(self, published={**self.published, waiter_id: question})
@@ -207,6 +220,18 @@ class WaitMemo:
     def collects(self, buffer_id: str, event: Any, result: tuple[Any, ...] | None) -> WaitMemo:
         entries = (*self.collected.get(buffer_id, ()), (event, result))
         return attrs.evolve(self, collected={**self.collected, buffer_id: entries})
+
+    def sent_before(self, attempt: int) -> int:
+        """How many events an earlier execution of ``attempt`` sent."""
+        sent = self.sent
+        return sent[1] if sent is not None and sent[0] == attempt else 0
+
+    def sends(self, attempt: int, count: int) -> WaitMemo:
+        """This memo after an execution of ``attempt`` that sent ``count`` events
+        was cut short (an earlier execution may have sent more)."""
+        if count <= self.sent_before(attempt):
+            return self
+        return attrs.evolve(self, sent=(attempt, count))
 
 
 @attrs.frozen

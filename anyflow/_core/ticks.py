@@ -40,13 +40,17 @@ class EventSent:
     """An event entered the run through ``send_event``.
 
     ``step`` restricts delivery to one step; ``external`` is True for events
-    sent by the caller rather than by a step.
+    sent by the caller rather than by a step.  ``worker_id`` names the step
+    attempt that sent it (None for the caller's events, and in journals written
+    before it was recorded): the reducer counts an attempt's sends, so that its
+    re-run after a resume does not deliver again what it sent before.
     """
 
     event: Any
     step: str | None = None
     external: bool = False
     now: float = 0.0
+    worker_id: int | None = None
 
 
 @attrs.frozen

@@ -42,7 +42,7 @@ class StepHost(Protocol):
 
     @property
     def state(self) -> RunState: ...
-    def send_from_step(self, event: Event, step: str | None) -> None: ...
+    def send_from_step(self, event: Event, step: str | None, worker_id: int) -> None: ...
     def collect(
         self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
     ) -> list[Event] | None: ...
@@ -263,13 +263,23 @@ class Context(Generic[StateT]):
     def send_event(self, event: Event, step: str | None = None) -> None:
         """Send ``event`` into the run: to every step that accepts it, or to ``step``.
 
+        A step's event is delivered when it is sent, whatever the step does
+        next.  When a run resumes (its process died, or it was saved and
+        restored) and an attempt that was executing runs again, the re-run does
+        not deliver again what that attempt sent before: if it had sent *k*
+        events, the re-run's first *k* calls are dropped and the calls after
+        them are delivered.  The match is by position, so a step should send
+        the same events in the same order when it runs again.  A retry after a
+        failure is a new attempt (its ``idempotency_key()`` differs too): all
+        it sends is delivered, including events the failed attempt sent.
+
         :raises WorkflowRuntimeError: if no step (or not ``step``) accepts it,
             or the run has finished.
         """
         face = self._face
         if isinstance(face, InternalContext):
             self._workflow._check_sendable(event, step, face.host.state)
-            face.host.send_from_step(event, step)
+            face.host.send_from_step(event, step, face.worker_id)
         elif isinstance(face, ExternalContext):
             self._workflow._check_sendable(event, step, self._live_state())
             face.adapter.send_tick(EventSent(event, step, external=True))

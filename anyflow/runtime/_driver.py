@@ -343,8 +343,8 @@ class Driver:
 
     # Calls from steps (see context.StepHost); they run in worker tasks.
 
-    def send_from_step(self, event: Event, step: str | None) -> None:
-        self._submit(EventSent(event, step, now=self._adapter.now()))
+    def send_from_step(self, event: Event, step: str | None, worker_id: int) -> None:
+        self._submit(EventSent(event, step, now=self._adapter.now(), worker_id=worker_id))
 
     async def wait(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core._pqueue import PQueue
 from .._core.state import (
@@ -19,6 +19,9 @@ from .._core.state import (
 )
 from ..errors import ContextSerdeError
 from ._events import check_json, decode_event, encode_event, event_type, type_name
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class SavedError(Exception):
@@ -38,6 +41,7 @@ def encode_state(state: RunState) -> dict[str, Any]:
 
     :raises ContextSerdeError: naming the path of a value JSON cannot hold.
     """
+    memos = _with_queued_sends(state)
     data = {
         "status": state.status.value,
         "next_event_id": state.next_event_id,
@@ -76,7 +80,8 @@ def encode_state(state: RunState) -> dict[str, Any]:
                     for key, entries in memo.collected.items()
                 },
             }
-            for i, ((step, event_id), memo) in enumerate(state.memos.items())
+            | _sent(memo)
+            for i, ((step, event_id), memo) in enumerate(memos.items())
         ],
         "unclaimed": [
             {"event": encode_event(ev, f"$.run.unclaimed[{i}].event"), "step": step}
@@ -97,6 +102,45 @@ def encode_state(state: RunState) -> dict[str, Any]:
     }
     check_json(data, "$.run")
     return data
+
+
+def _with_queued_sends(state: RunState) -> Mapping[tuple[str, int], WaitMemo]:
+    """``state.memos``, and what the woken waits queued for a slot had sent.
+
+    Such a wait is saved as its delivery alone (its worker does not outlive
+    the save), so the count of its sends, which its re-run must not send
+    again, goes to its memo, as a resume would put it.
+    """
+    memos: dict[tuple[str, int], WaitMemo] | None = None
+    for step, lane in state.lanes.items():
+        for item in lane.queue:
+            if isinstance(item, Resumption) and item.sent:
+                if memos is None:
+                    memos = dict(state.memos)
+                key = (step, item.delivery.event_id)
+                memos[key] = memos.get(key, WaitMemo()).sends(item.delivery.attempt, item.sent)
+    return state.memos if memos is None else memos
+
+
+def _sent(memo: WaitMemo) -> dict[str, Any]:
+    """The memo's count of sends, when there is one: ``{"sent": [attempt, count]}``."""
+    return {} if memo.sent is None else {"sent": list(memo.sent)}
+
+
+def _read_sent(data: Any, path: str) -> tuple[int, int] | None:
+    if data is None:
+        return None
+    if not (
+        isinstance(data, list) and len(data) == 2 and all(type(n) is int and n > 0 for n in data)
+    ):
+        raise ContextSerdeError(f"{path} must be [attempt, count], two positive integers")
+    return (data[0], data[1])
+
+
+def _count(value: Any, path: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ContextSerdeError(f"{path} must be an integer >= 0, not {value!r}")
+    return value
 
 
 def _collected(event: Any, result: tuple[Any, ...] | None, path: str) -> dict[str, Any]:
@@ -145,7 +189,10 @@ def _item(item: Delivery | Resumption, path: str) -> dict[str, Any]:
 
 
 def _worker(w: Worker, path: str) -> dict[str, Any]:
-    return {"step": w.step, "delivery": _delivery(w.delivery, f"{path}.delivery")}
+    data: dict[str, Any] = {"step": w.step, "delivery": _delivery(w.delivery, f"{path}.delivery")}
+    if w.sent:
+        data["sent"] = w.sent  # events the attempt sent (written only if it sent any)
+    return data
 
 
 def _waiter(w: Waiter, path: str) -> dict[str, Any]:
@@ -157,7 +204,7 @@ def _waiter(w: Waiter, path: str) -> dict[str, Any]:
         "requirements": [[key, value] for key, value in w.requirements],
         "deadline": w.deadline,
         "budget": w.budget,
-    }
+    } | ({"sent": w.sent} if w.sent else {})
 
 
 class _Reader:
@@ -208,6 +255,7 @@ class _Reader:
         return Worker(
             self.step(self.get(data, "step", str, path), f"{path}.step"),
             self.delivery(self.get(data, "delivery", dict, path), f"{path}.delivery"),
+            sent=_count(data.get("sent", 0), f"{path}.sent"),
         )
 
 
@@ -268,6 +316,7 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
                 requirements,
                 _number(w.get("deadline"), f"{where}.deadline"),
                 _number(w.get("budget"), f"{where}.budget"),
+                worker.sent,
             )
         )
     memos = {}
@@ -292,6 +341,7 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
             },
             answers,
             collected=collected,
+            sent=_read_sent(m.get("sent"), f"{where}.sent"),
         )
     collections = {}
     for i, c in enumerate(r.get(data, "collections", list, path)):

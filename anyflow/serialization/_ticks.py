@@ -113,15 +113,40 @@ _FIELDS: dict[str, _Codec] = {
 }
 
 
+_ADDED: dict[tuple[type, str], _Codec] = {
+    (EventSent, "worker_id"): _optional(_plain(int)),
+}
+"""Fields added after journals were first written, with their codecs.  Such a
+field is written only when it differs from its default, and read as its
+default when absent, so a journal written before it still reads (and a tick
+that does not use it is written as it always was)."""
+
+_NO_DEFAULT = object()
+
+_LAYOUTS: dict[type, tuple[tuple[str, _Codec, Any], ...]] = {
+    cls: tuple(
+        (
+            field.name,
+            _ADDED.get((cls, field.name), _FIELDS[field.name]),
+            field.default if (cls, field.name) in _ADDED else _NO_DEFAULT,
+        )
+        for field in attrs.fields(cls)
+    )
+    for cls in _TICKS.values()
+}
+"""Per tick class: (field name, codec, default of an added field or _NO_DEFAULT)."""
+
+
 def encode_tick(tick: Tick, path: str = "$") -> dict[str, Any]:
     """``tick`` as JSON-safe data.
 
     :raises ContextSerdeError: naming the path of a value JSON cannot hold.
     """
     data: dict[str, Any] = {"tick": type(tick).__name__}
-    for field in attrs.fields(type(tick)):
-        encode, _ = _FIELDS[field.name]
-        data[field.name] = encode(getattr(tick, field.name), f"{path}.{field.name}")
+    for name, (encode, _), default in _LAYOUTS[type(tick)]:
+        value = getattr(tick, name)
+        if default is _NO_DEFAULT or value != default:
+            data[name] = encode(value, f"{path}.{name}")
     check_json(data, path)
     return data
 
@@ -134,15 +159,15 @@ def decode_tick(data: Any, path: str = "$") -> Tick:
     if not isinstance(data, dict) or data.get("tick") not in _TICKS:
         raise ContextSerdeError(f"expected a tick at {path}, got {str(data)[:60]}")
     cls = _TICKS[data["tick"]]
-    names = {field.name for field in attrs.fields(cls)}
-    unknown = set(data) - names - {"tick"}
+    layout = _LAYOUTS[cls]
+    unknown = set(data) - {name for name, _, _ in layout} - {"tick"}
     if unknown:
         raise ContextSerdeError(f"unknown fields of {cls.__name__} at {path}: {sorted(unknown)}")
     values = {}
-    for name in names:
-        if name not in data:
+    for name, (_, decode), default in layout:
+        if name in data:
+            values[name] = decode(data[name], f"{path}.{name}")
+        elif default is _NO_DEFAULT:
             raise ContextSerdeError(f"missing {path}.{name}")
-        _, decode = _FIELDS[name]
-        values[name] = decode(data[name], f"{path}.{name}")
     tick: Tick = cls(**values)
     return tick

@@ -14,9 +14,12 @@ codec) and feeds ``RunResumed(now, recovered=True)``.  That is sound only if
    that were in flight start again under fresh worker ids, nothing that finished
    before the crash runs again, and the run keeps its deadline, its retries'
    due times and its wait memos (questions asked, answers got, and the
-   deadline of a wait the crash cut short); the resumed run then goes on
-   within its ``num_workers`` limits, runs every delivery exactly once to its
-   end and finishes (``test_a_crashed_run_resumes_and_runs_to_its_end``);
+   deadline of a wait the crash cut short, and how many events each attempt
+   in flight had sent); the resumed run then goes on within its
+   ``num_workers`` limits, runs every delivery exactly once to its end, lets
+   no event a step sent enter the run twice (a re-run sends again what its
+   attempt sent), and finishes
+   (``test_a_crashed_run_resumes_and_runs_to_its_end``);
 3. the parts of ``RunResumed`` that differ between a recovered run and a saved
    context resumed elsewhere (``recovered=False``) do what they say (the
    example tests at the end).
@@ -247,6 +250,12 @@ class Sim:
         self.serial = 0
         self.crash_floor = 0
         """Worker ids below it belonged to a process that crashed."""
+        self.sent_by: dict[tuple[str, int, int], list[tuple[Ev, str | None]]] = {}
+        """What each attempt, as (step, event id, attempt), sent, in order."""
+        self.position: dict[int, int] = {}
+        """How many events each live execution (by worker id) has sent."""
+        self.entered: Counter[int] = Counter()
+        """How many times each event a step sent (by ``n``) entered the run."""
 
     def draw(self, strategy: st.SearchStrategy[Any], label: str | None = None) -> Any:
         return self.data.draw(strategy, label=label)
@@ -341,6 +350,9 @@ class Sim:
             assert lane.running == per_step[name] <= spec.num_workers, name
             if self.running and lane.queue:
                 assert lane.running == spec.num_workers, name
+        # No event a step sent entered the run twice, re-runs or not.
+        twice = sorted(n for n, times in self.entered.items() if times > 1)
+        assert not twice, f"step-sent events that entered twice: {twice}"
 
     # What the driver may do next.
 
@@ -357,6 +369,8 @@ class Sim:
     def act(self, may_end: bool, may_crash: bool) -> None:
         state = self.state
         options = ["send", "send"]
+        if state.workers or state.waiting:
+            options += ["step_send", "step_send"]
         if state.workers:
             options += ["complete", "complete", "fail", "wait", "collect"]
         if state.waiting:
@@ -394,6 +408,36 @@ class Sim:
         step = self.pick((None, *targets))
         self.now += later
         self.apply(EventSent(self.new(kind, topic), step, external, self.now))
+
+    def step_send(self, may_end: bool) -> None:
+        """A step attempt sends an event (while it waits, from a task of its
+        own); an attempt that runs again after a crash sends again, in order,
+        what it sent before, then new events."""
+        state = self.state
+        worker_id = self.pick(sorted([*state.workers, *state.waiting]), "sender")
+        sender = state.workers.get(worker_id) or state.waiting[worker_id]
+        attempt = (sender.step, sender.delivery.event_id, sender.delivery.attempt)
+        sent = self.sent_by.setdefault(attempt, [])
+        position = self.position.get(worker_id, 0)
+        if position < len(sent):
+            event, step = sent[position]
+        else:
+            kind, topic = self.picks([A, B, C, H], ["x", "y"])
+            targets = tuple(STEPS) if kind is H else ROUTES[kind]
+            step = self.pick((None, *targets))
+            event = self.new(kind, topic)
+            sent.append((event, step))
+        self.position[worker_id] = position + 1
+        self.apply(EventSent(event, step, False, self.now, worker_id))
+        after = self.state
+        if (
+            after.next_event_id != state.next_event_id
+            or after.unclaimed != state.unclaimed
+            or after.waiting.keys() != state.waiting.keys()
+        ):
+            self.entered[event.n] += 1
+        self.check()
+        assert self.entered[event.n] == 1, event  # neither lost nor sent in twice
 
     def complete(self, may_end: bool) -> None:
         worker_id, kind, topic = self.picks(
@@ -521,6 +565,7 @@ class Sim:
         assert rebuilt == before
         self.crash_floor = before.next_worker_id
         self.armed = {}  # the driver's timers died with it
+        self.position = {}  # and its executions
         self.now += self.pick([0.0, 2.0, 30.0], "downtime")
         tick = RunResumed(self.now, recovered)
         resumed = reduce(rebuilt, tick)
@@ -600,6 +645,23 @@ def check_resume(
         n = min(len(line), spec.num_workers)
         assert [c.delivery for c in started if c.step == name] == line[:n], name
         assert list(after.lanes[name].queue) == line[n:], name
+    # How many events each attempt in flight sent stays in its memo, for its re-run.
+    sends: dict[Key, tuple[int, int]] = {}
+    for w in [*before.workers.values(), *before.waiting.values()]:
+        if w.sent:
+            sends[w.step, w.delivery.event_id] = (w.delivery.attempt, w.sent)
+    for step, lane in before.lanes.items():
+        for item in lane.queue:
+            if type(item) is Resumption and item.sent:
+                sends[step, item.delivery.event_id] = (item.delivery.attempt, item.sent)
+
+    def sent(key: Key) -> tuple[int, int] | None:
+        old = before.memos.get(key, WaitMemo()).sent
+        new = sends.get(key)
+        if new is None or (old is not None and old[0] == new[0] and old[1] >= new[1]):
+            return old
+        return new
+
     # Timers: the run's deadline, pending retries at their due time, step timers.
     timers = {(c.timer_id, c.deadline) for c in commands if isinstance(c, ScheduleTimer)}
     expected = {(f"step-{c.worker_id}", now + STEP_TIMEOUT) for c in started if c.step == "b"}
@@ -614,19 +676,24 @@ def check_resume(
         for w in before.waiting.values():
             if w.deadline is not None:
                 cut.setdefault((w.step, w.delivery.event_id), {})[w.waiter_id] = w.deadline
-        assert set(after.memos) == set(before.memos) | set(cut)
+        assert set(after.memos) == set(before.memos) | set(cut) | set(sends)
         for key, memo in after.memos.items():
             old = before.memos.get(key, WaitMemo())
             assert memo.published == old.published, key
             assert memo.answers == old.answers, key
             assert memo.deadlines == {**old.deadlines, **cut.get(key, {})}, key
+            assert memo.sent == sent(key), key
     else:
         assert after.deadline == now + TIMEOUT
         assert not after.retries
         expected.add((RUN_TIMEOUT_TIMER, now + TIMEOUT))
         assert after.memos == {
-            key: WaitMemo(answers=memo.answers, collected=memo.collected)
-            for key, memo in before.memos.items()
+            key: WaitMemo(
+                answers=before.memos.get(key, WaitMemo()).answers,
+                collected=before.memos.get(key, WaitMemo()).collected,
+                sent=sent(key),
+            )
+            for key in set(before.memos) | set(sends)
         }
     assert timers == expected
     # Everything else stands.
@@ -691,6 +758,7 @@ def crash_and_go_on(data: st.DataObject, seen: Counter[str] | None = None) -> No
             seen["asked"] += any(memo.published for memo in state.memos.values())
             seen["answered"] += any(memo.answers for memo in state.memos.values())
             seen["collecting"] += bool(state.collections)
+            seen["sent"] += any(w.sent for w in state.workers.values())
             seen["unclaimed"] += bool(state.unclaimed)
         sim.crash(may_end=False)
     sim.run(data.draw(st.integers(0, 20), "ticks after the crash"))
@@ -869,3 +937,145 @@ def test_a_woken_wait_queued_at_a_crash_runs_again() -> None:
     # Its wait has its answer already.
     _, commands = reduce(state, WaitStarted(again.worker_id, "w", (H,)))
     assert commands == [ResumeWorker(again.worker_id, answer)]
+
+
+# Sends of an attempt that runs again.
+
+
+def sent_in(state: RunState, *ticks: Tick) -> tuple[RunState, list[list[Command]]]:
+    """``state`` after ``ticks``, with the commands of each tick."""
+    produced = []
+    for tick in ticks:
+        state, commands = reduce(state, tick)
+        produced.append(commands)
+    return state, produced
+
+
+def step_send(event: Ev, worker_id: int, now: float = 1.0) -> EventSent:
+    return EventSent(event, now=now, worker_id=worker_id)
+
+
+def b_worker(state: RunState) -> int:
+    """The id of the worker executing step ``b`` (``started_run``'s delivery)."""
+    (worker_id,) = [i for i, w in state.workers.items() if w.step == "b"]
+    return worker_id
+
+
+@pytest.mark.parametrize("recovered", [True, False])
+def test_a_re_run_does_not_send_again_what_its_attempt_sent(recovered: bool) -> None:
+    """Worker 0 (step ``b``, attempt 1) sends two events, then its process dies
+    (or its context is saved).  Its re-run sends them again: those two sends
+    are dropped (no command, no new event), the third one is new."""
+    state, _ = sent_in(started_run(), step_send(C(n=1), 0), step_send(C(n=2), 0))
+    assert state.workers[0].sent == 2
+    assert state.next_event_id == 3
+    state, _ = reduce(state, RunResumed(2.0, recovered))
+    assert state.memos[("b", 0)].sent == (1, 2)
+    rerun = b_worker(state)
+    assert state.workers[rerun].sent == 0
+    again, produced = sent_in(
+        state,
+        step_send(C(n=1), rerun, 3.0),
+        step_send(C(n=2), rerun, 3.0),
+        step_send(C(n=3), rerun, 3.0),
+    )
+    assert produced[:2] == [[], []]
+    assert again.next_event_id == 4
+    assert [d.event for step, d in pending(again) if step == "c"] == [C(n=1), C(n=2), C(n=3)]
+    assert again.workers[rerun].sent == 3
+    # The caller's events (and a journal's sends recorded without a worker id)
+    # are never taken for repeats.
+    again, _ = reduce(state, EventSent(C(n=1), external=True, now=3.0))
+    assert again.next_event_id == 4
+
+
+def test_a_retry_sends_anew() -> None:
+    """A retry is a new attempt: what the failed attempt sent is delivered
+    again if the retry sends it.  A re-run of the retry after a crash skips
+    what the retry sent."""
+    state, _ = sent_in(started_run(), step_send(C(n=1), 0), RunResumed(2.0, recovered=True))
+    rerun = b_worker(state)
+    state, produced = sent_in(
+        state,
+        step_send(C(n=1), rerun, 2.0),  # attempt 1 again: dropped
+        StepFailed(rerun, Boom("down"), 0.0, 2.0),
+        TimerFired(f"retry-{rerun}", 2.0),
+    )
+    assert produced[0] == []
+    retry = b_worker(state)
+    assert state.workers[retry].delivery.attempt == 2
+    before = state.next_event_id
+    state, _ = reduce(state, step_send(C(n=1), retry, 3.0))
+    assert state.next_event_id == before + 1  # delivered: the retry's own send
+    state, _ = reduce(state, RunResumed(4.0, recovered=True))
+    assert state.memos[("b", 0)].sent == (2, 1)
+    rerun = b_worker(state)
+    state, produced = sent_in(state, step_send(C(n=1), rerun, 5.0), step_send(C(n=5), rerun, 5.0))
+    assert produced[0] == []
+    assert state.next_event_id == before + 2
+
+
+def test_a_re_run_cut_short_again_keeps_the_larger_count() -> None:
+    state, _ = sent_in(
+        started_run(),
+        step_send(C(n=1), 0),
+        step_send(C(n=2), 0),
+        RunResumed(2.0, recovered=True),
+    )
+    state, _ = sent_in(
+        state,
+        step_send(C(n=1), b_worker(state), 2.0),  # the re-run got one send far ...
+        RunResumed(3.0, recovered=True),  # ... and its process died too
+    )
+    assert state.memos[("b", 0)].sent == (1, 2)
+    assert state.next_event_id == 3
+    rerun = b_worker(state)
+    state, produced = sent_in(
+        state,
+        step_send(C(n=1), rerun, 4.0),
+        step_send(C(n=2), rerun, 4.0),
+        step_send(C(n=3), rerun, 4.0),
+    )
+    assert produced[:2] == [[], []]
+    assert state.next_event_id == 4
+
+
+def test_sends_are_counted_over_a_wait() -> None:
+    """A step that sends, waits, and sends again: its re-run skips both sends,
+    including one it made while waiting (from a task of its own), and one made
+    after the wait, and its wait returns the remembered answer."""
+    answer = H(n=9)
+    state, _ = sent_in(
+        started_run(),
+        step_send(C(n=1), 0),
+        WaitStarted(0, "w", (H,), (), None, None, 1.0),
+        step_send(C(n=2), 0),  # while waiting
+        EventSent(answer, external=True, now=2.0),  # resumes worker 0
+        step_send(C(n=3), 0, 2.0),
+    )
+    assert state.workers[0].sent == 3
+    state, _ = reduce(state, RunResumed(3.0, recovered=True))
+    assert state.memos[("b", 0)].sent == (1, 3)
+    events = state.next_event_id
+    rerun = b_worker(state)
+    state, produced = sent_in(
+        state,
+        step_send(C(n=1), rerun, 3.0),
+        WaitStarted(rerun, "w", (H,), (), None, None, 3.0),
+        step_send(C(n=2), rerun, 3.0),
+        step_send(C(n=3), rerun, 3.0),
+        step_send(C(n=4), rerun, 3.0),
+    )
+    assert produced[1] == [ResumeWorker(rerun, answer)]
+    assert produced[0] == produced[2] == produced[3] == []
+    assert state.next_event_id == events + 1
+
+
+def test_a_send_from_a_worker_the_run_does_not_know_is_delivered() -> None:
+    """A send under a worker id that neither executes nor waits (a stray task
+    of a step that has finished) is an event like any other: delivered, and
+    counted nowhere."""
+    state, _ = sent_in(started_run(), StepCompleted(0, None, 1.0))
+    state, commands = reduce(state, step_send(C(n=1), 0, 2.0))
+    assert StartWorker(1, "c", Delivery(1, C(n=1))) in commands
+    assert not state.memos

@@ -28,11 +28,20 @@ after every step:
    something waits and nothing is queued or retrying, and the idle event is
    published on each rise of that flag only;
 8. the reducer is deterministic: replaying the recorded ticks reproduces the
-   same commands and an equal final state (checked in ``teardown``).
+   same commands and an equal final state (checked in ``teardown``);
+9. an event a step sends with ``ctx.send_event`` enters the run once: when a
+   resume (``RunResumed(recovered=True)``, the process died) makes an attempt
+   run again, the re-run sends again, in order, what its attempt sent, and
+   those repeats are dropped (no delivery, no command); its sends beyond them
+   are new, and so are all the sends of a retry (a new attempt).
 
 Worker ids are drawn from the state (executing workers for the ticks a worker
 sends, waiters for ``WaitAbandoned``): a worker moves between executing and
 waiting as the rules go, which a consumed bundle cannot follow.
+
+A resume is the crash of a durable run: the driver's timers die with it, the
+reducer reschedules the run's deadline and its pending retries, and every
+attempt that was executing or waiting starts over under a fresh worker id.
 """
 
 from __future__ import annotations
@@ -85,6 +94,7 @@ from anyflow._core.ticks import (
     CancelRequested,
     EventCollected,
     EventSent,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -310,6 +320,17 @@ class ReducerMachine(RuleBasedStateMachine):
         """Event serial -> the delivery (step, event id) whose wait got it."""
         self.outcome: Any = None
         self.patience = 0
+        self.cut: dict[tuple[str, int], dict[str, float]] = {}
+        """Deadlines of the waits a resume cut short, by delivery and waiter id:
+        the same wait of the attempt's re-run keeps its deadline."""
+        self.sends: dict[tuple[str, int, int], list[tuple[Any, str | None]]] = {}
+        """What each attempt, as (step, event id, attempt), sent with
+        ``send_event`` and where to, in order: what its re-run sends again."""
+        self.position: dict[int, int] = {}
+        """How many events each live execution, by worker id, has sent."""
+        self.entered: Counter[int] = Counter()
+        """Serials of the events steps sent: how many times each entered the run
+        (delivered to steps, given to a waiter or kept unclaimed), as observed."""
 
     # Helpers.
 
@@ -326,12 +347,14 @@ class ReducerMachine(RuleBasedStateMachine):
         new_event: Any = None,
         new_steps: tuple[str, ...] = (),
         front: tuple[str, Delivery | Resumption] | None = None,
+        restored: dict[str, list[Delivery]] | None = None,
     ) -> list[Command]:
         """Reduce ``tick``; check the rules every tick obeys; return the commands.
 
         ``new_event`` is the event the tick should deliver to ``new_steps``;
         ``front`` the retry or resumption the tick should put at the front of
-        its step's queue (to be taken at once if the step has a free slot).
+        its step's queue (to be taken at once if the step has a free slot);
+        ``restored`` each step's queue as a resume rebuilds it.
         """
         before = self.state
         after, commands = reduce(before, tick)
@@ -384,7 +407,7 @@ class ReducerMachine(RuleBasedStateMachine):
                     assert self.given.setdefault(command.event.serial, owner) == owner
                     assert command.event.serial not in self.delivered
         for step in STEPS:
-            candidates = list(before.lanes[step].queue)
+            candidates = list(before.lanes[step].queue) if restored is None else restored[step]
             if front is not None and front[0] == step:
                 # A retry goes first; a woken wait goes after the woken waits
                 # already queued, before every new delivery.
@@ -434,7 +457,8 @@ class ReducerMachine(RuleBasedStateMachine):
                     continue
                 assert timer_id not in self.armed, timer_id
                 if timer_id.startswith("retry-"):
-                    assert timer_id not in self.ever_armed, timer_id
+                    # A resume schedules the pending retries again.
+                    assert restored is not None or timer_id not in self.ever_armed, timer_id
                 elif timer_id.startswith("step-"):
                     worker_id = int(timer_id[len("step-") :])
                     assert command.deadline == after.workers[worker_id].deadline
@@ -454,7 +478,9 @@ class ReducerMachine(RuleBasedStateMachine):
             key = (waiter.step, waiter.delivery.event_id)
             published, answers = self.memos.get(key, ({}, {}))
             self.memos[key] = (published, {**answers, waiter.waiter_id: event})
-        return waiter.step, Resumption(worker_id, waiter.delivery, event, timed_out, waiter.budget)
+        return waiter.step, Resumption(
+            worker_id, waiter.delivery, event, timed_out, waiter.budget, waiter.sent
+        )
 
     def check_resumed(self, commands: list[Command], front: tuple[str, Resumption]) -> None:
         """A woken waiter is resumed at once if its step has a free slot, else
@@ -475,6 +501,32 @@ class ReducerMachine(RuleBasedStateMachine):
     def finished_delivery(self, worker: Worker) -> None:
         self.done.add((worker.delivery.event_id, worker.step))
         self.memos.pop((worker.step, worker.delivery.event_id), None)
+        self.cut.pop((worker.step, worker.delivery.event_id), None)
+
+    def send_in(self, tick: EventSent) -> None:
+        """Apply an event sent in that the run takes (it is no repeat), and check
+        where it went: to the oldest waiter it matches, else to the steps that
+        accept it, else to the unclaimed events (rule 6)."""
+        event, step = tick.event, tick.step
+        routes = ROUTES.get(type(event), ())
+        waiter = next(
+            (
+                worker_id
+                for worker_id, w in self.waiters.items()
+                if (step is None or w.step == step) and model_matches(w, event)
+            ),
+            None,
+        )
+        if waiter is not None:
+            # Rule 6: the oldest matching waiter gets it, and no step.
+            front = self.wake(waiter, event, timed_out=False)
+            commands = self.apply(tick, front=front)
+            self.check_resumed(commands, front)
+        elif routes:
+            self.apply(tick, event, routes if step is None else (step,))
+        else:
+            assert self.apply(tick) == []
+            self.unclaimed.append((event, step))
 
     # Rules.
 
@@ -506,33 +558,100 @@ class ReducerMachine(RuleBasedStateMachine):
         self.now += later
         for kind, topic in kinds:
             event = kind(topic)
-            routes = ROUTES.get(kind, ())
-            # An answer may be sent to any step (for its waiters), others to a
-            # step that accepts them.
-            targets = tuple(STEPS) if kind is H else routes
-            step = data.draw(st.sampled_from((None, *targets)), label=f"step for {event}")
-            was_running = self.running
+            step = self.draw_target(data, event)
             tick = EventSent(event, step, external, self.now)
-            waiter = next(
-                (
-                    worker_id
-                    for worker_id, w in self.waiters.items()
-                    if (step is None or w.step == step) and model_matches(w, event)
-                ),
-                None,
-            )
-            if not was_running:
-                self.apply(tick)
-            elif waiter is not None:
-                # Rule 6: the oldest matching waiter gets it, and no step.
-                front = self.wake(waiter, event, timed_out=False)
-                commands = self.apply(tick, front=front)
-                self.check_resumed(commands, front)
-            elif routes:
-                self.apply(tick, event, routes if step is None else (step,))
+            if self.running:
+                self.send_in(tick)
             else:
-                assert self.apply(tick) == []
-                self.unclaimed.append((event, step))
+                self.apply(tick)
+
+    def draw_target(self, data: st.DataObject, event: Any) -> str | None:
+        """Where an event is sent: an answer to any step (for its waiters), or
+        anything to no step in particular, others to a step that accepts them."""
+        targets = tuple(STEPS) if type(event) is H else ROUTES.get(type(event), ())
+        step: str | None = data.draw(st.sampled_from((None, *targets)), label=f"step for {event}")
+        return step
+
+    @precondition(lambda self: bool(self.state.workers or self.state.waiting))
+    @rule(kind=sent_types, topic=topics, data=st.data())
+    def send_from_step(self, kind: type, topic: str, data: st.DataObject) -> None:
+        """A step attempt sends an event with ``ctx.send_event`` (while it waits,
+        from a task of its own).  An attempt that runs again after a resume
+        sends again, in order, what it sent before: rule 9 drops those repeats;
+        what it sends beyond them is new."""
+        state = self.state
+        worker_id = data.draw(
+            st.sampled_from(sorted([*state.workers, *state.waiting])), label="sender"
+        )
+        sender = state.workers.get(worker_id) or state.waiting[worker_id]
+        attempt = (sender.step, sender.delivery.event_id, sender.delivery.attempt)
+        sent = self.sends.setdefault(attempt, [])
+        position = self.position.get(worker_id, 0)
+        repeat = position < len(sent)
+        if repeat:
+            event, step = sent[position]
+        else:
+            event = kind(topic)
+            step = self.draw_target(data, event)
+        tick = EventSent(event, step, False, self.now, worker_id)
+        if not self.running:
+            self.apply(tick)
+            return
+        self.position[worker_id] = position + 1
+        # The reducer counts the send on the sender, executing or waiting.
+        counted = attrs.evolve(sender, sent=position + 1)
+        if worker_id in state.workers:
+            expected = attrs.evolve(state, workers={**state.workers, worker_id: counted})
+        else:
+            expected = attrs.evolve(state, waiting={**state.waiting, worker_id: counted})
+            self.waiters[worker_id] = attrs.evolve(self.waiters[worker_id], sent=position + 1)
+        if repeat:
+            assert self.apply(tick) == []
+            assert self.state == expected
+        else:
+            sent.append((event, step))
+            self.send_in(tick)
+        after = self.state
+        if (
+            after.next_event_id != state.next_event_id
+            or after.unclaimed != state.unclaimed
+            or after.waiting.keys() != state.waiting.keys()
+        ):
+            self.entered[event.serial] += 1
+
+    @rule(downtime=st.sampled_from([0.0, 2.0]))
+    def resume(self, downtime: float) -> None:
+        """The process dies and another resumes the run from its journal: every
+        attempt that was executing or waiting starts over, first in its step's
+        queue, oldest delivery first; a woken wait queued for a slot starts over
+        in its place; questions, answers, retries and the deadline stand."""
+        before = self.state
+        self.now += downtime
+        tick = RunResumed(self.now, recovered=True)
+        if not self.running:
+            self.apply(tick)
+            return
+        unfinished: list[Worker | Waiter] = [*before.workers.values(), *before.waiting.values()]
+        restored = {}
+        for step, lane in before.lanes.items():
+            again = sorted(
+                (w.delivery for w in unfinished if w.step == step), key=lambda d: d.event_id
+            )
+            queue = [item.delivery if type(item) is Resumption else item for item in lane.queue]
+            restored[step] = [*again, *queue]
+        for waiter in before.waiting.values():
+            if waiter.deadline is not None:
+                key = (waiter.step, waiter.delivery.event_id)
+                self.cut.setdefault(key, {})[waiter.waiter_id] = waiter.deadline
+        # The old process's workers, waits and timers are gone.
+        self.waiters = {}
+        self.position = {}
+        self.interrupted = set()
+        self.armed = {}
+        commands = self.apply(tick, restored=restored)
+        assert ScheduleTimer(RUN_TIMEOUT_TIMER, TIMEOUT) in commands
+        assert self.state.retries == before.retries
+        assert not self.state.waiting
 
     def _complete(self, worker_id: int, output: type | None) -> None:
         was_running = self.running
@@ -643,22 +762,30 @@ class ReducerMachine(RuleBasedStateMachine):
         if not was_running:
             self.apply(tick)
             return
+        key = (worker.step, worker.delivery.event_id)
+        deadline = None if timeout is None else self.now + timeout
+        # The same wait of an attempt a resume cut short keeps its deadline.
+        cut = self.cut.get(key, {})
+        kept = cut.pop(waiter_id, None)
+        if kept is not None and timeout is not None:
+            deadline = kept
         waiter = Waiter(
             worker.step,
             worker.delivery,
             waiter_id,
             types,
             required,
-            deadline=None if timeout is None else self.now + timeout,
+            deadline=deadline,
             budget=None if worker.deadline is None else max(worker.deadline - self.now, 0.0),
+            sent=self.position.get(worker_id, 0),
         )
-        key = (worker.step, worker.delivery.event_id)
         published, answers = self.memos.get(key, ({}, {}))
         if waiter_id in answers and model_matches(waiter, answers[waiter_id]):
             # Memoized: the same event at once, and nothing else changes.
             commands = self.apply(tick)
             assert commands == [ResumeWorker(worker_id, answers[waiter_id], False)]
-            assert self.state == before
+            if kept is None:
+                assert self.state == before
             return
         early = next(
             (
@@ -687,9 +814,7 @@ class ReducerMachine(RuleBasedStateMachine):
         wait_timers = [
             c for c in commands if isinstance(c, ScheduleTimer) and c.timer_id.startswith("wait-")
         ]
-        expected = (
-            [] if timeout is None else [ScheduleTimer(f"wait-{worker_id}", self.now + timeout)]
-        )
+        expected = [] if deadline is None else [ScheduleTimer(f"wait-{worker_id}", deadline)]
         assert wait_timers == expected
         assert worker_id not in self.state.workers
 
@@ -976,6 +1101,17 @@ class ReducerMachine(RuleBasedStateMachine):
             }
             assert memos == self.memos
             assert self.state.recoveries == self.recoveries
+
+    @invariant()
+    def step_sends_enter_once(self) -> None:
+        """Rule 9: every event an attempt sent entered the run once, however
+        many times the attempt ran; the executing workers count their sends."""
+        for attempt, sent in self.sends.items():
+            for event, _ in sent:
+                assert self.entered[event.serial] == 1, (attempt, event)
+        if self.running:
+            for worker_id, worker in self.state.workers.items():
+                assert worker.sent == self.position.get(worker_id, 0), worker_id
 
     @invariant()
     def timers_match_model(self) -> None:

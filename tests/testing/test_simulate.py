@@ -233,12 +233,6 @@ async def test_a_crash_at_any_batch_resumes_from_the_journal() -> None:
         assert [t.now for t in retried] == [60], nth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: events a step sent with ctx.send_event before a crash are "
-    "delivered, and its re-run sends them again (they should be deduplicated per "
-    "attempt, as collect_events is)",
-)
 async def test_a_crash_does_not_duplicate_events_sent_by_a_step_in_flight() -> None:
     simulation = await simulate(Race(), faults=[Fault("crash", nth=1)])
     assert sorted(simulation.result) == [0, 1, 2]
