@@ -38,19 +38,20 @@ from .._core.commands import Publish
 from .._core.ticks import is_external
 from ..durable import RunRecord, StoredEvent
 from ..durable._journal import (
-    changes,
+    check_fingerprint,
     decode_outcome,
     decode_record,
+    default_start,
     encode_outcome,
     encode_record,
     fingerprint,
+    load_state,
     replay_ticks,
 )
 from ..errors import (
     ContextSerdeError,
     DurabilityError,
     RunLockedError,
-    WorkflowChangedError,
     WorkflowRuntimeError,
 )
 from ..events import Event, InternalEvent
@@ -65,7 +66,6 @@ from ..runtime._driver import terminal_event
 from ..serialization import (
     decode_event,
     decode_tick,
-    decode_value,
     encode_event,
     encode_tick,
     encode_value,
@@ -193,16 +193,6 @@ def _decode_ticks(data: Iterable[Any], run_id: str, seq: int) -> list[Tick]:
         return [decode_tick(item, f"$.t[{i}]") for i, item in enumerate(data)]
     except ContextSerdeError as exc:
         raise DurabilityError(f"batch record {seq} of run {run_id!r}: {exc}") from None
-
-
-def _check_fingerprint(run_id: str, workflow: Workflow, recorded: Any) -> None:
-    current = fingerprint(workflow)
-    if recorded != current:
-        raise WorkflowChangedError(
-            f"run {run_id!r} was recorded with another version of "
-            f"{type(workflow).__qualname__}: {'; '.join(changes(recorded, current))}. "
-            "Resume it with the workflow it was started with, or start a new run id"
-        )
 
 
 class _Internal(InternalRunAdapterDecorator):
@@ -601,7 +591,7 @@ class DBOSRuntime(RuntimeDecorator):
             return await self._follow(run, inner)
         if status is None:
             if start_event is None:
-                start_event = _default_start(workflow, run.run_id)
+                start_event = default_start(workflow, run.run_id)
             try:
                 start = encode_record(encode_value(encode_event(start_event), "$"))
             except ContextSerdeError as exc:
@@ -693,7 +683,7 @@ class DBOSRuntime(RuntimeDecorator):
                     received.append(_decode_message(message, run_id))
                 continue
             if "f" in batch:
-                _check_fingerprint(run_id, workflow, batch["f"])
+                check_fingerprint(run_id, workflow, batch["f"])
             for _ in range(batch.get("m", 0)):
                 if not received:
                     raise DurabilityError(
@@ -731,13 +721,7 @@ class DBOSRuntime(RuntimeDecorator):
             return Recovery(outcome=state.outcome)
         store = run.state_store
         if state_data is not None and store is not None:
-            kind = store.state_type or Any
-            try:
-                store._load(decode_value(state_data, kind, "$.state"))
-            except ContextSerdeError as exc:
-                raise DurabilityError(
-                    f"the state snapshot of run {run_id!r} is unreadable: {exc}"
-                ) from None
+            load_state(store, state_data, run_id)
         if store is not None:
             run.state_version = store.version
         for event in events:
@@ -1026,17 +1010,6 @@ def _run_record(status: Any) -> RunRecord:
         created,
         (status.updated_at or status.created_at or 0) / 1000,
     )
-
-
-def _default_start(workflow: Workflow, run_id: str) -> Event:
-    start_class = workflow.start_event_class
-    try:
-        return start_class()
-    except TypeError as exc:
-        raise DurabilityError(
-            f"no run {run_id!r} is recorded, and {start_class.__name__} cannot be made "
-            f"without fields ({exc}): pass the start event's fields to wf.run() to start it"
-        ) from None
 
 
 def _sqlite_path(url: str) -> str | None:

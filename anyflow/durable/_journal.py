@@ -14,14 +14,28 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.reducer import TickRejected, reduce
 from .._core.state import Broken, Cancelled, Completed, Failed, RunState, TimedOut
-from ..errors import ContextSerdeError, JournalCorruptError
-from ..serialization import SavedError, decode_event, decode_tick, encode_event, type_name
+from ..errors import (
+    ContextSerdeError,
+    DurabilityError,
+    JournalCorruptError,
+    WorkflowChangedError,
+)
+from ..serialization import (
+    SavedError,
+    decode_event,
+    decode_tick,
+    decode_value,
+    encode_event,
+    type_name,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
     from .._core.state import Outcome, RunSpec
     from .._core.ticks import Tick
+    from ..context import StateStore
+    from ..events import Event
     from ..workflow import Workflow
 
 __all__ = [
@@ -120,6 +134,47 @@ def changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             f"@catch_error steps are {current['catchers']} (were {recorded.get('catchers')})"
         )
     return found
+
+
+def check_fingerprint(run_id: str, workflow: Workflow, recorded: Any) -> None:
+    """:raises WorkflowChangedError: if ``recorded`` (the fingerprint a run was
+    recorded with) is not ``workflow``'s, naming what changed."""
+    current = fingerprint(workflow)
+    if recorded != current:
+        raise WorkflowChangedError(
+            f"run {run_id!r} was recorded with another version of "
+            f"{type(workflow).__qualname__}: {'; '.join(changes(recorded, current))}. "
+            "Resume it with the workflow it was started with, or start a new run id"
+        )
+
+
+def default_start(workflow: Workflow, run_id: str) -> Event:
+    """The start event of a run resumed by id without fields, when nothing of
+    it is recorded: the workflow's start event class with no fields.
+
+    :raises DurabilityError: if that class needs fields.
+    """
+    start_class = workflow.start_event_class
+    try:
+        return start_class()
+    except TypeError as exc:
+        raise DurabilityError(
+            f"no run {run_id!r} is recorded, and {start_class.__name__} cannot be made "
+            f"without fields ({exc}): pass the start event's fields to wf.run() to start it"
+        ) from None
+
+
+def load_state(store: StateStore[Any], data: Any, run_id: str) -> None:
+    """Load a recorded snapshot (JSON data) into the run's state ``store``.
+
+    :raises DurabilityError: if it does not fit the store's state type.
+    """
+    try:
+        store._load(decode_value(data, store.state_type or Any, "$.state"))
+    except ContextSerdeError as exc:
+        raise DurabilityError(
+            f"the state snapshot of run {run_id!r} is unreadable: {exc}"
+        ) from None
 
 
 def status_of(outcome: Outcome) -> str:

@@ -26,7 +26,6 @@ from ..errors import (
     ContextSerdeError,
     DurabilityError,
     RunLockedError,
-    WorkflowChangedError,
 )
 from ..events import Event, InternalEvent
 from ..runtime import (
@@ -37,15 +36,17 @@ from ..runtime import (
     RuntimeDecorator,
 )
 from ..runtime._driver import terminal_event
-from ..serialization import decode_event, decode_value, encode_event, encode_tick, encode_value
+from ..serialization import decode_event, encode_event, encode_tick, encode_value
 from ..serialization import type_name as _type_name
 from ._journal import (
-    changes,
+    check_fingerprint,
     decode_outcome,
     decode_record,
+    default_start,
     encode_outcome,
     encode_record,
     fingerprint,
+    load_state,
     replay,
     status_of,
 )
@@ -139,7 +140,7 @@ class _Journal:
         self.state_store = state_store
         name = _type_name(type(workflow))
         if start_event is None and await store.get_run(self.run_id) is None:
-            start_event = _default_start(workflow, self.run_id)
+            start_event = default_start(workflow, self.run_id)
         current = fingerprint(workflow)
         now = time.time()
         stored = await store.claim(
@@ -150,13 +151,7 @@ class _Journal:
         try:
             if stored.created:
                 return Recovery(start_event=start_event)
-            recorded = json.loads(stored.fingerprint)
-            if recorded != current:
-                raise WorkflowChangedError(
-                    f"run {self.run_id!r} was recorded with another version of "
-                    f"{type(workflow).__qualname__}: {'; '.join(changes(recorded, current))}. "
-                    "Resume it with the workflow it was started with, or start a new run id"
-                )
+            check_fingerprint(self.run_id, workflow, json.loads(stored.fingerprint))
             history = await store.read_events(self.run_id)
             events = []
             for position, (seq, text) in enumerate(history):
@@ -175,7 +170,7 @@ class _Journal:
             if not stored.ticks:
                 # Claimed, then the process died before the first commit.
                 if start_event is None:
-                    start_event = _default_start(workflow, self.run_id)
+                    start_event = default_start(workflow, self.run_id)
                 return Recovery(start_event=start_event)
             state = replay(self.run_id, workflow._spec, stored.ticks)
             self.next_tick = len(stored.ticks)
@@ -197,13 +192,7 @@ class _Journal:
                 return Recovery(outcome=state.outcome)
             if stored.state is not None:
                 data = decode_record(stored.state, self.run_id, "state", 0)
-                kind = state_store.state_type or Any
-                try:
-                    state_store._load(decode_value(data, kind, "$.state"))
-                except ContextSerdeError as exc:
-                    raise DurabilityError(
-                        f"the state snapshot of run {self.run_id!r} is unreadable: {exc}"
-                    ) from None
+                load_state(state_store, data, self.run_id)
             self.state_version = state_store.version
             for event in events:
                 inner.publish(event)
@@ -312,17 +301,6 @@ def _decode_event(text: str, run_id: str, seq: int) -> Event:
         return decode_event(data, f"$.events[{seq}]")
     except ContextSerdeError as exc:
         raise DurabilityError(f"event record {seq} of run {run_id!r}: {exc}") from None
-
-
-def _default_start(workflow: Workflow, run_id: str) -> Event:
-    start_class = workflow.start_event_class
-    try:
-        return start_class()
-    except TypeError as exc:
-        raise DurabilityError(
-            f"no run {run_id!r} is recorded, and {start_class.__name__} cannot be made "
-            f"without fields ({exc}): pass the start event's fields to wf.run() to start it"
-        ) from None
 
 
 class _Internal(InternalRunAdapterDecorator):
