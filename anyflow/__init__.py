@@ -14,7 +14,9 @@ from .errors import StepOutputError as StepOutputError
 from .errors import StepTimeoutError as StepTimeoutError
 from .errors import WaitTimeoutError as WaitTimeoutError
 from .errors import WorkflowCancelledByUser as WorkflowCancelledByUser
+from .errors import WorkflowConfigurationError as WorkflowConfigurationError
 from .errors import WorkflowRuntimeError as WorkflowRuntimeError
+from .errors import WorkflowStepDoesNotExistError as WorkflowStepDoesNotExistError
 from .errors import WorkflowTimeoutError as WorkflowTimeoutError
 from .errors import WorkflowValidationError as WorkflowValidationError
 from .events import Event as Event
@@ -66,10 +68,12 @@ __all__ = [
     "Workflow",
     "WorkflowCancelledByUser",
     "WorkflowCancelledEvent",
+    "WorkflowConfigurationError",
     "WorkflowFailedEvent",
     "WorkflowHandler",
     "WorkflowIdleEvent",
     "WorkflowRuntimeError",
+    "WorkflowStepDoesNotExistError",
     "WorkflowTimedOutEvent",
     "WorkflowTimeoutError",
     "WorkflowValidationError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import WorkflowValidationError
+from .errors import WorkflowConfigurationError, WorkflowValidationError
 from .events import (
     HumanResponseEvent,
     InputRequiredEvent,
@@ -34,12 +34,12 @@ def validate(workflow: str, steps: Mapping[str, StepInfo]) -> type[StartEvent]:
     :raises WorkflowValidationError: naming the workflow, the step and the event.
     """
     if not steps:
-        raise WorkflowValidationError(
+        raise WorkflowConfigurationError(
             f"workflow {workflow} has no steps: decorate its async methods with @step"
         )
     starts = {t for s in steps.values() for t in s.accepts if issubclass(t, StartEvent)}
     if not starts:
-        raise WorkflowValidationError(
+        raise WorkflowConfigurationError(
             f"no step of {workflow} accepts a StartEvent, so a run could not begin: "
             "give one step an `ev: StartEvent` parameter (or a StartEvent subclass)"
         )
@@ -50,7 +50,7 @@ def validate(workflow: str, steps: Mapping[str, StepInfo]) -> type[StartEvent]:
         )
     produced = {t for s in steps.values() for t in s.returns}
     if not any(issubclass(t, StopEvent) for t in produced):
-        raise WorkflowValidationError(
+        raise WorkflowConfigurationError(
             f"no step of {workflow} returns a StopEvent, so a run could never finish: "
             "annotate the last step `-> StopEvent` and return StopEvent(result=...)"
         )

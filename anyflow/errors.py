@@ -4,7 +4,9 @@ Our exception hierarchy::
 
     AnyflowError
     ├── WorkflowValidationError     the workflow's shape is wrong (raised before anything runs)
+    │   └── WorkflowConfigurationError  no start event, no stop event, or no steps at all
     ├── WorkflowRuntimeError        the run broke a rule while running
+    │   └── WorkflowStepDoesNotExistError  an event was addressed to a step the workflow lacks
     ├── WorkflowTimeoutError        the run reached its timeout (also a TimeoutError)
     ├── WaitTimeoutError            ctx.wait_for_event() timed out, in the step (a TimeoutError)
     ├── StepTimeoutError            a step attempt outlived @step(timeout=...) (a TimeoutError)
@@ -39,7 +41,9 @@ __all__ = [
     "StepTimeoutError",
     "WaitTimeoutError",
     "WorkflowCancelledByUser",
+    "WorkflowConfigurationError",
     "WorkflowRuntimeError",
+    "WorkflowStepDoesNotExistError",
     "WorkflowTimeoutError",
     "WorkflowValidationError",
 ]
@@ -53,8 +57,20 @@ class WorkflowValidationError(AnyflowError):
     """The workflow is malformed; raised when the class is defined or built."""
 
 
+class WorkflowConfigurationError(WorkflowValidationError):
+    """The workflow lacks what every run needs: steps, a step that accepts the
+    start event, or a step that returns a StopEvent.  llama-index-workflows
+    raises an exception of this name for these cases, so code that catches it
+    keeps working; it is a ``WorkflowValidationError`` like every other shape
+    problem."""
+
+
 class WorkflowRuntimeError(AnyflowError):
     """The run cannot go on as asked (the message says why and what to do)."""
+
+
+class WorkflowStepDoesNotExistError(WorkflowRuntimeError):
+    """An event was sent to a step, by name, that the workflow does not have."""
 
 
 class WorkflowTimeoutError(AnyflowError, TimeoutError):

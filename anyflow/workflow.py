@@ -11,7 +11,7 @@ from ._steps import StepInfo, read_step, state_type_of
 from ._validation import catchers, validate
 from .context import Context
 from .decorators import STEP_ATTRIBUTE, check_timeout
-from .errors import WorkflowRuntimeError
+from .errors import WorkflowRuntimeError, WorkflowStepDoesNotExistError
 from .events import (
     Event,
     HumanResponseEvent,
@@ -181,7 +181,7 @@ class Workflow:
             return
         info = self._step_infos.get(step)
         if info is None:
-            raise WorkflowRuntimeError(
+            raise WorkflowStepDoesNotExistError(
                 f"{name} has no step {step!r}; its steps are: {', '.join(sorted(self._step_infos))}"
             )
         if not isinstance(event, info.accepts):
