@@ -19,7 +19,8 @@ Our exception hierarchy::
         ├── JournalCorruptError     a run's journal cannot be read back (names the run and record)
         ├── WorkflowChangedError    a run is resumed with a different step graph
         ├── RunLockedError          another live process (or runtime) is executing the run
-        └── LeaseLostError          this process lost its claim on a run to another one
+        ├── LeaseLostError          this process lost its claim on a run to another one
+        └── StoreUnavailableError   the store cannot be written or read now (disk full, database down)
 
 An exception raised by a step reaches the caller as itself, not wrapped, with a
 note naming the step.
@@ -37,6 +38,7 @@ __all__ = [
     "RunLockedError",
     "WorkflowChangedError",
     "ResourceError",
+    "StoreUnavailableError",
     "StepOutputError",
     "StepTimeoutError",
     "WaitTimeoutError",
@@ -132,3 +134,10 @@ class RunLockedError(DurabilityError):
 class LeaseLostError(DurabilityError):
     """This process's lease on a run was taken over (it had expired), so it must
     stop writing that run."""
+
+
+class StoreUnavailableError(DurabilityError):
+    """The durable store failed to write or read (a full disk, a file-size limit,
+    a database that cannot be reached, a wait for it that timed out).  Nothing
+    was recorded by the failing call; the same call may succeed once the store
+    works again, so a server answers 503 and retries the runs it stopped."""
