@@ -20,7 +20,7 @@ Our exception hierarchy::
         ├── WorkflowChangedError    a run is resumed with a different step graph
         ├── RunLockedError          another live process (or runtime) is executing the run
         ├── LeaseLostError          this process lost its claim on a run to another one
-        └── StoreUnavailableError   the store cannot be written or read now (disk full, database down)
+        └── StoreUnavailableError   the store cannot write or read now (disk full, database down)
 
 An exception raised by a step reaches the caller as itself, not wrapped, with a
 note naming the step.
