@@ -117,6 +117,10 @@ def serve(
     port: int = 8080,
     backend: Backend = "asyncio",
     store: str = "memory",
+    token: str | None = None,
+    cors_origin: Annotated[list[str] | None, Parameter(negative=())] = None,
+    allowed_host: Annotated[list[str] | None, Parameter(negative=())] = None,
+    insecure_no_token: Annotated[bool, Parameter(negative=())] = False,
 ) -> int:
     """Serve a workflow (or a WorkflowServer) over HTTP, as python -m anyflow.server does.
 
@@ -127,6 +131,14 @@ def serve(
         returning either.
     store
         memory, sqlite:///path/to/runs.db or postgresql://...
+    token
+        Require Authorization: Bearer TOKEN on API requests (default: $ANYFLOW_SERVER_TOKEN).
+    cors_origin
+        A web origin whose pages may use the API (repeatable).
+    allowed_host
+        A Host name served besides loopback and --host ('*': any; repeatable).
+    insecure_no_token
+        Listen on a non-loopback address without a token (a trusted network only).
     """
     try:
         from ..server.__main__ import main as serve_main
@@ -134,8 +146,14 @@ def serve(
         raise CliError(
             f"serving needs the server extra ({exc.name} is missing): pip install 'anyflow[server]'"
         ) from None
-    argv = [target, "--host", host, "--port", str(port), "--backend", backend]
-    return serve_main([*argv, "--store", store])
+    argv = [target, "--host", host, "--port", str(port), "--backend", backend, "--store", store]
+    if token is not None:
+        argv += ["--token", token]
+    argv += [f"--cors-origin={origin}" for origin in cors_origin or ()]
+    argv += [f"--allowed-host={name}" for name in allowed_host or ()]
+    if insecure_no_token:
+        argv.append("--insecure-no-token")
+    return serve_main(argv)
 
 
 @runs_app.command(name="list")

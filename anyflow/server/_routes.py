@@ -24,6 +24,7 @@ from starlette.routing import Route
 from ..events import StartEvent
 from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
+from ._ids import check_handler_id, storable
 from ._runs import STATUSES, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -96,6 +97,15 @@ def _flag(request: Request, name: str, default: bool) -> bool:
     raise HTTPException(400, f"query parameter {name} must be true or false, not {raw!r}")
 
 
+def _handler_id(request: Request) -> str:
+    """The path's handler id; a 404 for one no store could hold (PostgreSQL
+    fails on a NUL), without asking the store."""
+    handler_id: str = request.path_params["handler_id"]
+    if not storable(handler_id):
+        raise HTTPException(404, f"no handler {handler_id[:100]!r}")
+    return handler_id
+
+
 class _Api:
     def __init__(self, server: WorkflowServer) -> None:
         self.server = server
@@ -110,12 +120,25 @@ class _Api:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
         chunks = bytearray()
-        # aclosing: a body refused halfway leaves no generator for the collector.
-        async with contextlib.aclosing(request.stream()) as stream:
-            async for chunk in stream:
-                chunks += chunk
-                if len(chunks) > limit:
-                    raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
+        # A body is bounded in time as in size: a client that trickles it in
+        # would hold the request (and its memory) for as long as it likes.
+        timeout = self.server.body_timeout
+        try:
+            with anyio.fail_after(timeout):
+                # aclosing: a body refused halfway leaves no generator for the collector.
+                async with contextlib.aclosing(request.stream()) as stream:
+                    async for chunk in stream:
+                        chunks += chunk
+                        if len(chunks) > limit:
+                            raise HTTPException(
+                                413, f"the request body is over the limit of {limit} bytes"
+                            )
+        except TimeoutError:
+            raise HTTPException(
+                408,
+                f"the request body did not arrive whole within {timeout:g}s (body_timeout)",
+                headers={"Connection": "close"},
+            ) from None
         if not chunks.strip():
             if required:
                 raise HTTPException(400, "a JSON object body is required")
@@ -182,8 +205,10 @@ class _Api:
         served = self._served(request)
         body = await self._body(request, required=False)
         handler_id = body.get("handler_id") or uuid.uuid4().hex
-        if not isinstance(handler_id, str) or len(handler_id) > 200:
-            raise HTTPException(400, "handler_id must be a string of at most 200 characters")
+        try:
+            check_handler_id(handler_id)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
         if body.get("context"):
             raise HTTPException(
                 400,
@@ -225,7 +250,7 @@ class _Api:
     # Handlers.
 
     async def _view(self, request: Request) -> HandlerView:
-        view = await self.book.view(request.path_params["handler_id"])
+        view = await self.book.view(_handler_id(request))
         if view is None:
             raise HTTPException(404, f"no handler {request.path_params['handler_id']!r}")
         return view
@@ -264,7 +289,7 @@ class _Api:
     async def cancel(self, request: Request) -> Response:
         purge = _flag(request, "purge", False)
         try:
-            status = await self.book.cancel(request.path_params["handler_id"], purge)
+            status = await self.book.cancel(_handler_id(request), purge)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
         except Conflict as exc:
@@ -278,7 +303,7 @@ class _Api:
         if not body.get("event"):
             raise HTTPException(400, 'the body needs "event": {"type": ..., "value": {...}}')
         try:
-            await self.book.send(request.path_params["handler_id"], body["event"], body.get("step"))
+            await self.book.send(_handler_id(request), body["event"], body.get("step"))
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
         except Conflict as exc:
@@ -288,7 +313,7 @@ class _Api:
         return JSONResponse({"status": "sent"})
 
     async def stream_events(self, request: Request) -> Response:
-        handler_id = request.path_params["handler_id"]
+        handler_id = _handler_id(request)
         sse = _flag(request, "sse", True)
         qualified = _flag(request, "include_qualified_name", True)
         _flag(request, "include_internal", False)  # validated; nothing internal is recorded

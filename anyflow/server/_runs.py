@@ -360,6 +360,13 @@ class RunBook:
         """
         live = await self._running(handler_id)
         event = live.served.registry.parse(data)
+        if isinstance(event, StartEvent | StopEvent):
+            # Both are the run's own: a start event sent in would run the entry
+            # step again with the sender's fields, a stop event end the run.
+            raise BadEvent(
+                f"a {type(event).__name__} cannot be sent into a run: it starts (or ends) "
+                "one; send an event a step takes, or start a new run"
+            )
         if step is not None and not isinstance(step, str):
             raise BadEvent("step must be a step name (a string)")
         try:

@@ -29,6 +29,7 @@ from ..events import Event, StopEvent
 from ..serialization import type_name
 from ._auth import BearerAuth
 from ._envelope import EventRegistry
+from ._guard import HostPolicy, RequestGuard
 from ._openapi import openapi
 from ._routes import routes
 from ._runs import RunBook, Served
@@ -60,8 +61,15 @@ class WorkflowServer:
     :param store: where runs are recorded (a ``MemoryStore`` by default; a
         ``SqliteStore`` or ``PostgresStore`` keeps them across restarts).
     :param token: if given, every API request needs ``Authorization: Bearer <token>``.
-    :param cors_origins: origins allowed to call the API from a browser (none by default).
+    :param cors_origins: origins allowed to call the API from a browser (none by
+        default; the server's own origin, the inspector's, always may).  A
+        state-changing request from any other origin is a 403.
+    :param allowed_hosts: the ``Host`` names served besides the loopback names
+        and the address the server listens on (400 for others: DNS rebinding);
+        ``["*"]`` serves any.
     :param max_body_bytes: the largest request body accepted (413 above it).
+    :param body_timeout: seconds a client has to send a whole request body once
+        it started (408 and the connection closed after that).
     :param heartbeat: seconds between keep-alive comments on an idle SSE stream.
     :param idle_timeout: seconds after which a run that only waits for input
         (an answer, an event) is released from memory; it is resumed from its
@@ -82,15 +90,19 @@ class WorkflowServer:
         *,
         token: str | None = None,
         cors_origins: Sequence[str] = (),
+        allowed_hosts: Sequence[str] = (),
         max_body_bytes: int = 1 << 20,
+        body_timeout: float = 10.0,
         heartbeat: float = 15.0,
         idle_timeout: float | None = 60.0,
         lease: float = 30.0,
         poll_interval: float = 0.5,
         runtime: DBOSRuntime | None = None,
     ) -> None:
-        if max_body_bytes <= 0 or heartbeat <= 0:
-            raise ValueError("max_body_bytes and heartbeat must be > 0")
+        if max_body_bytes <= 0 or heartbeat <= 0 or body_timeout <= 0:
+            raise ValueError("max_body_bytes, body_timeout and heartbeat must be > 0")
+        if isinstance(cors_origins, str) or isinstance(allowed_hosts, str):
+            raise TypeError("cors_origins and allowed_hosts are lists of strings, not a string")
         if runtime is not None and store is not None:
             raise ValueError(
                 "pass a store or a runtime, not both: a DBOSRuntime keeps its runs in DBOS"
@@ -101,6 +113,9 @@ class WorkflowServer:
             idle_timeout = None
         self.token = token
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.hosts = HostPolicy(allowed_hosts)
+        """The Host names served; ``serve()`` adds the address it listens on."""
         self.heartbeat = heartbeat
         if idle_timeout is not None and idle_timeout < 0:
             raise ValueError("idle_timeout is seconds >= 0, or None")
@@ -124,6 +139,7 @@ class WorkflowServer:
                     allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
                 ),
             )
+        middleware.insert(0, Middleware(RequestGuard, hosts=self.hosts, cors_origins=cors_origins))
         self.app = Starlette(
             routes=[
                 *routes(self),
@@ -262,6 +278,7 @@ class WorkflowServer:
         """
         from ._serve import serve
 
+        self.hosts.listen_on(host)
         self._stop = anyio.Event()
         try:
             await serve(

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+JSON = {"Content-Type": "application/json"}
+"""Bodies sent as raw bytes still say they are JSON (the server refuses others with a 415)."""
+
 
 async def _assert_still_serving(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "healthy"}
@@ -55,13 +58,13 @@ async def test_a_lone_surrogate_is_refused_and_does_not_take_the_server_down(
     encode the run's start (which ended the runtime and every run with it, and
     the server answered 503 from then on), and a response echoing it could not
     be encoded (a 500)."""
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=JSON) as client:
         assert "lone surrogate" in _detail(await client.post(path, content=body))
         await _assert_still_serving(client)
 
 
 async def test_a_surrogate_pair_is_text_and_goes_through(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=JSON) as client:
         response = await client.post(
             "/workflows/greet/run", content=b'{"start_event": {"name": "\\ud83d\\ude00"}}'
         )
@@ -73,7 +76,7 @@ async def test_a_surrogate_pair_is_text_and_goes_through(url: str) -> None:
 async def test_nan_and_infinity_are_not_json(url: str, constant: str) -> None:
     """They used to be read as floats: the run could not be recorded (its
     handler stayed ``running`` for good) and the blocking /run answered 500."""
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=JSON) as client:
         body = f'{{"start_event": {{"name": {constant}}}}}'.encode()
         detail = _detail(await client.post("/workflows/greet/run", content=body))
         assert f"{constant.lstrip('-')} is not a JSON number" in detail
@@ -85,7 +88,7 @@ async def test_nan_and_infinity_are_not_json(url: str, constant: str) -> None:
 @pytest.mark.parametrize("depth", [101, 500, 100_000])
 async def test_deeply_nested_bodies_are_refused(url: str, depth: int) -> None:
     """A RecursionError in the JSON decoder (or later in the event decoder) was a 500."""
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=JSON) as client:
         nested = "[" * depth + "]" * depth
         for body in (f'{{"x": {nested}}}', f'{{"start_event": {{"x": {nested}}}}}'):
             detail = _detail(await client.post("/workflows/greet/run", content=body.encode()))
@@ -94,7 +97,7 @@ async def test_deeply_nested_bodies_are_refused(url: str, depth: int) -> None:
 
 
 async def test_nesting_within_the_limit_is_fine(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=JSON) as client:
         body = '{"start_event": {"x": ' + "[" * 98 + "]" * 98 + "}}"
         response = await client.post("/workflows/greet/run", content=body.encode())
         assert response.status_code == 200, response.text
@@ -113,7 +116,7 @@ async def test_extra_that_is_not_an_object_is_refused(
 ) -> None:
     """``_extra`` is where an open event keeps its free fields; a non-object
     there reached cattrs, whose AttributeError was a 500."""
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=JSON) as client:
         body = {"start_event": start_event}
         assert "_extra" in _detail(await client.post("/workflows/greet/run", json=body))
         await _assert_still_serving(client)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+JSON_TYPE = {"Content-Type": "application/json"}
 PUBLIC = {("/health", "get"), ("/openapi.json", "get"), ("/", "get"), ("/static/{path}", "get")}
 
 
@@ -300,10 +301,10 @@ def _exercise(api: Exchanges) -> None:
     # Over the limit, but small enough to be sent whole before the server answers.
     too_big = b"{" + b" " * 1000 + b"}"
     for path, url in ((run, "/workflows/greet/run"), (nowait, "/workflows/greet/run-nowait")):
-        assert api.post(path, url, content=b"{").status_code == 400
+        assert api.post(path, url, content=b"{", headers=JSON_TYPE).status_code == 400
         assert api.post(path, url.replace("greet", "nobody")).status_code == 404
         assert api.post(path, url, json={"handler_id": "g"}).status_code == 409
-        assert api.post(path, url, content=too_big).status_code == 413
+        assert api.post(path, url, content=too_big, headers=JSON_TYPE).status_code == 413
 
     # A blocking run that is cancelled while it waits: a 500 with the Handler.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -340,7 +341,7 @@ def _exercise(api: Exchanges) -> None:
     # Events into a run.
     answer = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
     assert api.post(events, "/events/w", json={"event": {"type": "Nope"}}).status_code == 400
-    assert api.post(events, "/events/w", content=too_big).status_code == 413
+    assert api.post(events, "/events/w", content=too_big, headers=JSON_TYPE).status_code == 413
     assert api.post(events, "/events/nobody", json=answer).status_code == 404
     assert api.post(events, "/events/w", json=answer).json() == {"status": "sent"}
     _wait_until(lambda: api.client.get("/handlers/w").status_code == 200)
@@ -366,7 +367,7 @@ def _exercise_without_lifespan(api: Exchanges, backend: str) -> None:
     async def fetch() -> list[httpx.Response]:
         # httpx's ASGI transport does not run the lifespan.
         transport = httpx.ASGITransport(app=demo_server().app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://idle") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             responses = []
             for path, method in requests:
                 url = path.replace("{name}", "greet").replace("{handler_id}", "h")

@@ -28,6 +28,7 @@ async def _chunked_post(url: str, path: str, chunks: list[bytes]) -> int:
     host, port = httpx.URL(url).host, httpx.URL(url).port
     assert port is not None
     head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+    head += "Content-Type: application/json\r\n"
     body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
     async with await anyio.connect_tcp(host, port) as stream:
         await stream.send(f"{head}Connection: close\r\n\r\n".encode() + body)
