@@ -9,6 +9,7 @@ from ._replay import ReplayedTick as ReplayedTick
 from ._replay import replay as replay
 from ._replay import replay_journal as replay_journal
 from ._runner import TestRunResult as TestRunResult
+from ._runner import WorkflowTestResult as WorkflowTestResult
 from ._runner import WorkflowTestRunner as WorkflowTestRunner
 from ._simulate import Fault as Fault
 from ._simulate import InjectedFault as InjectedFault
@@ -28,6 +29,7 @@ __all__ = [
     "SimulationError",
     "Simulator",
     "TestRunResult",
+    "WorkflowTestResult",
     "WorkflowTestRunner",
     "replay",
     "replay_journal",
