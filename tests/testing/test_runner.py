@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import anyflow.testing
 from anyflow import (
     ConstantDelayRetryPolicy,
     Context,
@@ -20,7 +21,7 @@ from anyflow import (
     step,
 )
 from anyflow.events import InternalEvent
-from anyflow.testing import TestRunResult, WorkflowTestRunner
+from anyflow.testing import WorkflowTestRunner
 from anyflow.testing.runner import WorkflowTestResult
 from anyflow.testing.runner import WorkflowTestRunner as RunnerFromModule
 
@@ -138,20 +139,20 @@ async def test_a_failed_run_raises_its_error() -> None:
 
 async def test_the_module_path_of_the_incumbent_has_the_same_classes() -> None:
     assert RunnerFromModule is WorkflowTestRunner
-    assert TestRunResult is WorkflowTestResult
+    assert anyflow.testing.TestRunResult is WorkflowTestResult
 
 
 # -- anyflow's additions -------------------------------------------------------
 
 
 async def test_it_answers_when_idle_and_keeps_events_calls_and_result() -> None:
-    run = await WorkflowTestRunner(Booking(), expose_internal=False).run(
+    run = await WorkflowTestRunner(Booking()).run(
         send=[HumanResponseEvent(response="Lisbon"), HumanResponseEvent(response="Monday")]
     )
     assert run.result == "Lisbon on Monday"
     assert run.exception is None
     assert run.calls == {"ask": 2}
-    assert [type(e).__name__ for e in run.collected] == [
+    assert [type(e).__name__ for e in run.collected if not isinstance(e, InternalEvent)] == [
         "Note",
         "Note",
         "InputRequiredEvent",
@@ -177,12 +178,16 @@ async def test_a_run_left_waiting_raises_the_cancellation_saying_why() -> None:
 
 
 async def test_a_run_left_waiting_is_stuck_when_errors_are_kept() -> None:
+    run = await WorkflowTestRunner(Booking()).run(send=[], raise_on_error=False)
+    assert run.stuck
+    assert run.result is None
+    assert isinstance(run.exception, WorkflowCancelledByUser)
+
     run = await WorkflowTestRunner(Booking()).run(
         send=[HumanResponseEvent(response="Lisbon")], raise_on_error=False
     )
     assert run.stuck
-    assert isinstance(run.exception, WorkflowCancelledByUser)
-    assert run.result is None
+    assert [type(e).__name__ for e in run.collected][-1] == "WorkflowCancelledEvent"
 
 
 async def test_a_failure_is_kept_when_asked() -> None:
