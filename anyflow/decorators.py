@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 
 import attrs
 
-from .retry import RetryPolicy
+from .retry import RetryPolicy, check_retry_policy
 
 __all__ = ["catch_error", "step"]
 
@@ -72,11 +72,7 @@ def step(
     """
     if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 1:
         raise ValueError(f"num_workers must be a whole number >= 1, not {num_workers!r}")
-    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-        raise TypeError(
-            f"retry_policy must have a next(elapsed_time, attempts, error) method, "
-            f"not {type(retry_policy).__name__}"
-        )
+    check_retry_policy(retry_policy)
     check_timeout(timeout)
     options = StepOptions(num_workers=num_workers, retry_policy=retry_policy, timeout=timeout)
 

@@ -167,7 +167,7 @@ async def test_a_custom_policy_lets_the_payment_succeed_after_network_errors() -
 def test_builtin_policies_compute_the_documented_delays() -> None:
     error = ConnectionError("x")
     backoff = ExponentialBackoffRetryPolicy(
-        initial_delay=1, multiplier=2, max_delay=5, maximum_attempts=5
+        initial_delay=1, multiplier=2, max_delay=5, maximum_attempts=5, jitter=False
     )
     assert [backoff.next(0.0, n, error) for n in range(1, 6)] == [1, 2, 4, 5, None]
 
