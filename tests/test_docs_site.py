@@ -61,6 +61,8 @@ def test_page_is_built(site: Path, page: str) -> None:
         ("server", "anyflow.server.WorkflowServer"),
         ("client", "anyflow.client.WorkflowClient"),
         ("graph", "anyflow.graph.workflow_graph"),
+        ("representation", "anyflow.representation.get_workflow_representation"),
+        ("testing", "anyflow.testing.WorkflowTestRunner"),
     ],
 )
 def test_the_reference_documents(site: Path, page: str, name: str) -> None:

@@ -39,7 +39,10 @@ What the graph cannot see: events a step only waits for with
 ``ctx.wait_for_event`` or sends with ``ctx.send_event``, since neither is in a
 signature.  Annotate them on a step to make them visible.
 
-The JSON form (``WorkflowGraph.to_json``) is the one the incumbent's clients and
+Every node, edge and graph has a ``to_representation()``: the same thing in the
+incumbent's schema (``anyflow.representation``, plain data: names, not
+classes), which is what ``get_workflow_representation`` returns.  Its
+``model_dump`` is the JSON form (``to_json``) that the incumbent's clients and
 inspector read (``workflows.representation.WorkflowGraph``), so the server can
 hand it to them unchanged.
 """
@@ -49,11 +52,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
 
 import attrs
 
 from ..events import Event, HumanResponseEvent, InputRequiredEvent, StopEvent
+from ..representation import types as rep
 from ..serialization import event_schema
 
 if TYPE_CHECKING:
@@ -90,13 +95,11 @@ class StepNode:
     description: str | None = None
     """The step method's own docstring."""
 
+    def to_representation(self) -> rep.WorkflowStepNode:
+        return rep.WorkflowStepNode(id=self.id, label=self.label, description=self.description)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "node_type": self.node_type,
-            "description": self.description,
-        }
+        return self.to_representation().model_dump(mode="json")
 
 
 @attrs.frozen
@@ -121,16 +124,18 @@ class EventNode:
         """Whether the class is, or derives from, a class of one of these names."""
         return any(name in self.event_types for name in type_names)
 
+    def to_representation(self) -> rep.WorkflowEventNode:
+        return rep.WorkflowEventNode(
+            id=self.id,
+            label=self.label,
+            event_type=self.event_class.__name__,
+            event_types=list(self.event_types),
+            event_schema=event_schema(self.event_class),
+            produced_by=list(self.produced_by),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "node_type": self.node_type,
-            "event_type": self.event_class.__name__,
-            "event_types": list(self.event_types),
-            "event_schema": event_schema(self.event_class),
-            "produced_by": list(self.produced_by),
-        }
+        return self.to_representation().model_dump(mode="json")
 
 
 @attrs.frozen
@@ -141,8 +146,11 @@ class ExternalNode:
     id: str
     label: str
 
+    def to_representation(self) -> rep.WorkflowExternalNode:
+        return rep.WorkflowExternalNode(id=self.id, label=self.label)
+
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "label": self.label, "node_type": self.node_type}
+        return self.to_representation().model_dump(mode="json")
 
 
 @attrs.frozen
@@ -162,18 +170,22 @@ class ResourceNode:
     """The factory's own docstring."""
     source_file: str | None = None
     source_line: int | None = None
+    type_name: str | None = None
+    """The name of the annotated type ``T`` in ``Annotated[T, Resource(...)]``."""
+
+    def to_representation(self) -> rep.WorkflowResourceNode:
+        return rep.WorkflowResourceNode(
+            id=self.id,
+            label=self.label,
+            type_name=self.type_name,
+            getter_name=self.getter_name,
+            source_file=self.source_file,
+            source_line=self.source_line,
+            description=self.description,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "node_type": self.node_type,
-            "type_name": None,
-            "getter_name": self.getter_name,
-            "description": self.description,
-            "source_file": self.source_file,
-            "source_line": self.source_line,
-        }
+        return self.to_representation().model_dump(mode="json")
 
 
 Node: TypeAlias = StepNode | EventNode | ExternalNode | ResourceNode
@@ -188,11 +200,11 @@ class Edge:
     label: str | None = None
     """The parameter name, on step -> resource edges."""
 
+    def to_representation(self) -> rep.WorkflowGraphEdge:
+        return rep.WorkflowGraphEdge(source=self.source, target=self.target, label=self.label)
+
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source, "target": self.target}
-        if self.label is not None:
-            out["label"] = self.label
-        return out
+        return self.to_representation().model_dump(mode="json")
 
 
 @attrs.frozen
@@ -223,14 +235,18 @@ class WorkflowGraph:
             f"{', '.join(n.id for n in self.nodes)}"
         )
 
+    def to_representation(self) -> rep.WorkflowGraph:
+        """This graph in the incumbent's schema (``anyflow.representation``)."""
+        return rep.WorkflowGraph(
+            name=self.name,
+            nodes=[node.to_representation() for node in self.nodes],
+            edges=[edge.to_representation() for edge in self.edges],
+            description=self.description,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The graph as JSON-safe data, in the incumbent's ``WorkflowGraph`` shape."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "nodes": [node.to_json() for node in self.nodes],
-            "edges": [edge.to_json() for edge in self.edges],
-        }
+        return self.to_representation().model_dump(mode="json")
 
 
 def _own_doc(obj: object) -> str | None:
@@ -251,7 +267,43 @@ def _event_types(cls: type[Event]) -> tuple[str, ...]:
     return (cls.__name__, *bases)
 
 
-def _resource_node(param: str, resource: Resource[Any], taken: set[str]) -> ResourceNode:
+def _type_name(annotation: object) -> str | None:
+    """``T``'s name for ``Annotated[T, Resource(...)]`` (or for ``T``)."""
+    if isinstance(annotation, str):
+        # Not resolvable here (it names a class local to a function): its text.
+        text = annotation.strip()
+        if text.startswith(("Annotated[", "typing.Annotated[")):
+            text = text.split("[", 1)[1]
+        text = re.split(r"[\[,\]]", text, maxsplit=1)[0].strip()
+        return text.rsplit(".", 1)[-1] or None
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if annotation is inspect.Parameter.empty:
+        return None
+    name = getattr(annotation, "__name__", None)
+    return name if isinstance(name, str) else str(annotation)
+
+
+def _resource_types(step: object) -> dict[str, str | None]:
+    """The annotated type's name of each parameter of a step function.
+
+    The step was read (and its annotations resolved) when its class was made;
+    this reads them again only for the names a drawing shows, so a step whose
+    function is not at hand has no type names, and annotations that name
+    classes local to a function are read as text.
+    """
+    if not callable(step):
+        return {}
+    try:
+        hints: dict[str, Any] = typing.get_type_hints(step, include_extras=True)
+    except (NameError, TypeError, AttributeError):
+        hints = {n: p.annotation for n, p in inspect.signature(step).parameters.items()}
+    return {name: _type_name(hint) for name, hint in hints.items()}
+
+
+def _resource_node(
+    param: str, resource: Resource[Any], type_name: str | None, taken: set[str]
+) -> ResourceNode:
     factory = resource.factory
     module = getattr(factory, "__module__", None) or ""
     getter = getattr(factory, "__qualname__", None) or repr(factory)
@@ -269,6 +321,7 @@ def _resource_node(param: str, resource: Resource[Any], taken: set[str]) -> Reso
         description=_own_doc(factory),
         source_file=source_file,
         source_line=getattr(code, "co_firstlineno", None),
+        type_name=type_name,
     )
 
 
@@ -328,10 +381,11 @@ def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
             if external is None and issubclass(t, InputRequiredEvent | HumanResponseEvent):
                 external = ExternalNode(id=_unique(EXTERNAL_ID, taken), label=EXTERNAL_ID)
                 nodes.append(external)
+        types = _resource_types(getattr(cls, info.name, None)) if info.resources else {}
         for param, resource in info.resources:
             key = (id(resource.factory), param)
             if key not in resources:
-                resources[key] = _resource_node(param, resource, taken)
+                resources[key] = _resource_node(param, resource, types.get(param), taken)
                 nodes.append(resources[key])
 
     edges: list[Edge] = []
