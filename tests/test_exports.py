@@ -7,8 +7,12 @@ import anyflow.client
 import anyflow.context
 import anyflow.durable
 import anyflow.graph
+import anyflow.representation
+import anyflow.representation.types
 import anyflow.runtime
 import anyflow.server
+import anyflow.testing
+import anyflow.testing.runner
 
 
 def test_all_lists_exactly_the_public_names_sorted() -> None:
@@ -18,8 +22,12 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         anyflow.context,
         anyflow.durable,
         anyflow.graph,
+        anyflow.representation,
+        anyflow.representation.types,
         anyflow.runtime,
         anyflow.server,
+        anyflow.testing,
+        anyflow.testing.runner,
     )
     for module in modules:
         public = {name for name in vars(module) if not name.startswith("_")}
