@@ -27,15 +27,16 @@ def check_handler_id(value: object) -> str:
 
     :raises ValueError: saying what is wrong and what fits.
     """
-    if not isinstance(value, str):
-        raise ValueError(f"handler_id must be a string, not {type(value).__name__}")
-    if _VALID.match(value) is None:
+    if isinstance(value, str) and _VALID.match(value) is not None:
+        return value
+    if isinstance(value, str):
         shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}... ({len(value)} characters)"
-        raise ValueError(
-            f"handler_id {shown} is not allowed: use 1 to {MAX_HANDLER_ID} characters of "
-            "A-Z a-z 0-9 . _ : - (not starting with a dot), or leave it out to get a fresh one"
-        )
-    return value
+    else:
+        shown = f"of type {type(value).__name__}"
+    raise ValueError(
+        f"handler_id {shown} is not allowed: use a string of 1 to {MAX_HANDLER_ID} characters "
+        "of A-Z a-z 0-9 . _ : - (not starting with a dot), or leave it out to get a fresh one"
+    )
 
 
 def storable(value: str) -> bool:

@@ -360,11 +360,11 @@ class RunBook:
         """
         live = await self._running(handler_id)
         event = live.served.registry.parse(data)
-        if isinstance(event, StartEvent | StopEvent):
-            # Both are the run's own: a start event sent in would run the entry
-            # step again with the sender's fields, a stop event end the run.
+        if isinstance(event, StartEvent):
+            # The run's own: sent in, it would run the entry step again with
+            # the sender's fields, and that run would decide the result.
             raise BadEvent(
-                f"a {type(event).__name__} cannot be sent into a run: it starts (or ends) "
+                f"the start event {type(event).__name__} cannot be sent into a run: it starts "
                 "one; send an event a step takes, or start a new run"
             )
         if step is not None and not isinstance(step, str):
