@@ -26,11 +26,12 @@ from ..serialization import (
     decode_tick,
     decode_value,
     encode_event,
+    encode_tick,
     type_name,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from .._core.state import Outcome, RunSpec
     from .._core.ticks import Tick
@@ -39,7 +40,10 @@ if TYPE_CHECKING:
     from ..workflow import Workflow
 
 __all__ = [
+    "MAX_NESTING",
     "changes",
+    "checked_event_record",
+    "checked_tick_record",
     "decode_outcome",
     "decode_record",
     "decode_ticks",
@@ -55,9 +59,13 @@ def encode_record(data: Any) -> str:
     """``data`` (JSON-safe) as one checksummed record.
 
     :raises ContextSerdeError: for a string that is not text (a lone surrogate
-        such as ``"\\ud800"``, which no store can hold).
+        such as ``"\\ud800"``, which no store can hold), or an integer too long
+        to write as text.
     """
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:  # an int over sys.get_int_max_str_digits() digits
+        raise ContextSerdeError(f"a value cannot be written as JSON: {exc}") from None
     try:
         encoded = body.encode()
     except UnicodeEncodeError as exc:
@@ -86,6 +94,64 @@ def decode_record(text: str, run_id: str, kind: str, seq: int) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise JournalCorruptError(f"{where} is not valid JSON: {exc}") from None
+
+
+MAX_NESTING = 100
+"""How deep lists and objects may nest in a value sent into a durable run from
+outside.  Deeper values may exceed Python's recursion limit when the record
+is written or read back, depending on how deep the stack is at that moment;
+no event needs them."""
+
+
+def _nesting(data: Any) -> int:
+    """How deep lists and objects nest in ``data`` (level by level, no recursion)."""
+    depth, level = 0, [data]
+    while level:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            break
+        depth += 1
+        level = [x for c in containers for x in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
+def _checked(encode: Callable[[], Any], decode: Callable[[Any], object]) -> str:
+    """The record of what ``encode`` makes, once it is known to read back.
+
+    Whatever a caller sends must be recordable before the send returns:
+    once accepted, a value the journal cannot write (or read back after a
+    crash) would stop the run.  So the value is encoded, checked, written as
+    a record and decoded again here, in the caller.
+    """
+    try:
+        data = encode()
+        if _nesting(data) > MAX_NESTING:
+            raise ContextSerdeError(f"it nests deeper than {MAX_NESTING} levels")
+        text = encode_record(data)
+        decode(json.loads(text.partition(":")[2]))
+    except ContextSerdeError:
+        raise
+    except RecursionError:
+        raise ContextSerdeError(f"it nests deeper than {MAX_NESTING} levels") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ContextSerdeError(f"{type(exc).__name__}: {exc}") from None
+    return text
+
+
+def checked_tick_record(tick: Tick) -> str:
+    """The record of ``tick`` (one a caller sends), checked to read back.
+
+    :raises ContextSerdeError: naming what cannot be recorded.
+    """
+    return _checked(lambda: encode_tick(tick), decode_tick)
+
+
+def checked_event_record(event: Event) -> str:
+    """The record of ``event`` (a start event), checked to read back.
+
+    :raises ContextSerdeError: naming what cannot be recorded.
+    """
+    return _checked(lambda: encode_event(event), lambda data: decode_event(data, "$"))
 
 
 def fingerprint(workflow: Workflow) -> dict[str, Any]:

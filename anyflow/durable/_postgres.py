@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 import anyio.to_thread
 
-from ..errors import LeaseLostError
+from ..errors import LeaseLostError, StoreUnavailableError
 from ._store import (
     FINISHED,
     RunRecord,
@@ -93,15 +93,27 @@ class PostgresStore(Store):
     :param schema: put the tables in this schema (made if missing) instead of
         the first of the connection's ``search_path``: to keep the runs of
         several tenants, or of tests, apart in one database.
+    :param timeout: seconds a call waits to connect, or for a free
+        connection, before it fails with ``StoreUnavailableError`` (an
+        unreachable database fails calls quickly instead of holding them).
     :raises ImportError: if psycopg is not installed.
 
     Connections are opened (and the tables made) on first use, so a store can
     be built outside an event loop.
     """
 
-    def __init__(self, url: str, *, max_connections: int = 4, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 4,
+        schema: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections={max_connections!r}: a store needs at least 1")
+        if timeout <= 0:
+            raise ValueError(f"timeout={timeout!r}: seconds > 0")
         try:
             import psycopg  # noqa: F401 - fail here, not at first use
             import psycopg_pool  # noqa: F401
@@ -112,6 +124,7 @@ class PostgresStore(Store):
         self._url = url
         self._max_connections = max_connections
         self._schema = schema
+        self._timeout = timeout
         self._pool: ConnectionPool[Connection[TupleRow]] | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -152,7 +165,9 @@ class PostgresStore(Store):
 
                 # One plain connection first: a server that cannot be reached
                 # fails here with psycopg's own message, not a pool timeout.
-                with psycopg.connect(self._url) as conn:
+                # libpq counts connect_timeout in whole seconds (at least 2).
+                connect_timeout = max(2, round(self._timeout))
+                with psycopg.connect(self._url, connect_timeout=connect_timeout) as conn:
                     self._configure(conn)
                     self._create_tables(conn)
                 pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
@@ -161,9 +176,11 @@ class PostgresStore(Store):
                     max_size=self._max_connections,
                     open=False,
                     configure=self._configure,
+                    kwargs={"connect_timeout": connect_timeout},
+                    timeout=self._timeout,
                     name="anyflow",
                 )
-                pool.open(wait=True)
+                pool.open(wait=True, timeout=self._timeout)
                 self._pool = pool
             return self._pool
 
@@ -172,7 +189,23 @@ class PostgresStore(Store):
             return fn(conn)
 
     async def _call(self, fn: Callable[[Connection[TupleRow]], _T]) -> _T:
-        return await anyio.to_thread.run_sync(self._transaction, fn, limiter=self._limiter)
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            return await anyio.to_thread.run_sync(self._transaction, fn, limiter=self._limiter)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            # The database is unreachable, restarting, or its connection was
+            # cut: the transaction did not commit, and may work later.
+            raise StoreUnavailableError(
+                f"the PostgreSQL store cannot be reached: {str(exc).strip() or type(exc).__name__}"
+            ) from exc
+
+    async def ping(self) -> None:
+        def ping(conn: Connection[TupleRow]) -> None:
+            conn.execute("SELECT 1")
+
+        await self._call(ping)
 
     # -- the contract -----------------------------------------------------------
 

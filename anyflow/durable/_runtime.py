@@ -26,6 +26,7 @@ from ..errors import (
     ContextSerdeError,
     DurabilityError,
     RunLockedError,
+    StoreUnavailableError,
 )
 from ..events import Event, InternalEvent
 from ..runtime import (
@@ -40,6 +41,8 @@ from ..serialization import decode_event, encode_event, encode_tick, encode_valu
 from ..serialization import type_name as _type_name
 from ._journal import (
     check_fingerprint,
+    checked_event_record,
+    checked_tick_record,
     decode_outcome,
     decode_record,
     default_start,
@@ -83,13 +86,16 @@ class _Journal:
     store, the events not yet recorded, and the caller's ticks not yet safe."""
 
     __slots__ = (
+        "checked",
         "claimed",
         "committed_sent",
         "ended",
+        "failure",
         "next_event",
         "next_tick",
         "pending",
         "prelogged",
+        "recovered",
         "run_id",
         "runtime",
         "sent",
@@ -114,6 +120,12 @@ class _Journal:
         self.state_store: StateStore[Any] | None = None
         self.state_version = 0
         self.wakeup: anyio.Event | None = None
+        self.checked: dict[int, tuple[Tick, str]] = {}
+        """Records of the caller's ticks, made when they were sent (by ``id``)."""
+        self.recovered = False
+        """Set once the run is claimed and its record read."""
+        self.failure: DurabilityError | None = None
+        """Why the run could not be recorded, if it stopped for that."""
 
     def _notify(self) -> None:
         if self.wakeup is not None:
@@ -225,9 +237,14 @@ class _Journal:
     async def commit(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
         runtime = self.runtime
         records = []
+        checked = self.checked
         try:
             for offset, tick in enumerate(ticks):
-                records.append((self.next_tick + offset, encode_record(encode_tick(tick))))
+                made = checked.pop(id(tick), None) if checked else None
+                text = made[1] if made is not None and made[0] is tick else None
+                if text is None:
+                    text = encode_record(encode_tick(tick))
+                records.append((self.next_tick + offset, text))
         except ContextSerdeError as exc:
             raise DurabilityError(
                 f"run {self.run_id!r} cannot record {type(tick).__name__}: {exc} (a durable "
@@ -281,6 +298,10 @@ class _Journal:
                 )
             else:
                 await store.release(self.run_id, owner)
+        except StoreUnavailableError as exc:
+            # The run is still recorded as unfinished: it resumes (and, if its
+            # last tick was recorded, records its end) once the store works.
+            log.warning("run %r: its end could not be recorded: %s", self.run_id, exc)
         except Exception:
             log.exception("run %r: its end could not be recorded", self.run_id)
 
@@ -293,6 +314,11 @@ class _Journal:
 
 def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _sent_name(tick: Tick) -> str:
+    event = getattr(tick, "event", None)
+    return type(event).__name__ if isinstance(event, Event) else type(tick).__name__
 
 
 def _decode_event(text: str, run_id: str, seq: int) -> Event:
@@ -314,10 +340,20 @@ class _Internal(InternalRunAdapterDecorator):
     async def recover(
         self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
     ) -> Recovery | None:
-        return await self._journal.recover(self.inner, workflow, start_event, store)
+        try:
+            recovery = await self._journal.recover(self.inner, workflow, start_event, store)
+        except DurabilityError as exc:
+            self._journal.failure = exc
+            raise
+        self._journal.recovered = True
+        return recovery
 
     async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
-        await self._journal.commit(ticks, commands)
+        try:
+            await self._journal.commit(ticks, commands)
+        except DurabilityError as exc:
+            self._journal.failure = exc
+            raise
         await self.inner.on_ticks(ticks, commands)
 
     def publish(self, event: Any) -> None:
@@ -351,15 +387,42 @@ class _External(ExternalRunAdapterDecorator):
         self._journal = journal
 
     def send_tick(self, tick: Tick) -> None:
-        self.inner.send_tick(tick)
-        if is_external(tick):
-            self._journal.sent += 1
+        if not is_external(tick):
+            self.inner.send_tick(tick)
+            return
+        journal = self._journal
+        # Refused here, in the sender, what the journal could not record: once
+        # sent, a tick that cannot be committed would stop the run.
+        try:
+            text = checked_tick_record(tick)
+        except ContextSerdeError as exc:
+            raise ContextSerdeError(
+                f"run {journal.run_id!r} cannot record {_sent_name(tick)}: {exc}; nothing "
+                "was sent (a durable run records what it is sent as JSON: finite numbers, "
+                "text, string keys, values that fit the fields' types)"
+            ) from None
+        journal.checked[id(tick)] = (tick, text)
+        try:
+            self.inner.send_tick(tick)
+        except BaseException:
+            journal.checked.pop(id(tick), None)
+            raise
+        journal.sent += 1
 
     async def wait_accepted(self) -> None:
         journal = self._journal
         target = journal.sent
         while not journal.ended and (not journal.claimed or journal.committed_sent < target):
             await journal.next_change().wait()
+        failure = journal.failure
+        if failure is not None and (not journal.recovered or journal.committed_sent < target):
+            # The run stopped before recording itself, or what was sent.
+            error = (
+                StoreUnavailableError
+                if isinstance(failure, StoreUnavailableError)
+                else DurabilityError
+            )
+            raise error(f"run {journal.run_id!r} is not recorded: {failure}") from failure
         await anyio.lowlevel.checkpoint()
 
 
@@ -417,6 +480,21 @@ class DurableRuntime(RuntimeDecorator):
     def keeps_runs(self) -> bool:
         return True
 
+    def check_event(self, event: Event) -> None:
+        """Refuse now a start event the journal could not record (or read back).
+
+        :raises ContextSerdeError: naming the value and its path.
+        """
+        try:
+            checked_event_record(event)
+        except ContextSerdeError as exc:
+            raise ContextSerdeError(
+                f"a durable run cannot record the start event {type(event).__name__}: {exc}; "
+                "nothing was started (a durable run records its events as JSON: finite "
+                "numbers, text, string keys, values that fit the fields' types)"
+            ) from None
+        self.inner.check_event(event)
+
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         if not self._entered:
             raise RuntimeError(
@@ -462,8 +540,15 @@ class DurableRuntime(RuntimeDecorator):
                         await self.store.append(
                             journal.run_id, self.owner, (), (), None, now, now + self.lease
                         )
-                    except DurabilityError:
-                        log.exception("run %r: its lease could not be renewed", journal.run_id)
+                    except DurabilityError as exc:
+                        if not journal.claimed or journal.ended:
+                            # The run ended (or was let go) while this renewal
+                            # waited for the store: its lease is not needed,
+                            # and a store refuses to renew a finished run.
+                            continue
+                        log.warning(
+                            "run %r: its lease could not be renewed: %s", journal.run_id, exc
+                        )
 
     # Reading the store.
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 import anyio.to_thread
 
-from ..errors import DurabilityError, LeaseLostError
+from ..errors import DurabilityError, LeaseLostError, StoreUnavailableError
 from ._store import (
     FINISHED,
     RunRecord,
@@ -167,7 +167,16 @@ class SqliteStore(Store):
             return _in_transaction(conn, fn) if write else fn(conn)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], _T], *, write: bool) -> _T:
-        return await anyio.to_thread.run_sync(self._locked, fn, write, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(self._locked, fn, write, limiter=self._limiter)
+        except sqlite3.OperationalError as exc:
+            # A full disk, a file-size limit, a read-only file, a lock held
+            # past busy_timeout: the call wrote nothing, and may work later.
+            what = "write to" if write else "read"
+            raise StoreUnavailableError(
+                f"cannot {what} the SQLite store {self._path!r}: {exc} (free disk space, "
+                "raise the file-size limit or fix the file's permissions; nothing was written)"
+            ) from exc
 
     def _owned(self, conn: sqlite3.Connection, run_id: str, owner: Owner) -> None:
         row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -332,6 +341,14 @@ class SqliteStore(Store):
             return True
 
         return await self._call(delete, write=True)
+
+    async def ping(self) -> None:
+        def ping(conn: sqlite3.Connection) -> None:
+            # Rewrites a header field: a real write, which fails as a
+            # commit would when the file cannot grow or be written.
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+        await self._call(ping, write=True)
 
     async def aclose(self) -> None:
         def close() -> None:

@@ -282,6 +282,15 @@ class Store(ABC):
             deleted.
         """
 
+    async def ping(self) -> None:
+        """Check that the store works now: a write where one can fail on its
+        own (a file), a round trip to the database otherwise.  A server calls
+        it at start and, after a failure, until the store works again.
+
+        :raises StoreUnavailableError: saying what failed.
+        """
+        await self.get_run("")
+
     async def aclose(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections; the store is not used afterwards."""
 
@@ -359,6 +368,9 @@ class StoreDecorator(Store):
 
     async def delete(self, run_id: str) -> bool:
         return await self.inner.delete(run_id)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

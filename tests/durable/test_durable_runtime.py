@@ -27,6 +27,7 @@ from anyflow import (
 from anyflow.durable import DurableRuntime, MemoryStore, Owner
 from anyflow.durable._store import lease_is_free
 from anyflow.errors import (
+    ContextSerdeError,
     DurabilityError,
     JournalCorruptError,
     RunLockedError,
@@ -302,12 +303,16 @@ class Echo(Workflow):
         return StopEvent(result=ev.get("text"))
 
 
-async def test_a_string_that_is_not_text_stops_only_its_own_run() -> None:
+async def test_a_string_that_is_not_text_is_refused_when_the_run_starts() -> None:
     # A lone surrogate passes json.dumps but no store can hold it; it once
-    # crashed the runtime's task group and every run in it.
+    # crashed the runtime's task group and every run in it, and then stopped
+    # the run after it had started.  Now wf.run() refuses it, in the caller.
     async with DurableRuntime(MemoryStore()) as runtime:
-        with pytest.raises(DurabilityError, match=r"run 'bad' cannot record RunStarted.*surrogate"):
-            await Echo().run(run_id="bad", runtime=runtime, text="\udfff")
+        with pytest.raises(
+            ContextSerdeError, match=r"cannot record the start event StartEvent.*surrogate"
+        ):
+            Echo().run(run_id="bad", runtime=runtime, text="\udfff")
+        assert await runtime.get_run("bad") is None
         assert await Echo().run(run_id="good", runtime=runtime, text="\U0001f600") == "\U0001f600"
 
 
