@@ -10,12 +10,13 @@ from typing import Annotated, Any, TypeVar, Union
 
 import attrs
 
+from ._dict_state import DictState
 from .context import Context
 from .context._store import state_class_problem
 from .decorators import StepOptions
-from .errors import WorkflowValidationError
+from .errors import StateTypeError, WorkflowValidationError
 from .events import Event
-from .resources import CallResources, Resource
+from .resources import CallResources, Resource, ResourceConfig, ResourceDescriptor
 
 StepCall = Callable[[Any, Event, Context[Any], Mapping[str, Any]], Awaitable[Any]]
 
@@ -34,7 +35,7 @@ class StepInfo:
     call: StepCall = attrs.field(repr=False)
     """``call(workflow, event, ctx, resources)`` runs the step (``resources``: the
     values of its resource parameters, by name)."""
-    resources: tuple[tuple[str, Resource[Any]], ...] = ()
+    resources: tuple[tuple[str, ResourceDescriptor], ...] = ()
     """The step's resource parameters: (parameter name, resource)."""
     state_type: type[Any] | None = None
     """The attrs class of ``ctx: Context[MyState]``; None for an untyped (or no) context."""
@@ -57,17 +58,23 @@ def _strip_annotated(annotation: Any) -> Any:
     return annotation
 
 
-def _resource_of(where: str, name: str, annotation: Any) -> Resource[Any] | None:
-    """The ``Resource`` in ``Annotated[T, Resource(...)]``, or None."""
+def _resource_of(where: str, name: str, annotation: Any) -> ResourceDescriptor | None:
+    """The ``Resource`` (or ``ResourceConfig``) in ``Annotated[T, Resource(...)]``,
+    bound to ``T``, or None."""
     if typing.get_origin(annotation) is not Annotated:
         return None
-    found = [m for m in annotation.__metadata__ if isinstance(m, Resource)]
+    found = [m for m in annotation.__metadata__ if isinstance(m, Resource | ResourceConfig)]
     if len(found) > 1:
         raise WorkflowValidationError(
             f"step {where} gives parameter {name!r} {len(found)} Resource markers; "
             "give it one: Annotated[T, Resource(factory)]"
         )
-    return found[0] if found else None
+    if not found:
+        return None
+    try:
+        return found[0].bound_to(typing.get_args(annotation)[0])
+    except TypeError as exc:
+        raise WorkflowValidationError(f"step {where}, parameter {name!r}: {exc}") from exc
 
 
 def _state_type(where: str, annotation: Any) -> type[Any] | None:
@@ -78,7 +85,7 @@ def _state_type(where: str, annotation: Any) -> type[Any] | None:
     (state,) = args
     if state is Any or isinstance(state, TypeVar):
         return None
-    if state is dict or typing.get_origin(state) is dict:
+    if state is dict or typing.get_origin(state) is dict or state is DictState:
         return None
     if isinstance(state, type):
         problem = state_class_problem(state)
@@ -98,24 +105,31 @@ def _name(t: Any) -> str:
 
 
 def state_type_of(workflow: str, steps: Mapping[str, StepInfo]) -> type[Any] | None:
-    """The one state class the steps' ``Context[...]`` annotations agree on.
+    """The one state class the steps' ``Context[...]`` annotations agree on: the
+    most derived of them, so steps written for a parent class (a base
+    workflow's, say) share the state of a subclass.
 
-    :raises WorkflowValidationError: naming two steps that disagree.
+    :raises StateTypeError: naming two steps whose classes are not one a
+        subclass of the other.
     """
     first: StepInfo | None = None
     for info in steps.values():
         if info.state_type is None:
             continue
-        if first is None:
+        if first is None or issubclass(info.state_type, first.state_type):  # type: ignore[arg-type]
             first = info
-        elif info.state_type is not first.state_type:
-            raise WorkflowValidationError(
+    if first is None:
+        return None
+    for info in steps.values():
+        if info.state_type is not None and not issubclass(first.state_type, info.state_type):  # type: ignore[arg-type]
+            raise StateTypeError(
                 f"steps of {workflow} disagree on the state type: {first.name} takes "
                 f"Context[{_name(first.state_type)}] and {info.name} takes "
-                f"Context[{_name(info.state_type)}]; a run has one state, so give every "
-                "step the same Context[...] (or a bare Context)"
+                f"Context[{_name(info.state_type)}], which are not in a compatible "
+                "inheritance hierarchy; a run has one state, so give every step the same "
+                "Context[...] (or a subclass of it, or a bare Context)"
             )
-    return first.state_type if first is not None else None
+    return first.state_type
 
 
 def read_step(
@@ -144,7 +158,7 @@ def read_step(
     event_param: inspect.Parameter | None = None
     ctx_param: inspect.Parameter | None = None
     state_type: type[Any] | None = None
-    resources: list[tuple[str, Resource[Any]]] = []
+    resources: list[tuple[str, ResourceDescriptor]] = []
     for param in params:
         annotation = hints.get(param.name)
         resource = _resource_of(where, param.name, annotation)

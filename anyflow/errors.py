@@ -15,6 +15,8 @@ Our exception hierarchy::
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
     ├── ContextStateError           a Context method was called in the wrong phase
     ├── ContextSerdeError           a saved context cannot be written or read (also a ValueError)
+    ├── StateKeyError               ctx.store.get(path) found no value (a KeyError and a ValueError)
+    ├── StateTypeError              set_state(obj) got another class (a TypeError and a ValueError)
     └── DurabilityError             a durable run cannot be recorded or recovered
         ├── JournalCorruptError     a run's journal cannot be read back (names the run and record)
         ├── WorkflowChangedError    a run is resumed with a different step graph
@@ -39,6 +41,8 @@ __all__ = [
     "WorkflowChangedError",
     "ResourceError",
     "StoreUnavailableError",
+    "StateKeyError",
+    "StateTypeError",
     "StepOutputError",
     "StepTimeoutError",
     "WaitTimeoutError",
@@ -111,6 +115,23 @@ class ContextSerdeError(AnyflowError, ValueError):
     """A context cannot be saved (a value is not JSON-safe) or restored (the data
     is corrupt, from another version or workflow, or names an unknown event
     type).  The message gives the JSON path of the problem."""
+
+
+class StateKeyError(AnyflowError, KeyError, ValueError):
+    """``ctx.store.get(path)`` found no value at ``path`` and was given no default.
+
+    A ``KeyError``, as for a dictionary, and a ``ValueError``, which is what
+    llama-index-workflows raises there, so code written for either catches it."""
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ shows the repr of its argument, quotes and all.
+        return str(self.args[0]) if self.args else ""
+
+
+class StateTypeError(AnyflowError, TypeError, ValueError):
+    """``ctx.store.set_state(obj)`` got an object of a class that is not the run's
+    state class (nor, for a pydantic state, one of its parents).  A ``ValueError``
+    too, as in llama-index-workflows."""
 
 
 class DurabilityError(AnyflowError):

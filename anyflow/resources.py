@@ -20,22 +20,36 @@ does.  ``cache=False`` makes a value for each step call, as if the step's body
 were wrapped in ``async with factory() as value:`` (except that a resource cannot
 swallow the step's exception).
 
+A factory may take parameters of its own, annotated the same way
+(``db: Annotated[Database, Resource(connect)]`` or a ``ResourceConfig``): they
+are made first, with the same caching rules, and passed by name.  Any other
+parameter needs a default.  A cycle of factories, or a parameter anyflow cannot
+fill, is reported by ``Workflow.validate()`` and fails the step that needs it.
+
 A factory that raises fails the step attempt with ``ResourceError`` naming the
 step and the parameter (the factory's exception is its ``__cause__``), so the
 step's retry policy applies.  Failures are not cached: the next attempt calls
 the factory again.
+
+A ``ResourceManager`` given to the workflow (``Workflow(resource_manager=...)``)
+holds values by resource name (the factory's ``__qualname__``, or a config's
+file and selector): a value set there is used by every run instead of calling
+the factory, and is never closed by a run.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
+import typing
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union
 
 import anyio
 import attrs
 
+from ._resource_config import ResourceConfig
 from .errors import ResourceError
 
 if TYPE_CHECKING:
@@ -47,7 +61,7 @@ if TYPE_CHECKING:
     _Opened: TypeAlias = tuple[str, str, AbstractAsyncContextManager[Any]]
     """An entered context manager: (step name, parameter name, context manager)."""
 
-__all__ = ["Resource"]
+__all__ = ["Resource", "ResourceConfig", "ResourceDescriptor", "ResourceManager"]
 
 T = TypeVar("T")
 
@@ -69,10 +83,117 @@ class Resource(Generic[T]):
     """Marks a step parameter as a resource made by ``factory``:
     ``db: Annotated[Database, Resource(connect)]``."""
 
-    factory: Callable[[], Any] = attrs.field(validator=_callable)
-    """Called with no arguments; may be async, or return an async context manager."""
+    factory: Callable[..., Any] = attrs.field(validator=_callable)
+    """Called with its resource parameters (if any) by name; may be async, or
+    return an async context manager."""
     cache: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     """True: one value per run, shared; False: a fresh value for each step call."""
+    _plan: dict[str, Any] = attrs.field(init=False, factory=dict, repr=False)
+    """The factory's resource parameters, read from its annotations on first use."""
+
+    @property
+    def name(self) -> str:
+        """The factory's ``__qualname__``: the name under which a
+        ``ResourceManager`` may hold a value for it."""
+        return _describe(self.factory)
+
+    def bound_to(self, annotation: Any) -> Resource[T]:
+        """This resource, for a parameter annotated ``Annotated[annotation, ...]``."""
+        return self
+
+    def dependencies(self) -> tuple[tuple[str, ResourceDescriptor], ...]:
+        """The factory's resource parameters: (parameter name, resource).
+
+        :raises ResourceError: if the factory has a parameter anyflow cannot
+            fill, or its annotations cannot be resolved.
+        """
+        plan = self._plan
+        if "deps" not in plan:
+            deps, problem, final = _read_factory(self.factory)
+            if not final:  # a name its annotations use may be defined later
+                if problem is not None:
+                    raise ResourceError(problem)
+                return deps
+            plan["deps"], plan["problem"] = deps, problem
+        if plan["problem"] is not None:
+            raise ResourceError(plan["problem"])
+        deps_: tuple[tuple[str, ResourceDescriptor], ...] = plan["deps"]
+        return deps_
+
+
+ResourceDescriptor = Union[Resource[Any], ResourceConfig[Any]]  # noqa: UP007 (a runtime alias)
+"""What may mark a parameter as a resource."""
+
+
+def _marker(annotation: Any) -> ResourceDescriptor | None:
+    """The ``Resource`` or ``ResourceConfig`` of ``Annotated[T, marker]``, bound to ``T``."""
+    if typing.get_origin(annotation) is not Annotated:
+        return None
+    for meta in annotation.__metadata__:
+        if isinstance(meta, Resource | ResourceConfig):
+            return meta.bound_to(typing.get_args(annotation)[0])
+    return None
+
+
+def _read_factory(
+    factory: Callable[..., Any],
+) -> tuple[tuple[tuple[str, ResourceDescriptor], ...], str | None, bool]:
+    """(resource parameters, problem or None, final) of ``factory``.
+
+    ``final`` is False when the annotations could not be resolved yet (a name
+    defined later): the reading is tried again on the next use.
+    """
+    name = _describe(factory)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return (), None, True  # a builtin without a signature: called with no arguments
+    target = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
+    try:
+        hints = typing.get_type_hints(target, include_extras=True)
+        final = True
+    except Exception as exc:  # NameError, or a TypeError from an odd annotation
+        hints, final = {}, False
+        unresolved = f"cannot resolve the annotations of the factory {name}: {exc}"
+    deps: list[tuple[str, ResourceDescriptor]] = []
+    unfilled: list[str] = []
+    for param in signature.parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        try:
+            marker = _marker(annotation)
+        except TypeError as exc:  # a ResourceConfig on a class it cannot fill
+            return (), f"parameter {param.name!r} of the factory {name}: {exc}", final
+        if marker is not None:
+            deps.append((param.name, marker))
+        elif param.default is inspect.Parameter.empty and param.kind not in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        ):
+            unfilled.append(param.name)
+    if unfilled and not final:
+        return (), unresolved, False
+    if unfilled:
+        return (
+            tuple(deps),
+            f"the factory {name} takes {', '.join(map(repr, unfilled))}, which anyflow "
+            "cannot fill: give each parameter a default, or annotate it "
+            "Annotated[T, Resource(factory)] (or ResourceConfig(...)) to have it made",
+            True,
+        )
+    return tuple(deps), None, final
+
+
+def check_plan(resource: ResourceDescriptor, chain: tuple[Resource[Any], ...] = ()) -> None:
+    """Raise ``ResourceError`` if ``resource``'s factories form a cycle or have
+    parameters anyflow cannot fill."""
+    if not isinstance(resource, Resource):
+        return
+    for seen in chain:
+        if seen.factory == resource.factory:
+            names = [r.name for r in chain[chain.index(seen) :]] + [resource.name]
+            raise ResourceError(f"circular resource dependency: {' -> '.join(names)}")
+    for _, dep in resource.dependencies():
+        check_plan(dep, (*chain, resource))
 
 
 def _describe(factory: Callable[[], Any]) -> str:
@@ -81,6 +202,8 @@ def _describe(factory: Callable[[], Any]) -> str:
 
 def _is_async_cm(value: object) -> bool:
     kind = type(value)
+    if kind.__module__ == "unittest.mock":
+        return False  # a mock answers to every method, __aenter__ too: inject it as it is
     return hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__")
 
 
@@ -92,15 +215,31 @@ def _note(error: BaseException, text: str) -> None:
     notes.append(text)
 
 
-async def _make(step: str, param: str, resource: Resource[Any], opened: list[_Opened]) -> Any:
-    """Make a value of ``resource``; an entered context manager goes on ``opened``.
+async def _make(
+    step: str,
+    param: str,
+    resource: ResourceDescriptor,
+    opened: list[_Opened],
+    arguments: Mapping[str, Any] = NO_RESOURCES,
+) -> Any:
+    """Make a value of ``resource`` (a factory called with ``arguments``, or a
+    config read); an entered context manager goes on ``opened``.
 
-    :raises ResourceError: if the factory (or the context manager's ``__aenter__``)
-        raises an ``Exception``; cancellation passes through as it is.
+    :raises ResourceError: if the factory (or the context manager's ``__aenter__``,
+        or reading the config) raises an ``Exception``; cancellation passes
+        through as it is.
     """
+    if isinstance(resource, ResourceConfig):
+        try:
+            return await resource.aload()
+        except Exception as exc:
+            raise ResourceError(
+                f"resource {param!r} of step {step!r} failed: its config {resource.name} "
+                f"could not be read: {type(exc).__name__}: {exc}"
+            ) from exc
     factory = resource.factory
     try:
-        made = factory()
+        made = factory(**arguments)
         if inspect.isawaitable(made):
             return await made
         if _is_async_cm(made):
@@ -182,27 +321,44 @@ class _Slot:
 
     __slots__ = ("factory", "lock", "ready", "value")
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
+    def __init__(self, factory: object) -> None:
         self.factory = factory  # keeps an id used as a key from being reused
         self.lock = anyio.Lock()
         self.ready = False
         self.value: Any = None
 
 
+def _key(resource: ResourceDescriptor, param: str) -> tuple[object, ...]:
+    """What identifies a value: a factory and the parameter it fills (the factory
+    by equality, so `Resource(pool.connect)` in two steps, two bound method
+    objects equal to each other, is one resource); a config by file, selector
+    and class."""
+    if isinstance(resource, ResourceConfig):
+        return ("config", resource.config_file, resource.path_selector, id(resource.cls_factory))
+    factory = resource.factory
+    try:
+        hash(factory)
+    except TypeError:  # an unhashable callable: by identity
+        return (id(factory), param)
+    return (factory, param)
+
+
 class RunResources:
     """The resources of one run: made on first use, closed when the run ends.
 
-    Cached values live in slots keyed by (factory, parameter name), the factory
-    compared by equality (by identity if it is unhashable).  A slot's
-    lock makes concurrent first uses wait for one factory call instead of each
-    calling the factory; a failed or cancelled call leaves the slot empty for
-    the next attempt.
+    Cached values live in slots keyed by ``_key``.  A slot's lock makes
+    concurrent first uses wait for one factory call instead of each calling
+    the factory; a failed or cancelled call leaves the slot empty for the next
+    attempt.  A factory's own resource parameters are made first, by the same
+    rules; an uncached one is made once per step call, whoever asks for it.
+    Values held by the workflow's ``ResourceManager`` are used as they are.
     """
 
-    __slots__ = ("_opened", "_slots", "close_errors")
+    __slots__ = ("_manager", "_opened", "_slots", "close_errors")
 
-    def __init__(self) -> None:
-        self._slots: dict[tuple[object, str], _Slot] = {}
+    def __init__(self, manager: ResourceManager | None = None) -> None:
+        self._manager = manager
+        self._slots: dict[tuple[object, ...], _Slot] = {}
         self._opened: list[_Opened] = []
         """Cached context managers entered so far, exited by ``aclose``."""
         self.close_errors: list[ResourceError] = []
@@ -216,36 +372,61 @@ class RunResources:
         """
         values: dict[str, Any] = {}
         opened: list[_Opened] = []
+        made: dict[tuple[object, ...], Any] = {}
         try:
             for param, resource in step.resources:
-                if resource.cache:
-                    values[param] = await self._cached(step.name, param, resource)
-                else:
-                    values[param] = await _make(step.name, param, resource, opened)
+                values[param] = await self.value(step.name, param, resource, opened, made)
         except BaseException as exc:
             for failure in await _exit_all(opened, exc):
                 _note(exc, f"also, {failure}")
             raise
         return CallResources(values, opened) if opened else values
 
-    async def _cached(self, step: str, param: str, resource: Resource[Any]) -> Any:
-        factory = resource.factory
-        try:
-            # By equality, so that `Resource(pool.connect)` in two steps (two bound
-            # method objects, equal to each other) is one resource.
-            key: tuple[object, str] = (factory, param)
-            slot = self._slots.get(key)
-        except TypeError:  # an unhashable callable: by identity
-            key = (id(factory), param)
-            slot = self._slots.get(key)
+    async def value(
+        self,
+        step: str,
+        param: str,
+        resource: ResourceDescriptor,
+        opened: list[_Opened],
+        made: dict[tuple[object, ...], Any],
+    ) -> Any:
+        """The value of ``resource`` for ``param`` of ``step``: the manager's, the
+        run's cached one, this call's (``made``), or a new one."""
+        manager = self._manager
+        if manager is not None and resource.name in manager.resources:
+            return manager.resources[resource.name]
+        key = _key(resource, param)
+        if not resource.cache:
+            if key not in made:
+                made[key] = await self._make(step, param, resource, opened, made)
+            return made[key]
+        slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[key] = _Slot(factory)
+            slot = self._slots[key] = _Slot(resource)
         if not slot.ready:
             async with slot.lock:
                 if not slot.ready:
-                    slot.value = await _make(step, param, resource, self._opened)
+                    slot.value = await self._make(step, param, resource, self._opened, made)
                     slot.ready = True
         return slot.value
+
+    async def _make(
+        self,
+        step: str,
+        param: str,
+        resource: ResourceDescriptor,
+        opened: list[_Opened],
+        made: dict[tuple[object, ...], Any],
+    ) -> Any:
+        arguments: dict[str, Any] = {}
+        if isinstance(resource, Resource):
+            try:
+                check_plan(resource)
+            except ResourceError as exc:
+                raise ResourceError(f"resource {param!r} of step {step!r}: {exc}") from None
+            for dep_param, dep in resource.dependencies():
+                arguments[dep_param] = await self.value(step, dep_param, dep, opened, made)
+        return await _make(step, param, resource, opened, arguments)
 
     async def aclose(self) -> None:
         """Exit the cached context managers, newest first, shielded from cancellation.
@@ -259,3 +440,135 @@ class RunResources:
         for failure in failures:
             _log.error("%s", failure, exc_info=failure.__cause__)
         self.close_errors += failures
+
+
+class ResourceManager:
+    """Values of resources, by name, shared by every run of the workflows given it.
+
+    ``Workflow(resource_manager=manager)``: before calling a factory, a run
+    looks for a value under the resource's name (the factory's ``__qualname__``,
+    or a config's ``file.selector``) and uses it if there is one.  Set values
+    with ``await manager.set(name, value)``, or have the manager make one with
+    ``await manager.get(resource)`` (cached resources are kept).  A value in the
+    manager belongs to you: runs never close it.  Context managers that ``get``
+    entered are exited by ``await manager.aclose()`` (or ``async with manager:``).
+    """
+
+    def __init__(self) -> None:
+        self.resources: dict[str, Any] = {}
+        """The values held, by resource name."""
+        self._made = RunResources()
+
+    async def set(self, name: str, val: Any) -> None:
+        """Hold ``val`` as the value of the resources named ``name``."""
+        self.resources[name] = val
+
+    async def get(self, resource: ResourceDescriptor) -> Any:
+        """The value of ``resource``: the one held under its name, or a new one
+        (made with its dependencies; kept under its name if it is cached).
+
+        :raises ResourceError: if its factory (or a dependency's) raises.
+        """
+        if resource.name in self.resources:
+            return self.resources[resource.name]
+        runs = RunResources(self)
+        runs._opened = self._made._opened  # entered context managers close with the manager
+        value = await runs.value("(outside a run)", resource.name, resource, runs._opened, {})
+        if resource.cache:
+            self.resources[resource.name] = value
+        return value
+
+    def get_all(self) -> dict[str, Any]:
+        """The values held, by resource name (the manager's own dictionary)."""
+        return self.resources
+
+    async def aclose(self) -> None:
+        """Exit the context managers ``get`` entered, newest first."""
+        await self._made.aclose()
+
+    async def __aenter__(self) -> ResourceManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def check_resources(
+    steps: Mapping[str, StepInfo],
+    manager: ResourceManager | None,
+    *,
+    configs: bool = True,
+    factories: bool = False,
+) -> tuple[list[str], list[str]]:
+    """What ``Workflow.validate()`` reports about resources: (problems reading
+    configs, problems with the factories), each a line naming the step and
+    the parameter.
+
+    The factories' shape (cycles, parameters nobody fills) is always checked;
+    ``configs`` reads every ``ResourceConfig``; ``factories`` makes every
+    resource, in a worker thread with an event loop of its own (the values are
+    closed again and thrown away), so it can be called from sync or async code.
+    """
+    config_problems: list[str] = []
+    shape: list[str] = []
+    for step_name, info in steps.items():
+        for param, resource in info.resources:
+            where = f"In step {step_name!r}, parameter {param!r}"
+            try:
+                check_plan(resource)
+            except ResourceError as exc:
+                shape.append(f"{where}: {exc}")
+                continue
+            if configs:
+                config_problems += [f"{where}: {p}" for p in _config_problems(resource)]
+    if factories and not shape and not config_problems:
+        shape = _in_thread(steps, manager)
+    return config_problems, shape
+
+
+def _config_problems(resource: ResourceDescriptor) -> list[str]:
+    if isinstance(resource, ResourceConfig):
+        try:
+            resource.load()
+        except Exception as exc:
+            return [f"config {resource.name}: {type(exc).__name__}: {exc}"]
+        return []
+    problems: list[str] = []
+    for _, dep in resource.dependencies():
+        problems += _config_problems(dep)
+    return problems
+
+
+def _in_thread(steps: Mapping[str, StepInfo], manager: ResourceManager | None) -> list[str]:
+    from ._backends._current import current_backend
+
+    backend = current_backend() or "asyncio"
+    problems: list[str] = []
+    failure: list[BaseException] = []
+
+    async def make_all() -> None:
+        runs = RunResources(manager)
+        try:
+            for step_name, info in steps.items():
+                for param, resource in info.resources:
+                    try:
+                        await runs.value(step_name, param, resource, runs._opened, {})
+                    except ResourceError as exc:
+                        cause = exc.__cause__
+                        detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+                        problems.append(f"In step {step_name!r}, parameter {param!r}: {detail}")
+        finally:
+            await runs.aclose()
+
+    def run() -> None:
+        try:
+            anyio.run(make_all, backend=backend)
+        except BaseException as exc:  # handed to the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="anyflow-validate-resources")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return problems

@@ -11,7 +11,7 @@ from ._steps import StepInfo, read_step, state_type_of
 from ._validation import catchers, validate
 from .context import Context
 from .decorators import STEP_ATTRIBUTE, check_timeout
-from .errors import WorkflowRuntimeError, WorkflowStepDoesNotExistError
+from .errors import StateTypeError, WorkflowRuntimeError, WorkflowStepDoesNotExistError
 from .events import (
     Event,
     HumanResponseEvent,
@@ -40,8 +40,11 @@ class Workflow:
     """
 
     state_type: ClassVar[type[Any] | None] = None
-    """The attrs class of the run's state, read from the steps' ``ctx:
-    Context[MyState]`` annotations; None for the default dictionary state."""
+    """The class of the run's state (attrs, pydantic or a ``DictState`` subclass),
+    the most derived of the steps' ``ctx: Context[MyState]`` annotations; None
+    for the default ``DictState``."""
+    _state_conflict: ClassVar[Exception | None] = None
+    """Steps that disagree on the state class: raised when a context is built."""
     _step_infos: ClassVar[dict[str, StepInfo]] = {}
     _start_class: ClassVar[type[StartEvent] | None] = None
     _catchers: ClassVar[dict[str, tuple[str, int]]] = {}
@@ -63,7 +66,11 @@ class Workflow:
             elif name in steps:
                 del steps[name]  # overridden by something that is not a step
         cls._step_infos = steps
-        cls.state_type = state_type_of(cls.__qualname__, steps)
+        try:
+            cls.state_type, cls._state_conflict = state_type_of(cls.__qualname__, steps), None
+        except StateTypeError as exc:
+            # Raised when a run's context is built, as llama-index-workflows does.
+            cls.state_type, cls._state_conflict = None, exc
         cls._start_class = None
 
     def __init__(self, timeout: float | None = None) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from .._core.state import RunState, RunStatus
 from .._core.ticks import EventSent
 from ..decorators import check_timeout
-from ..errors import ContextSerdeError, ContextStateError, WaitTimeoutError
+from ..errors import ContextSerdeError, ContextStateError, StateTypeError, WaitTimeoutError
 from ..events import Event
 from ..retry import RetryInfo
 from ..serialization import decode_state, decode_value, encode_state, encode_value, type_name
@@ -128,6 +128,9 @@ class Context(Generic[StateT]):
 
     def __init__(self, workflow: Workflow) -> None:
         self._workflow = workflow
+        conflict = type(workflow)._state_conflict
+        if conflict is not None:
+            raise StateTypeError(str(conflict))
         state_type = workflow.state_type
         self._store: StateStore[Any] = (
             StateStore(state_type()) if state_type is not None else StateStore()
