@@ -11,6 +11,12 @@ exception: "open" events (``StartEvent``, ``InputRequiredEvent``,
 ``wf.run(topic="owls")`` gives a start event with ``ev.topic``.  A subclass that
 declares fields of its own is closed again (its typos are errors) unless it
 says ``open=True``.
+
+Code written for llama-index-workflows reads events the pydantic way too:
+``ev["key"]``, ``ev.get("key")``, ``model_dump()``, ``model_validate()``,
+``model_copy(update=...)``, ``model_fields`` (see ``_event_api``), and declares
+fields with pydantic's ``Field(...)`` and ``PrivateAttr()``, which are honoured
+or refused when the class is created (see ``_event_fields``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
+
+from ._event_api import EventApi
+from ._event_fields import PrivateDefault, prepare
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
@@ -52,7 +61,7 @@ def _declares_fields(cls: type) -> bool:
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(attrs.field,))
 @attrs.define(slots=False, frozen=True, kw_only=True, init=False, repr=False)
-class Event:
+class Event(EventApi):
     """Base class of every event.
 
     Subclass it and annotate fields::
@@ -64,9 +73,11 @@ class Event:
 
     _open: ClassVar[bool] = False
     _field_names: ClassVar[frozenset[str]] = frozenset()
+    _private_attrs: ClassVar[dict[str, PrivateDefault]] = {}
 
     def __init_subclass__(cls, *, open: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._private_attrs = prepare(cls, cls._private_attrs)
         if open is not None:
             cls._open = open
         elif _declares_fields(cls):
@@ -78,6 +89,9 @@ class Event:
             if isinstance(default, list | dict | set):
                 setattr(cls, name, attrs.Factory(functools.partial(copy.copy, default)))
         attrs.define(cls, slots=False, frozen=True, kw_only=True, init=False, repr=False)
+        # attrs gives every frozen class its own __setattr__; ours also lets
+        # private attributes change and says how to change a field.
+        cls.__setattr__ = _setattr  # type: ignore[method-assign, assignment]
         cls._field_names = frozenset(a.alias for a in attrs.fields(cls) if a.init)
 
     def __init__(self, *args: Any, **fields: Any) -> None:
@@ -86,19 +100,47 @@ class Event:
                 f"{type(self).__name__} takes keyword arguments only, "
                 f"e.g. {type(self).__name__}({_example(type(self))})"
             )
+        private = self._private_attrs
+        given_private = {k: fields.pop(k) for k in private.keys() & fields.keys()}
         if self._open:
             extra = {k: v for k, v in fields.items() if k not in self._field_names}
             if extra:
                 fields = {k: v for k, v in fields.items() if k in self._field_names}
-                fields["_extra"] = extra
+                fields["_extra"] = {**fields.get("_extra", {}), **extra}
         try:
             self.__attrs_init__(**fields)
         except TypeError as exc:
             raise _field_error(type(self), fields) from exc
+        for name, start in private.items():
+            value = given_private.get(name, attrs.NOTHING)
+            if value is attrs.NOTHING:
+                value = start.value()
+            if value is not attrs.NOTHING:
+                object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         parts = [f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(type(self)) if a.repr]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class _FrozenEventError(attrs.exceptions.FrozenInstanceError):
+    """attrs' error for assigning to a frozen instance, with a message that says what to do."""
+
+    def __init__(self, message: str) -> None:
+        AttributeError.__init__(self, message)
+
+
+def _setattr(self: Event, name: str, value: Any) -> None:
+    if name in type(self)._private_attrs:
+        object.__setattr__(self, name, value)
+        return
+    raise _FrozenEventError(
+        f"{type(self).__name__} is frozen, so ev.{name} = ... is not possible: derive a new "
+        f"event with ev.model_copy(update={{{name!r}: ...}}) or attrs.evolve(ev, {name}=...)"
+    )
+
+
+Event.__setattr__ = _setattr  # type: ignore[method-assign, assignment]
 
 
 def _example(cls: type[Event]) -> str:
@@ -114,7 +156,9 @@ def _field_error(cls: type[Event], given: Mapping[str, Any]) -> TypeError:
     fields = ", ".join(sorted(known)) or "none"
     if unknown:
         return TypeError(
-            f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; its fields are: {fields}"
+            f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; its fields are: "
+            f"{fields} (declare the field in the class, or write `class "
+            f"{cls.__name__}(..., open=True)` to take free fields)"
         )
     if missing:
         return TypeError(f"{cls.__name__} is missing required field(s): {', '.join(missing)}")
@@ -137,17 +181,13 @@ class _OpenEvent(Event, open=True):
             f"it has: {', '.join(sorted(self.fields())) or 'none'}"
         )
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """The value of field ``name`` (declared or free), or ``default``."""
-        return self.fields().get(name, default)
-
     def fields(self) -> dict[str, Any]:
         """Every field, declared and free, by name."""
-        declared = {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.repr}
-        return {**declared, **self._extra}
+        return self._field_values()
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.fields().items())
+        declared = {a.alias: getattr(self, a.name) for a in attrs.fields(type(self)) if a.repr}
+        args = ", ".join(f"{k}={v!r}" for k, v in {**declared, **self._extra}.items())
         return f"{type(self).__name__}({args})"
 
 

@@ -102,7 +102,7 @@ async def test_start_event_fields_are_checked_at_run() -> None:
             return StopEvent(result=ev.order_id)
 
     with pytest.raises(
-        TypeError, match=r"^OrderStart has no field 'ordr'; its fields are: order_id$"
+        TypeError, match=r"^OrderStart has no field 'ordr'; its fields are: order_id \(declare"
     ):
         Orders().run(ordr="1")
     assert await Orders().run(order_id="7") == "7"

@@ -6,6 +6,7 @@ from ._events import decode_event as decode_event
 from ._events import decode_fields as decode_fields
 from ._events import decode_value as decode_value
 from ._events import encode_event as encode_event
+from ._events import encode_fields as encode_fields
 from ._events import encode_value as encode_value
 from ._events import type_name as type_name
 from ._schema import event_schema as event_schema
@@ -23,6 +24,7 @@ __all__ = [
     "decode_tick",
     "decode_value",
     "encode_event",
+    "encode_fields",
     "encode_state",
     "encode_tick",
     "encode_value",

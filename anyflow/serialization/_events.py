@@ -18,10 +18,8 @@ import attrs
 import cattrs
 from cattrs.errors import BaseValidationError, CattrsError, ClassValidationError
 
-from .._dict_state import DictState
-from .._pydantic import dump_model, is_model_class, load_model
 from ..errors import ContextSerdeError
-from ..events import Event
+from ..events import Event, WorkflowFailedEvent
 
 TAG = "__anyflow_event__"
 
@@ -68,30 +66,11 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook_func(is_event, unstructure_event)
     converter.register_structure_hook_func(is_event, structure_event)
     converter.register_structure_hook(Any, lambda data, _: _revive(data))
-    _configure_state_classes(converter)
     # cattrs would turn 3 into "3" and "ab" into ["a", "b"]; saved data that
     # does not have the declared type is corrupt, and is reported as such.
     for primitive in (str, int, float, bool):
         converter.register_structure_hook(primitive, _strict(primitive))
     return converter
-
-
-def _configure_state_classes(converter: cattrs.Converter) -> None:
-    """State classes that are not attrs classes: pydantic models (through their
-    own ``model_dump``/``model_validate``, only when the program uses pydantic)
-    and ``DictState`` subclasses (a dictionary of untyped values)."""
-
-    def is_dict_state(t: Any) -> bool:
-        return isinstance(t, type) and issubclass(t, DictState)
-
-    def structure_dict_state(data: Any, cls: type[DictState]) -> DictState:
-        if not isinstance(data, dict):
-            raise TypeError(f"expected an object for {cls.__name__}, got {_short(data)}")
-        return cls(_revive(data))
-
-    converter.register_unstructure_hook_func(is_model_class, dump_model)
-    converter.register_structure_hook_func(is_model_class, lambda data, cls: load_model(cls, data))
-    converter.register_structure_hook_func(is_dict_state, structure_dict_state)
 
 
 def _strict(kind: type) -> Any:
@@ -137,6 +116,20 @@ def encode_event(ev: Event, path: str = "$") -> dict[str, Any]:
     return data
 
 
+def encode_fields(ev: Event, path: str = "$") -> dict[str, Any]:
+    """The fields of ``ev`` as JSON-safe data, the free fields of an open event
+    flat beside the declared ones: what ``decode_fields`` reads back, the
+    ``value`` of the server's envelopes and ``ev.model_dump(mode="json")``.
+
+    :raises ContextSerdeError: naming the path of a value JSON cannot hold.
+    """
+    fields: dict[str, Any] = encode_event(ev, path)["fields"]
+    extra = fields.pop("_extra", None)
+    if extra:
+        fields.update(extra)
+    return fields
+
+
 def decode_event(data: Any, path: str = "$") -> Event:
     """The event ``data`` describes.
 
@@ -159,12 +152,32 @@ def decode_fields(cls: type[Event], fields: Any, path: str = "$") -> Event:
     """
     if not isinstance(fields, dict):
         raise ContextSerdeError(f"expected the fields of {cls.__name__} at {path}")
+    if issubclass(cls, WorkflowFailedEvent) and isinstance(fields.get("exception"), dict):
+        fields = _failure_fields(cls, fields)
     try:
         return cls(
             **{key: _structure_field(cls, key, value, path) for key, value in fields.items()}
         )
-    except TypeError as exc:
+    except ContextSerdeError:
+        raise
+    except (TypeError, ValueError) as exc:
+        # ValueError: a bound the class checks (``Field(ge=0)``).
         raise ContextSerdeError(f"cannot rebuild {cls.__name__} at {path}: {exc}") from exc
+
+
+def _failure_fields(cls: type[Event], fields: dict[str, Any]) -> dict[str, Any]:
+    """A failure written the incumbent's way (``exception: {exception_type,
+    exception_message}``, which anyflow's server also adds to its envelopes)
+    as anyflow's text fields."""
+    if "exception" in attrs.fields_dict(cls):
+        return fields  # a subclass that declares a field of that name
+    fields = dict(fields)
+    exception = fields.pop("exception")
+    for key in ("exception_type", "exception_message"):
+        value = exception.get(key)
+        if key not in fields and isinstance(value, str):
+            fields[key] = value
+    return fields
 
 
 def _structure_field(cls: type[Event], key: str, value: Any, path: str) -> Any:

@@ -48,6 +48,7 @@ from typing import Any, Literal, Union
 
 import attrs
 
+from .._event_fields import CONSTRAINT_KEY, DESCRIPTION_KEYS
 from ..events import Event, _OpenEvent
 
 __all__ = ["event_schema"]
@@ -174,6 +175,41 @@ def _default(field: attrs.Attribute[Any]) -> tuple[bool, Any]:
     return _json_value(default)
 
 
+_BOUNDS = {
+    "gt": "exclusiveMinimum",
+    "ge": "minimum",
+    "lt": "exclusiveMaximum",
+    "le": "maximum",
+    "multiple_of": "multipleOf",
+}
+_SIZES = {"string": "Length", "array": "Items", "object": "Properties"}
+
+
+def _described(prop: dict[str, Any], field: attrs.Attribute[Any]) -> dict[str, Any]:
+    """``prop`` with what the field's metadata says of it: ``title``,
+    ``description`` and ``examples`` (from ``attrs.field(metadata=...)`` or a
+    pydantic ``Field(...)``), its bounds, and ``json_schema_extra``."""
+    metadata = field.metadata
+    if not metadata:
+        return prop
+    prop = dict(prop)
+    for key in DESCRIPTION_KEYS:
+        if key in metadata:
+            ok, value = _json_value(metadata[key])
+            if ok:
+                prop[key] = value
+    for name, bound in metadata.get(CONSTRAINT_KEY, ()):
+        if name in _BOUNDS:
+            prop[_BOUNDS[name]] = bound
+        elif prop.get("type") in _SIZES:
+            side = "min" if name == "min_length" else "max"
+            prop[f"{side}{_SIZES[prop['type']]}"] = bound
+    extra = metadata.get("json_schema_extra")
+    if isinstance(extra, dict):
+        prop.update(extra)
+    return prop
+
+
 def _json_value(value: Any) -> tuple[bool, Any]:
     """``value`` as plain JSON data, if it has a faithful JSON form."""
     if isinstance(value, enum.Enum):
@@ -228,7 +264,7 @@ class _Builder:
             for field in attrs.fields(cls):
                 if not field.init or (is_open and field.name == "_extra"):
                     continue
-                prop = self.of(hints.get(field.name, _UNRESOLVED))
+                prop = _described(self.of(hints.get(field.name, _UNRESOLVED)), field)
                 has_default, default = _default(field)
                 if has_default:
                     prop = {**prop, "default": default}

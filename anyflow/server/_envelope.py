@@ -10,6 +10,7 @@ build a class the workflow did not declare.
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,9 @@ from ..events import (
     InternalEvent,
     StartEvent,
     StopEvent,
+    WorkflowFailedEvent,
 )
-from ..serialization import decode_fields, encode_event
+from ..serialization import decode_fields, encode_fields
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -54,25 +56,68 @@ def _public_bases(cls: type[Event]) -> list[str]:
     ]
 
 
+_INCUMBENT_MODULE = "workflows.events"
+"""Where llama-index-workflows defines its built-in events."""
+
+_SHARED_BUILT_INS = frozenset(
+    {
+        "StartEvent",
+        "StopEvent",
+        "InputRequiredEvent",
+        "HumanResponseEvent",
+        "StepFailedEvent",
+        "StepStateChanged",
+        "WorkflowCancelledEvent",
+        "WorkflowFailedEvent",
+        "WorkflowIdleEvent",
+        "WorkflowTimedOutEvent",
+    }
+)
+"""anyflow's built-in events that the incumbent defines under the same name."""
+
+
+def _built_in(cls: type) -> bool:
+    return cls.__module__ == Event.__module__ and cls.__qualname__ in _SHARED_BUILT_INS
+
+
 def qualified_name(cls: type) -> str:
+    """The ``qualified_name`` of ``cls`` in an envelope.
+
+    A built-in event is named as the incumbent names its own
+    (``workflows.events.StopEvent``): the incumbent's client resolves such a
+    name to its class of the same name, while ``anyflow.events...`` is not a
+    class it accepts.  Both names are read from clients.
+    """
+    if _built_in(cls):
+        return f"{_INCUMBENT_MODULE}.{cls.__qualname__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def event_value(event: Event) -> dict[str, Any]:
     """The event's fields as JSON-safe data; the free fields of an open event sit
     flat beside the declared ones, as the incumbent's clients expect."""
-    fields: dict[str, Any] = encode_event(event)["fields"]
-    extra = fields.pop("_extra", None)
-    if extra:
-        fields.update(extra)
-    return fields
+    return encode_fields(event)
+
+
+def _incumbent_exception(event: WorkflowFailedEvent) -> dict[str, Any]:
+    """The failure as the incumbent's ``WorkflowFailedEvent.exception`` is written,
+    so that its client can rebuild its own failure event from the value."""
+    kind = event.exception_type
+    if "." not in kind and isinstance(getattr(builtins, kind, None), type):
+        kind = f"builtins.{kind}"
+    return {"exception_type": kind, "exception_message": event.exception_message}
 
 
 def envelope(event: Event) -> dict[str, Any]:
     cls = type(event)
+    value = event_value(event)
+    if isinstance(event, WorkflowFailedEvent) and "exception" not in value:
+        # Beside anyflow's own fields (which anyflow's readers take back and
+        # ``decode_fields`` lets this key through for), the incumbent's shape.
+        value["exception"] = _incumbent_exception(event)
     return {
         "type": cls.__name__,
-        "value": event_value(event),
+        "value": value,
         "types": _public_bases(cls),
         "qualified_name": qualified_name(cls),
     }
@@ -89,6 +134,7 @@ class EventRegistry:
                 continue
             self.by_name[cls.__name__] = cls
             self._by_qualified[qualified_name(cls)] = cls
+            self._by_qualified[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
     def classes(self) -> list[type[Event]]:
         return list(dict.fromkeys(self.by_name.values()))

@@ -193,7 +193,9 @@ class RunBook:
         served = self._served.get(name)
         if served is None:
             raise NotFound(
-                f"no workflow {name!r} is served here; GET /workflows lists them"
+                # The incumbent's words first: its clients and tests match on them.
+                f"Workflow not found: no workflow {name!r} is served here; "
+                "GET /workflows lists them"
                 f" ({', '.join(sorted(self._served)) or 'none'})"
             )
         return served

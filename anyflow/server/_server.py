@@ -204,7 +204,7 @@ class WorkflowServer:
 
     def _book(self) -> RunBook:
         if self._runs is None:
-            raise HTTPException(503, "the server is not running")
+            raise HTTPException(503, _NOT_RUNNING)
         return self._runs
 
     @contextlib.asynccontextmanager
@@ -300,6 +300,14 @@ class WorkflowServer:
 
     async def _inspector(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+_NOT_RUNNING = (
+    "the server is not running: its runs live in the ASGI application's lifespan, "
+    "which server.serve() or an ASGI server starts; embedded in httpx.ASGITransport "
+    "(which sends no lifespan events), enter it first: "
+    "async with server.app.router.lifespan_context(server.app): ..."
+)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -410,7 +410,9 @@ async def test_handlers_are_listed_by_status_and_workflow(client: WorkflowClient
 
 
 async def test_an_unknown_workflow_or_handler_is_not_found(client: WorkflowClient) -> None:
-    with pytest.raises(NotFoundError, match=r"^no workflow 'nope' is served here") as info:
+    with pytest.raises(
+        NotFoundError, match=r"^Workflow not found: no workflow 'nope' is served here"
+    ) as info:
         await client.run("nope")
     assert info.value.status == 404
     assert "(HTTP 404 from POST /workflows/nope/run)" in str(info.value)
@@ -420,7 +422,7 @@ async def test_an_unknown_workflow_or_handler_is_not_found(client: WorkflowClien
         await client.get_handler("nobody")
     with pytest.raises(NotFoundError, match=r"^no handler 'nobody'"):
         await collect(client, "nobody")
-    with pytest.raises(NotFoundError, match=r"^no workflow 'nope'"):
+    with pytest.raises(NotFoundError, match=r"^Workflow not found: no workflow 'nope'"):
         await client.workflow_schema("nope")
 
 
