@@ -94,6 +94,8 @@ class WorkflowHandler:
             self._launch(runtime)
 
     def _open(self, runtime: Runtime) -> Driver:
+        if self._start_event is not None:
+            runtime.check_event(self._start_event)  # a runtime that records runs refuses now
         internal, external = runtime.open_run(self._run_id)
         saved = self._ctx._saved_run()
         driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)

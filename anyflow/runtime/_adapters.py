@@ -241,6 +241,12 @@ class Runtime(ABC):
         of a recorded run resumes it (and may then omit the start event)."""
         return False
 
+    def check_event(self, event: Event) -> None:  # noqa: B027 - an optional hook
+        """Raise now, in the caller, what this runtime could not record of a
+        run's start event later (a runtime that keeps runs: a value JSON
+        cannot hold).  ``wf.run()`` calls it before the run starts.  Nothing
+        to check by default."""
+
     @abstractmethod
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         """Make the two adapters of a new run."""
@@ -383,6 +389,9 @@ class RuntimeDecorator(Runtime):
     @property
     def keeps_runs(self) -> bool:
         return self.inner.keeps_runs
+
+    def check_event(self, event: Event) -> None:
+        self.inner.check_event(event)
 
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         return self.inner.open_run(run_id)
