@@ -18,6 +18,8 @@ import attrs
 import cattrs
 from cattrs.errors import BaseValidationError, CattrsError, ClassValidationError
 
+from .._dict_state import DictState
+from .._pydantic import dump_model, is_model_class, load_model
 from ..errors import ContextSerdeError
 from ..events import Event, WorkflowFailedEvent
 
@@ -66,11 +68,30 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook_func(is_event, unstructure_event)
     converter.register_structure_hook_func(is_event, structure_event)
     converter.register_structure_hook(Any, lambda data, _: _revive(data))
+    _configure_state_classes(converter)
     # cattrs would turn 3 into "3" and "ab" into ["a", "b"]; saved data that
     # does not have the declared type is corrupt, and is reported as such.
     for primitive in (str, int, float, bool):
         converter.register_structure_hook(primitive, _strict(primitive))
     return converter
+
+
+def _configure_state_classes(converter: cattrs.Converter) -> None:
+    """State classes that are not attrs classes: pydantic models (through their
+    own ``model_dump``/``model_validate``, only when the program uses pydantic)
+    and ``DictState`` subclasses (a dictionary of untyped values)."""
+
+    def is_dict_state(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, DictState)
+
+    def structure_dict_state(data: Any, cls: type[DictState]) -> DictState:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object for {cls.__name__}, got {_short(data)}")
+        return cls(_revive(data))
+
+    converter.register_unstructure_hook_func(is_model_class, dump_model)
+    converter.register_structure_hook_func(is_model_class, lambda data, cls: load_model(cls, data))
+    converter.register_structure_hook_func(is_dict_state, structure_dict_state)
 
 
 def _strict(kind: type) -> Any:
