@@ -621,13 +621,14 @@ def retry_policy(
 
     With no arguments: every error, three attempts in all, five seconds apart.
 
-    >>> policy = retry_policy(
-    ...     retry=retry_if_exception_type(ConnectionError),
-    ...     wait=wait_exponential(multiplier=0.5, max=10),
-    ...     stop=stop_after_attempt(4) | stop_after_delay(30),
-    ... )
-    >>> [policy.next(0.0, n, ConnectionError()) for n in (1, 2, 3, 4)]
-    [0.5, 1.0, 2.0, None]
+    ```python
+    policy = retry_policy(
+        retry=retry_if_exception_type(ConnectionError),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        stop=stop_after_attempt(4) | stop_after_delay(30),
+    )
+    # waits 0.5, 1 and 2 seconds after the first three failures, then gives up
+    ```
 
     :raises TypeError: if a part is not of its kind (a stop given as ``wait=``,
         a class instead of an instance, something not callable).
