@@ -113,11 +113,6 @@ def check_retry_policy(policy: object) -> None:
     """
     if policy is None:
         return
-    if isinstance(policy, type):
-        raise TypeError(
-            f"retry_policy got the class {policy.__name__}; pass an instance, "
-            f"e.g. retry_policy={policy.__name__}()"
-        )
     part = _part_kind(policy)
     if part is not None:
         raise TypeError(
@@ -133,6 +128,11 @@ def check_retry_policy(policy: object) -> None:
     try:
         inspect.signature(next_method).bind(0.0, 1, Exception())
     except TypeError as exc:
+        if isinstance(policy, type):  # its next wants an instance
+            raise TypeError(
+                f"retry_policy got the class {policy.__name__}; pass an instance, "
+                f"e.g. retry_policy={policy.__name__}()"
+            ) from exc
         raise TypeError(
             f"{type(policy).__name__}.next cannot be called as next(elapsed_time, attempts, "
             f"error): {exc}"

@@ -397,6 +397,26 @@ def test_step_refuses_what_is_not_a_policy_when_it_decorates(policy: Any, messag
         step(retry_policy=policy)
 
 
+def test_step_accepts_a_class_whose_next_needs_no_instance() -> None:
+    class Static:
+        @staticmethod
+        def next(elapsed_time: float, attempts: int, error: Exception) -> float | None:
+            return None
+
+    step(retry_policy=Static)  # type: ignore[arg-type]
+
+
+def test_the_public_module_lists_its_names_and_shares_them_with_anyflow_retry() -> None:
+    import anyflow.retry
+    import anyflow.retry_policy
+
+    public = {n for n in vars(anyflow.retry_policy) if not n.startswith("_")} - {"annotations"}
+    assert sorted(anyflow.retry_policy.__all__) == sorted(public)
+    for name in anyflow.retry.__all__:
+        if name != "check_retry_policy":
+            assert getattr(anyflow.retry_policy, name) is getattr(anyflow.retry, name)
+
+
 def test_step_refuses_a_next_that_cannot_take_the_three_arguments() -> None:
     class TwoArgs:
         def next(self, attempts: int, error: Exception) -> float | None:
