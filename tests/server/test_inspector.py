@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from anyflow import Context, Event, StartEvent, StopEvent, Workflow, step
 
@@ -111,12 +111,20 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh tab (its own sessionStorage); fails the test on an uncaught script error."""
+    """A fresh tab (its own sessionStorage); fails the test on an uncaught script
+    error, or anything the page's Content-Security-Policy refused."""
     context = browser.new_context(viewport={"width": 1320, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def on_console(message: ConsoleMessage) -> None:
+        # What the page's Content-Security-Policy blocked (an inline style, a script).
+        if message.type == "error" and "Content Security Policy" in message.text:
+            errors.append(message.text)
+
+    page.on("console", on_console)
     try:
         yield page
     finally:
