@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 import threading
 import typing
 from collections.abc import Callable, Mapping
@@ -91,6 +92,15 @@ class Resource(Generic[T]):
     _plan: dict[str, Any] = attrs.field(init=False, factory=dict, repr=False)
     """The factory's resource parameters, read from its annotations on first use."""
 
+    def __attrs_post_init__(self) -> None:
+        # A factory defined in a function may name, in its (string) annotations,
+        # other local factories or config paths: keep the names visible where
+        # this marker was written (the step's annotation, or a factory's) to
+        # resolve them with, as llama-index-workflows does with the step's.
+        frame = sys._getframe(2)  # 0: here, 1: attrs' __init__, 2: the caller
+        if frame.f_locals is not frame.f_globals:
+            self._plan["localns"] = dict(frame.f_locals)
+
     @property
     def name(self) -> str:
         """The factory's ``__qualname__``: the name under which a
@@ -109,7 +119,7 @@ class Resource(Generic[T]):
         """
         plan = self._plan
         if "deps" not in plan:
-            deps, problem, final = _read_factory(self.factory)
+            deps, problem, final = _read_factory(self.factory, plan.get("localns"))
             if not final:  # a name its annotations use may be defined later
                 if problem is not None:
                     raise ResourceError(problem)
@@ -136,9 +146,10 @@ def _marker(annotation: Any) -> ResourceDescriptor | None:
 
 
 def _read_factory(
-    factory: Callable[..., Any],
+    factory: Callable[..., Any], localns: dict[str, Any] | None
 ) -> tuple[tuple[tuple[str, ResourceDescriptor], ...], str | None, bool]:
-    """(resource parameters, problem or None, final) of ``factory``.
+    """(resource parameters, problem or None, final) of ``factory``, its string
+    annotations resolved in its module, then in ``localns``.
 
     ``final`` is False when the annotations could not be resolved yet (a name
     defined later): the reading is tried again on the next use.
@@ -149,8 +160,11 @@ def _read_factory(
     except (TypeError, ValueError):
         return (), None, True  # a builtin without a signature: called with no arguments
     target = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
+    if localns:
+        module = getattr(target, "__globals__", {})
+        localns = {k: v for k, v in localns.items() if k not in module}
     try:
-        hints = typing.get_type_hints(target, include_extras=True)
+        hints = typing.get_type_hints(target, localns=localns, include_extras=True)
         final = True
     except Exception as exc:  # NameError, or a TypeError from an odd annotation
         hints, final = {}, False
