@@ -71,7 +71,7 @@ async def test_the_server_describes_its_workflows(client: WorkflowClient) -> Non
     assert graph.name == "count"
     steps = [node["id"] for node in graph.nodes if node["node_type"] == "step"]
     assert steps == ["count"]
-    assert {"source": "count", "target": "Counted"} in graph.edges
+    assert {"source": "count", "target": "Counted", "label": None} in graph.edges
 
 
 # Running.
