@@ -21,11 +21,12 @@ from ._graph import Edge as Edge
 from ._graph import EventNode as EventNode
 from ._graph import ExternalNode as ExternalNode
 from ._graph import Node as Node
-from ._graph import ResourceNode as ResourceNode
 from ._graph import StepNode as StepNode
 from ._graph import WorkflowGraph as WorkflowGraph
 from ._graph import mermaid as mermaid
 from ._graph import workflow_graph as workflow_graph
+from ._resources import ResourceConfigNode as ResourceConfigNode
+from ._resources import ResourceNode as ResourceNode
 from ._run import RunGraph as RunGraph
 from ._run import StepActivity as StepActivity
 from ._run import recorded_run_graph as recorded_run_graph
@@ -36,6 +37,7 @@ __all__ = [
     "EventNode",
     "ExternalNode",
     "Node",
+    "ResourceConfigNode",
     "ResourceNode",
     "RunGraph",
     "StepActivity",

@@ -18,8 +18,10 @@ Nodes (``Node``):
 * ``ExternalNode``: at most one, ``"external_step"``, standing for the human (or
   system) outside the run, present when a step returns an ``InputRequiredEvent``
   or accepts a ``HumanResponseEvent``.
-* ``ResourceNode``: one per resource a step asks for, identified as the runtime
-  identifies it, by factory *and* parameter name (``anyflow.resources``).
+* ``ResourceNode``: one per resource a step (or a resource's factory) asks for,
+  identified as the runtime identifies it, by factory *and* parameter name
+  (``anyflow.resources``); ``ResourceConfigNode`` likewise for a
+  ``ResourceConfig``, by file, selector and parameter (see ``_resources``).
 
 Edges (``Edge``), each a fact the runtime acts on:
 
@@ -34,6 +36,8 @@ Edges (``Edge``), each a fact the runtime acts on:
 4. external -> event: the event is a ``HumanResponseEvent`` a step accepts, sent
    in by the caller.
 5. step -> resource, labelled with the parameter the resource fills.
+6. resource -> resource: the first one's factory takes the second, labelled
+   with that parameter of the factory.
 
 What the graph cannot see: events a step only waits for with
 ``ctx.wait_for_event`` or sends with ``ctx.send_event``, since neither is in a
@@ -49,22 +53,20 @@ hand it to them unchanged.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import re
-import typing
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import attrs
 
 from ..events import Event, HumanResponseEvent, InputRequiredEvent, StopEvent
 from ..representation import types as rep
 from ..serialization import event_schema
+from ._names import own_doc, unique
+from ._resources import ResourceConfigNode, ResourceGraph, ResourceNode, resource_types
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..resources import Resource
     from ..workflow import Workflow
     from ._run import RunGraph
 
@@ -153,42 +155,7 @@ class ExternalNode:
         return self.to_representation().model_dump(mode="json")
 
 
-@attrs.frozen
-class ResourceNode:
-    """A value injected into steps, made by a factory (``anyflow.Resource``)."""
-
-    node_type: ClassVar[Literal["resource"]] = "resource"
-    id: str
-    """``resource_`` and a hash of the factory's and the parameter's names:
-    stable from one process to the next."""
-    label: str
-    getter_name: str
-    """The factory's qualified name."""
-    cache: bool
-    """True: one value per run; False: one per step call."""
-    description: str | None = None
-    """The factory's own docstring."""
-    source_file: str | None = None
-    source_line: int | None = None
-    type_name: str | None = None
-    """The name of the annotated type ``T`` in ``Annotated[T, Resource(...)]``."""
-
-    def to_representation(self) -> rep.WorkflowResourceNode:
-        return rep.WorkflowResourceNode(
-            id=self.id,
-            label=self.label,
-            type_name=self.type_name,
-            getter_name=self.getter_name,
-            source_file=self.source_file,
-            source_line=self.source_line,
-            description=self.description,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return self.to_representation().model_dump(mode="json")
-
-
-Node: TypeAlias = StepNode | EventNode | ExternalNode | ResourceNode
+Node: TypeAlias = StepNode | EventNode | ExternalNode | ResourceNode | ResourceConfigNode
 
 
 @attrs.frozen
@@ -249,15 +216,6 @@ class WorkflowGraph:
         return self.to_representation().model_dump(mode="json")
 
 
-def _own_doc(obj: object) -> str | None:
-    """``obj``'s own docstring, never one inherited (``inspect.getdoc`` would give
-    a workflow without one the docstring of ``Workflow``)."""
-    doc = getattr(obj, "__doc__", None)
-    if isinstance(obj, type):
-        doc = obj.__dict__.get("__doc__")
-    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
-
-
 def _event_types(cls: type[Event]) -> tuple[str, ...]:
     bases = [
         c.__name__
@@ -265,74 +223,6 @@ def _event_types(cls: type[Event]) -> tuple[str, ...]:
         if issubclass(c, Event) and c is not Event and not c.__name__.startswith("_")
     ]
     return (cls.__name__, *bases)
-
-
-def _type_name(annotation: object) -> str | None:
-    """``T``'s name for ``Annotated[T, Resource(...)]`` (or for ``T``)."""
-    if isinstance(annotation, str):
-        # Not resolvable here (it names a class local to a function): its text.
-        text = annotation.strip()
-        if text.startswith(("Annotated[", "typing.Annotated[")):
-            text = text.split("[", 1)[1]
-        text = re.split(r"[\[,\]]", text, maxsplit=1)[0].strip()
-        return text.rsplit(".", 1)[-1] or None
-    if typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if annotation is inspect.Parameter.empty:
-        return None
-    name = getattr(annotation, "__name__", None)
-    return name if isinstance(name, str) else str(annotation)
-
-
-def _resource_types(step: object) -> dict[str, str | None]:
-    """The annotated type's name of each parameter of a step function.
-
-    The step was read (and its annotations resolved) when its class was made;
-    this reads them again only for the names a drawing shows, so a step whose
-    function is not at hand has no type names, and annotations that name
-    classes local to a function are read as text.
-    """
-    if not callable(step):
-        return {}
-    try:
-        hints: dict[str, Any] = typing.get_type_hints(step, include_extras=True)
-    except (NameError, TypeError, AttributeError):
-        hints = {n: p.annotation for n, p in inspect.signature(step).parameters.items()}
-    return {name: _type_name(hint) for name, hint in hints.items()}
-
-
-def _resource_node(
-    param: str, resource: Resource[Any], type_name: str | None, taken: set[str]
-) -> ResourceNode:
-    factory = resource.factory
-    module = getattr(factory, "__module__", None) or ""
-    getter = getattr(factory, "__qualname__", None) or repr(factory)
-    digest = hashlib.sha256(f"{module}:{getter}:{param}".encode()).hexdigest()[:12]
-    try:
-        source_file = inspect.getsourcefile(factory)
-    except TypeError:  # a builtin or C callable
-        source_file = None
-    code = getattr(factory, "__code__", None)
-    return ResourceNode(
-        id=_unique(f"resource_{digest}", taken),
-        label=getattr(factory, "__name__", None) or getter,
-        getter_name=getter,
-        cache=resource.cache,
-        description=_own_doc(factory),
-        source_file=source_file,
-        source_line=getattr(code, "co_firstlineno", None),
-        type_name=type_name,
-    )
-
-
-def _unique(preferred: str, taken: set[str], sep: str = "#") -> str:
-    """``preferred``, or ``preferred#2``, ``#3``... if taken; recorded as taken."""
-    node_id, n = preferred, 1
-    while node_id in taken:
-        n += 1
-        node_id = f"{preferred}{sep}{n}"
-    taken.add(node_id)
-    return node_id
 
 
 def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
@@ -362,16 +252,17 @@ def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
             producers.setdefault(t, []).append(info.name)
 
     events: dict[type[Event], EventNode] = {}
-    resources: dict[tuple[int, str], ResourceNode] = {}
+    resources = ResourceGraph(taken)
+    uses: list[tuple[str, str, str]] = []  # (step, resource node id, parameter)
     external: ExternalNode | None = None
     for info in steps.values():
-        nodes.append(StepNode(info.name, info.name, _own_doc(getattr(cls, info.name, None))))
+        nodes.append(StepNode(info.name, info.name, own_doc(getattr(cls, info.name, None))))
         for t in (*info.accepts, *info.returns):
             if t not in events:
                 name = t.__name__
                 preferred = f"{t.__module__}.{t.__qualname__}" if name in ambiguous else name
                 events[t] = EventNode(
-                    id=_unique(preferred, taken),
+                    id=unique(preferred, taken),
                     label=name,
                     event_class=t,
                     event_types=_event_types(t),
@@ -379,14 +270,14 @@ def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
                 )
                 nodes.append(events[t])
             if external is None and issubclass(t, InputRequiredEvent | HumanResponseEvent):
-                external = ExternalNode(id=_unique(EXTERNAL_ID, taken), label=EXTERNAL_ID)
+                external = ExternalNode(id=unique(EXTERNAL_ID, taken), label=EXTERNAL_ID)
                 nodes.append(external)
-        types = _resource_types(getattr(cls, info.name, None)) if info.resources else {}
+        types = resource_types(getattr(cls, info.name, None)) if info.resources else {}
         for param, resource in info.resources:
-            key = (id(resource.factory), param)
-            if key not in resources:
-                resources[key] = _resource_node(param, resource, types.get(param), taken)
-                nodes.append(resources[key])
+            made = len(resources.nodes)
+            node_id = resources.node(param, resource, types.get(param)).id
+            nodes.extend(resources.nodes[made:])
+            uses.append((info.name, node_id, param))
 
     edges: list[Edge] = []
     for info in steps.values():
@@ -396,10 +287,8 @@ def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
             for t, node in events.items()
             if issubclass(t, info.accepts) and not issubclass(t, StopEvent)
         )
-        edges.extend(
-            Edge(info.name, resources[(id(r.factory), param)].id, label=param)
-            for param, r in info.resources
-        )
+        edges.extend(Edge(s, r, label=p) for s, r, p in uses if s == info.name)
+    edges.extend(Edge(source, target, label=param) for source, target, param in resources.edges)
     if external is not None:
         for t, node in events.items():
             if issubclass(t, InputRequiredEvent):
@@ -410,7 +299,7 @@ def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
                 edges.append(Edge(external.id, node.id))
 
     return WorkflowGraph(
-        name=cls.__name__, nodes=tuple(nodes), edges=tuple(edges), description=_own_doc(cls)
+        name=cls.__name__, nodes=tuple(nodes), edges=tuple(edges), description=own_doc(cls)
     )
 
 
@@ -419,15 +308,17 @@ _SHAPES: dict[str, Callable[[str], str]] = {
     "event": lambda text: f'(["{text}"])',
     "external": lambda text: f'{{{{"{text}"}}}}',
     "resource": lambda text: f'[("{text}")]',
+    "resource_config": lambda text: f'[("{text}")]',
 }
 """Mermaid node shapes: steps are boxes, events pills, the outside a hexagon,
-resources cylinders."""
+resources (and configs, dashed) cylinders."""
 
 _STYLES = {
     "step": "fill:#e3f2fd,stroke:#1565c0",
     "event": "fill:#f1f8e9,stroke:#558b2f",
     "external": "fill:#fff3e0,stroke:#ef6c00",
     "resource": "fill:#f3e5f5,stroke:#6a1b9a",
+    "resource_config": "fill:#f3e5f5,stroke:#6a1b9a,stroke-dasharray:4 2",
 }
 
 
@@ -475,7 +366,7 @@ def _mermaid(
         readable = _NOT_WORD.sub("_", node.id)
         if not readable.startswith(node.node_type):
             readable = f"{node.node_type}_{readable}"
-        ids[node.id] = _unique(readable, taken, sep="_")
+        ids[node.id] = unique(readable, taken, sep="_")
     lines = ["flowchart TD", *(f"    %% {c}" for c in comments)]
     for node in graph.nodes:
         text = "<br/>".join(labels.get(node.id, [_escape(node.label)]))

@@ -22,7 +22,8 @@ import workflows.resource
 import anyflow
 import anyflow.representation.build
 import anyflow.representation.types
-from anyflow.graph import workflow_graph
+import anyflow.resources
+from anyflow.graph import mermaid, workflow_graph
 from anyflow.representation import (
     WorkflowEventNode,
     WorkflowExternalNode,
@@ -368,3 +369,115 @@ def test_the_representation_needs_no_pydantic() -> None:
         [sys.executable, "-c", _IN_A_FRESH_PROCESS], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+# -- resources made from other resources, and configs ---------------------------
+
+
+class Settings:
+    """What the settings file holds (read as a plain dict here)."""
+
+
+class Pool:
+    pass
+
+
+OURS = types.SimpleNamespace(
+    **{**vars(anyflow), "ResourceConfig": anyflow.resources.ResourceConfig}
+)
+
+
+def define_pooled(lib: Any, config_file: str) -> type[Any]:
+    """A step takes a pool, whose factory takes a config: three nodes, two edges."""
+    settings = lib.ResourceConfig(
+        config_file=config_file, path_selector="db", description="Database settings."
+    )
+
+    def connect(settings: Any) -> Pool:
+        """Opens the pool."""
+        return Pool()
+
+    # Real objects, not strings: this module defers its annotations.
+    connect.__annotations__ = {"settings": Annotated[dict, settings], "return": Pool}
+
+    class Pooled(lib.Workflow):
+        @lib.step
+        async def query(
+            self, ev: lib.StartEvent, pool: Annotated[Pool, lib.Resource(connect)]
+        ) -> lib.StopEvent:
+            return lib.StopEvent(result="ok")
+
+    return Pooled
+
+
+def test_a_factorys_own_resources_and_configs_are_nodes_as_in_the_incumbent(
+    tmp_path: Any,
+) -> None:
+    config_file = tmp_path / "settings.json"
+    config_file.write_text(json.dumps({"db": {"url": "sqlite://"}, "other": 1}))
+    ours = get_workflow_representation(define_pooled(OURS, str(config_file)))
+    theirs = workflows.representation.get_workflow_representation(
+        define_pooled(
+            types.SimpleNamespace(
+                **{name: getattr(workflows.events, name) for name in dir(workflows.events)},
+                Workflow=workflows.Workflow,
+                step=workflows.step,
+                Resource=workflows.resource.Resource,
+                ResourceConfig=workflows.resource.ResourceConfig,
+            ),
+            str(config_file),
+        )
+    )
+
+    def described(graph: Any) -> tuple[list[dict[str, Any]], set[tuple[str, str, str | None]]]:
+        """Resource nodes without their ids (hashes of different things), and
+        edges with ids replaced by labels."""
+        label = {n.id: n.label for n in graph.nodes}
+        kinds = ("resource", "resource_config")
+        nodes = [
+            {k: v for k, v in n.model_dump().items() if k not in ("id", "label")}
+            for n in graph.nodes
+            if n.node_type in kinds
+        ]
+        edges = {(label[e.source], label[e.target], e.label) for e in graph.edges}
+        return sorted(nodes, key=str), edges
+
+    (pool, config), edges = described(ours)
+    assert (pool, config) == tuple(described(theirs)[0])
+    assert config == {
+        "node_type": "resource_config",
+        "type_name": "dict",
+        "config_file": str(config_file),
+        "path_selector": "db",
+        "config_schema": None,
+        "config_value": {"url": "sqlite://"},
+        "description": "Database settings.",
+    }
+    assert pool["type_name"] == "Pool"
+    assert pool["description"] == "Opens the pool."
+    # The labels differ (anyflow: the factory; the incumbent: the type), not the edges.
+    assert edges == {
+        ("StartEvent", "query", None),
+        ("query", "StopEvent", None),
+        ("query", "connect", "pool"),
+        ("connect", "dict", "settings"),
+    }
+    assert {(s, t, lbl) for s, t, lbl in described(theirs)[1]} == {
+        ("StartEvent", "query", None),
+        ("query", "StopEvent", None),
+        ("query", "Pool", "pool"),
+        ("Pool", "dict", "settings"),
+    }
+
+
+def test_a_config_that_cannot_be_read_is_still_drawn(tmp_path: Any) -> None:
+    config_file = tmp_path / "settings.json"
+    config_file.write_text("{}")
+    workflow = define_pooled(OURS, str(config_file))
+    config_file.unlink()
+
+    graph = workflow_graph(workflow)
+    (config,) = (n for n in graph.nodes if n.node_type == "resource_config")
+    assert config.config_value is None
+    assert config.label == "dict"
+    assert "resource_config" in mermaid(graph)
