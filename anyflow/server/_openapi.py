@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..serialization import event_schema
 from ._envelope import qualified_name
+from ._ids import HANDLER_ID_PATTERN, MAX_HANDLER_ID
 from ._routes import MAX_DEPTH, MAX_SEQUENCE
 from ._runs import STATUSES
 
@@ -229,7 +230,8 @@ _BASE_RESPONSES: dict[str, dict[str, Any]] = {
         "The request cannot be read: a body that is not a JSON object (NaN, Infinity and "
         f"lone surrogate escapes are not JSON; nor is nesting deeper than {MAX_DEPTH} "
         "levels accepted), a query parameter out of its range, or an event the workflow "
-        "does not take."
+        "does not take (the start event is never sent into a run); or a `Host` the server "
+        "does not answer to (allowed_hosts)."
     ),
     "Unauthorized": {
         **_error("The server has a token and the request did not carry it."),
@@ -238,6 +240,16 @@ _BASE_RESPONSES: dict[str, dict[str, Any]] = {
     "NotFound": _error("No workflow, or no handler, by that name."),
     "Conflict": _error("The request does not fit the handler's state."),
     "PayloadTooLarge": _error("The body is over the server's limit (max_body_bytes)."),
+    "Forbidden": _error(
+        "The request comes from a web page of another origin (its `Origin` header) that "
+        "is not in the server's cors_origins."
+    ),
+    "RequestTimeout": _error(
+        "The body did not arrive whole within the server's body_timeout; the connection is closed."
+    ),
+    "UnsupportedMediaType": _error(
+        "The request has a body that is not declared JSON: send Content-Type: application/json."
+    ),
     "Unavailable": _error("The server is not running, or is shutting down."),
 }
 
@@ -319,10 +331,12 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
             },
             "handler_id": {
                 "type": "string",
-                "maxLength": 200,
+                "maxLength": MAX_HANDLER_ID,
+                "pattern": f"^$|{HANDLER_ID_PATTERN}",
                 "description": (
-                    "The id to give the run (a fresh one if absent or empty); an id "
-                    "already used is a 409."
+                    "The id to give the run (a fresh one if absent or empty): 1 to "
+                    f"{MAX_HANDLER_ID} characters of A-Z a-z 0-9 . _ : -, not starting with "
+                    "a dot (400 otherwise); an id already used is a 409."
                 ),
             },
             "kwargs": {
@@ -447,8 +461,11 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
                     "200": _json(_ref("Handler"), "The run completed."),
                     "400": "BadRequest",
                     "404": "NotFound",
+                    "403": "Forbidden",
+                    "408": "RequestTimeout",
                     "409": "Conflict",
                     "413": "PayloadTooLarge",
+                    "415": "UnsupportedMediaType",
                     "500": _json(_ref("Handler"), "The run failed or was cancelled."),
                     "503": "Unavailable",
                 },
@@ -468,8 +485,11 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
                     "200": _json(_ref("Handler"), "The run has started."),
                     "400": "BadRequest",
                     "404": "NotFound",
+                    "403": "Forbidden",
+                    "408": "RequestTimeout",
                     "409": "Conflict",
                     "413": "PayloadTooLarge",
+                    "415": "UnsupportedMediaType",
                     "503": "Unavailable",
                 },
             ),
@@ -592,6 +612,7 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
                 {
                     "200": _json(_ref("CancelResult"), "Done."),
                     "400": "BadRequest",
+                    "403": "Forbidden",
                     "404": "NotFound",
                     "409": "Conflict",
                     "503": "Unavailable",
@@ -710,8 +731,11 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
                     "200": _json(_ref("EventSent"), "The event is delivered."),
                     "400": "BadRequest",
                     "404": "NotFound",
+                    "403": "Forbidden",
+                    "408": "RequestTimeout",
                     "409": "Conflict",
                     "413": "PayloadTooLarge",
+                    "415": "UnsupportedMediaType",
                     "503": "Unavailable",
                 },
             ),
@@ -789,7 +813,10 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
             "description": (
                 "Runs workflows and shows them to clients, in the protocol of "
                 "llama-agents-server: start runs, follow their events, answer the events "
-                "they wait for, read their outcome. Every error is an Error object."
+                "they wait for, read their outcome. Every error is an Error object. A "
+                "request body must be JSON (Content-Type: application/json); a "
+                "state-changing request from a web page of an origin not in cors_origins "
+                "is refused (403), and so is a Host the server does not answer to (400)."
             ),
         },
         "tags": [

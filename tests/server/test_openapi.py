@@ -15,7 +15,9 @@ OpenAPI 3.1 meta-schema leaves unchecked, plus the resolution of every
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import re
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -274,6 +276,45 @@ def _wait_until(predicate: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
+FOREIGN = {"Origin": "http://evil.example"}
+
+
+def _slow_post(api: Exchanges, path: str, url: str) -> httpx.Response:
+    """A POST whose body never arrives whole (over a raw socket: httpx would
+    wait for the body to be sent before reading the answer)."""
+    address = httpx.URL(api.base_url)
+    assert address.port is not None
+    head = (
+        f"POST {url} HTTP/1.1\r\nHost: {address.host}:{address.port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    answer = b""
+    with socket.create_connection((address.host, address.port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            answer += chunk
+    status_line, *header_lines = answer.partition(b"\r\n\r\n")[0].decode().split("\r\n")
+    headers = [tuple(line.split(": ", 1)) for line in header_lines]
+    response = httpx.Response(
+        int(status_line.split()[1]),
+        headers=headers,
+        content=answer.partition(b"\r\n\r\n")[2],
+        request=httpx.Request("POST", f"{api.base_url}{url}"),
+    )
+    response.elapsed = datetime.timedelta(0)  # schemathesis reads it
+    return api.check(path, "post", response)
+
+
+def _refusals(api: Exchanges, path: str, url: str) -> None:
+    """What the server refuses of a POST with a body before reading it."""
+    assert api.post(path, url, json={}, headers=FOREIGN).status_code == 403
+    assert (
+        api.post(path, url, content=b"{}", headers={"Content-Type": "text/plain"}).status_code
+        == 415
+    )
+    assert _slow_post(api, path, url).status_code == 408
+
+
 def _exercise(api: Exchanges) -> None:
     """A request for every response the running demo server documents."""
     run, nowait = "/workflows/{name}/run", "/workflows/{name}/run-nowait"
@@ -305,6 +346,7 @@ def _exercise(api: Exchanges) -> None:
         assert api.post(path, url.replace("greet", "nobody")).status_code == 404
         assert api.post(path, url, json={"handler_id": "g"}).status_code == 409
         assert api.post(path, url, content=too_big, headers=JSON_TYPE).status_code == 413
+        _refusals(api, path, url)
 
     # A blocking run that is cancelled while it waits: a 500 with the Handler.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -342,6 +384,7 @@ def _exercise(api: Exchanges) -> None:
     answer = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
     assert api.post(events, "/events/w", json={"event": {"type": "Nope"}}).status_code == 400
     assert api.post(events, "/events/w", content=too_big, headers=JSON_TYPE).status_code == 413
+    _refusals(api, events, "/events/w")
     assert api.post(events, "/events/nobody", json=answer).status_code == 404
     assert api.post(events, "/events/w", json=answer).json() == {"status": "sent"}
     _wait_until(lambda: api.client.get("/handlers/w").status_code == 200)
@@ -349,6 +392,7 @@ def _exercise(api: Exchanges) -> None:
 
     # Cancelling.
     assert api.post(cancel, "/handlers/w/cancel", params={"purge": "sure"}).status_code == 400
+    assert api.post(cancel, "/handlers/w/cancel", headers=FOREIGN).status_code == 403
     assert api.post(cancel, "/handlers/w/cancel").status_code == 409
     assert api.post(cancel, "/handlers/w/cancel", params={"purge": "true"}).json() == {
         "status": "deleted"
@@ -395,7 +439,7 @@ def test_every_documented_response_is_one_the_server_gives(
 ) -> None:
     """Each status code of each operation, from the real server, checked by
     schemathesis against the document the server itself serves."""
-    server = demo_server(max_body_bytes=512)
+    server = demo_server(max_body_bytes=512, body_timeout=0.5)
     url = serve(server)
     document = httpx.get(f"{url}/openapi.json").json()
     assert document == openapi(server)
