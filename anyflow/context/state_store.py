@@ -6,5 +6,6 @@ from __future__ import annotations
 from ..state_store import DictState as DictState
 from ..state_store import InMemoryStateStore as InMemoryStateStore
 from ..state_store import StateStore as StateStore
+from ..state_store import copy_state_for_edit as copy_state_for_edit
 
-__all__ = ["DictState", "InMemoryStateStore", "StateStore"]
+__all__ = ["DictState", "InMemoryStateStore", "StateStore", "copy_state_for_edit"]
