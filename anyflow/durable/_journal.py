@@ -103,6 +103,10 @@ is written or read back, depending on how deep the stack is at that moment;
 no event needs them."""
 
 
+_WRAPPING = 5
+"""Levels a record adds around a value: tick, event, fields, free fields."""
+
+
 def _nesting(data: Any) -> int:
     """How deep lists and objects nest in ``data`` (level by level, no recursion)."""
     depth, level = 0, [data]
@@ -125,7 +129,7 @@ def _checked(encode: Callable[[], Any], decode: Callable[[Any], object]) -> str:
     """
     try:
         data = encode()
-        if _nesting(data) > MAX_NESTING:
+        if _nesting(data) > MAX_NESTING + _WRAPPING:
             raise ContextSerdeError(f"it nests deeper than {MAX_NESTING} levels")
         text = encode_record(data)
         decode(json.loads(text.partition(":")[2]))

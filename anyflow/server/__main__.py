@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 
 from ..cli._target import TargetError, load_module, open_store, split_target
+from ..errors import DurabilityError
 from ..workflow import Workflow
 from ._guard import HostPolicy
 from ._server import WorkflowServer
@@ -223,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         anyio.run(run, backend=args.backend)
-    except OSError as exc:
+    except (OSError, DurabilityError) as exc:
+        # A port taken, a store that cannot be opened: one line, before any
+        # "serving on" (the store is opened before the socket listens).
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -24,7 +24,7 @@ from .. import __version__
 from ..serialization import event_schema
 from ._envelope import qualified_name
 from ._ids import HANDLER_ID_PATTERN, MAX_HANDLER_ID
-from ._routes import MAX_DEPTH, MAX_SEQUENCE
+from ._routes import MAX_DEPTH, MAX_SEQUENCE, PAGE_SIZE
 from ._runs import STATUSES
 
 if TYPE_CHECKING:
@@ -65,6 +65,13 @@ _HANDLER_FIELDS: dict[str, Any] = {
     "updated_at": _nullable(_DATE_TIME),
     "completed_at": _nullable(_DATE_TIME),
     "error": {"type": ["string", "null"]},
+    "result_unreadable": {
+        "type": "boolean",
+        "description": (
+            "True when the run's records cannot be read back (damaged): `error` says "
+            "why, and `result` is null. The other runs are listed as usual."
+        ),
+    },
 }
 
 _BASE_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -109,12 +116,25 @@ _BASE_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "HandlersList": {
         "type": "object",
-        "properties": {"handlers": {"type": "array", "items": _ref("Handler")}},
-        "required": ["handlers"],
+        "description": "One page of runs, oldest first.",
+        "properties": {
+            "handlers": {"type": "array", "items": _ref("Handler")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+        },
+        "required": ["handlers", "next_cursor"],
     },
     "Health": {
         "type": "object",
-        "properties": {"status": {"type": "string", "enum": ["healthy", "unhealthy"]}},
+        "properties": {
+            "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+            "reason": {
+                "type": "string",
+                "description": "Why the server is unhealthy (its store fails), when it is.",
+            },
+        },
         "required": ["status"],
     },
     "WorkflowList": {
@@ -229,9 +249,10 @@ _BASE_RESPONSES: dict[str, dict[str, Any]] = {
     "BadRequest": _error(
         "The request cannot be read: a body that is not a JSON object (NaN, Infinity and "
         f"lone surrogate escapes are not JSON; nor is nesting deeper than {MAX_DEPTH} "
-        "levels accepted), a query parameter out of its range, or an event the workflow "
-        "does not take (the start event is never sent into a run); or a `Host` the server "
-        "does not answer to (allowed_hosts)."
+        "levels accepted), a query parameter out of its range, an event the workflow "
+        "does not take, or a value the run's journal could not record (a number beyond "
+        "a double's range such as 1e400, a field that does not fit its type); the start "
+        "event sent into a run; or a `Host` the server does not answer to (allowed_hosts)."
     ),
     "Unauthorized": {
         **_error("The server has a token and the request did not carry it."),
@@ -250,7 +271,14 @@ _BASE_RESPONSES: dict[str, dict[str, Any]] = {
     "UnsupportedMediaType": _error(
         "The request has a body that is not declared JSON: send Content-Type: application/json."
     ),
-    "Unavailable": _error("The server is not running, or is shutting down."),
+    "Unavailable": {
+        **_error(
+            "The server is not running, or is shutting down; or its store fails (a full "
+            "disk, a database down): nothing of the request was recorded, retry after "
+            "`Retry-After` seconds. The runs the failure stopped go on once the store works."
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+    },
 }
 
 
@@ -427,8 +455,15 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
                     "description": "Needs no token, for load balancers and probes.",
                 },
                 {
-                    "200": _json(_ref("Health"), "The server is serving."),
-                    "503": _json(_ref("Health"), "The server is starting or stopping."),
+                    "200": _json(_ref("Health"), "The server is serving, and its store works."),
+                    "503": {
+                        **_json(
+                            _ref("Health"),
+                            "The server is starting or stopping, or its store fails (`reason`; "
+                            "the server tries it again every `Retry-After` seconds).",
+                        ),
+                        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+                    },
                 },
             )
         },
@@ -573,10 +608,29 @@ def openapi(server: WorkflowServer) -> dict[str, Any]:
                             "explode": True,
                             "schema": {"type": "array", "items": {"type": "string"}},
                         },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": f"The most runs in one answer (at most {PAGE_SIZE}).",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": PAGE_SIZE,
+                                "default": PAGE_SIZE,
+                            },
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "description": "The `next_cursor` of the previous page.",
+                            "schema": {"type": "string"},
+                        },
                     ],
                 },
                 {
-                    "200": _json(_ref("HandlersList"), "The matching runs."),
+                    "200": _json(_ref("HandlersList"), "One page of the matching runs."),
                     "400": "BadRequest",
                     "503": "Unavailable",
                 },

@@ -10,6 +10,8 @@ and not to the client.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -83,6 +85,42 @@ def _depth(value: Any) -> int:
         depth += 1
         level = [x for c in containers for x in (c.values() if isinstance(c, dict) else c)]
     return depth
+
+
+PAGE_SIZE = 1000
+"""The most handlers ``GET /handlers`` answers at once (and by default)."""
+
+
+def _page_size(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return PAGE_SIZE
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= PAGE_SIZE:
+        raise HTTPException(400, f"limit must be a whole number from 1 to {PAGE_SIZE}, not {raw!r}")
+    return int(raw)
+
+
+def _cursor(position: tuple[float, str]) -> str:
+    """An opaque token for a position in the list of handlers."""
+    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode().rstrip("=")
+
+
+def _position(request: Request) -> tuple[float, str] | None:
+    raw = request.query_params.get("cursor")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4)))
+        started, handler_id = data
+        if isinstance(started, bool) or not isinstance(started, int | float):
+            raise TypeError(started)
+        if not isinstance(handler_id, str):
+            raise TypeError(handler_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise HTTPException(
+            400, "cursor is not one this server gave: pass the next_cursor of the last page"
+        ) from None
+    return float(started), handler_id
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -166,6 +204,13 @@ class _Api:
     async def health(self, request: Request) -> Response:
         if not self.server.is_running:
             return JSONResponse({"status": "unhealthy"}, status_code=503)
+        failing = await self.book.check_store(self.server._probe_store)
+        if failing is not None:
+            return JSONResponse(
+                {"status": "unhealthy", "reason": f"the store fails: {failing}"},
+                status_code=503,
+                headers=self.server._retry_after(),
+            )
         return JSONResponse({"status": "healthy"})
 
     async def list_workflows(self, request: Request) -> Response:
@@ -227,6 +272,8 @@ class _Api:
             return await self.book.start(served, start_event, handler_id)
         except Conflict as exc:
             raise HTTPException(409, str(exc)) from None
+        except BadEvent as exc:  # a value the run's journal could not record
+            raise HTTPException(400, f"start_event: {exc}") from None
 
     async def run(self, request: Request) -> Response:
         live = await self._start(request)
@@ -283,8 +330,17 @@ class _Api:
         if statuses is not None and not statuses <= set(STATUSES):
             bad = ", ".join(sorted(statuses - set(STATUSES)))
             raise HTTPException(400, f"unknown status {bad}; use {', '.join(STATUSES)}")
-        views = await self.book.views(statuses, values("workflow_name"))
-        return JSONResponse({"handlers": [v.to_json() for v in views]})
+        limit = _page_size(request)
+        after = _position(request)
+        views, last = await self.book.views(
+            statuses, values("workflow_name"), limit=limit, after=after
+        )
+        return JSONResponse(
+            {
+                "handlers": [v.to_json() for v in views],
+                "next_cursor": _cursor(last) if last is not None else None,
+            }
+        )
 
     async def cancel(self, request: Request) -> Response:
         purge = _flag(request, "purge", False)

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 import attrs
 
-from ..errors import DurabilityError, WorkflowRuntimeError
+from ..errors import (
+    ContextSerdeError,
+    DurabilityError,
+    StoreUnavailableError,
+    WorkflowRuntimeError,
+)
 from ..events import (
     Event,
     StartEvent,
@@ -34,7 +39,7 @@ from ._envelope import BadEvent, EventRegistry, envelope
 from ._idle import ReleasableRuntime
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from anyio.abc import TaskGroup
 
@@ -112,6 +117,8 @@ class HandlerView:
     completed_at: datetime | None
     error: str | None
     result: StopEvent | None
+    result_unreadable: bool = False
+    """The run's records could not be read back (``error`` says why)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +131,7 @@ class HandlerView:
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "error": self.error,
             "result": envelope(self.result) if self.result is not None else None,
+            "result_unreadable": self.result_unreadable,
         }
 
 
@@ -138,6 +146,8 @@ class _Live:
     """Set when the run has finished (not when it is parked)."""
     stopped: anyio.Event = attrs.field(factory=anyio.Event)
     """Set when nothing of this execution runs any more (finished or parked)."""
+    abandoned: bool = False
+    """Its start was refused (not recorded): never resumed."""
 
 
 def _utc(seconds: float) -> datetime:
@@ -186,6 +196,11 @@ class RunBook:
         self._reserved: set[str] = set()
         self._terminal: dict[str, StopEvent | None] = {}
         """The last event of finished runs (they never change), read once."""
+        self.stalled: dict[str, _Live] = {}
+        """Unfinished runs stopped because the store failed; resumed once it works."""
+        self.store_error: str | None = None
+        """Why the store failed, while it fails (None: it works)."""
+        self._store_failed = anyio.Event()
 
     # Starting and resuming.
 
@@ -216,10 +231,18 @@ class RunBook:
                     f"handler id {handler_id!r} already names a {_protocol_status(record.status)}"
                     " run; choose another handler_id (or leave it out to get a fresh one)"
                 )
-            handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.runtime)
+            try:
+                handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.runtime)
+            except ContextSerdeError as exc:
+                raise BadEvent(str(exc)) from None
             live = self._adopt(served, handler)
             # Recorded before the client hears of it: any replica then finds it.
-            await handler.wait_recorded()
+            try:
+                await handler.wait_recorded()
+            except DurabilityError:
+                live.abandoned = True  # nothing is recorded: nothing to resume
+                self.stalled.pop(handler_id, None)
+                raise
         finally:
             self._reserved.discard(handler_id)
         return live
@@ -227,7 +250,7 @@ class RunBook:
     def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
         run_id = handler.run_id
         live = self._live[run_id] = _Live(served, handler, _utc(time.time()))
-        parked = self.parked.pop(run_id, None)
+        parked = self.parked.pop(run_id, None) or self.stalled.pop(run_id, None)
         if parked is not None:
             live.ended = parked.ended  # a blocking /run of it still waits for its end
             live.started_at = parked.started_at
@@ -237,8 +260,13 @@ class RunBook:
     async def _watch(self, live: _Live) -> None:
         run_id = live.handler.run_id
         adapter = self.runtime.adapters.get(run_id)
+        stalled = False
         try:
             await live.handler
+        except StoreUnavailableError as exc:
+            # Still recorded as unfinished: it goes on once the store works.
+            stalled = not live.abandoned
+            self.store_failed(exc)
         except DurabilityError as exc:
             log.error("run %r could not go on: %s", run_id, exc)
         except Exception:
@@ -247,7 +275,9 @@ class RunBook:
             self._live.pop(run_id, None)
             if adapter is not None and self.runtime.adapters.get(run_id) is adapter:
                 del self.runtime.adapters[run_id]
-            if adapter is not None and adapter.released:
+            if stalled:
+                self.stalled[run_id] = live
+            elif adapter is not None and adapter.released:
                 self.parked[run_id] = live
                 self._parking.set()
                 self._parking = anyio.Event()
@@ -373,6 +403,8 @@ class RunBook:
             raise BadEvent("step must be a step name (a string)")
         try:
             sent = live.handler.send_event(event, step=step)
+        except ContextSerdeError as exc:  # the run's journal could not record it
+            raise BadEvent(str(exc)) from None
         except WorkflowRuntimeError as exc:
             if live.handler.is_done():
                 raise Conflict(f"handler {handler_id!r} has finished") from None
@@ -390,12 +422,55 @@ class RunBook:
             live = None
         if live is not None:
             await live.handler.cancel_run()
+            await live.stopped.wait()
+            if self.stalled.get(handler_id) is live:
+                raise StoreUnavailableError(
+                    f"handler {handler_id!r} could not record its cancellation: {self.store_error}"
+                )
             await live.ended.wait()
         if not purge:
             return "cancelled"
         await self.durable.delete_run(handler_id)
         self._terminal.pop(handler_id, None)
         return "deleted"
+
+    # When the store fails.
+
+    def store_failed(self, error: BaseException) -> None:
+        """Note that the store failed: ``/health`` says so, and the runs it
+        stopped are resumed once ``keep_store`` sees it work again."""
+        if self.store_error is None:
+            log.warning("the store failed: %s", error)
+        self.store_error = str(error)
+        self._store_failed.set()
+
+    async def check_store(self, probe: Callable[[], Awaitable[None]]) -> str | None:
+        """Try the store now; why it fails, or None if it works."""
+        try:
+            await probe()
+        except Exception as exc:  # any failure makes the server unhealthy
+            self.store_failed(exc)
+            return self.store_error
+        if self.store_error is not None or self.stalled:
+            self._store_back()
+        return None
+
+    def _store_back(self) -> None:
+        if self.store_error is not None:
+            log.warning("the store works again; resuming %d run(s)", len(self.stalled))
+        self.store_error = None
+        self._store_failed = anyio.Event()
+        for run_id, live in list(self.stalled.items()):
+            if run_id not in self._live:
+                self._resume(live.served, run_id)
+
+    async def keep_store(self, probe: Callable[[], Awaitable[None]], interval: float) -> None:
+        """While the store fails, try it every ``interval`` seconds; once it
+        works, resume the runs its failure stopped.  Runs for the server's life."""
+        while True:
+            await self._store_failed.wait()
+            await anyio.sleep(interval)
+            await self.check_store(probe)
 
     # Describing runs.
 
@@ -412,7 +487,23 @@ class RunBook:
 
     async def _describe(self, record: RunRecord) -> HandlerView:
         status = _protocol_status(record.status)
-        terminal = None if status == "running" else await self._terminal_event(record.run_id)
+        try:
+            terminal = None if status == "running" else await self._terminal_event(record.run_id)
+        except StoreUnavailableError:
+            raise
+        except DurabilityError as exc:
+            # One damaged run must not hide the others: shown with the reason.
+            return HandlerView(
+                handler_id=record.run_id,
+                workflow_name=self._name_of(record),
+                status=status,
+                started_at=record.created_at,
+                updated_at=record.updated_at,
+                completed_at=record.updated_at if status != "running" else None,
+                error=f"the run's records cannot be read: {exc}",
+                result=None,
+                result_unreadable=True,
+            )
         return HandlerView(
             handler_id=record.run_id,
             workflow_name=self._name_of(record),
@@ -445,23 +536,38 @@ class RunBook:
         return await self._describe(record)
 
     async def views(
-        self, statuses: set[str] | None = None, names: set[str] | None = None
-    ) -> list[HandlerView]:
-        seen: set[str] = set()
+        self,
+        statuses: set[str] | None = None,
+        names: set[str] | None = None,
+        *,
+        limit: int | None = None,
+        after: tuple[float, str] | None = None,
+    ) -> tuple[list[HandlerView], tuple[float, str] | None]:
+        """Up to ``limit`` handlers, oldest first, from the one after the
+        position ``after`` (its start time and id); and the position of the
+        last one when more follow (None: this is the last page)."""
         views: list[HandlerView] = []
-        for record in await self.durable.list_runs():
-            seen.add(record.run_id)
+        records = await self.durable.list_runs()
+        seen = {record.run_id for record in records}
+        for record in records:
+            position = (record.created_at.timestamp(), record.run_id)
+            if after is not None and position <= after:
+                continue
             if names is not None and self._name_of(record) not in names:
                 continue
             if statuses is not None and _protocol_status(record.status) not in statuses:
                 continue
+            if limit is not None and len(views) == limit:
+                last = views[-1]
+                return views, (last.started_at.timestamp(), last.handler_id)
             views.append(await self._describe(record))
+        # Runs started and not yet recorded (a moment): on the last page.
         for run_id, live in list(self._live.items()):
             if run_id in seen or (names is not None and live.served.name not in names):
                 continue
             if statuses is None or "running" in statuses:
                 views.append(self._unrecorded(live))
-        return views
+        return views, None
 
     # Streams.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..durable import DurableRuntime, MemoryStore, Store
+from ..errors import StoreUnavailableError
 from ..events import Event, StopEvent
 from ..serialization import type_name
 from ._auth import BearerAuth
@@ -76,6 +78,9 @@ class WorkflowServer:
         journal when an event for it arrives or a deadline of it comes.  None
         keeps every run in memory.
     :param lease: the durable runtime's lease (see ``DurableRuntime``).
+    :param store_retry: seconds between tries of a store that failed (a full
+        disk, a database down); requests it cannot record meanwhile get a 503
+        with this ``Retry-After``, and the runs it stopped resume once it works.
     :param runtime: instead of a store, the runtime runs are recorded and
         executed in: a ``DBOSRuntime``, so that several server processes share
         runs through DBOS (any of them takes a run's events and streams it,
@@ -97,6 +102,7 @@ class WorkflowServer:
         idle_timeout: float | None = 60.0,
         lease: float = 30.0,
         poll_interval: float = 0.5,
+        store_retry: float = 2.0,
         runtime: DBOSRuntime | None = None,
     ) -> None:
         if max_body_bytes <= 0 or heartbeat <= 0 or body_timeout <= 0:
@@ -122,6 +128,9 @@ class WorkflowServer:
         self.idle_timeout = idle_timeout
         self._lease = lease
         self._poll_interval = poll_interval
+        if store_retry <= 0:
+            raise ValueError("store_retry is seconds > 0")
+        self.store_retry = store_retry
         self._served: dict[str, Served] = {}
         self._classes: dict[str, str] = {}
         self._runs: RunBook | None = None
@@ -149,7 +158,11 @@ class WorkflowServer:
             ],
             middleware=middleware,
             lifespan=self._lifespan,
-            exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+            exception_handlers={
+                HTTPException: _http_error,
+                StoreUnavailableError: self._store_unavailable,
+                Exception: _internal_error,
+            },
         )
         """The ASGI application."""
 
@@ -221,6 +234,9 @@ class WorkflowServer:
             )
         async with runtime, anyio.create_task_group() as watchers:
             self._runs = RunBook(runtime, runtime, self._served, watchers, self.idle_timeout)
+            watchers.start_soon(
+                self._runs.keep_store, self._probe_store, self.store_retry, name="anyflow store"
+            )
             resumed = await self._runs.resume_unfinished()
             if resumed:
                 log.info("resumed %d unfinished run(s)", resumed)
@@ -232,6 +248,28 @@ class WorkflowServer:
                 watchers.cancel_scope.cancel()
         # Leaving the runtime's block stops the runs still going; they stay
         # resumable and go on at the next start.
+
+    # When the store fails.
+
+    async def _probe_store(self) -> None:
+        """Raise ``StoreUnavailableError`` if the store does not work now
+        (a DBOSRuntime's database is DBOS's to watch)."""
+        if self.runtime is None:
+            await self.store.ping()
+
+    def _retry_after(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.store_retry)))}
+
+    async def _store_unavailable(self, request: Request, exc: Exception) -> Response:
+        """What the store could not record (or read) now is refused, not lost:
+        a 503 the client may retry, and the server keeps serving."""
+        if self._runs is not None:
+            self._runs.store_failed(exc)
+        return JSONResponse(
+            {"detail": f"the store fails, nothing was recorded; retry later: {exc}"},
+            status_code=503,
+            headers=self._retry_after(),
+        )
 
     @contextlib.contextmanager
     def _until_shutdown(self) -> Iterator[anyio.CancelScope]:
@@ -278,6 +316,9 @@ class WorkflowServer:
         """
         from ._serve import serve
 
+        # A store that cannot be opened fails here, before the server says it
+        # serves (a database down, a read-only file).
+        await self._probe_store()
         self.hosts.listen_on(host)
         self._stop = anyio.Event()
         try:

@@ -62,6 +62,7 @@ HANDLER_FIELDS = {
     "completed_at",
     "error",
     "result",
+    "result_unreadable",
 }
 
 

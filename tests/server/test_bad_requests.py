@@ -81,7 +81,7 @@ async def test_nan_and_infinity_are_not_json(url: str, constant: str) -> None:
         detail = _detail(await client.post("/workflows/greet/run", content=body))
         assert f"{constant.lstrip('-')} is not a JSON number" in detail
         listed = await client.get("/handlers", params={"status": "running"})
-        assert listed.json() == {"handlers": []}
+        assert listed.json() == {"handlers": [], "next_cursor": None}
         await _assert_still_serving(client)
 
 
