@@ -13,6 +13,7 @@ import anyflow.runtime
 import anyflow.server
 import anyflow.testing
 import anyflow.testing.runner
+import anyflow.utils
 
 
 def test_all_lists_exactly_the_public_names_sorted() -> None:
@@ -28,6 +29,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         anyflow.server,
         anyflow.testing,
         anyflow.testing.runner,
+        anyflow.utils,
     )
     for module in modules:
         public = {name for name in vars(module) if not name.startswith("_")}
