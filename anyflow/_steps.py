@@ -8,10 +8,12 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar, Union
 
+import anyio.to_thread
 import attrs
 
 from ._dict_state import DictState
 from .context import Context
+from .context._context import STEP_CONTEXT, thread_safe
 from .context._store import state_class_problem
 from .decorators import StepOptions
 from .errors import StateTypeError, WorkflowValidationError
@@ -133,16 +135,24 @@ def state_type_of(workflow: str, steps: Mapping[str, StepInfo]) -> type[Any] | N
 
 
 def read_step(
-    owner: str, name: str, fn: Callable[..., Any], options: StepOptions, localns: Mapping[str, Any]
+    owner: str,
+    name: str,
+    fn: Callable[..., Any],
+    options: StepOptions,
+    localns: Mapping[str, Any],
+    *,
+    method: bool = True,
 ) -> StepInfo:
-    """Build a ``StepInfo`` from a ``@step`` method.
+    """Build a ``StepInfo`` from a ``@step`` method (or, ``method=False``, a function
+    added with ``@step(workflow=...)``, which takes no ``self``).
 
     :raises WorkflowValidationError: naming the class, the step and the fix.
     """
     where = f"{owner}.{name}"
-    if not inspect.iscoroutinefunction(fn):
+    if inspect.isasyncgenfunction(fn) or not callable(fn):
         raise WorkflowValidationError(
-            f"step {where} must be an async function: write `async def {name}`"
+            f"step {where} must be a function that returns an event: write `async def {name}` "
+            "(or a plain `def`, which runs in a worker thread)"
         )
     try:
         hints = typing.get_type_hints(
@@ -154,7 +164,7 @@ def read_step(
             "names before the workflow class (at module level if the module uses "
             "`from __future__ import annotations`)"
         ) from exc
-    params = list(inspect.signature(fn).parameters.values())[1:]  # skip self
+    params = list(inspect.signature(fn).parameters.values())[1 if method else 0 :]
     event_param: inspect.Parameter | None = None
     ctx_param: inspect.Parameter | None = None
     state_type: type[Any] | None = None
@@ -200,11 +210,56 @@ def read_step(
             "produces: annotate it, e.g. `-> StopEvent` or `-> MyEvent | None`"
         )
     returns = _event_types(where, "returns", _strip_annotated(hints["return"]), allow_none=True)
+    order = [p.name for p in params]
+    target = fn if method else _as_method(fn)
+    if not inspect.iscoroutinefunction(target):
+        target = _in_thread(target)
     if resources:
-        call = _caller_with_resources(fn, event_param, ctx_param, [n for n, _ in resources])
+        call = _caller_with_resources(
+            target, order, event_param, ctx_param, [n for n, _ in resources]
+        )
     else:
-        call = _caller(fn, event_param, ctx_param)
+        call = _caller(target, order, event_param, ctx_param)
     return StepInfo(name, accepts, returns, options, call, tuple(resources), state_type)
+
+
+def _as_method(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A function step called like a method: the workflow argument is dropped."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def async_step(wf: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return await fn(*args, **kwargs)
+
+        return async_step
+
+    def sync_step(wf: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return sync_step
+
+
+def _in_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain ``def`` step as a coroutine function that runs it in a worker thread.
+
+    The step's context is handed over as one whose calls into the run go back
+    to the event loop's thread (``ThreadContext``), since the run's state is
+    not thread-safe.  A thread cannot be interrupted, so a cancelled run waits
+    for the function to return.
+    """
+
+    async def in_thread(*args: Any, **kwargs: Any) -> Any:
+        ctx = thread_safe(STEP_CONTEXT.get(None))
+        args = tuple(ctx if isinstance(a, Context) else a for a in args)
+        kwargs = {k: ctx if isinstance(v, Context) else v for k, v in kwargs.items()}
+
+        def run() -> Any:
+            if ctx is not None:
+                STEP_CONTEXT.set(ctx)
+            return fn(*args, **kwargs)
+
+        return await anyio.to_thread.run_sync(run)
+
+    return in_thread
 
 
 def _event_types(
@@ -229,17 +284,20 @@ def _event_types(
 
 
 def _caller(
-    fn: Callable[..., Any], event_param: inspect.Parameter, ctx_param: inspect.Parameter | None
+    fn: Callable[..., Any],
+    order: list[str],
+    event_param: inspect.Parameter,
+    ctx_param: inspect.Parameter | None,
 ) -> StepCall:
-    """A call shim fixed at definition time, so running a step builds no kwargs."""
+    """A call shim fixed at definition time, so running a step builds no kwargs
+    (``order``: the step's parameter names after ``self``, as written)."""
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     if ctx_param is None:
         if event_param.kind in positional:
             return lambda wf, ev, ctx, res: fn(wf, ev)
         return lambda wf, ev, ctx, res: fn(wf, **{event_param.name: ev})
     if event_param.kind in positional and ctx_param.kind in positional:
-        params = list(inspect.signature(fn).parameters)
-        if params.index(event_param.name) < params.index(ctx_param.name):
+        if order.index(event_param.name) < order.index(ctx_param.name):
             return lambda wf, ev, ctx, res: fn(wf, ev, ctx)
         return lambda wf, ev, ctx, res: fn(wf, ctx, ev)
     names = (event_param.name, ctx_param.name)
@@ -248,6 +306,7 @@ def _caller(
 
 def _caller_with_resources(
     fn: Callable[..., Any],
+    order: list[str],
     event_param: inspect.Parameter,
     ctx_param: inspect.Parameter | None,
     resource_names: list[str],
@@ -261,7 +320,7 @@ def _caller_with_resources(
     """
     positional = sorted(
         (p for p in (event_param, ctx_param) if p is not None and p.kind not in _KEYWORD),
-        key=lambda p: list(inspect.signature(fn).parameters).index(p.name),
+        key=lambda p: order.index(p.name),
     )
     ev_position = positional.index(event_param) if event_param in positional else None
     ev_name = None if ev_position is not None else event_param.name

@@ -6,12 +6,19 @@ signature when it is defined (annotations may be postponed until then).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
+from .errors import WorkflowValidationError
 from .retry import RetryPolicy, check_retry_policy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .workflow import Workflow
 
 __all__ = ["catch_error", "step"]
 
@@ -37,6 +44,20 @@ class StepOptions:
     timeout: float | None = None
     catch: CatchOptions | None = None
     """Set for ``@catch_error`` steps."""
+    skip_graph_checks: tuple[str, ...] = ()
+    """Graph checks (``reachability``, ``dead_end``) that do not apply to this step."""
+
+
+class StepOptionError(WorkflowValidationError, ValueError):
+    """A ``@step`` option has a value it cannot take.  Both a ValueError (a bad
+    argument) and a WorkflowValidationError (what llama-index-workflows raises)."""
+
+
+def is_free_function(qualname: str) -> bool:
+    """Whether a function is not defined in a class body (per PEP 3155 qualnames):
+    ``f`` and ``outer.<locals>.f`` are free, ``Cls.f`` and ``outer.<locals>.Cls.f`` are not."""
+    parts = qualname.split(".")
+    return len(parts) == 1 or parts[-2] == "<locals>"
 
 
 @overload
@@ -44,9 +65,11 @@ def step(fn: F, /) -> F: ...
 @overload
 def step(
     *,
+    workflow: type[Workflow] | None = None,
     num_workers: int = 1,
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
+    skip_graph_checks: Iterable[str] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -54,32 +77,70 @@ def step(
     fn: F | None = None,
     /,
     *,
+    workflow: type[Workflow] | None = None,
     num_workers: int = 1,
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
+    skip_graph_checks: Iterable[str] | None = None,
 ) -> F | Callable[[F], F]:
-    """Make an ``async def`` method of a ``Workflow`` a step.
+    """Make a method of a ``Workflow`` a step (or, with ``workflow=``, a function).
 
     The event parameter's annotation says which events the step accepts (a
     union for several); the return annotation says which it produces (``None``
     allowed).  A parameter annotated ``Context`` receives the run's context.
+
+    A step is best an ``async def``.  A plain ``def`` step runs in a worker
+    thread (so it may block); it can use ``ctx.send_event``,
+    ``ctx.write_event_to_stream`` and ``ctx.collect_events``, not the awaitable
+    methods.  A thread cannot be interrupted: cancelling the run (or a step
+    timeout) waits for the function to return, and its result is then dropped.
+
+    :param workflow: the workflow class a function defined outside a class
+        joins (``Cls.add_step(fn)``); required for such a function.
 
     :param num_workers: how many events this step may handle at once.
     :param retry_policy: what to do when an attempt raises (see ``anyflow.retry``).
     :param timeout: seconds one attempt may execute; an attempt that takes longer
         is interrupted and fails with ``StepTimeoutError`` (so the retry policy
         applies).  Time spent in ``ctx.wait_for_event`` does not count.
+    :param skip_graph_checks: graph checks that do not apply to this step:
+        ``reachability`` (nothing the caller sends leads to it) or ``dead_end``
+        (what it returns never leads to an output).
     """
     if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 1:
-        raise ValueError(f"num_workers must be a whole number >= 1, not {num_workers!r}")
+        raise StepOptionError(
+            f"num_workers must be an integer greater than 0 (a whole number >= 1), "
+            f"not {num_workers!r}"
+        )
     check_retry_policy(retry_policy)
     check_timeout(timeout)
-    options = StepOptions(num_workers=num_workers, retry_policy=retry_policy, timeout=timeout)
+    from ._validation import STEP_GRAPH_CHECKS, check_graph_check_names
+
+    skips = tuple(skip_graph_checks or ())
+    check_graph_check_names(skips, STEP_GRAPH_CHECKS, "@step(skip_graph_checks=...)")
+    options = StepOptions(
+        num_workers=num_workers,
+        retry_policy=retry_policy,
+        timeout=timeout,
+        skip_graph_checks=skips,
+    )
+    # A function step's annotations may name classes local to the function
+    # that defines it: keep that frame's names for when the step is read.
+    caller = sys._getframe(1).f_locals
 
     def mark(f: F) -> F:
         if not callable(f):
-            raise TypeError(f"@step decorates an async function, not {f!r}")
+            raise TypeError(f"@step decorates a function, not {f!r}")
+        qualname = getattr(f, "__qualname__", "")
+        if workflow is None and is_free_function(qualname):
+            raise WorkflowValidationError(
+                f"To decorate {f.__name__} please pass a workflow class to the @step "
+                f"decorator: {f.__name__} is not defined in a Workflow class body, so "
+                f"write @step(workflow=MyWorkflow) to add it to MyWorkflow"
+            )
         setattr(f, STEP_ATTRIBUTE, options)
+        if workflow is not None:
+            workflow.add_step(f, localns=caller)
         return f
 
     return mark(fn) if fn is not None else mark

@@ -191,6 +191,40 @@ class _OpenEvent(Event, open=True):
         return f"{type(self).__name__}({args})"
 
 
+class _FieldOrMethod:
+    """An event method that a free field of the same name takes precedence over.
+
+    Events offer dict-style and pydantic-style methods (``items``, ``keys``,
+    ``get``, ...); a start event built with ``items=[...]`` means its field, so
+    ``ev.items`` is the field when the event has one by that name, and the
+    method otherwise.
+    """
+
+    __slots__ = ("_method", "_name")
+
+    def __init__(self, name: str, method: Any) -> None:
+        self._name = name
+        self._method = method
+
+    def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
+        if obj is not None:
+            extra = obj.__dict__.get("_extra")
+            if extra and self._name in extra:
+                return extra[self._name]
+        return self._method.__get__(obj, owner)
+
+
+for _name in dir(_OpenEvent):
+    _raw = inspect.getattr_static(_OpenEvent, _name)
+    if (
+        not _name.startswith("_")
+        and hasattr(_raw, "__get__")
+        and callable(getattr(Event, _name, None))
+    ):
+        setattr(_OpenEvent, _name, _FieldOrMethod(_name, _raw))
+del _name, _raw
+
+
 class StartEvent(_OpenEvent, open=True):
     """Starts a run.  ``wf.run(**fields)`` builds the workflow's start event from
     its keyword arguments; subclass it to type them."""

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import sys
 import uuid
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+import anyio.lowlevel
 
 from ._core.state import RunSpec, RunState, StepSpec
 from ._steps import StepInfo, read_step, state_type_of
-from ._validation import catchers, validate
+from ._validation import (
+    GRAPH_CHECKS,
+    catchers,
+    check_graph_check_names,
+    start_and_stop,
+    validate,
+)
 from .context import Context
-from .decorators import STEP_ATTRIBUTE, check_timeout
-from .errors import StateTypeError, WorkflowRuntimeError, WorkflowStepDoesNotExistError
+from .decorators import STEP_ATTRIBUTE, StepOptionError, check_timeout
+from .errors import (
+    StateTypeError,
+    WorkflowRuntimeError,
+    WorkflowStepDoesNotExistError,
+    WorkflowValidationError,
+)
 from .events import (
     Event,
     HumanResponseEvent,
@@ -21,8 +36,12 @@ from .events import (
     WorkflowIdleEvent,
 )
 from .handler import WorkflowHandler
+from .resources import ResourceManager, check_resources
+from .runtime import get_current_runtime
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+
     from .runtime import Runtime
 
 __all__ = ["Workflow"]
@@ -37,6 +56,15 @@ class Workflow:
 
     :param timeout: seconds a run may take before it ends with
         ``WorkflowTimeoutError``; None (the default) for no limit.
+    :param disable_validation: skip the event-graph checks (``validate()`` still runs them).
+    :param verbose: print each step's start and end.
+    :param num_concurrent_runs: at most this many runs of this instance execute at
+        once; the others wait for a slot before they start.
+    :param runtime: the runtime this workflow's runs use when ``run()`` names none.
+    :param workflow_name: the workflow's name (default: ``module.QualifiedClassName``).
+    :param skip_graph_checks: graph checks to skip: ``reachability`` (every step can
+        be reached from what the caller sends), ``terminal_event`` (every returned
+        event has a taker) and ``dead_end`` (every step can lead to an output).
     """
 
     state_type: ClassVar[type[Any] | None] = None
@@ -47,6 +75,10 @@ class Workflow:
     """Steps that disagree on the state class: raised when a context is built."""
     _step_infos: ClassVar[dict[str, StepInfo]] = {}
     _start_class: ClassVar[type[StartEvent] | None] = None
+    _stop_class: ClassVar[type[StopEvent] | None] = None
+    _validated: ClassVar[tuple[frozenset[str], bool] | None] = None
+    _step_functions: ClassVar[dict[str, Callable[..., Any]]] = {}
+    """Steps added with ``add_step`` (``@step(workflow=...)``), by name."""
     _catchers: ClassVar[dict[str, tuple[str, int]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -65,6 +97,11 @@ class Workflow:
                 steps[name] = read_step(cls.__qualname__, name, attr, options, localns)
             elif name in steps:
                 del steps[name]  # overridden by something that is not a step
+        cls._step_functions = {}
+        cls._set_steps(steps)
+
+    @classmethod
+    def _set_steps(cls, steps: dict[str, StepInfo]) -> None:
         cls._step_infos = steps
         try:
             cls.state_type, cls._state_conflict = state_type_of(cls.__qualname__, steps), None
@@ -72,14 +109,84 @@ class Workflow:
             # Raised when a run's context is built, as llama-index-workflows does.
             cls.state_type, cls._state_conflict = None, exc
         cls._start_class = None
+        cls._validated = None
 
-    def __init__(self, timeout: float | None = None) -> None:
+    @classmethod
+    def add_step(
+        cls, func: Callable[..., Any], *, localns: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add a function defined outside the class as a step of this workflow
+        (what ``@step(workflow=cls)`` does).  It takes no ``self``; its name is the
+        step's name.
+
+        :raises WorkflowValidationError: if it is not decorated with ``@step``, or
+            the workflow has a step of that name already.
+        """
+        options = getattr(func, STEP_ATTRIBUTE, None)
+        name = getattr(func, "__name__", repr(func))
+        if options is None:
+            raise WorkflowValidationError(
+                f"Step function {name} is missing the `@step` decorator: write "
+                f"@step(workflow={cls.__name__}) above it instead of calling add_step"
+            )
+        if name in cls._step_infos:
+            raise WorkflowValidationError(
+                f"A step {name} is already part of this workflow, please choose another name: "
+                f"{cls.__qualname__} has a step {name!r}, and a step's name is its key"
+            )
+        info = read_step(cls.__qualname__, name, func, options, localns or {}, method=False)
+        cls._step_functions = {**cls._step_functions, name: func}
+        cls._set_steps({**cls._step_infos, name: info})
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        disable_validation: bool = False,
+        verbose: bool = False,
+        resource_manager: ResourceManager | None = None,
+        num_concurrent_runs: int | None = None,
+        runtime: Runtime | None = None,
+        workflow_name: str | None = None,
+        skip_graph_checks: Iterable[str] | None = None,
+        serializer: Any = None,
+    ) -> None:
         check_timeout(timeout)
+        if num_concurrent_runs is not None and (
+            isinstance(num_concurrent_runs, bool)
+            or not isinstance(num_concurrent_runs, int)
+            or num_concurrent_runs < 1
+        ):
+            raise StepOptionError(
+                "num_concurrent_runs must be an integer greater than 0 or None, "
+                f"not {num_concurrent_runs!r}"
+            )
+        if serializer is not None:
+            raise WorkflowValidationError(
+                "Workflow(serializer=...) is not supported: anyflow has one converter for "
+                "events and state (cattrs), so there is nothing to choose; drop the argument "
+                "(see docs/migration.md)"
+            )
+        skips = frozenset(skip_graph_checks or ())
+        check_graph_check_names(skips, GRAPH_CHECKS, "Workflow(skip_graph_checks=...)")
         cls = type(self)
         if cls._start_class is None:
-            cls._start_class = validate(cls.__qualname__, cls._step_infos)
+            cls._start_class, cls._stop_class = start_and_stop(cls.__qualname__, cls._step_infos)
             cls._catchers = catchers(cls.__qualname__, cls._step_infos)
         self.timeout = timeout
+        self._disable_validation = disable_validation
+        self._verbose = verbose
+        if resource_manager is not None and not isinstance(resource_manager, ResourceManager):
+            raise TypeError(
+                f"resource_manager takes an anyflow ResourceManager, not {resource_manager!r}"
+            )
+        self._resource_manager = resource_manager or ResourceManager()
+        self._num_concurrent_runs = num_concurrent_runs
+        self._run_slots: tuple[object, anyio.Semaphore] | None = None
+        self._runtime = runtime if runtime is not None else get_current_runtime()
+        self._workflow_name = workflow_name
+        self._skip_graph_checks = skips
+        if not disable_validation:
+            self._validate()
         self._spec = RunSpec(
             steps={
                 name: StepSpec(name, info.accepts, info.options.num_workers, info.options.timeout)
@@ -93,6 +200,86 @@ class Workflow:
             idle_event=WorkflowIdleEvent(),
         )
 
+    def _validate(self) -> bool:
+        """Check the event graph once per class and set of skipped checks (a
+        class's steps change only through ``add_step``, which clears the cache)."""
+        cls = type(self)
+        cached = cls._validated
+        if cached is not None and cached[0] == self._skip_graph_checks:
+            return cached[1]
+        uses_hitl = validate(cls.__qualname__, cls._step_infos, self._skip_graph_checks)
+        cls._validated = (self._skip_graph_checks, uses_hitl)
+        return uses_hitl
+
+    def validate(
+        self, *, validate_resource_configs: bool = True, validate_resources: bool = False
+    ) -> bool:
+        """Check the workflow now, also when it was built with ``disable_validation``.
+
+        :returns: whether the workflow asks for human input (a step accepts a
+            ``HumanResponseEvent`` or returns an ``InputRequiredEvent``).
+        ``validate_resource_configs`` reads every ``ResourceConfig`` file;
+        ``validate_resources`` also makes every resource (in a worker thread with
+        its own event loop: the values are closed again and thrown away).  Cycles
+        of resource factories and factory parameters nobody fills are always
+        reported.
+
+        :raises WorkflowValidationError: naming what is wrong and how to fix it.
+        """
+        type(self)._validated = None
+        uses_hitl = self._validate()
+        configs, resources = check_resources(
+            type(self)._step_infos,
+            self._resource_manager,
+            configs=validate_resource_configs,
+            factories=validate_resources,
+        )
+        for title, problems in (("config ", configs), ("", resources)):
+            if problems:
+                raise WorkflowValidationError(
+                    f"Resource {title}validation failed:\n"
+                    + "\n".join(f"  - {p}" for p in problems)
+                )
+        return uses_hitl
+
+    @property
+    def workflow_name(self) -> str:
+        """The name given at construction, else ``module.QualifiedClassName``."""
+        if self._workflow_name is not None:
+            return self._workflow_name
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @property
+    def events(self) -> list[type[Event]]:
+        """Every event class the workflow's steps accept or return."""
+        seen: dict[type[Event], None] = {}
+        for info in type(self)._step_infos.values():
+            seen.update(dict.fromkeys(info.accepts))
+            seen.update(dict.fromkeys(info.returns))
+        return list(seen)
+
+    @property
+    def stop_event_class(self) -> type[StopEvent]:
+        """The StopEvent class the workflow's steps return."""
+        stop = type(self)._stop_class
+        assert stop is not None
+        return stop
+
+    @asynccontextmanager
+    async def _run_slot(self) -> AsyncIterator[None]:
+        """Hold one of ``num_concurrent_runs`` slots while a run executes (runs
+        beyond the limit wait here, before they start)."""
+        if self._num_concurrent_runs is None:
+            yield
+            return
+        loop = anyio.lowlevel.current_token()
+        slots = self._run_slots
+        if slots is None or slots[0] != loop:  # one semaphore per event loop
+            slots = self._run_slots = (loop, anyio.Semaphore(self._num_concurrent_runs))
+        async with slots[1]:
+            yield
+
     @classmethod
     def steps(cls) -> dict[str, StepInfo]:
         """The workflow's steps, by name."""
@@ -104,9 +291,17 @@ class Workflow:
         assert start is not None
         return start
 
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime this workflow's runs use when ``run()`` names none: the one
+        given at construction, else the current one then (``Runtime.registering()``),
+        else ``anyflow.plugins.basic_runtime``."""
+        runtime: Runtime | None = getattr(self, "_runtime", None)
+        return runtime if runtime is not None else get_current_runtime()
+
     def run(
         self,
-        start_event: StartEvent | None = None,
+        start_event: StartEvent | Context[Any] | None = None,
         *,
         ctx: Context[Any] | None = None,
         runtime: Runtime | None = None,
@@ -120,8 +315,18 @@ class Workflow:
         ``run_id`` names the run: a recorded one is resumed (or its recorded
         outcome returned), and the start event may then be left out.
 
+        A Context passed first is taken as ``ctx`` (llama-index-workflows'
+        ``run(ctx, start_event)`` order).  Without ``runtime``, ``self.runtime``;
+        see ``anyflow.handler`` for who runs the run.
+
         :raises TypeError: if the fields do not fit the start event class.
         """
+        if isinstance(start_event, Context):
+            if ctx is not None:
+                raise TypeError("run() got two contexts: pass one, as ctx=")
+            start_event, ctx = None, start_event
+        if runtime is None:
+            runtime = self.runtime
         start_class = self.start_event_class
         keeps_runs = runtime is not None and runtime.keeps_runs
         if ctx is not None and ctx._saved_run() is not None:

@@ -96,3 +96,11 @@ def test_mutable_defaults_are_not_shared() -> None:
     first, second = Tagged(), Tagged()
     first.tags.append("x")
     assert second.tags == []
+
+
+def test_a_free_field_takes_precedence_over_an_event_method_of_its_name() -> None:
+    ev = StartEvent(items=[1, 2], topic="owls")
+    assert ev.items == [1, 2]
+    assert ev["items"] == [1, 2]
+    assert StartEvent(topic="owls").items() == {"topic": "owls"}.items()
+    assert ev.keys() == {"items": [1, 2], "topic": "owls"}.keys()

@@ -10,6 +10,7 @@ from anyflow import (
     StartEvent,
     StopEvent,
     Workflow,
+    WorkflowConfigurationError,
     WorkflowValidationError,
     step,
 )
@@ -44,15 +45,16 @@ def test_step_without_return_annotation_is_rejected() -> None:
                 return StopEvent()
 
 
-def test_sync_step_is_rejected() -> None:
+def test_async_generator_step_is_rejected() -> None:
     with pytest.raises(
-        WorkflowValidationError, match=r"must be an async function: write `async def go`"
+        WorkflowValidationError,
+        match=r"must be a function that returns an event: write `async def go`",
     ):
 
         class Bad(Workflow):
             @step
-            def go(self, ev: StartEvent) -> StopEvent:
-                return StopEvent()
+            async def go(self, ev: StartEvent) -> StopEvent:  # type: ignore[misc]
+                yield StopEvent()
 
 
 def test_non_event_annotation_is_rejected() -> None:
@@ -73,7 +75,9 @@ def test_no_step_accepts_the_start_event() -> None:
             return StopEvent()
 
     with pytest.raises(
-        WorkflowValidationError, match=r"^no step of .*NoStart accepts a StartEvent"
+        WorkflowConfigurationError,
+        match=r"^At least one Event of type StartEvent must be received by any step\. "
+        r"\(Workflow 'NoStart' has no @step that accepts StartEvent\.\) A run could not begin",
     ):
         NoStart()
 
@@ -84,7 +88,11 @@ def test_no_step_returns_a_stop_event() -> None:
         async def go(self, ev: StartEvent) -> None:
             return None
 
-    with pytest.raises(WorkflowValidationError, match=r"^no step of .*NoStop returns a StopEvent"):
+    with pytest.raises(
+        WorkflowConfigurationError,
+        match=r"^At least one Event of type StopEvent must be returned by any step\. "
+        r"\(Workflow 'NoStop' has no @step that returns StopEvent\.\) A run could never finish",
+    ):
         NoStop()
 
 
@@ -96,7 +104,8 @@ def test_produced_event_nobody_accepts() -> None:
 
     with pytest.raises(
         WorkflowValidationError,
-        match=r"^step .*Orphan\.go returns A, but no step of .*Orphan accepts it",
+        match=r"^The following events are produced but never consumed: A \(Orphan\.go returns A, "
+        r"but no step accepts it\): add a step that accepts it",
     ):
         Orphan()
 
@@ -113,7 +122,8 @@ def test_accepted_event_nobody_produces() -> None:
 
     with pytest.raises(
         WorkflowValidationError,
-        match=r"^step .*Unfed\.never accepts B, but no step of .*Unfed returns it and the caller cannot send it",
+        match=r"^The following events are consumed but never produced: B \(Unfed\.never accepts B, "
+        r"but no step returns it and the caller cannot send it\)",
     ):
         Unfed()
 
@@ -132,7 +142,9 @@ def test_two_start_event_classes() -> None:
             return StopEvent()
 
     with pytest.raises(
-        WorkflowValidationError, match=r"accept different start events \(S1, StartEvent\)"
+        WorkflowConfigurationError,
+        match=r"^Only one type of StartEvent is allowed per workflow, found 2: the steps of Two "
+        r"accept different start events \(S1, StartEvent\)",
     ):
         Two()
 
@@ -172,8 +184,12 @@ def test_local_event_classes_resolve_with_postponed_annotations() -> None:
 
 
 def test_step_options_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"^num_workers must be a whole number >= 1, not 0$"):
+    with pytest.raises(
+        ValueError, match=r"^num_workers must be an integer greater than 0 \(a whole number >= 1\), not 0$"
+    ):
         step(num_workers=0)
+    with pytest.raises(WorkflowValidationError, match=r"^num_workers must be an integer"):
+        step(num_workers=0.5)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match=r"^retry_policy must have a next\("):
         step(retry_policy=object())  # type: ignore[arg-type]
 

@@ -12,19 +12,28 @@ naming the phase and what to do instead, rather than doing something surprising.
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import anyio.from_thread
 
 from .._core.state import RunState, RunStatus
 from .._core.ticks import EventSent
 from ..decorators import check_timeout
-from ..errors import ContextSerdeError, ContextStateError, StateTypeError, WaitTimeoutError
+from ..errors import (
+    ContextSerdeError,
+    ContextStateError,
+    StateTypeError,
+    WaitTimeoutError,
+    WorkflowRuntimeError,
+)
 from ..events import Event
 from ..retry import RetryInfo
 from ..serialization import decode_state, decode_value, encode_state, encode_value, type_name
 from ._store import StateStore, StateT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     from ..runtime import ExternalRunAdapter
     from ..workflow import Workflow
@@ -55,7 +64,7 @@ class StepHost(Protocol):
         event_types: tuple[type[Event], ...],
         requirements: tuple[tuple[str, Any], ...],
         waiter_event: Event | None,
-        timeout: float | None,
+        timeout: float | None,  # noqa: ASYNC109 - the wait's own deadline, a reducer timer
     ) -> tuple[Any, bool]: ...
 
 
@@ -114,6 +123,69 @@ class InternalContext:
 
 Face = PreContext | ExternalContext | InternalContext
 
+STEP_CONTEXT: contextvars.ContextVar[Context[Any]] = contextvars.ContextVar("anyflow_step_context")
+"""The context of the step the current task (or worker thread) is running, for
+``Context.get_step_context()``; set by the driver's worker before each step."""
+
+
+class _ThreadHost:
+    """The driver, as a plain ``def`` step running in a worker thread sees it.
+
+    The run's state is the event loop's, so every call that changes it is
+    carried back to the loop's thread and waited for there.
+    """
+
+    __slots__ = ("_host",)
+
+    def __init__(self, host: StepHost) -> None:
+        self._host = host
+
+    @property
+    def state(self) -> RunState:
+        return anyio.from_thread.run_sync(lambda: self._host.state)
+
+    @property
+    def run_id(self) -> str | None:
+        return getattr(self._host, "run_id", None)
+
+    def send_from_step(self, event: Event, step: str | None, worker_id: int) -> None:
+        anyio.from_thread.run_sync(self._host.send_from_step, event, step, worker_id)
+
+    def collect(
+        self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
+    ) -> list[Event] | None:
+        return anyio.from_thread.run_sync(self._host.collect, worker_id, buffer_id, event, expected)
+
+    def publish(self, event: Event) -> None:
+        anyio.from_thread.run_sync(self._host.publish, event)
+
+    async def wait(self, *args: Any) -> tuple[Any, bool]:
+        raise WorkflowRuntimeError(
+            "wait_for_event needs an `async def` step: a plain `def` step runs in a worker "
+            "thread, which cannot await"
+        )
+
+
+def thread_safe(value: Any) -> Any:
+    """``value``, or, for a step's context, one that a worker thread may use (see
+    ``_ThreadHost``); anything else is passed to a ``def`` step as it is."""
+    if isinstance(value, Context) and isinstance(value._face, InternalContext):
+        face = value._face
+        ctx = Context._for_step(
+            value._workflow,
+            value._store,
+            InternalContext(
+                _ThreadHost(face.host),
+                face.worker_id,
+                face.step,
+                face.attempt,
+                face.last_error,
+                face.event_id,
+            ),
+        )
+        return ctx
+    return value
+
 
 class Context(Generic[StateT]):
     """A run's context: its shared store, and the way steps and callers talk to it.
@@ -145,6 +217,21 @@ class Context(Generic[StateT]):
         ctx._workflow = workflow
         ctx._store = store
         ctx._face = face
+        return ctx
+
+    @staticmethod
+    def get_step_context() -> Context[Any]:
+        """The context of the step that is running in this task (or worker thread),
+        for code called from a step that was not handed ``ctx``.
+
+        :raises ContextStateError: outside a step.
+        """
+        ctx = STEP_CONTEXT.get(None)
+        if ctx is None:
+            raise ContextStateError(
+                "Context.get_step_context() is only available inside a running step: call it "
+                "from a @step (or code it calls), or pass the step's ctx along"
+            )
         return ctx
 
     def _check_free(self) -> None:
@@ -324,7 +411,7 @@ class Context(Generic[StateT]):
         waiter_event: Event | None = None,
         waiter_id: str | None = None,
         requirements: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a reducer timer, not a cancel scope
     ) -> EventT:
         """Wait, inside a step, for an event of ``event_type`` sent into the run.
 
@@ -385,6 +472,28 @@ class Context(Generic[StateT]):
             )
         result: EventT = event
         return result
+
+    async def running_steps(self) -> list[str]:
+        """The names of the steps executing an event right now, sorted (a step
+        waiting in ``wait_for_event`` or for a retry is not executing)."""
+        face = self._face
+        if isinstance(face, InternalContext):
+            state: RunState | None = face.host.state
+        else:
+            state = self._live_state()
+        return sorted({w.step for w in state.workers.values()}) if state is not None else []
+
+    def stream_events(self, expose_internal: bool = False) -> AsyncIterator[Event]:
+        """The run's published events, as ``handler.stream_events()`` gives them.
+
+        :raises ContextStateError: before the run starts, or inside a step.
+        """
+        face = self._face
+        if not isinstance(face, ExternalContext):
+            raise self._wrong_phase(
+                "stream_events", "Stream from the caller: handler.stream_events()."
+            )
+        return face.adapter.events(expose_internal=expose_internal)
 
     def retry_info(self) -> RetryInfo:
         """The current attempt's number and the previous attempt's exception."""

@@ -16,6 +16,7 @@ import inspect
 import logging
 import zlib
 from collections.abc import Coroutine
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -49,6 +50,7 @@ from .._core.ticks import (
     is_external,
 )
 from ..context import Context, InternalContext, StateStore
+from ..context._context import STEP_CONTEXT
 from ..errors import DurabilityError, StepOutputError, StepTimeoutError
 from ..events import (
     Event,
@@ -76,6 +78,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("anyflow")
 """Runs' starts and ends (DEBUG; WARNING when one fails) and steps' failures
 (INFO when retried, WARNING otherwise), each with its run id; nothing per step."""
+
+_NO_SLOT: AbstractAsyncContextManager[None] = nullcontext()
+"""What a run holds when its workflow sets no ``num_concurrent_runs``."""
 
 
 def _note(error: BaseException, text: str) -> None:
@@ -225,6 +230,14 @@ class Driver:
         with self._adapter.run_scope():
             await self._run()
 
+    def _run_slot(self) -> AbstractAsyncContextManager[None]:
+        """One of the workflow's ``num_concurrent_runs`` slots, held while the run
+        executes (nothing to hold without a limit)."""
+        workflow = self.workflow
+        if workflow._num_concurrent_runs is None:
+            return _NO_SLOT
+        return workflow._run_slot()
+
     async def _run(self) -> None:
         adapter = self._adapter
         replayed_end = False
@@ -232,13 +245,14 @@ class Driver:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 try:
-                    first = await self._first_tick()
-                    if first is None:
-                        replayed_end = True
-                        return
-                    await self._process([first])
-                    while self._outcome is None:
-                        await self._process(await adapter.receive_ticks())
+                    async with self._run_slot():
+                        first = await self._first_tick()
+                        if first is None:
+                            replayed_end = True
+                            return
+                        await self._process([first])
+                        while self._outcome is None:
+                            await self._process(await adapter.receive_ticks())
                 except DurabilityError as exc:
                     # The run cannot be recorded or recovered: it stops here,
                     # and its record stays as it was.
@@ -583,13 +597,14 @@ class Driver:
                     self, worker_id, name, delivery.attempt, delivery.last_error, delivery.event_id
                 ),
             )
+            STEP_CONTEXT.set(ctx)
             if adapter.wants_internal_events:
                 adapter.publish(_state_changed(name, "running", worker_id, delivery.event))
             try:
                 values = NO_RESOURCES
                 if info.resources:
                     if self._resources is None:
-                        self._resources = RunResources()
+                        self._resources = RunResources(getattr(workflow, "_resource_manager", None))
                     values = await self._resources.resolve(info)
                 call = info.call(workflow, delivery.event, ctx, values)
                 if self._scheduled:
