@@ -6,18 +6,56 @@
 * ``DictState``: the untyped state, a dictionary whose keys read as attributes;
 * ``copy_state_for_edit(state)``: an isolated copy of a state that shares its
   live handles (pydantic fields declared ``exclude=True``, values that cannot
-  be deep-copied).
+  be deep-copied);
+* ``encode_state``, ``decode_state``, ``deserialize_state_from_dict``: the
+  incumbent's state payload codecs, refused with a ``ContextSerdeError`` that
+  names anyflow's way (``ctx.to_dict()`` / ``Context.from_dict``).
 
 See docs/state.md.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._dict_state import DictState as DictState
 from ._state_copy import copy_state_for_edit as copy_state_for_edit
 from .context._store import StateStore as StateStore
+from .errors import ContextSerdeError
 
 InMemoryStateStore = StateStore
 """llama-index-workflows' name for its in-memory store: anyflow has one store class."""
 
-__all__ = ["DictState", "InMemoryStateStore", "StateStore", "copy_state_for_edit"]
+
+def _no_payload_format(name: str) -> ContextSerdeError:
+    return ContextSerdeError(
+        f"{name}() reads or writes llama-index-workflows' state payloads (a serializer, "
+        "type names imported from the data), which anyflow does not have: save a run's "
+        "state with handler.ctx.to_dict() and restore it with Context.from_dict(workflow, "
+        "data), or read it with ctx.store.to_dict() (see docs/serialization.md)"
+    )
+
+
+def encode_state(state: Any, serializer: Any = None) -> Any:
+    """Refused with ``ContextSerdeError``: see ``Context.to_dict``."""
+    raise _no_payload_format("encode_state")
+
+
+def decode_state(data: Any, serializer: Any = None) -> Any:
+    """Refused with ``ContextSerdeError``: see ``Context.from_dict``."""
+    raise _no_payload_format("decode_state")
+
+
+def deserialize_state_from_dict(data: Any, serializer: Any = None, **kwargs: Any) -> Any:
+    """Refused with ``ContextSerdeError``: see ``Context.from_dict``."""
+    raise _no_payload_format("deserialize_state_from_dict")
+
+__all__ = [
+    "DictState",
+    "InMemoryStateStore",
+    "StateStore",
+    "copy_state_for_edit",
+    "decode_state",
+    "deserialize_state_from_dict",
+    "encode_state",
+]

@@ -289,3 +289,32 @@ def test_anyflow_does_not_import_pydantic() -> None:
         "assert 'pydantic' not in sys.modules, 'anyflow imported pydantic'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_clear_resets_to_the_current_class_set_state_chose() -> None:
+    class Parent(pydantic.BaseModel):
+        a: int = 0
+
+    class Kid(Parent):
+        b: int = 0
+
+    store = StateStore(Parent())
+    await store.set_state(Kid(a=1, b=7))
+    await store.clear()
+    assert await store.get_state() == Kid()
+    assert type(await store.get_state()) is Kid
+
+
+def test_the_incumbents_state_payload_codecs_are_refused_with_the_way_to_do_it() -> None:
+    from anyflow.context.state_store import decode_state, deserialize_state_from_dict, encode_state
+
+    for call in (
+        lambda: encode_state(DictState()),
+        lambda: decode_state({"_data": {}}),
+        lambda: deserialize_state_from_dict({}, None, state_type=DictState),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"\(\) reads or writes llama-index-workflows' state payloads.*Context\.from_dict",
+        ):
+            call()

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Generic, cast
 import anyio
 import attrs
 
+from .._dict_state import DictState
 from .._pydantic import dump_model, is_model, is_model_class, model_problem
 from ..errors import StateKeyError, StateTypeError
-from .._dict_state import DictState
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -334,13 +334,14 @@ class StateStore(Generic[StateT]):
             self.version += 1
 
     async def clear(self) -> None:
-        """Remove every value (typed: start again from the state class's defaults)."""
+        """Remove every value (typed: start again from the defaults of the current
+        state's class, which ``set_state`` may have made a subclass)."""
         async with self._locked():
             self.version += 1
             if self._type is None:
                 self._state.clear()
             else:
-                self._state = self._type()
+                self._state = type(self._state)()
 
     @asynccontextmanager
     async def edit_state(self) -> AsyncIterator[StateT]:
