@@ -96,13 +96,17 @@ class HostPolicy:
         return self.any or host_name(host) in self.names
 
 
-def _origin_allowed(origin: str, scope: Scope, host: str | None, cors: frozenset[str]) -> bool:
+def _origin_allowed(origin: str, host: str | None, cors: frozenset[str]) -> bool:
     if "*" in cors or origin in cors:
         return True
     if host is None:
         return False
-    # Same origin: the scheme the request came in with, and the Host it names.
-    return origin == f"{scope.get('scheme', 'http')}://{host}"
+    # Same origin: the page was served by this server, under the name the
+    # request names.  The scheme is left out: behind a proxy that ends TLS the
+    # page is https and the request reaches the server as http; a page of
+    # another scheme on the same host and port can only be this server's.
+    _, _, netloc = origin.partition("://")
+    return netloc.lower() == host.strip().lower()
 
 
 class RequestGuard:
@@ -142,7 +146,7 @@ class RequestGuard:
         if (
             method not in SAFE_METHODS
             and origin is not None
-            and not _origin_allowed(origin.rstrip("/"), scope, host, self.cors)
+            and not _origin_allowed(origin.rstrip("/"), host, self.cors)
         ):
             await _refuse(
                 send,

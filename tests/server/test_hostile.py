@@ -177,7 +177,9 @@ async def test_the_servers_own_origin_and_listed_origins_may_post(
     guarded_urls: tuple[str, str],
 ) -> None:
     plain, listed = guarded_urls
-    for url, origin in ((plain, plain), (listed, listed), (listed, "http://ui.example")):
+    behind_tls = plain.replace("http://", "https://")  # a proxy that ends TLS
+    pairs = [(plain, plain), (plain, behind_tls), (listed, listed), (listed, "http://ui.example")]
+    for url, origin in pairs:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             done = await http.post("/workflows/greet/run", json={}, headers={"Origin": origin})
             assert done.status_code == 200, (url, origin, done.text)
