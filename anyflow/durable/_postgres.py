@@ -197,8 +197,9 @@ class PostgresStore(Store):
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             # The database is unreachable, restarting, or its connection was
             # cut: the transaction did not commit, and may work later.
+            reason = " ".join(str(exc).split()) or type(exc).__name__  # one line
             raise StoreUnavailableError(
-                f"the PostgreSQL store cannot be reached: {str(exc).strip() or type(exc).__name__}"
+                f"the PostgreSQL store cannot be reached: {reason}"
             ) from exc
 
     async def ping(self) -> None:
