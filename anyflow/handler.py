@@ -1,39 +1,82 @@
-"""``WorkflowHandler``: the caller's grip on one run.
+"""``WorkflowHandler``: the caller's grip on one run, and who runs it.
 
-A handler is returned by ``wf.run()`` and is used in one of three ways:
+A handler is returned by ``wf.run()``.  Nothing of a run may outlive the scope
+that runs it, so what matters is *who* runs it.  The rules:
 
-* ``await wf.run(...)``: run to the end inside the awaiting task; the result.
-* ``async with wf.run(...) as handler:``: the run lives inside the block.
-  Leaving the block normally waits for the run; leaving it with an exception
-  cancels the run.  Either way nothing of the run is left running afterwards.
-  A run that failed while nobody looked (no ``await handler``, ``result()`` or
-  ``exception()``) raises its exception when the block ends, so no failure
-  passes silently.
-* ``wf.run(..., runtime=runtime)``: the run starts at once in the runtime's
-  task group and lives until it ends or the runtime's block does.
+1. **A runtime that hosts runs.**  With ``runtime=`` (or ``Workflow(runtime=)``)
+   a runtime whose block is entered (``async with runtime:``, or between
+   ``await runtime.launch()`` and ``await runtime.destroy()``), the run starts
+   at once in the runtime's task group and lives until it ends or the block
+   does.  It goes on while the caller does anything else.
+
+2. **``async with wf.run(...) as handler:``** (the recommended form).  The run
+   lives inside the block, in a task group of its own.  Leaving the block
+   normally waits for the run; leaving it with an exception cancels the run.
+   Either way nothing of the run is left running afterwards.  A run that
+   failed while nobody looked (no ``await handler``, ``result()`` or
+   ``exception()``) raises its exception when the block ends.
+
+3. **Otherwise the run is driven by whoever waits on it**, in the waiting task,
+   in a task group that lives only as long as that wait:
+
+   * ``await handler`` runs it to its end (and ``await handler.cancel_run()``
+     to its cancellation).  A cancelled ``await`` cancels the run with it.
+   * ``async for ev in handler.stream_events()`` runs it until it has an event
+     to hand over *and* either ended or waits for input from outside (every
+     unfinished step is in ``wait_for_event``, or the events it published ask
+     for input).  Then the run is paused: its waiting steps are stopped and,
+     when the run goes on, run again from their start and find their answer,
+     which is what llama-index-workflows does with every wait.  The loop body
+     runs while nothing of the run does; the next ``__anext__`` (or ``await
+     handler``, or ``cancel_run()``) goes on with it.
+   * ``handler.send_event(ev)`` and ``handler.ctx.send_event(ev)`` queue the
+     event at any time; the run takes it when it next runs.
+
+   So the run makes progress only while someone waits on it, and stopping to
+   wait leaves nothing behind: a handler that is abandoned halfway simply
+   stops.  The price: without a scope, events published while steps are still
+   working reach the loop when the run next pauses or ends, not while the step
+   works; a program that must see them live (token streaming, cancelling a
+   step that never ends by itself) uses rule 1 or 2.  A handler that nobody
+   awaits, streams or enters never runs; it warns (``RuntimeWarning``) when it
+   is garbage collected, like a coroutine never awaited.
+
+Only one task drives a run at a time; another one that awaits it waits for
+the driver to pause, then drives it itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._core.state import Broken, Cancelled, Completed, Failed, Outcome, TimedOut
+import anyio
+
+from ._core.state import Broken, Cancelled, Completed, Failed, Outcome, RunState, TimedOut
 from ._core.ticks import CancelRequested, EventSent
 from .errors import (
     WorkflowCancelledByUser,
     WorkflowRuntimeError,
     WorkflowTimeoutError,
 )
-from .events import Event, StopEvent
-from .runtime import BasicRuntime, ExternalRunAdapter, Runtime
+from .events import Event, StopEvent, WorkflowCancelledEvent
+from .runtime import (
+    BasicRuntime,
+    ExternalRunAdapter,
+    InternalRunAdapter,
+    InternalRunAdapterDecorator,
+    Recovery,
+    Runtime,
+)
 from .runtime._driver import Driver
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Generator
+    from collections.abc import AsyncIterator, Callable, Generator
     from types import TracebackType
 
-    from .context import Context
+    from ._core.ticks import Tick
+    from .context import Context, StateStore
     from .workflow import Workflow
 
 __all__ = ["WorkflowHandler"]
@@ -53,23 +96,108 @@ class _Sent:
         return self._adapter.wait_accepted().__await__()
 
 
-_DETACHED = BasicRuntime()
-"""Only makes adapters (``open_run`` needs no running runtime) for runs that are
-awaited directly."""
+class _Driven(InternalRunAdapterDecorator):
+    """The driver's adapter of a run driven by its callers (rule 3).
+
+    Each drive runs in a cancel scope of its own.  A streaming drive pauses
+    when the driver would wait for ticks while nothing of the run is at work
+    (no step executing or queued, no retry pending) and the stream has events
+    to hand over: the scope is cancelled, and what the stopped driver would
+    report as the run's end (its last event, its outcome) is dropped, so the
+    run stays open.  The next drive resumes from the paused state as a
+    recovered run (same clock, same stream: questions already asked are not
+    asked again).  A streaming drive routes every tick through
+    ``receive_ticks`` (``observes_ticks``), so that it sees each such moment.
+    """
+
+    __slots__ = ("has_events", "pause_when_idle", "paused", "resume_from", "scope", "state")
+
+    def __init__(
+        self,
+        inner: InternalRunAdapter,
+        has_events: Callable[[], bool],
+        state: Callable[[], RunState],
+    ) -> None:
+        super().__init__(inner)
+        self.has_events = has_events
+        self.state = state
+        self.scope = anyio.CancelScope()
+        self.pause_when_idle = False
+        self.paused = False
+        self.resume_from: RunState | None = None
+
+    @property
+    def observes_ticks(self) -> bool:
+        return self.pause_when_idle or self.inner.observes_ticks
+
+    def run_scope(self) -> contextlib.AbstractContextManager[object]:
+        self.scope = anyio.CancelScope()
+        return self.scope
+
+    async def recover(
+        self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
+    ) -> Recovery | None:
+        state, self.resume_from = self.resume_from, None
+        if state is not None:
+            return Recovery(state=state)
+        return await self.inner.recover(workflow, start_event, store)
+
+    async def receive_ticks(self) -> list[Tick]:
+        if (
+            self.pause_when_idle
+            and not self.paused
+            and _at_rest(self.state())
+            and self.has_events()
+        ):
+            self.paused = True
+            self.scope.cancel()
+        return await self.inner.receive_ticks()
+
+    def publish(self, event: Any) -> None:
+        if not self.paused:  # the paused driver's "last event" is not the run's
+            self.inner.publish(event)
+
+    async def on_end(self, outcome: Outcome, final: bool) -> None:
+        if not self.paused:
+            await self.inner.on_end(outcome, final)
+
+    def finish(self, outcome: Outcome) -> None:
+        if not self.paused:
+            self.inner.finish(outcome)
+
+
+def _at_rest(state: RunState) -> bool:
+    """Nothing of the run is at work: only input from outside (or a timer)
+    can move it on."""
+    return (
+        state.outcome is None
+        and not state.workers
+        and not state.retries
+        and not any(lane.queue for lane in state.lanes.values())
+    )
 
 
 class WorkflowHandler:
-    """One run of a workflow, seen from the caller."""
+    """One run of a workflow, seen from the caller (see the module docstring
+    for who runs it)."""
 
     __slots__ = (
         "_adapter",
         "_cancelled_by_caller",
         "_ctx",
+        "_drive_ended",
+        "_driven",
+        "_driver",
+        "_driving",
         "_error",
+        "_expose_internal",
         "_observed",
         "_own_runtime",
         "_run_id",
+        "_saved",
         "_start_event",
+        "_streamed",
+        "_touched",
         "_workflow",
     )
 
@@ -90,43 +218,134 @@ class WorkflowHandler:
         self._observed = False
         self._cancelled_by_caller = False
         self._error: BaseException | None = None
-        if runtime is not None:
-            self._launch(runtime)
+        self._driven: _Driven | None = None
+        self._driver: Driver | None = None
+        self._saved: RunState | None = None
+        self._driving = False
+        self._drive_ended: anyio.Event | None = None
+        self._expose_internal = False
+        self._streamed = False
+        self._touched = True
+        if runtime is None:
+            runtime = workflow.runtime
+        if isinstance(runtime, BasicRuntime) and not runtime.is_hosting:
+            self._open(runtime, driven=True)
+            self._touched = False
+        else:
+            # Hosted by the runtime (whose spawn() refuses if its block is not entered).
+            driver = self._open(runtime)
+            assert driver is not None
+            runtime.spawn(driver.run, name=f"anyflow run {self._run_id}")
 
-    def _open(self, runtime: Runtime) -> Driver:
+    def _open(self, runtime: Runtime, driven: bool = False) -> Driver | None:
+        """Make the run's adapters and its context's caller face; the driver of
+        a hosted run (a driven run gets its driver when it is first driven)."""
         if self._start_event is not None:
             runtime.check_event(self._start_event)  # a runtime that records runs refuses now
         internal, external = runtime.open_run(self._run_id)
         saved = self._ctx._saved_run()
-        driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)
-        self._ctx._attach(external, lambda: driver.state)
+        driver = None
+        if driven:
+            self._driven = _Driven(internal, self._stream_has_events, self._live_state)
+            self._saved = saved
+        else:
+            driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)
+            self._driver = driver
+        self._ctx._attach(external, self._live_state)
         self._adapter = external
         return driver
 
-    def _launch(self, runtime: Runtime) -> None:
-        driver = self._open(runtime)
-        runtime.spawn(driver.run, name=f"anyflow run {self._run_id}")
+    def _live_state(self) -> RunState:
+        driven = self._driven
+        if driven is not None and driven.resume_from is not None:
+            return driven.resume_from
+        if self._driver is not None:
+            return self._driver.state
+        if self._saved is not None:
+            return self._saved
+        return RunState.initial(self._workflow._spec)
+
+    def _stream_has_events(self) -> bool:
+        adapter = self._adapter
+        ready = getattr(adapter, "ready", None)
+        return ready is not None and bool(ready(self._expose_internal))
 
     def _require_started(self, what: str) -> ExternalRunAdapter:
-        if self._adapter is None:
-            raise WorkflowRuntimeError(
-                f"{what} needs a started run: use `async with wf.run(...) as handler:`, "
-                "`await wf.run(...)`, or pass runtime= to wf.run()"
-            )
+        """The run's adapter (kept for layers that follow a run's end)."""
+        assert self._adapter is not None, what
         return self._adapter
+
+    # Driving a run that no runtime hosts (rule 3).
+
+    async def _drive(self, *, pause_when_idle: bool) -> None:
+        """Run the run in this task: to its end, or (``pause_when_idle``) until
+        it waits for input with events for the stream.  If another task drives
+        it, wait until that one stops instead."""
+        if self._driving:
+            if self._drive_ended is None:
+                self._drive_ended = anyio.Event()
+            await self._drive_ended.wait()
+            return
+        self._driving = True
+        try:
+            await self._drive_claimed(pause_when_idle)
+        finally:
+            self._release_drive()
+
+    async def _drive_claimed(self, pause_when_idle: bool) -> None:
+        driven = self._driven
+        assert driven is not None
+        driven.pause_when_idle = pause_when_idle  # before the driver reads observes_ticks
+        if self._driver is None:
+            driver = Driver(self._workflow, self._start_event, driven, self._ctx.store, self._saved)
+        else:
+            # Paused before: a new driver goes on from where the last one
+            # stopped (it takes the paused state in ``_Driven.recover``).
+            assert driven.resume_from is not None
+            driver = Driver(self._workflow, None, driven, self._ctx.store)
+        self._driver = driver
+        try:
+            await driver.run()
+        finally:
+            if driven.paused:
+                driven.paused = False
+                driven.resume_from = driver.state
+
+    def _release_drive(self) -> None:
+        self._driving = False
+        ended, self._drive_ended = self._drive_ended, None
+        if ended is not None:
+            ended.set()
+
+    async def _drive_to_end(self) -> None:
+        assert self._adapter is not None
+        while self._adapter.outcome is None:
+            await self._drive(pause_when_idle=False)
+
+    async def _hosted_drive(self) -> None:
+        """The body of a run hosted by the handler's own runtime (``async with``);
+        the drive was claimed before it was spawned."""
+        try:
+            await self._drive_claimed(False)
+        finally:
+            self._release_drive()
 
     # Running scoped to a block, or awaited.
 
     async def __aenter__(self) -> WorkflowHandler:
-        if self._adapter is None:
+        self._touched = True
+        adapter = self._adapter
+        assert adapter is not None
+        if self._driven is not None and adapter.outcome is None:
             runtime = BasicRuntime()
             await runtime.__aenter__()
             self._own_runtime = runtime
-            try:
-                self._launch(runtime)
-            except BaseException as exc:
-                await runtime.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
+            if self._driving:
+                # Another task drives it now: take it over when that one stops.
+                runtime.spawn(self._drive_to_end, name=f"anyflow run {self._run_id}")
+            else:
+                self._driving = True
+                runtime.spawn(self._hosted_drive, name=f"anyflow run {self._run_id}")
         return self
 
     async def __aexit__(
@@ -167,13 +386,20 @@ class WorkflowHandler:
         return self._await().__await__()
 
     async def _await(self) -> Any:
-        if self._adapter is None:
-            # Nobody else can reach this run, so its driver runs right here in
-            # the awaiting task: no runtime task group to set up and tear down.
-            await self._open(_DETACHED).run()
-            assert self._adapter is not None
+        self._touched = True
+        assert self._adapter is not None
+        if self._driven is not None:
+            await self._drive_to_end()
         outcome = await self._adapter.wait_finished()
         return self._unwrap(outcome)
+
+    async def stop_event_result(self) -> StopEvent:
+        """Wait for the run's end; the StopEvent it ended with (for a failed run,
+        its exception is raised)."""
+        await self._await()
+        stop = self.get_stop_event()
+        assert stop is not None
+        return stop
 
     # Results.
 
@@ -199,6 +425,14 @@ class WorkflowHandler:
         """Whether the run has ended (completed, failed, timed out or cancelled)."""
         return self._adapter is not None and self._adapter.outcome is not None
 
+    def done(self) -> bool:
+        """The same as ``is_done()`` (llama-index-workflows' older name)."""
+        return self.is_done()
+
+    def cancelled(self) -> bool:
+        """Whether the run ended because it was cancelled."""
+        return self._adapter is not None and isinstance(self._adapter.outcome, Cancelled)
+
     def result(self) -> Any:
         """The result of a finished run (raising its exception if it failed).
 
@@ -221,8 +455,11 @@ class WorkflowHandler:
         return self._failure()
 
     def get_stop_event(self) -> StopEvent | None:
-        """The StopEvent a completed run ended with, or None."""
+        """The StopEvent the run ended with: its own for a completed run, a
+        ``WorkflowCancelledEvent`` for a cancelled one; None otherwise."""
         outcome = self._adapter.outcome if self._adapter is not None else None
+        if isinstance(outcome, Cancelled):
+            return WorkflowCancelledEvent()
         return outcome.stop_event if isinstance(outcome, Completed) else None
 
     # Talking to the run.
@@ -244,13 +481,29 @@ class WorkflowHandler:
         you.  With ``expose_internal``, also ``InternalEvent``s: a
         ``StepStateChanged`` for every step attempt that starts or ends from then
         on, and ``WorkflowIdleEvent`` when every unfinished step waits for input.
+        A run no runtime hosts is driven by this loop (see the module docstring).
+
+        :raises WorkflowRuntimeError: while another loop reads the stream, or
+            once a loop has read it to its end.
         """
-        return self._require_started("stream_events()").events(expose_internal=expose_internal)
+        self._touched = True
+        adapter = self._require_started("stream_events()")
+        if self._streamed:
+            raise WorkflowRuntimeError(
+                f"All the streamed events have already been consumed: a loop read run "
+                f"{self._run_id!r}'s stream to its end, and a run's stream is read once; "
+                "keep the events from that loop, or `await handler` for the result"
+            )
+        inner = adapter.events(expose_internal=expose_internal)
+        if expose_internal:
+            self._expose_internal = True
+        return _Stream(self, inner, expose_internal)
 
     def send_event(self, event: Event, step: str | None = None) -> _Sent:
         """Send ``event`` into the run (to ``step`` only, if given).
 
         The event is sent when this returns; the result may be awaited or not.
+        A run driven by its caller takes it when it next runs.
 
         :raises WorkflowRuntimeError: if no step accepts the event or the run has finished.
         """
@@ -265,18 +518,100 @@ class WorkflowHandler:
         on another process of the application can find the run."""
         await self._require_started("wait_recorded()").wait_accepted()
 
-    async def cancel_run(self) -> None:
-        """Stop the run and wait until nothing of it is running.  No-op once it ended."""
+    async def cancel_run(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 - the incumbent's signature
+        """Stop the run and wait until nothing of it is running.  No-op once it ended.
+
+        A run driven by its caller is driven here to its cancellation.  With
+        ``timeout``, stop waiting after that many seconds (the run still ends,
+        in its runtime's scope).
+        """
+        self._touched = True
         adapter = self._require_started("cancel_run()")
         if adapter.outcome is None:
             self._cancelled_by_caller = True
             with contextlib.suppress(WorkflowRuntimeError):  # it may have just finished
                 adapter.send_tick(CancelRequested())
-        await adapter.wait_finished()
+        with anyio.move_on_after(timeout) if timeout is not None else contextlib.nullcontext():
+            if self._driven is not None:
+                await self._drive_to_end()
+            await adapter.wait_finished()
+
+    def cancel(self) -> None:
+        """Ask the run to stop, without waiting (``await handler.cancel_run()``
+        also waits until it has)."""
+        adapter = self._require_started("cancel()")
+        self._touched = True
+        if adapter.outcome is None:
+            self._cancelled_by_caller = True
+            with contextlib.suppress(WorkflowRuntimeError):
+                adapter.send_tick(CancelRequested())
 
     def __repr__(self) -> str:
-        state = "not started" if self._adapter is None else "done" if self.is_done() else "running"
+        state = "done" if self.is_done() else "running"
         return f"<WorkflowHandler {type(self._workflow).__name__} run {self._run_id!r} {state}>"
+
+    def __del__(self) -> None:
+        if getattr(self, "_touched", True):
+            return
+        adapter = getattr(self, "_adapter", None)
+        if adapter is None or adapter.outcome is not None:
+            return
+        warnings.warn(
+            f"run {self._run_id!r} of {type(self._workflow).__name__} never ran: its "
+            "handler was dropped without being awaited, streamed or entered. Write "
+            "`await wf.run(...)`, `async with wf.run(...) as handler:`, or iterate "
+            "handler.stream_events()",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+class _Stream:
+    """``handler.stream_events()``: the run's stream, and, for a run its caller
+    drives, the drive.  A plain iterator rather than an async generator, so a
+    consumer may ``break`` out of its loop without leaving a generator to be
+    finalized."""
+
+    __slots__ = ("_expose_internal", "_handler", "_inner")
+
+    def __init__(
+        self, handler: WorkflowHandler, inner: AsyncIterator[Any], expose_internal: bool
+    ) -> None:
+        self._handler = handler
+        self._inner = inner
+        self._expose_internal = expose_internal
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> Any:
+        handler = self._handler
+        adapter = handler._adapter
+        assert adapter is not None
+        ready = getattr(adapter, "ready", None)
+        while (
+            handler._driven is not None
+            and adapter.outcome is None
+            and not handler._driving
+            and not (ready is not None and ready(self._expose_internal))
+        ):
+            await handler._drive(pause_when_idle=True)
+        try:
+            return await self._inner.__anext__()
+        except StopAsyncIteration:
+            handler._streamed = True
+            raise
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        raise TypeError(
+            "handler.stream_events() is an async iterator, not an awaitable: write "
+            "`async for ev in handler.stream_events():`, and `await handler` for the result"
+        )
 
 
 def _exception_of(outcome: Outcome, run_id: str) -> BaseException:

@@ -22,6 +22,7 @@ from anyflow import (
     WorkflowTimeoutError,
     step,
 )
+from anyflow.runtime import RuntimeDecorator
 
 pytestmark = pytest.mark.anyio
 
@@ -228,5 +229,7 @@ async def test_failure_cancels_sibling_workers() -> None:
 
 
 async def test_runtime_outside_its_block_is_refused() -> None:
+    # A BasicRuntime outside its block makes runs driven by their callers
+    # (tests/test_unscoped.py); a runtime over one must be entered first.
     with pytest.raises(RuntimeError, match=r"^this BasicRuntime is not running"):
-        Failing().run(runtime=BasicRuntime())
+        Failing().run(runtime=RuntimeDecorator(BasicRuntime()))

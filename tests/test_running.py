@@ -159,15 +159,11 @@ async def test_events_published_before_the_consumer_attaches_are_kept() -> None:
         ]
 
 
-async def test_handler_needs_a_started_run() -> None:
+async def test_an_unscoped_handler_runs_when_awaited() -> None:
     handler = JokeFlow().run(topic="owls")
-    with pytest.raises(
-        WorkflowRuntimeError,
-        match=r"^stream_events\(\) needs a started run: use `async with wf.run",
-    ):
-        handler.stream_events()
-    with pytest.raises(WorkflowRuntimeError, match=r"^result\(\) needs a started run"):
+    with pytest.raises(WorkflowRuntimeError, match=r"^the run has not finished"):
         handler.result()
+    assert not handler.is_done()
     assert await handler == "a joke about owls"
 
 

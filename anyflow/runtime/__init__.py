@@ -10,6 +10,8 @@ from ._adapters import Recovery as Recovery
 from ._adapters import Runtime as Runtime
 from ._adapters import RuntimeDecorator as RuntimeDecorator
 from ._basic import BasicRuntime as BasicRuntime
+from ._current import basic_runtime as basic_runtime
+from ._current import get_current_runtime as get_current_runtime
 
 __all__ = [
     "BasicRuntime",
@@ -20,4 +22,6 @@ __all__ = [
     "Recovery",
     "Runtime",
     "RuntimeDecorator",
+    "basic_runtime",
+    "get_current_runtime",
 ]

@@ -12,6 +12,7 @@ decorator (journaling, recording, idle release) overrides only what it adds to.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,17 @@ import attrs
 from anyio.lowlevel import checkpoint
 
 from .._core.state import Outcome, RunState
+from ..errors import WorkflowRuntimeError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+    from collections.abc import (
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Coroutine,
+        Iterator,
+        Sequence,
+    )
     from types import TracebackType
 
     from .._core.commands import Command
@@ -229,11 +238,99 @@ class ExternalRunAdapter(ABC):
         await checkpoint()
 
 
+_current_runtime: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(
+    "anyflow_current_runtime", default=None
+)
+"""The runtime set by ``Runtime.registering()``: workflows built in that block use it."""
+
+_INCUMBENT_METHODS = ("register", "run_workflow", "get_internal_adapter", "get_external_adapter")
+
+
 class Runtime(ABC):
     """Hosts runs: makes their adapters and runs their drivers in a task group.
 
-    A runtime is an async context manager; runs exist only inside its block.
+    A runtime is an async context manager; runs it hosts exist only inside its
+    block (``async with runtime:``, or between ``await runtime.launch()`` and
+    ``await runtime.destroy()`` in the same task).  Outside it, a ``BasicRuntime``
+    still makes runs that are driven by whoever awaits or streams them
+    (see ``anyflow.handler``); other runtimes refuse to start runs.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        written = [name for name in _INCUMBENT_METHODS if name in cls.__dict__]
+        if written:
+            raise TypeError(
+                f"{cls.__qualname__} implements {', '.join(written)}: that is "
+                "llama-index-workflows' runtime plugin interface, which anyflow does not "
+                "have. An anyflow runtime implements open_run() and spawn() (see "
+                "anyflow.runtime.Runtime), or decorates one (RuntimeDecorator)."
+            )
+
+    @property
+    def is_hosting(self) -> bool:
+        """Whether the runtime's block is entered: runs started with it then run
+        in its task group, at once, until they end or the block does."""
+        return False
+
+    @property
+    def is_launched(self) -> bool:
+        """Whether runs may be started with this runtime now.
+
+        The same as ``is_hosting``, except for ``BasicRuntime``, which is
+        always ready: outside its block, its runs are driven by their callers.
+        """
+        return self.is_hosting
+
+    async def launch(self) -> None:
+        """Enter the runtime's block in the calling task (no-op if it is entered).
+
+        ``async with runtime:`` is the same and cannot be misused; with
+        ``launch()``, call ``await runtime.destroy()`` in the same task, in the
+        same scope, like a manual ``__aenter__``/``__aexit__``.
+        """
+        if self.is_hosting:
+            return
+        await self.__aenter__()
+        self.__dict__["_anyflow_launched"] = True
+
+    async def destroy(self) -> None:
+        """Leave the block entered by ``launch()``: runs still going are
+        cancelled, and this returns once nothing of them is left.  No-op if
+        ``launch()`` did not enter it."""
+        if self.__dict__.pop("_anyflow_launched", False):
+            await self.__aexit__(None, None, None)
+
+    def launch_sync(self) -> None:
+        """Refused: a runtime that hosts runs needs a task group, which lives in
+        a running event loop and cannot outlive this call."""
+        raise WorkflowRuntimeError(
+            f"{type(self).__name__}.launch_sync() cannot work in anyflow: the runtime's runs "
+            "live in a task group, which exists only inside a running event loop and cannot "
+            "outlive the call that opens it. In async code write `async with runtime:` around "
+            "the code that runs workflows (or `await runtime.launch()` ... `await "
+            "runtime.destroy()` in one task); from sync code use `anyio.run(main)` with that "
+            "inside main."
+        )
+
+    def destroy_sync(self) -> None:
+        """No-op for a runtime that is not entered; a runtime entered by
+        ``launch()`` is left with ``await runtime.destroy()``."""
+        if self.is_hosting:
+            raise WorkflowRuntimeError(
+                f"{type(self).__name__}.destroy_sync() cannot leave a running runtime from "
+                "sync code: `await runtime.destroy()` in the task that launched it"
+            )
+
+    @contextlib.contextmanager
+    def registering(self) -> Iterator[Runtime]:
+        """Within this block, workflows built without ``runtime=`` use this runtime
+        (``wf.runtime``, and ``anyflow.plugins.get_current_runtime()``)."""
+        token = _current_runtime.set(self)
+        try:
+            yield self
+        finally:
+            _current_runtime.reset(token)
 
     @property
     def keeps_runs(self) -> bool:
@@ -389,6 +486,10 @@ class RuntimeDecorator(Runtime):
     @property
     def keeps_runs(self) -> bool:
         return self.inner.keeps_runs
+
+    @property
+    def is_hosting(self) -> bool:
+        return self.inner.is_hosting
 
     def check_event(self, event: Event) -> None:
         self.inner.check_event(event)

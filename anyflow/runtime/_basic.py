@@ -181,6 +181,17 @@ class _External(ExternalRunAdapter):
     def outcome(self) -> Outcome | None:
         return self._run.outcome
 
+    def ready(self, expose_internal: bool) -> bool:
+        """Whether a stream's next step returns at once: an event it shows is
+        queued, or the stream is over."""
+        published = self._run.published
+        if published.closed:
+            return True
+        items = published._items
+        if expose_internal:
+            return published._head < len(items)
+        return any(not isinstance(ev, InternalEvent) for ev in items[published._head :])
+
     async def wait_finished(self) -> Outcome:
         run = self._run
         if run.outcome is None:
@@ -242,11 +253,27 @@ class BasicRuntime(Runtime):
     ``async with BasicRuntime() as runtime:`` then ``wf.run(..., runtime=runtime)``
     starts runs that live until the block ends.  Leaving the block cancels the
     runs still going (they end as cancelled, their steps' ``finally`` blocks
-    run) and returns only when nothing of them is left.
+    run) and returns only when nothing of them is left.  Outside its block, a
+    BasicRuntime still makes runs, which run only while their caller awaits
+    or streams them (``anyflow.handler``).
     """
 
     def __init__(self) -> None:
         self._task_group: TaskGroup | None = None
+
+    @property
+    def is_hosting(self) -> bool:
+        return self._task_group is not None
+
+    @property
+    def is_launched(self) -> bool:
+        """Always True: outside its block a BasicRuntime's runs are driven by
+        whoever awaits or streams them."""
+        return True
+
+    def launch_sync(self) -> None:
+        """Nothing to do: a BasicRuntime not entered serves runs driven by
+        their callers (it cannot host runs from sync code)."""
 
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         run = _Run(run_id)

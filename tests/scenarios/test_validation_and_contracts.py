@@ -15,6 +15,7 @@ from anyflow import (
     StartEvent,
     StopEvent,
     Workflow,
+    WorkflowRuntimeError,
     WorkflowValidationError,
     step,
 )
@@ -275,10 +276,13 @@ async def test_writing_to_the_stream_from_outside_the_run_is_a_context_state_err
         assert await handler == "hi"
 
 
-async def test_a_stream_read_to_its_end_has_nothing_more_for_a_later_reader() -> None:
+async def test_a_stream_read_to_its_end_refuses_a_later_reader() -> None:
     async with Echo(timeout=10).run(text="hi") as handler:
         first = [ev async for ev in handler.stream_events()]
-        assert [ev async for ev in handler.stream_events()] == []
+        with pytest.raises(
+            WorkflowRuntimeError, match=r"^All the streamed events have already been consumed"
+        ):
+            handler.stream_events()
         assert await handler == "hi"
 
     assert first == [StopEvent(result="hi")]
