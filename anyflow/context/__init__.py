@@ -7,5 +7,17 @@ from ._context import ExternalContext as ExternalContext
 from ._context import InternalContext as InternalContext
 from ._context import PreContext as PreContext
 from ._store import StateStore as StateStore
+from .serializers import BaseSerializer as BaseSerializer
+from .serializers import JsonSerializer as JsonSerializer
+from .serializers import PickleSerializer as PickleSerializer
 
-__all__ = ["Context", "ExternalContext", "InternalContext", "PreContext", "StateStore"]
+__all__ = [
+    "BaseSerializer",
+    "Context",
+    "ExternalContext",
+    "InternalContext",
+    "JsonSerializer",
+    "PickleSerializer",
+    "PreContext",
+    "StateStore",
+]

@@ -31,6 +31,14 @@ from ..events import Event
 from ..retry import RetryInfo
 from ..serialization import decode_state, decode_value, encode_state, encode_value, type_name
 from ._store import StateStore, StateT
+from .serializers import (
+    BaseSerializer,
+    JsonSerializer,
+    is_pickled,
+    pickle_leaves,
+    pickled,
+    unpickle_leaves,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -41,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["Context", "ExternalContext", "InternalContext", "PreContext"]
 
 EventT = TypeVar("EventT", bound=Event)
+
+_JSON = JsonSerializer()
 
 _FORMAT_VERSION = 1
 """Version of the ``to_dict`` format; bump it when the format changes."""
@@ -267,14 +277,17 @@ class Context(Generic[StateT]):
             return restored
         return None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, serializer: BaseSerializer | None = None) -> dict[str, Any]:
         """The context as JSON-safe data: its store and, for a run that has not
         finished, the run itself, so that ``Context.from_dict`` can resume it in
         another process (see docs/serialization.md for what resuming re-runs).
 
+        :param serializer: ``PickleSerializer()`` to pickle what JSON cannot hold
+            (the default, ``JsonSerializer()``, refuses it).
         :raises ContextSerdeError: naming the JSON path of a value that is not
             JSON-safe (store plain data and events).
         """
+        serializer = serializer or _JSON
         face = self._face
         state: RunState | None = None
         if isinstance(face, ExternalContext):
@@ -287,18 +300,28 @@ class Context(Generic[StateT]):
             state = face.restored
         else:
             raise self._wrong_phase("to_dict", "Save the context from the caller: handler.ctx.")
+        run: Any = None
+        if state is not None and not state.status.finished:
+            run = encode_state(state, check=not serializer.pickles)
+            if serializer.pickles:
+                run = pickle_leaves(run, "$.run")
         return {
             "version": _FORMAT_VERSION,
             "workflow": type_name(type(self._workflow)),
-            "store": encode_value(self._store.to_dict(), "$.store"),
-            "run": encode_state(state) if state is not None and not state.status.finished else None,
+            "store": _encode_store(self._store.to_dict(), serializer),
+            "run": run,
         }
 
     @classmethod
-    def from_dict(cls, workflow: Workflow, data: Any) -> Context[Any]:
+    def from_dict(
+        cls, workflow: Workflow, data: Any, serializer: BaseSerializer | None = None
+    ) -> Context[Any]:
         """A context rebuilt from ``to_dict()`` data, to pass to ``workflow.run(ctx=...)``:
         the saved run resumes (or, for a saved finished run, a new run starts
         with the saved store).
+
+        :param serializer: ``PickleSerializer()`` to read pickled values back
+            (refused otherwise: pickle runs code as it loads).
 
         :raises ContextSerdeError: naming the JSON path of what is wrong (corrupt
             data, another format version or workflow, an unknown event type).
@@ -324,12 +347,19 @@ class Context(Generic[StateT]):
         store_data = data.get("store")
         if not isinstance(store_data, dict):
             raise ContextSerdeError("$.store must be a dict")
-        if state_type is None:
-            ctx._store = StateStore(decode_value(store_data, Any, "$.store"))
+        serializer = serializer or _JSON
+        if is_pickled(store_data):
+            ctx._store = StateStore(serializer.unpickle(store_data, "$.store"))
+        elif state_type is None:
+            ctx._store = StateStore(
+                {k: serializer.decode(v, f"$.store.{k}") for k, v in store_data.items()}
+            )
         else:
             ctx._store = StateStore(decode_value(store_data, state_type, "$.store"))
-        if data.get("run") is not None:
-            ctx._face = PreContext(decode_state(data["run"], workflow._spec))
+        run = data.get("run")
+        if run is not None:
+            run = unpickle_leaves(run, serializer, "$.run")
+            ctx._face = PreContext(decode_state(run, workflow._spec))
         return ctx
 
     def _wrong_phase(self, fn: str, instead: str) -> ContextStateError:
@@ -528,3 +558,16 @@ class Context(Generic[StateT]):
         if isinstance(face, InternalContext):
             return getattr(face.host, "run_id", None)
         return None
+
+
+def _encode_store(store: Any, serializer: BaseSerializer) -> Any:
+    """The store as saved data: JSON, or with a pickling serializer, each value
+    JSON cannot hold pickled (the whole store, for a typed state)."""
+    try:
+        return encode_value(store, "$.store")
+    except ContextSerdeError:
+        if not serializer.pickles:
+            raise
+    if isinstance(store, dict):
+        return {k: serializer.encode(v, f"$.store.{k}") for k, v in store.items()}
+    return pickled(store, "$.store")

@@ -36,8 +36,10 @@ class SavedError(Exception):
         return f"SavedError({self.type_name}: {self.args[0]})"
 
 
-def encode_state(state: RunState) -> dict[str, Any]:
-    """``state`` as JSON-safe data.
+def encode_state(state: RunState, *, check: bool = True) -> dict[str, Any]:
+    """``state`` as JSON-safe data (with ``check=False``, values outside events
+    that JSON cannot hold, such as a waiter's requirements, are left as they
+    are, for a caller that pickles them).
 
     :raises ContextSerdeError: naming the path of a value JSON cannot hold.
     """
@@ -100,7 +102,8 @@ def encode_state(state: RunState) -> dict[str, Any]:
         ],
         "recoveries": dict(state.recoveries),
     }
-    check_json(data, "$.run")
+    if check:
+        check_json(data, "$.run")
     return data
 
 
