@@ -25,6 +25,7 @@ from .events import InputRequiredEvent as InputRequiredEvent
 from .events import InternalEvent as InternalEvent
 from .events import StartEvent as StartEvent
 from .events import StepFailedEvent as StepFailedEvent
+from .events import StepState as StepState
 from .events import StepStateChanged as StepStateChanged
 from .events import StopEvent as StopEvent
 from .events import WorkflowCancelledEvent as WorkflowCancelledEvent
@@ -61,6 +62,7 @@ __all__ = [
     "StartEvent",
     "StepFailedEvent",
     "StepOutputError",
+    "StepState",
     "StepStateChanged",
     "StepTimeoutError",
     "StopEvent",

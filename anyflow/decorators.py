@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import attrs
 
@@ -20,11 +20,16 @@ if TYPE_CHECKING:
 
     from .workflow import Workflow
 
-__all__ = ["catch_error", "step"]
+__all__ = ["StepGraphCheck", "WorkflowGraphCheck", "catch_error", "step"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 STEP_ATTRIBUTE = "__anyflow_step__"
+
+WorkflowGraphCheck = Literal["reachability", "terminal_event", "dead_end"]
+"""A graph check ``Workflow(skip_graph_checks=...)`` may skip."""
+StepGraphCheck = Literal["reachability", "dead_end"]
+"""A graph check ``@step(skip_graph_checks=...)`` may skip for one step."""
 
 
 @attrs.frozen

@@ -6,11 +6,12 @@ Our exception hierarchy::
     ├── WorkflowValidationError     the workflow's shape is wrong (raised before anything runs)
     │   └── WorkflowConfigurationError  no start event, no stop event, or no steps at all
     ├── WorkflowRuntimeError        the run broke a rule while running
-    │   └── WorkflowStepDoesNotExistError  an event was addressed to a step the workflow lacks
+    │   ├── WorkflowStepDoesNotExistError  an event was addressed to a step the workflow lacks
+    │   ├── StartEventError         run(**fields) cannot build the start event (a TypeError)
+    │   └── StepOutputError         a step returned something that is not an Event (a TypeError)
     ├── WorkflowTimeoutError        the run reached its timeout (also a TimeoutError)
     ├── WaitTimeoutError            ctx.wait_for_event() timed out, in the step (a TimeoutError)
     ├── StepTimeoutError            a step attempt outlived @step(timeout=...) (a TimeoutError)
-    ├── StepOutputError             a step returned something that is not an Event (a TypeError)
     ├── ResourceError               a step's resource could not be made or closed
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
     ├── ContextStateError           a Context method was called in the wrong phase
@@ -43,6 +44,7 @@ __all__ = [
     "StoreUnavailableError",
     "StateKeyError",
     "StateTypeError",
+    "StartEventError",
     "StepOutputError",
     "StepTimeoutError",
     "WaitTimeoutError",
@@ -92,7 +94,11 @@ class StepTimeoutError(AnyflowError, TimeoutError):
     failure of that attempt, so the step's retry policy applies."""
 
 
-class StepOutputError(AnyflowError, TypeError):
+class StartEventError(WorkflowRuntimeError, TypeError):
+    """``wf.run(**fields)`` was given fields its start event class does not take."""
+
+
+class StepOutputError(WorkflowRuntimeError, TypeError):
     """A step returned something other than an Event or None (not retried: the
     code is wrong, not the weather)."""
 

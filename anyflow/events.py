@@ -26,6 +26,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any, ClassVar
 
 import attrs
@@ -45,6 +46,7 @@ __all__ = [
     "InternalEvent",
     "StartEvent",
     "StepFailedEvent",
+    "StepState",
     "StepStateChanged",
     "StopEvent",
     "WorkflowCancelledEvent",
@@ -269,6 +271,15 @@ class InternalEvent(Event):
 class WorkflowIdleEvent(InternalEvent):
     """Every unfinished step is waiting for an event from outside (published once
     per idle period)."""
+
+
+class StepState(str, Enum):
+    """The values of ``StepStateChanged.step_state`` (plain strings compare equal to them)."""
+
+    PREPARING = "preparing"
+    """Queued, waiting for a free worker (anyflow does not publish this one)."""
+    RUNNING = "running"
+    NOT_RUNNING = "not_running"
 
 
 class StepStateChanged(InternalEvent):

@@ -22,6 +22,7 @@ from ._validation import (
 from .context import Context
 from .decorators import STEP_ATTRIBUTE, StepOptionError, check_timeout
 from .errors import (
+    StartEventError,
     StateTypeError,
     WorkflowRuntimeError,
     WorkflowStepDoesNotExistError,
@@ -243,6 +244,18 @@ class Workflow:
         return uses_hitl
 
     @property
+    def _timeout(self) -> float | None:
+        return self.timeout
+
+    @property
+    def _start_event_class(self) -> type[StartEvent]:
+        return self.start_event_class
+
+    @property
+    def _stop_event_class(self) -> type[StopEvent]:
+        return self.stop_event_class
+
+    @property
     def workflow_name(self) -> str:
         """The name given at construction, else ``module.QualifiedClassName``."""
         if self._workflow_name is not None:
@@ -344,7 +357,13 @@ class Workflow:
         elif start_event is None and not fields and run_id is not None and keeps_runs:
             pass  # resume the recorded run; the runtime makes a default start event if new
         elif start_event is None:
-            start_event = start_class(**fields)
+            try:
+                start_event = start_class(**fields)
+            except (TypeError, ValueError) as exc:
+                raise StartEventError(
+                    f"Failed creating a start event of type '{start_class.__name__}' with the "
+                    f"keyword arguments: {fields!r}: {exc}"
+                ) from exc
         elif fields:
             raise TypeError(
                 f"pass either a start event or its fields to run(), not both "

@@ -123,7 +123,9 @@ async def test_a_step_returning_a_non_event_fails_with_advice() -> None:
             return "done"  # type: ignore[return-value]
 
     with pytest.raises(
-        TypeError, match=r"^step 'go' returned str 'done'; a step returns an Event or None"
+        TypeError,
+        match=r"^Step function go returned str instead of an Event instance \('done'\); a step "
+        r"returns an Event or None",
     ):
         await ReturnsString().run()
 

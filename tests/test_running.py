@@ -102,9 +102,12 @@ async def test_start_event_fields_are_checked_at_run() -> None:
             return StopEvent(result=ev.order_id)
 
     with pytest.raises(
-        TypeError, match=r"^OrderStart has no field 'ordr'; its fields are: order_id \(declare"
-    ):
+        TypeError,
+        match=r"^Failed creating a start event of type 'OrderStart' with the keyword arguments: "
+        r"\{'ordr': '1'\}: OrderStart has no field 'ordr'; its fields are: order_id \(declare",
+    ) as caught:
         Orders().run(ordr="1")
+    assert isinstance(caught.value, WorkflowRuntimeError)
     assert await Orders().run(order_id="7") == "7"
     assert await Orders().run(OrderStart(order_id="8")) == "8"
     with pytest.raises(

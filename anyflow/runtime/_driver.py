@@ -654,9 +654,9 @@ class Driver:
 
 def _output_error(name: str, output: object) -> StepOutputError:
     return StepOutputError(
-        f"step {name!r} returned {type(output).__name__} {output!r}; a "
-        "step returns an Event or None (to end the run with a value, "
-        "return StopEvent(result=...))"
+        f"Step function {name} returned {type(output).__name__} instead of an Event "
+        f"instance ({output!r}); a step returns an Event or None (to end the run with a "
+        "value, return StopEvent(result=...))"
     )
 
 
