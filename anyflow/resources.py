@@ -149,7 +149,9 @@ def _read_factory(
     factory: Callable[..., Any], localns: dict[str, Any] | None
 ) -> tuple[tuple[tuple[str, ResourceDescriptor], ...], str | None, bool]:
     """(resource parameters, problem or None, final) of ``factory``, its string
-    annotations resolved in its module, then in ``localns``.
+    annotations resolved in ``localns`` and its module (for a factory defined at
+    module level, the module's names win; for one defined in a function, the
+    names where its marker was written, most likely that function's).
 
     ``final`` is False when the annotations could not be resolved yet (a name
     defined later): the reading is tried again on the next use.
@@ -160,7 +162,8 @@ def _read_factory(
     except (TypeError, ValueError):
         return (), None, True  # a builtin without a signature: called with no arguments
     target = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
-    if localns:
+    if localns and "<locals>" not in getattr(factory, "__qualname__", "<locals>"):
+        # A factory of a module: its module's names win over the marker's.
         module = getattr(target, "__globals__", {})
         localns = {k: v for k, v in localns.items() if k not in module}
     try:

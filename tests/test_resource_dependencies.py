@@ -405,3 +405,47 @@ async def test_a_mock_value_is_injected_as_it_is() -> None:
 
     await Flow().run()
     memory.put.assert_called_once_with("hi")
+
+
+# The examples of docs/resources.md (its blocks are excerpts of these).
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def settings() -> Settings:
+    return Settings(url="db://prod")
+
+
+async def connect(cfg: Annotated[Settings, Resource(settings)]) -> Database:
+    return Database(cfg.url)
+
+
+class Query(Workflow):
+    @step
+    async def query(self, ev: StartEvent, db: Annotated[Database, Resource(connect)]) -> StopEvent:
+        return StopEvent(result=db.url)
+
+
+class ClassifierConfig(pydantic.BaseModel):
+    categories: list[str]
+    threshold: float
+
+
+Classifier = Annotated[
+    ClassifierConfig, ResourceConfig("settings.json", path_selector="classifier")
+]
+
+
+class Classify(Workflow):
+    @step
+    async def go(self, ev: StartEvent, config: Classifier) -> StopEvent:
+        return StopEvent(result=config.categories)
+
+
+async def test_the_docs_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert await Query().run() == "db://prod"
+    monkeypatch.chdir(tmp_path)
+    data = {"classifier": {"categories": ["spam", "ham"], "threshold": 0.5}}
+    (tmp_path / "settings.json").write_text(json.dumps(data))
+    assert await Classify().run() == ["spam", "ham"]

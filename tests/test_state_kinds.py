@@ -318,3 +318,23 @@ def test_the_incumbents_state_payload_codecs_are_refused_with_the_way_to_do_it()
             match=r"\(\) reads or writes llama-index-workflows' state payloads.*Context\.from_dict",
         ):
             call()
+
+
+# The example of docs/state.md (its block is an excerpt of this).
+class Visits(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(validate_assignment=True)
+    count: int = 0
+    names: list[str] = pydantic.Field(default_factory=list)
+
+
+class Guestbook(Workflow):
+    @step
+    async def sign(self, ev: StartEvent, ctx: Context[Visits]) -> StopEvent:
+        await ctx.store.set("count", 1)
+        return StopEvent(result=await ctx.store.get_state())
+
+
+async def test_the_docs_pydantic_example() -> None:
+    assert await Guestbook().run() == Visits(count=1)
+    with pytest.raises(pydantic.ValidationError):
+        await StateStore(Visits()).set("count", "many")
