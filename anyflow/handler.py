@@ -153,6 +153,12 @@ class _Driven(InternalRunAdapterDecorator):
             self.scope.cancel()
         return await self.inner.receive_ticks()
 
+    def post_tick(self, tick: Tick) -> None:
+        # What the stopping driver's tasks report (a wait given up) is not a
+        # fact of the run: the resumed run starts those attempts over.
+        if not self.paused:
+            self.inner.post_tick(tick)
+
     def publish(self, event: Any) -> None:
         if not self.paused:  # the paused driver's "last event" is not the run's
             self.inner.publish(event)
@@ -177,27 +183,58 @@ def _at_rest(state: RunState) -> bool:
     )
 
 
+class _View:
+    """What the run's context and its driven adapter read of a handler's run
+    (kept apart from the handler so that they hold no reference to it, and a
+    dropped handler is freed at once)."""
+
+    __slots__ = ("adapter", "driven", "driver", "expose_internal", "saved", "workflow")
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self.adapter: ExternalRunAdapter | None = None
+        self.driven: _Driven | None = None
+        self.driver: Driver | None = None
+        self.saved: RunState | None = None
+        self.expose_internal = False
+
+    def live_state(self) -> RunState:
+        """The run's reducer state now (paused, running, or not yet started)."""
+        driven = self.driven
+        if driven is not None and driven.resume_from is not None:
+            return driven.resume_from
+        if self.driver is not None:
+            return self.driver.state
+        if self.saved is not None:
+            return self.saved
+        return RunState.initial(self.workflow._spec)
+
+    def has_events(self) -> bool:
+        """Whether the stream has an event to hand over."""
+        ready = getattr(self.adapter, "ready", None)
+        return ready is not None and bool(ready(self.expose_internal))
+
+
 class WorkflowHandler:
     """One run of a workflow, seen from the caller (see the module docstring
     for who runs it)."""
 
     __slots__ = (
+        "__weakref__",
         "_adapter",
         "_cancelled_by_caller",
         "_ctx",
         "_drive_ended",
         "_driven",
-        "_driver",
         "_driving",
         "_error",
-        "_expose_internal",
         "_observed",
         "_own_runtime",
         "_run_id",
-        "_saved",
         "_start_event",
         "_streamed",
         "_touched",
+        "_view",
         "_workflow",
     )
 
@@ -219,11 +256,9 @@ class WorkflowHandler:
         self._cancelled_by_caller = False
         self._error: BaseException | None = None
         self._driven: _Driven | None = None
-        self._driver: Driver | None = None
-        self._saved: RunState | None = None
+        self._view = _View(workflow)
         self._driving = False
         self._drive_ended: anyio.Event | None = None
-        self._expose_internal = False
         self._streamed = False
         self._touched = True
         if runtime is None:
@@ -243,32 +278,19 @@ class WorkflowHandler:
         if self._start_event is not None:
             runtime.check_event(self._start_event)  # a runtime that records runs refuses now
         internal, external = runtime.open_run(self._run_id)
-        saved = self._ctx._saved_run()
+        view = self._view
+        view.adapter = external
         driver = None
         if driven:
-            self._driven = _Driven(internal, self._stream_has_events, self._live_state)
-            self._saved = saved
+            view.saved = self._ctx._saved_run()
+            view.driven = self._driven = _Driven(internal, view.has_events, view.live_state)
         else:
+            saved = self._ctx._saved_run()
             driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)
-            self._driver = driver
-        self._ctx._attach(external, self._live_state)
+            view.driver = driver
+        self._ctx._attach(external, view.live_state)
         self._adapter = external
         return driver
-
-    def _live_state(self) -> RunState:
-        driven = self._driven
-        if driven is not None and driven.resume_from is not None:
-            return driven.resume_from
-        if self._driver is not None:
-            return self._driver.state
-        if self._saved is not None:
-            return self._saved
-        return RunState.initial(self._workflow._spec)
-
-    def _stream_has_events(self) -> bool:
-        adapter = self._adapter
-        ready = getattr(adapter, "ready", None)
-        return ready is not None and bool(ready(self._expose_internal))
 
     def _require_started(self, what: str) -> ExternalRunAdapter:
         """The run's adapter (kept for layers that follow a run's end)."""
@@ -296,14 +318,15 @@ class WorkflowHandler:
         driven = self._driven
         assert driven is not None
         driven.pause_when_idle = pause_when_idle  # before the driver reads observes_ticks
-        if self._driver is None:
-            driver = Driver(self._workflow, self._start_event, driven, self._ctx.store, self._saved)
+        view = self._view
+        if view.driver is None:
+            driver = Driver(self._workflow, self._start_event, driven, self._ctx.store, view.saved)
         else:
             # Paused before: a new driver goes on from where the last one
             # stopped (it takes the paused state in ``_Driven.recover``).
             assert driven.resume_from is not None
             driver = Driver(self._workflow, None, driven, self._ctx.store)
-        self._driver = driver
+        view.driver = driver
         try:
             await driver.run()
         finally:
@@ -496,7 +519,7 @@ class WorkflowHandler:
             )
         inner = adapter.events(expose_internal=expose_internal)
         if expose_internal:
-            self._expose_internal = True
+            self._view.expose_internal = True
         return _Stream(self, inner, expose_internal)
 
     def send_event(self, event: Event, step: str | None = None) -> _Sent:
