@@ -10,7 +10,17 @@ import attrs
 import pydantic
 import pytest
 
-from anyflow import Context, Event, StartEvent, StopEvent, Workflow, WorkflowValidationError, step
+from anyflow import (
+    Context,
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+    Workflow,
+    WorkflowValidationError,
+    step,
+)
 from anyflow.errors import StateKeyError, StateTypeError
 from anyflow.state_store import DictState, InMemoryStateStore, StateStore
 
@@ -338,3 +348,41 @@ async def test_the_docs_pydantic_example() -> None:
     assert await Guestbook().run() == Visits(count=1)
     with pytest.raises(pydantic.ValidationError):
         await StateStore(Visits()).set("count", "many")
+
+
+class Ledger(pydantic.BaseModel):
+    entries: list[str] = pydantic.Field(default_factory=list)
+
+
+class Booking(Workflow):
+    @step
+    async def book(self, ev: StartEvent, ctx: Context[Ledger]) -> Tick:
+        await ctx.store.set("entries", ["booked"])
+        return Tick()
+
+    @step
+    async def confirm(self, ev: Tick, ctx: Context[Ledger]) -> StopEvent:
+        answer = await ctx.wait_for_event(
+            HumanResponseEvent, waiter_event=InputRequiredEvent(prefix="confirm?")
+        )
+        async with ctx.store.edit_state() as state:
+            state.entries.append(answer.response)
+        return StopEvent(result=await ctx.store.get_state())
+
+
+async def test_a_durable_run_resumes_with_its_pydantic_state() -> None:
+    from anyflow.durable import DurableRuntime, MemoryStore
+
+    store = MemoryStore()
+    async with DurableRuntime(store) as runtime:
+        Booking().run(run_id="b1", runtime=runtime)
+        async for stored in runtime.events("b1"):
+            if isinstance(stored.event, InputRequiredEvent):
+                break
+    async with DurableRuntime(store) as runtime:
+        handler = Booking().run(run_id="b1", runtime=runtime)
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                handler.send_event(HumanResponseEvent(response="yes"))
+        state = await handler
+    assert state == Ledger(entries=["booked", "yes"])
