@@ -63,6 +63,8 @@ def test_page_is_built(site: Path, page: str) -> None:
         ("graph", "anyflow.graph.workflow_graph"),
         ("representation", "anyflow.representation.get_workflow_representation"),
         ("testing", "anyflow.testing.WorkflowTestRunner"),
+        ("resource", "anyflow.resource.ResourceConfig"),
+        ("state_store", "anyflow.state_store.DictState"),
     ],
 )
 def test_the_reference_documents(site: Path, page: str, name: str) -> None:
