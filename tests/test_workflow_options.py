@@ -387,3 +387,24 @@ async def test_sending_to_a_step_that_does_not_exist_names_the_steps() -> None:
             WorkflowStepDoesNotExistError, match=r"has no step 'nope'; its steps are: go"
         ):
             handler.send_event(Mid(), step="nope")
+
+
+async def test_verbose_prints_each_step_attempt(capsys: pytest.CaptureFixture[str]) -> None:
+    class Two(Workflow):
+        @step
+        async def go(self, ev: StartEvent) -> Mid:
+            return Mid(n=1)
+
+        @step
+        async def end(self, ev: Mid) -> StopEvent:
+            return StopEvent(result=ev.n)
+
+    assert await Two(verbose=True).run() == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "[go:0] started from StartEvent",
+        "[go:0] complete with Mid",
+        "[end:1] started from Mid",
+        "[end:1] complete with StopEvent",
+    ]
+    assert await Two().run() == 1
+    assert capsys.readouterr().out == ""

@@ -62,6 +62,7 @@ from ..events import (
     WorkflowTimedOutEvent,
 )
 from ..resources import NO_RESOURCES, RunResources
+from ._verbose import VerboseAdapter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -198,6 +199,8 @@ class Driver:
         store: StateStore[Any],
         saved: RunState | None = None,
     ) -> None:
+        if workflow._verbose:
+            adapter = VerboseAdapter(adapter)
         self.workflow = workflow
         self.run_id = adapter.run_id
         self._start_event = start_event
