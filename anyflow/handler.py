@@ -69,7 +69,7 @@ from .runtime import (
     Recovery,
     Runtime,
 )
-from .runtime._driver import Driver
+from .runtime._driver import Driver, log_unobserved
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator
@@ -574,10 +574,13 @@ class WorkflowHandler:
         return f"<WorkflowHandler {type(self._workflow).__name__} run {self._run_id!r} {state}>"
 
     def __del__(self) -> None:
-        if getattr(self, "_touched", True):
-            return
         adapter = getattr(self, "_adapter", None)
-        if adapter is None or adapter.outcome is not None:
+        if adapter is None:
+            return
+        if getattr(self, "_touched", True):
+            self._report_unobserved(adapter)
+            return
+        if adapter.outcome is not None:
             return
         warnings.warn(
             f"run {self._run_id!r} of {type(self._workflow).__name__} never ran: its "
@@ -587,6 +590,26 @@ class WorkflowHandler:
             RuntimeWarning,
             stacklevel=2,
         )
+
+    def _report_unobserved(self, adapter: ExternalRunAdapter) -> None:
+        """A dropped handler's failure that nobody received is logged once, with
+        its traceback (a failure the caller received is theirs to report); a
+        hosted run that goes on without its handler is logged when it ends."""
+        if self._observed or self._cancelled_by_caller:
+            return
+        outcome = adapter.outcome
+        if outcome is None:
+            driver = self._view.driver
+            if driver is not None and self._driven is None:
+                driver.unobserved = True
+        elif not isinstance(outcome, Completed | Cancelled):
+            log_unobserved(
+                self._run_id,
+                self._workflow,
+                outcome,
+                "and its handler was dropped without anyone receiving its exception "
+                "(`await handler`, handler.result() or handler.exception())",
+            )
 
 
 class _Stream:

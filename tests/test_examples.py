@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,3 +27,20 @@ async def test_quickstart_totals_the_order_and_retries_once(
     out = capsys.readouterr().out
     assert "stock service timed out for teapot; retrying" in out
     assert out.endswith("order total: 60.50\n")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("name", ["retries_and_errors", "streaming"])
+def test_examples_whose_failures_are_handled_write_nothing_to_stderr(
+    name: str, backend: str
+) -> None:
+    """A failure that is retried, caught or received by the caller is not an
+    error to log: the examples print what their pages show, and nothing more."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--backend", backend],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

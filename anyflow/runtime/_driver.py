@@ -77,8 +77,11 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger("anyflow")
-"""Runs' starts and ends (DEBUG; WARNING when one fails) and steps' failures
-(INFO when retried, WARNING otherwise), each with its run id; nothing per step."""
+"""What the engine says, each record with its run id (``docs/tracing.md``, "What
+anyflow logs"): nothing at WARNING for what is handled (a retried attempt, a
+failure a ``@catch_error`` step takes, a run failure its caller receives as an
+exception); one line at INFO for those, with the traceback only at DEBUG; a
+WARNING with the traceback for a run that failed while nobody can observe it."""
 
 _NO_SLOT: AbstractAsyncContextManager[None] = nullcontext()
 """What a run holds when its workflow sets no ``num_concurrent_runs``."""
@@ -188,6 +191,7 @@ class Driver:
         "_waits",
         "_wrapped",
         "run_id",
+        "unobserved",
         "workflow",
     )
 
@@ -223,6 +227,9 @@ class Driver:
         if self._scheduled:
             store._pause = lambda: adapter.step_point(None, None, "store")
         self._resources: RunResources | None = None  # made when a step needs one
+        self.unobserved = False
+        """Set when the run's handler is dropped before the run ends: nobody can
+        receive its failure any more, so its end is logged as a WARNING."""
 
     @property
     def state(self) -> RunState:
@@ -292,7 +299,7 @@ class Driver:
                     adapter.publish(terminal_event(outcome))
                     await adapter.on_end(outcome, final=self._state.outcome is outcome)
             if not replayed_end:
-                _log_end(self.run_id, self.workflow, outcome)
+                _log_end(self.run_id, self.workflow, outcome, self.unobserved)
             adapter.finish(outcome)
 
     async def _first_tick(self) -> Tick | None:
@@ -666,7 +673,13 @@ def _output_error(name: str, output: object) -> StepOutputError:
 def _log_failure(
     run_id: str, step: str, attempt: int, error: Exception, delay: float | None, catchable: bool
 ) -> None:
+    """One INFO line for a failure the run handles (a retry, a ``@catch_error``
+    step); the traceback only at DEBUG.  A failure that ends the run is logged
+    with the run's end."""
+    if delay is None and not catchable:
+        return
     extra = {"anyflow_run_id": run_id}
+    traceback = error if log.isEnabledFor(logging.DEBUG) else None
     if delay is not None:
         log.info(
             "run %s: step %r failed (attempt %d) with %r; retrying in %gs",
@@ -675,42 +688,71 @@ def _log_failure(
             attempt,
             error,
             delay,
+            exc_info=traceback,
             extra=extra,
         )
-    elif catchable:
-        log.warning(
-            "run %s: step %r failed (attempt %d); its @catch_error step takes over",
+    else:
+        log.info(
+            "run %s: step %r failed (attempt %d) with %r; its @catch_error step takes over",
             run_id,
             step,
             attempt,
-            exc_info=error,
+            error,
+            exc_info=traceback,
             extra=extra,
         )
-    # Otherwise the run fails with it, and its end is logged with the error.
 
 
-def _log_end(run_id: str, workflow: Workflow, outcome: Outcome) -> None:
+def log_unobserved(run_id: str, workflow: Workflow, outcome: Outcome, how: str) -> None:
+    """A WARNING, with the traceback, for a run that failed (or timed out, or
+    broke) where nobody can receive the exception: ``how`` says why."""
+    name = type(workflow).__name__
+    error = getattr(outcome, "error", None)
+    log.warning(
+        "run %s of %s %s, %s",
+        run_id,
+        name,
+        _how_it_ended(outcome),
+        how,
+        exc_info=error if isinstance(error, BaseException) else None,
+        extra={"anyflow_run_id": run_id},
+    )
+
+
+def _how_it_ended(outcome: Outcome) -> str:
+    if isinstance(outcome, Failed):
+        error, attempts = outcome.error, outcome.attempts
+        return f"failed: step {outcome.step!r} raised {error!r} (attempt {attempts})"
+    if isinstance(outcome, TimedOut):
+        return f"timed out after {outcome.timeout:g}s"
+    if isinstance(outcome, Broken):
+        return f"broke: {outcome.message}"
+    return "completed" if isinstance(outcome, Completed) else "was cancelled"
+
+
+def _log_end(run_id: str, workflow: Workflow, outcome: Outcome, unobserved: bool) -> None:
+    """A run's end: DEBUG when it completed or was cancelled; one INFO line
+    when it failed (its caller receives the exception, with the traceback at
+    DEBUG), unless its handler was dropped before the end: then nobody will,
+    and it is a WARNING with the traceback."""
     extra = {"anyflow_run_id": run_id}
     name = type(workflow).__name__
     if isinstance(outcome, Completed | Cancelled):
         if log.isEnabledFor(logging.DEBUG):
-            how = "completed" if isinstance(outcome, Completed) else "was cancelled"
-            log.debug("run %s of %s %s", run_id, name, how, extra=extra)
-    elif isinstance(outcome, Failed):
-        log.warning(
-            "run %s of %s failed: step %r raised %r (attempt %d)",
+            log.debug("run %s of %s %s", run_id, name, _how_it_ended(outcome), extra=extra)
+    elif unobserved:
+        log_unobserved(run_id, workflow, outcome, "and its handler was dropped before its end")
+    elif log.isEnabledFor(logging.INFO):
+        error = getattr(outcome, "error", None)
+        traceback = log.isEnabledFor(logging.DEBUG) and isinstance(error, BaseException)
+        log.info(
+            "run %s of %s %s",
             run_id,
             name,
-            outcome.step,
-            outcome.error,
-            outcome.attempts,
-            exc_info=outcome.error if isinstance(outcome.error, BaseException) else None,
+            _how_it_ended(outcome),
+            exc_info=error if traceback else None,
             extra=extra,
         )
-    elif isinstance(outcome, TimedOut):
-        log.warning("run %s of %s timed out after %gs", run_id, name, outcome.timeout, extra=extra)
-    else:
-        log.warning("run %s of %s broke: %s", run_id, name, outcome.message, extra=extra)
 
 
 def _state_changed(
