@@ -6,11 +6,13 @@ process then resumes the run by its id: the first step, whose result was
 recorded, does not run again; the second runs again, and its side effect is
 made once because it is keyed by ``ctx.idempotency_key()``.
 
-    python examples/durable.py            # or: python examples/durable.py trio
+    python examples/durable.py            # or: python examples/durable.py --backend trio
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -103,5 +105,9 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--start"]:
         anyio.run(start, sys.argv[2], backend=sys.argv[3])
     else:
-        backend = sys.argv[1] if len(sys.argv) > 1 else "asyncio"
-        anyio.run(main, backend, backend=backend)
+        parser = argparse.ArgumentParser(description=__doc__)
+        parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+        args = parser.parse_args()
+        if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+            parser.exit(2, "error: --backend trio needs trio: pip install 'anyflow[trio]'\n")
+        anyio.run(main, args.backend, backend=args.backend)

@@ -1,12 +1,13 @@
 """A small order pipeline: fan out, retry a flaky call, fan in, stream progress.
 
 Run it with ``python examples/quickstart.py`` (add ``--backend trio`` to run the
-very same workflow under trio).
+very same workflow under trio, which is an extra: ``pip install 'anyflow[trio]'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 import anyio
 
@@ -85,5 +86,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = parser.parse_args()
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        parser.exit(2, "error: --backend trio needs trio: pip install 'anyflow[trio]'\n")
     print(f"anyflow quickstart on {args.backend}")
     anyio.run(main, backend=args.backend)

@@ -14,6 +14,7 @@ Run it with ``python examples/serialization.py`` (add ``--backend trio``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 
 import anyio
@@ -93,4 +94,7 @@ async def main() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    anyio.run(main, backend=parser.parse_args().backend)
+    args = parser.parse_args()
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        parser.exit(2, "error: --backend trio needs trio: pip install 'anyflow[trio]'\n")
+    anyio.run(main, backend=args.backend)

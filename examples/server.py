@@ -8,13 +8,14 @@ process here for the sake of the example; in production the server is
 sqlite:///tickets.db`` and the client lives elsewhere (or is a browser: open
 the server's URL for the run inspector).
 
-Run it with ``python examples/server.py`` (add ``trio`` to run it under trio).
+Run it with ``python examples/server.py`` (add ``--backend trio`` to run it under trio).
 Needs ``pip install 'anyflow[server,client]'``.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import importlib.util
 
 import anyio
 
@@ -89,4 +90,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, backend=sys.argv[1] if len(sys.argv) > 1 else "asyncio")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    args = parser.parse_args()
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        parser.exit(2, "error: --backend trio needs trio: pip install 'anyflow[trio]'\n")
+    anyio.run(main, backend=args.backend)

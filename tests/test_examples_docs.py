@@ -132,7 +132,7 @@ async def test_durable(anyio_backend_name: str) -> None:
     # Run as a script, as its page says: both of its processes then name the
     # workflow __main__:OrderFlow (the journal records classes by module).
     done = await anyio.run_process(
-        [sys.executable, str(EXAMPLES / "durable.py"), anyio_backend_name]
+        [sys.executable, str(EXAMPLES / "durable.py"), "--backend", anyio_backend_name]
     )
     assert done.stdout.decode().splitlines() == [
         "first process:",

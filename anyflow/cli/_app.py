@@ -3,6 +3,7 @@ exit status 2 for bad input and 1 for a run that failed."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path  # noqa: TC003 - cyclopts reads the annotations at run time
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -30,6 +31,12 @@ app = cyclopts.App(
 )
 runs_app = cyclopts.App(name="runs", help="Runs recorded in a durable store.")
 app.command(runs_app)
+
+
+def _check_backend(backend: Backend) -> None:
+    """anyio's backends other than asyncio are other packages: name the extra."""
+    if backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise CliError("--backend trio needs trio: pip install 'anyflow[trio]'")
 
 
 def _workflow(target: str) -> Workflow:
@@ -63,6 +70,7 @@ def run(
     """
     from ._run import parse_input, run_workflow
 
+    _check_backend(backend)
     fields = parse_input(input)
     return run_workflow(_workflow(target), fields, backend=backend, as_json=json)
 
@@ -140,6 +148,7 @@ def serve(
     insecure_no_token
         Listen on a non-loopback address without a token (a trusted network only).
     """
+    _check_backend(backend)
     try:
         from ..server.__main__ import main as serve_main
     except ImportError as exc:
@@ -217,4 +226,9 @@ def run_app(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:
+        if "pip install 'anyflow[" not in str(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # an extra this command needs is missing
+        return 2
     return status if isinstance(status, int) else 0

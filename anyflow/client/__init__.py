@@ -14,6 +14,15 @@ Runs under asyncio and trio::
 
 from __future__ import annotations
 
+try:
+    import httpx  # noqa: F401 - imported here so that a missing one names the extra
+except ImportError as exc:
+    raise ModuleNotFoundError(
+        f"anyflow.client needs the client extra ({exc.name} is missing): "
+        "pip install 'anyflow[client]'",
+        name=exc.name,
+    ) from exc
+
 from ._client import AuthError as AuthError
 from ._client import BadRequestError as BadRequestError
 from ._client import ConflictError as ConflictError

@@ -6,6 +6,16 @@ The protocol is the one of llama-agents-server, so its clients (and
 
 from __future__ import annotations
 
+try:
+    import sniffio  # noqa: F401 - imported here so that a missing one names the extra
+    import starlette  # noqa: F401
+except ImportError as exc:
+    raise ModuleNotFoundError(
+        f"anyflow.server needs the server extra ({exc.name} is missing): "
+        "pip install 'anyflow[server]'",
+        name=exc.name,
+    ) from exc
+
 from ._server import WorkflowServer as WorkflowServer
 
 __all__ = ["WorkflowServer"]

@@ -20,6 +20,7 @@ say that its network is trusted.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import ipaddress
 import logging
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        print("error: --backend trio needs trio: pip install 'anyflow[trio]'", file=sys.stderr)
+        return 2
     if args.dbos is not None and args.backend != "asyncio":
         print(
             "error: --dbos runs on asyncio only (DBOS's async API needs it); drop "

@@ -52,7 +52,14 @@ async def serve(
     graceful_timeout: float,
     task_status: TaskStatus[str],
 ) -> None:
-    from hypercorn.config import Config
+    try:
+        from hypercorn.config import Config
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            f"serving needs the server extra ({exc.name} is missing): "
+            "pip install 'anyflow[server]'",
+            name=exc.name,
+        ) from exc
 
     sock, url = _listen(host, port)
     config = Config()

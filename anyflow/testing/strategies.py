@@ -19,8 +19,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 import anyio.abc
 from anyio.from_thread import start_blocking_portal
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, rule
+except ImportError as exc:
+    raise ModuleNotFoundError(
+        f"anyflow.testing.strategies needs hypothesis ({exc.name} is missing): "
+        "pip install 'anyflow[testing]'",
+        name=exc.name,
+    ) from exc
 
 from ._simulate import Fault, Schedule, SimulationError, Simulator
 
