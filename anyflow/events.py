@@ -290,6 +290,9 @@ class StepStateChanged(InternalEvent):
     worker_id: int
     input_event_name: str
     output_event_name: str | None = None
+    exception_type: str | None = None
+    """For an attempt that ended by raising, the exception's type name (None
+    when it returned, an event or nothing); anyflow's own field."""
 
 
 class WorkflowFailedEvent(StopEvent):

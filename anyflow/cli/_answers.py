@@ -37,7 +37,9 @@ __all__ = ["Answers", "answer_class"]
 
 
 def answer_class(workflow: Workflow) -> type[HumanResponseEvent]:
-    """The class an answer is sent as: the one ``HumanResponseEvent`` subclass
+    """The class an answer to a question a step *returned* is sent as (a
+    question a wait published is answered with what the wait takes, see
+    ``Answers._answer_to``): the one ``HumanResponseEvent`` subclass
     the workflow's steps accept, if there is exactly one and a line is all it
     needs; otherwise ``HumanResponseEvent`` itself (kept for a step that waits
     for it with ``ctx.wait_for_event``)."""
@@ -110,9 +112,28 @@ class Answers:
                 if self._echo:
                     self._console.print(f"[bold]>[/] {escape(line)}", highlight=False)
                 try:
-                    self._handler.send_event(self._answer(response=line))
+                    self._handler.send_event(self._answer_to(question, line))
                 except WorkflowRuntimeError:  # the run ended meanwhile
                     return
+
+    def _answer_to(self, question: InputRequiredEvent, line: str) -> HumanResponseEvent:
+        """The event that answers ``question``: what its wait takes, if a step
+        waits for it (``ctx.wait_for_event(..., waiter_event=question)``), with
+        the wait's requirements; otherwise (a question a step returned) the
+        workflow's answer class, which starts the step that accepts it."""
+        for wait in self._handler.ctx.pending_waits():
+            if wait.question != question:
+                continue
+            for cls in wait.event_types:
+                if not issubclass(cls, HumanResponseEvent):
+                    continue
+                try:
+                    answer = cls(response=line, **wait.requirements)
+                except TypeError:  # it has other fields to fill: a line cannot say them
+                    continue
+                if wait.answers(answer):
+                    return answer
+        return self._answer(response=line)
 
     async def _read(self, text: str) -> str | None:
         if self._prompt:

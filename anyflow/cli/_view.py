@@ -98,16 +98,17 @@ class LiveView:
                 )
             else:
                 step.running.discard(event.worker_id)
-                out = event.output_event_name
-                if out:
-                    step.done += 1
-                    step.last_output = out
-                    self._console.print(
-                        f"[green]✓[/] {escape(event.name)}#{event.worker_id} → {escape(out)}"
-                    )
-                else:
+                attempt = f"{escape(event.name)}#{event.worker_id}"
+                if event.exception_type is not None:
                     step.failed += 1
-                    self._console.print(f"[yellow]■[/] {escape(event.name)}#{event.worker_id}")
+                    self._console.print(
+                        f"[red]✗[/] {attempt} raised {escape(event.exception_type)}"
+                    )
+                else:  # returned: an event, or nothing (a step that sent its events)
+                    step.done += 1
+                    out = event.output_event_name or "nothing"
+                    step.last_output = out
+                    self._console.print(f"[green]✓[/] {attempt} → {escape(out)}")
         elif not isinstance(event, StopEvent | InputRequiredEvent):  # questions: see _answers
             self._console.print(f"  [magenta]event[/] {escape(repr(event))}")
         if self._live is not None:

@@ -6,6 +6,7 @@ from ._context import Context as Context
 from ._context import ExternalContext as ExternalContext
 from ._context import InternalContext as InternalContext
 from ._context import PreContext as PreContext
+from ._pending import PendingWait as PendingWait
 from ._store import StateStore as StateStore
 from .serializers import BaseSerializer as BaseSerializer
 from .serializers import JsonSerializer as JsonSerializer
@@ -17,6 +18,7 @@ __all__ = [
     "ExternalContext",
     "InternalContext",
     "JsonSerializer",
+    "PendingWait",
     "PickleSerializer",
     "PreContext",
     "StateStore",

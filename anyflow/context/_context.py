@@ -30,6 +30,7 @@ from ..errors import (
 from ..events import Event
 from ..retry import RetryInfo
 from ..serialization import decode_state, decode_value, encode_state, encode_value, type_name
+from ._pending import PendingWait, pending_waits
 from ._store import StateStore, StateT
 from .serializers import (
     BaseSerializer,
@@ -372,6 +373,17 @@ class Context(Generic[StateT]):
         """The run's state (usable in every phase): a dictionary, or an instance of
         the workflow's state class when its steps take ``ctx: Context[MyState]``."""
         return self._store
+
+    def pending_waits(self) -> list[PendingWait]:
+        """The waits the run's steps are suspended in now (``ctx.wait_for_event``),
+        oldest first, each with what it takes and the question it published:
+        answer a question with an event its wait takes (``wait.answers(ev)``).
+        Empty before the run starts, once it ended, and where the runtime
+        cannot tell the run's state."""
+        state = self._live_state()
+        if state is None or state.outcome is not None:
+            return []
+        return pending_waits(state)
 
     @property
     def is_running(self) -> bool:

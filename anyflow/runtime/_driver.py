@@ -652,8 +652,9 @@ class Driver:
             else:
                 tick = StepCompleted(worker_id, output, adapter.now())
             if adapter.wants_internal_events:
+                raised = type(tick.error).__name__ if isinstance(tick, StepFailed) else None
                 adapter.publish(
-                    _state_changed(name, "not_running", worker_id, delivery.event, output)
+                    _state_changed(name, "not_running", worker_id, delivery.event, output, raised)
                 )
             pool.outstanding -= 1
             submit(tick)
@@ -756,7 +757,12 @@ def _log_end(run_id: str, workflow: Workflow, outcome: Outcome, unobserved: bool
 
 
 def _state_changed(
-    name: str, state: str, worker_id: int, event: Event, output: Event | None = None
+    name: str,
+    state: str,
+    worker_id: int,
+    event: Event,
+    output: Event | None = None,
+    raised: str | None = None,
 ) -> StepStateChanged:
     return StepStateChanged(
         name=name,
@@ -764,6 +770,7 @@ def _state_changed(
         worker_id=worker_id,
         input_event_name=type(event).__name__,
         output_event_name=type(output).__name__ if output is not None else None,
+        exception_type=raised,
     )
 
 

@@ -67,3 +67,46 @@ class Interview(Workflow):
             waiter_id="colour",
         )
         return StopEvent(result=f"{name.response} likes {colour.response}")
+
+
+class Destination(HumanResponseEvent):
+    """The answer a step takes as its input."""
+
+
+class Confirmation(HumanResponseEvent):
+    """The answer a step waits for, about one trip."""
+
+    trip: str
+
+
+class Trip(Workflow):
+    """A question returned (answered by a ``Destination``), then one waited for
+    (answered by a ``Confirmation`` about this trip)."""
+
+    @step
+    async def ask(self, ev: StartEvent) -> InputRequiredEvent:
+        return InputRequiredEvent(prefix="Where to?")
+
+    @step
+    async def confirm(self, ev: Destination, ctx: Context) -> StopEvent:
+        answer = await ctx.wait_for_event(
+            Confirmation,
+            waiter_event=InputRequiredEvent(prefix=f"Book {ev.response}?"),
+            requirements={"trip": ev.response},
+        )
+        return StopEvent(result=f"{answer.trip}: {answer.response}")
+
+
+class Quiet(Workflow):
+    """A step that returns nothing (it sends its event) and one that fails once."""
+
+    @step
+    async def send(self, ev: StartEvent, ctx: Context) -> Draft | None:
+        ctx.send_event(Draft(text="sent"))
+        return None
+
+    @step(retry_policy=ConstantDelayRetryPolicy(delay=0, maximum_attempts=2))
+    async def flaky(self, ev: Draft, ctx: Context) -> StopEvent:
+        if ctx.retry_info().attempt == 1:
+            raise ConnectionError("once")
+        return StopEvent(result=ev.text)

@@ -90,3 +90,27 @@ def test_the_answer_is_the_one_response_class_the_steps_accept() -> None:
     ]
     for workflow, expected in flows:
         assert answer_class(workflow) is expected
+
+
+@backends
+def test_an_answer_to_a_wait_is_what_the_wait_takes(backend: str) -> None:
+    """The second question is asked by ctx.wait_for_event(Confirmation,
+    requirements={"trip": ...}): its answer is a Confirmation about that trip,
+    not another Destination (the class the steps accept)."""
+    done = anyflow(
+        "run", "tests/cli/runflows.py:Trip", "--backend", backend, stdin="Lisbon\nyes\n"
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "? Where to?\n> Lisbon\n▶ confirm#1 on Destination" in done.stdout
+    assert "? Book Lisbon?\n> yes\n✓ confirm#1 → StopEvent" in done.stdout
+    assert done.stdout.endswith('result:\n"Lisbon: yes"\n')
+
+
+@backends
+def test_the_trip_booking_example_books_from_piped_answers(backend: str) -> None:
+    done = anyflow(
+        "run", "examples/human_in_the_loop.py:TripBooking", "--backend", backend,
+        "--input", '{"traveller": "Ann"}', stdin="Lisbon\nyes\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith('result:\n"booked Lisbon for Ann"\n')

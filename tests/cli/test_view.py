@@ -11,6 +11,7 @@ from anyflow import Event
 from anyflow.cli._view import LiveView
 
 from .flows import Hello
+from .runflows import Quiet
 
 
 class Odd(Event):
@@ -38,3 +39,16 @@ def test_on_a_terminal_a_table_of_steps_follows_the_run() -> None:
     assert last[: last.index("compose")] == ["running", "done", "failed", "last", "returned"]
     assert last[last.index("compose") :][:5] == ["compose", "-", "1", "0", "Greeting"]
     assert last[last.index("finish") :][:5] == ["finish", "-", "1", "0", "StopEvent"]
+
+
+async def test_a_failed_attempt_and_one_that_returned_nothing_look_different() -> None:
+    out = io.StringIO()
+    console = Console(file=out, color_system=None, width=100)
+    async with Quiet().run() as handler:
+        with LiveView(console, list(Quiet.steps())) as view:
+            async for event in handler.stream_events(expose_internal=True):
+                view.show(event)
+    lines = out.getvalue().splitlines()
+    assert "✓ send#0 → nothing" in lines
+    assert "✗ flaky#1 raised ConnectionError" in lines
+    assert "✓ flaky#2 → StopEvent" in lines
