@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import json
 import logging
+import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,23 @@ exhaust the recursion of the decoders (a 500), and no event needs them."""
 def _no_constant(name: str) -> Any:
     # NaN and Infinity are not JSON, and a durable run could not record them.
     raise ValueError(f"{name} is not a JSON number")
+
+
+class _LongInteger(ValueError):
+    pass
+
+
+def _int(text: str) -> int:
+    # Python refuses to read an integer longer than sys.get_int_max_str_digits()
+    # with a message about its own setting; say it in the protocol's terms.
+    digits = len(text.lstrip("-"))
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()  # 3.10.7 and later
+    if limit and digits > limit:
+        raise _LongInteger(
+            f"the body holds an integer of {digits} digits, longer than the {limit} digits "
+            "a number may have: send it as a string"
+        )
+    return int(text)
 
 
 def _depth(value: Any) -> int:
@@ -182,9 +200,11 @@ class _Api:
                 raise HTTPException(400, "a JSON object body is required")
             return {}
         try:
-            body = json.loads(chunks, parse_constant=_no_constant)
+            body = json.loads(chunks, parse_constant=_no_constant, parse_int=_int)
         except RecursionError:
             raise HTTPException(400, f"the body nests deeper than {MAX_DEPTH} levels") from None
+        except _LongInteger as exc:
+            raise HTTPException(400, str(exc)) from None
         except ValueError as exc:
             raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
