@@ -29,7 +29,7 @@ __all__ = ["list_runs", "read_run_graph", "replay_run", "show_run"]
 
 def _store(url: str) -> Store:
     try:
-        return open_store(url)
+        return open_store(url, existing=True)
     except TargetError as exc:
         raise CliError(str(exc)) from None
 

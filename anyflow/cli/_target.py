@@ -17,7 +17,15 @@ from ..workflow import Workflow
 if TYPE_CHECKING:
     from ..durable import Store
 
-__all__ = ["TargetError", "load_module", "load_workflow", "open_store", "split_target"]
+__all__ = [
+    "TargetError",
+    "load_module",
+    "load_workflow",
+    "missing_name",
+    "open_store",
+    "split_target",
+    "workflow_names",
+]
 
 
 class TargetError(Exception):
@@ -73,6 +81,22 @@ def load_module(spec: str) -> Any:
         raise TargetError(f"{spec}: {exc}") from None
 
 
+def workflow_names(module: Any) -> list[str]:
+    """The workflows (subclasses and instances) ``module`` defines or imports."""
+    return sorted(
+        n
+        for n, v in vars(module).items()
+        if isinstance(v, Workflow) or (isinstance(v, type) and issubclass(v, Workflow))
+        if v is not Workflow
+    )
+
+
+def missing_name(module_part: str, name: str, names: list[str]) -> str:
+    """What to say when ``module_part`` has no ``name``: the names it has."""
+    hint = f"; its workflows are: {', '.join(names)}" if names else ""
+    return f"{module_part!r} has no {name!r}{hint}"
+
+
 def load_workflow(target: str) -> Workflow:
     """The workflow ``target`` names: a ``Workflow`` subclass (built with no
     arguments) or instance.
@@ -84,14 +108,7 @@ def load_workflow(target: str) -> Workflow:
     try:
         found = getattr(module, name)
     except AttributeError:
-        names = sorted(
-            n
-            for n, v in vars(module).items()
-            if isinstance(v, Workflow) or (isinstance(v, type) and issubclass(v, Workflow))
-            if v is not Workflow
-        )
-        hint = f"; its workflows are: {', '.join(names)}" if names else ""
-        raise TargetError(f"{module_part!r} has no {name!r}{hint}") from None
+        raise TargetError(missing_name(module_part, name, workflow_names(module))) from None
     if isinstance(found, type) and issubclass(found, Workflow):
         try:
             return found()
@@ -108,15 +125,30 @@ def load_workflow(target: str) -> Workflow:
     )
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, existing: bool = False) -> Store:
     """The store ``url`` names: ``memory``, ``sqlite:///path`` or ``postgresql://...``.
 
-    :raises TargetError: for any other URL.
+    ``existing``: the store must be there already (commands that read what a
+    store recorded): a mistyped SQLite path is an error, not a new empty
+    database.
+
+    :raises TargetError: for any other URL, or a missing ``existing`` store.
     """
     if url == "memory":
+        if existing:
+            raise TargetError(
+                "the memory store keeps nothing between processes: name the store runs "
+                "were recorded in (sqlite:///path/to/runs.db or postgresql://...)"
+            )
         return MemoryStore()
     if url.startswith("sqlite:///"):
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        path = url.removeprefix("sqlite:///")
+        if existing and not Path(path).is_file():
+            raise TargetError(
+                f"no store at {url}: {path!r} does not exist (check the path; a store is "
+                "made by the process that records runs, e.g. anyflow serve --store)"
+            )
+        return SqliteStore(path)
     if url.startswith(("postgresql://", "postgres://")):
         from ..durable import PostgresStore
 

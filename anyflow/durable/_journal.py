@@ -210,6 +210,13 @@ def check_fingerprint(run_id: str, workflow: Workflow, recorded: Any) -> None:
     """:raises WorkflowChangedError: if ``recorded`` (the fingerprint a run was
     recorded with) is not ``workflow``'s, naming what changed."""
     current = fingerprint(workflow)
+    started_by = recorded.get("workflow") if isinstance(recorded, dict) else None
+    if started_by is not None and started_by != current["workflow"]:
+        raise WorkflowChangedError(
+            f"run {run_id!r} is a run of another workflow, {started_by}, not of "
+            f"{current['workflow']}: resume it with {started_by}, or give this "
+            "workflow's run another run id"
+        )
     if recorded != current:
         raise WorkflowChangedError(
             f"run {run_id!r} was recorded with another version of "

@@ -30,7 +30,14 @@ from typing import Any
 
 import anyio
 
-from ..cli._target import TargetError, load_module, open_store, split_target
+from ..cli._target import (
+    TargetError,
+    load_module,
+    missing_name,
+    open_store,
+    split_target,
+    workflow_names,
+)
 from ..errors import DurabilityError
 from ..workflow import Workflow
 from ._guard import HostPolicy
@@ -62,7 +69,9 @@ def load_target(
     try:
         found = getattr(module, name)
     except AttributeError:
-        raise TargetError(f"{module_part!r} has no {name!r}") from None
+        servers = [n for n, v in vars(module).items() if isinstance(v, WorkflowServer)]
+        names = sorted([*workflow_names(module), *servers])
+        raise TargetError(missing_name(module_part, name, names)) from None
     if callable(found) and not isinstance(found, type | Workflow | WorkflowServer):
         parameters = inspect.signature(found).parameters
         _check_options(options, parameters, "a function without those parameters")

@@ -85,6 +85,18 @@ async def test_nan_and_infinity_are_not_json(url: str, constant: str) -> None:
         await _assert_still_serving(client)
 
 
+async def test_an_integer_too_long_to_read_is_refused_in_the_protocol_s_terms(url: str) -> None:
+    """Python's own message named one of its settings (sys.set_int_max_str_digits)."""
+    async with httpx.AsyncClient(base_url=url, headers=JSON) as client:
+        body = b'{"start_event": {"name": ' + b"7" * 5000 + b"}}"
+        detail = _detail(await client.post("/workflows/greet/run", content=body))
+        assert detail == (
+            "the body holds an integer of 5000 digits, longer than the 4300 digits a number "
+            "may have: send it as a string"
+        )
+        await _assert_still_serving(client)
+
+
 @pytest.mark.parametrize("depth", [101, 500, 100_000])
 async def test_deeply_nested_bodies_are_refused(url: str, depth: int) -> None:
     """A RecursionError in the JSON decoder (or later in the event decoder) was a 500."""
