@@ -702,10 +702,15 @@ class _SseDecoder:
 
     def __init__(self) -> None:
         self._frame = _SseFrame()
+        self.recorded: str | None = None
+        """The id of the last frame with an id and no data: the server says
+        that the events up to it (sent before without an id) are recorded."""
 
     def line(self, line: str) -> _SseFrame | None:
         if not line:
             frame, self._frame = self._frame, _SseFrame()
+            if not frame.data and frame.id is not None:
+                self.recorded = frame.id
             return frame if frame.data else None
         if line.startswith(":"):
             return None  # a comment: the server's heartbeat
@@ -787,6 +792,9 @@ class EventStream:
                 continue
             frame = self._decoder.line(line)
             if frame is None:
+                recorded, self._decoder.recorded = self._decoder.recorded, None
+                if recorded is not None and recorded.lstrip("-").isdigit():
+                    self._last = int(recorded)  # a reconnection goes on from there
                 continue
             envelope = self._envelope(frame)
             if envelope.sequence is not None:

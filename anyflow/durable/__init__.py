@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from ._memory import MemoryStore as MemoryStore
 from ._postgres import PostgresStore as PostgresStore
+from ._runtime import Committed as Committed
 from ._runtime import DurableRuntime as DurableRuntime
+from ._runtime import LiveEvent as LiveEvent
 from ._runtime import StoredEvent as StoredEvent
 from ._sqlite import SqliteStore as SqliteStore
 from ._store import Owner as Owner
@@ -14,7 +16,9 @@ from ._store import Store as Store
 from ._store import StoreDecorator as StoreDecorator
 
 __all__ = [
+    "Committed",
     "DurableRuntime",
+    "LiveEvent",
     "MemoryStore",
     "Owner",
     "PostgresStore",

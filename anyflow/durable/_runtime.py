@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,7 +29,7 @@ from ..errors import (
     RunLockedError,
     StoreUnavailableError,
 )
-from ..events import Event, InternalEvent
+from ..events import Event, InternalEvent, StopEvent
 from ..runtime import (
     BasicRuntime,
     ExternalRunAdapterDecorator,
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
     from ..workflow import Workflow
 
-__all__ = ["DurableRuntime", "StoredEvent"]
+__all__ = ["Committed", "DurableRuntime", "LiveEvent", "StoredEvent"]
 
 log = logging.getLogger("anyflow.durable")
 
@@ -81,6 +82,30 @@ class StoredEvent:
     event: Event
 
 
+@attrs.frozen
+class LiveEvent:
+    """A published event not yet recorded (from ``DurableRuntime.live_events``):
+    its step's tick batch has not committed.  ``seq`` is where it will be
+    recorded if that batch commits; if the process dies first it never is, and
+    the step, run again, publishes what it publishes then."""
+
+    seq: int
+    event: Event
+
+
+@attrs.frozen
+class Committed:
+    """From ``DurableRuntime.live_events``: the events up to ``seq`` (given
+    before as ``LiveEvent``) are now recorded."""
+
+    seq: int
+
+
+FEED_KEEP = 1024
+"""Recorded events a run's live feed keeps for readers that lag behind (older
+ones are read from the store)."""
+
+
 class _Journal:
     """What the two adapters of one durable run share: its position in the
     store, the events not yet recorded, and the caller's ticks not yet safe."""
@@ -88,9 +113,13 @@ class _Journal:
     __slots__ = (
         "checked",
         "claimed",
+        "committed_next",
         "committed_sent",
         "ended",
         "failure",
+        "feed",
+        "feed_wakeup",
+        "held",
         "next_event",
         "next_tick",
         "pending",
@@ -115,6 +144,17 @@ class _Journal:
         """Events published and not yet recorded (they go with the next commit)."""
         self.prelogged: deque[Any] = deque()
         """Events recorded with a commit, about to be published by its commands."""
+        self.committed_next = 0
+        """Events with a lower sequence number are recorded."""
+        self.feed: deque[tuple[int, Event]] = deque()
+        """The events published here, by sequence number, for live readers:
+        every one not yet recorded, and the last ``FEED_KEEP`` recorded ones."""
+        self.feed_wakeup: anyio.Event | None = None
+        self.held: list[tuple[int, Event, bool]] = []
+        """Events kept from the feed (with whether they wait to be recorded):
+        those published by the run rather than written to the stream by a
+        step (an ``InputRequiredEvent``, a ``StopEvent``: a run released from
+        memory publishes an end it never records), and, in order, those after."""
         self.sent = 0
         self.committed_sent = 0
         self.state_store: StateStore[Any] | None = None
@@ -137,6 +177,39 @@ class _Journal:
         if self.wakeup is None:
             self.wakeup = anyio.Event()
         return self.wakeup
+
+    def feed_change(self) -> anyio.Event:
+        """Set when the feed changes: an event published, a commit, the end."""
+        if self.feed_wakeup is None:
+            self.feed_wakeup = anyio.Event()
+        return self.feed_wakeup
+
+    def _feed_notify(self) -> None:
+        if self.feed_wakeup is not None:
+            self.feed_wakeup.set()
+            self.feed_wakeup = None
+
+    def _to_feed(self, seq: int, event: Event, recorded_first: bool) -> None:
+        if self.held or recorded_first:
+            self.held.append((seq, event, recorded_first))
+        else:
+            self.feed.append((seq, event))
+
+    def _committed(self, upto: int) -> None:
+        self.committed_next = upto
+        feed = self.feed
+        held = self.held
+        if held:
+            released = 0
+            for seq, event, recorded_first in held:
+                if recorded_first and seq >= upto:
+                    break
+                feed.append((seq, event))
+                released += 1
+            del held[:released]
+        while len(feed) > FEED_KEEP and feed[0][0] < upto:
+            feed.popleft()
+        self._feed_notify()
 
     # Before the run.
 
@@ -173,7 +246,7 @@ class _Journal:
                         f"next one is {seq}); nothing was changed"
                     )
                 events.append(_decode_event(text, self.run_id, seq))
-            self.next_event = len(events)
+            self.next_event = self.committed_next = len(events)
             if stored.outcome is not None:
                 outcome = decode_outcome(stored.outcome, self.run_id)
                 for event in events:
@@ -198,6 +271,7 @@ class _Journal:
                     [(self.next_event, self._encode_event(terminal))],
                     time.time(),
                 )
+                self.next_event = self.committed_next = self.next_event + 1
                 self.claimed = False
                 for event in (*events, terminal):
                     inner.publish(event)
@@ -222,8 +296,12 @@ class _Journal:
         if self.prelogged and self.prelogged[0] is event:
             self.prelogged.popleft()
         elif not isinstance(event, InternalEvent) and not self.ended:
-            self.pending.append((self.next_event, self._encode_event(event)))
-            self.next_event += 1
+            seq = self.next_event
+            self.pending.append((seq, self._encode_event(event)))
+            self.next_event = seq + 1
+            # Live readers see it now, not when its step's batch commits.
+            self._to_feed(seq, event, isinstance(event, StopEvent))
+            self._feed_notify()
 
     def _encode_event(self, event: Any) -> str:
         try:
@@ -254,9 +332,11 @@ class _Journal:
         published = [c.event for c in commands if type(c) is Publish]
         for event in published:
             if not isinstance(event, InternalEvent):
-                events.append((self.next_event, self._encode_event(event)))
-                self.next_event += 1
+                seq = self.next_event
+                events.append((seq, self._encode_event(event)))
+                self.next_event = seq + 1
                 self.prelogged.append(event)
+                self._to_feed(seq, event, True)
         state = None
         store = self.state_store
         if store is not None and store.version != self.state_version:
@@ -270,9 +350,11 @@ class _Journal:
             version = store.version
         now = time.time()
         self.pending = []
+        upto = self.next_event
         await runtime.store.append(
             self.run_id, runtime.owner, records, events, state, now, now + runtime.lease
         )
+        self._committed(upto)
         if state is not None:
             self.state_version = version
         self.next_tick += len(records)
@@ -288,6 +370,7 @@ class _Journal:
         try:
             if final:
                 events, self.pending = self.pending, []
+                upto = self.next_event
                 await store.finish(
                     self.run_id,
                     owner,
@@ -296,6 +379,7 @@ class _Journal:
                     events,
                     time.time(),
                 )
+                self._committed(upto)
             else:
                 await store.release(self.run_id, owner)
         except StoreUnavailableError as exc:
@@ -310,6 +394,7 @@ class _Journal:
         self.prelogged.clear()
         self.runtime._active.pop(self.run_id, None)
         self._notify()
+        self._feed_notify()
 
 
 def _canonical(data: Any) -> str:
@@ -346,6 +431,7 @@ class _Internal(InternalRunAdapterDecorator):
             self._journal.failure = exc
             raise
         self._journal.recovered = True
+        self._journal._feed_notify()
         return recovery
 
     async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
@@ -600,6 +686,160 @@ class DurableRuntime(RuntimeDecorator):
         :raises DurabilityError: if there is no such run.
         """
         return _EventReader(self, run_id, after)
+
+    def live_events(self, run_id: str, after: int | None = -1) -> LiveEventReader:
+        """The run's events after the recorded position ``after`` (None: from
+        now on), as they are published: following the run to its end.
+
+        While the run executes in this process, an event a step writes to the
+        stream comes at once, as a ``LiveEvent`` (not yet recorded); a
+        ``Committed`` follows once its step's batch is recorded (or the event
+        comes again as a ``StoredEvent`` to a reader that lagged behind).
+        Events already recorded, and those of a run executed elsewhere, come
+        as ``StoredEvent``s.  The ``StoredEvent``s and ``Committed``s are the
+        recorded stream with no gap and no duplicate: a reader that passes the
+        last ``seq`` of them as ``after`` goes on where it left.  A
+        ``LiveEvent`` whose batch was never recorded (its process died) is
+        not in that stream; the step, run again, publishes its events again.
+
+        :raises DurabilityError: if there is no such run.
+        """
+        return LiveEventReader(self, run_id, after)
+
+
+LiveItem = StoredEvent | LiveEvent | Committed
+"""What ``DurableRuntime.live_events`` gives."""
+
+
+class LiveEventReader:
+    """``DurableRuntime.live_events()``: a plain async iterator, and
+    ``next_batch()`` for a consumer that takes what is ready at once."""
+
+    __slots__ = (
+        "_buffer",
+        "_committed",
+        "_done",
+        "_journal",
+        "_now",
+        "_run_id",
+        "_runtime",
+        "_sent",
+    )
+
+    def __init__(self, runtime: DurableRuntime, run_id: str, after: int | None) -> None:
+        self._runtime = runtime
+        self._run_id = run_id
+        self._now = after is None
+        self._committed = -1 if after is None else after
+        """The last recorded position given (as a ``StoredEvent`` or ``Committed``)."""
+        self._sent = self._committed
+        """The last position given, recorded or not."""
+        self._journal: _Journal | None = None
+        """The execution whose unrecorded events were given, if any."""
+        self._buffer: deque[LiveItem] = deque()
+        self._done = False
+
+    def __aiter__(self) -> LiveEventReader:
+        return self
+
+    async def __anext__(self) -> LiveItem:
+        if not self._buffer:
+            await self._fill()
+            if not self._buffer:
+                raise StopAsyncIteration
+        return self._buffer.popleft()
+
+    async def next_batch(self) -> list[LiveItem]:
+        """What is ready (at least one item), or ``[]`` at the end."""
+        if not self._buffer:
+            await self._fill()
+        batch = list(self._buffer)
+        self._buffer.clear()
+        return batch
+
+    def _confirm(self, upto: int) -> None:
+        if upto > self._committed:
+            self._committed = upto
+            self._buffer.append(Committed(upto))
+
+    async def _fill(self) -> None:
+        runtime = self._runtime
+        run_id = self._run_id
+        buffer = self._buffer
+        while not buffer and not self._done:
+            journal = runtime._active.get(run_id)
+            followed = self._journal
+            if followed is not None and journal is not followed:
+                # The execution it followed ended: what it recorded stands; the
+                # rest was never recorded, and comes again if the run goes on.
+                self._journal = None
+                self._confirm(min(self._sent, followed.committed_next - 1))
+                self._sent = self._committed
+                continue
+            if journal is not None:
+                if not journal.recovered:
+                    await journal.feed_change().wait()
+                    continue
+                if self._now:
+                    self._now = False
+                    self._sent = journal.next_event - 1
+                    self._committed = min(self._sent, journal.committed_next - 1)
+                    if self._sent > self._committed:
+                        self._journal = journal
+                feed = journal.feed
+                base = feed[0][0] if feed else journal.next_event
+                if self._sent + 1 >= base:
+                    self._take(journal, islice(feed, self._sent + 1 - base, None))
+                    if not buffer:
+                        await journal.feed_change().wait()
+                    continue
+                # Behind the feed: what it missed is recorded, in the store.
+            await self._read_store(journal)
+
+    def _take(self, journal: _Journal, entries: Any) -> None:
+        buffer = self._buffer
+        recorded = journal.committed_next
+        for seq, event in entries:
+            if seq < recorded:
+                buffer.append(StoredEvent(seq, event))
+                self._committed = seq
+            else:
+                buffer.append(LiveEvent(seq, event))
+                self._journal = journal
+            self._sent = seq
+        if not buffer:
+            self._confirm(min(self._sent, recorded - 1))
+            if self._sent == self._committed:
+                self._journal = None
+
+    async def _read_store(self, journal: _Journal | None) -> None:
+        runtime = self._runtime
+        store = runtime.store
+        run_id = self._run_id
+        record = await store.get_run(run_id)
+        if record is None:
+            if journal is None:
+                raise DurabilityError(f"no run {run_id!r} is recorded in this store")
+            await journal.feed_change().wait()  # a run of ours, not recorded yet
+            return
+        # Read after looking at the status: a finished run has all its events
+        # recorded, so an empty read then means the end.
+        records = await store.read_events(run_id, -1 if self._now else self._sent)
+        if self._now:
+            self._now = False
+            self._sent = self._committed = records[-1][0] if records else -1
+            records = []
+        for seq, text in records:
+            self._buffer.append(StoredEvent(seq, _decode_event(text, run_id, seq)))
+            self._sent = self._committed = seq
+        if self._buffer:
+            return
+        if record.status in FINISHED:
+            self._done = True
+        elif journal is not None:
+            await journal.feed_change().wait()
+        else:  # executed by another process (or not at all, for now)
+            await anyio.sleep(runtime.poll_interval)
 
 
 class _EventReader:

@@ -15,15 +15,17 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 import sys
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..durable import Committed, LiveEvent
 from ..events import StartEvent
 from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from starlette.requests import Request
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import Message, Receive, Scope, Send
 
     from ._runs import HandlerView, RunBook
     from ._server import WorkflowServer
@@ -49,18 +51,54 @@ def _error(status: int, detail: str) -> JSONResponse:
 
 
 class _EventStreamResponse(StreamingResponse):
-    """Closes its body generator however the response ends.  Starlette does
-    not: a client that disconnects mid-stream leaves the generator suspended,
-    and trio warns (ResourceWarning) when such a generator is collected."""
+    """Ends when the client leaves, and closes its body generator however the
+    response ends.
+
+    Starlette relies on the server to raise from ``send`` once the client has
+    gone (ASGI 2.4); hypercorn on asyncio does not, and every later frame
+    was a write to a closed socket, with asyncio's warning for each.  So the
+    response listens for ``http.disconnect`` itself, and stops at once.  The
+    generator is closed explicitly: trio warns (ResourceWarning) when a
+    suspended one is collected."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = ended = False
+
+        async def send_while_there(message: Message) -> None:
+            # The writer may never wait on anything once the client is gone
+            # (each write fails at once): a cancellation would not reach it.
+            nonlocal ended
+            if gone:
+                raise _ClientLeft
+            ended = message["type"] == "http.response.body" and not message.get("more_body")
+            await send(message)
+            # Let the listener see a disconnection the server found in this write.
+            await anyio.lowlevel.checkpoint()
+
         try:
-            await super().__call__(scope, receive, send)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._stream, send_while_there, tg.cancel_scope)
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                gone = True
+                tg.cancel_scope.cancel()
+            if gone and not ended:
+                log.debug("%s: the client left the event stream", scope.get("path"))
         finally:
             aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
                     await aclose()
+
+    async def _stream(self, send: Send, done: anyio.CancelScope) -> None:
+        # OSError: a server that says the client left this way (ASGI 2.4).
+        with contextlib.suppress(OSError, _ClientLeft):
+            await self.stream_response(send)
+        done.cancel()
+
+
+class _ClientLeft(Exception):
+    """The client of an event stream has disconnected."""
 
 
 MAX_SEQUENCE = 2**63 - 1
@@ -424,32 +462,56 @@ class _Api:
         )
 
     async def _frames(
-        self, handler_id: str, after: int, *, sse: bool, qualified: bool
+        self, handler_id: str, after: int | Literal["now"], *, sse: bool, qualified: bool
     ) -> AsyncIterator[str]:
-        """The stream's text: one frame per recorded event, a heartbeat comment
-        whenever nothing happened for a while, and the end after the last event
-        (or when the server shuts down)."""
-        events = self.book.events(handler_id, after).__aiter__()
-        heartbeat = self.server.heartbeat if sse else None
+        """The stream's text: the events as they come (those of a batch at
+        once), a heartbeat comment whenever nothing happened for a while, and
+        the end after the last event (or when the server shuts down).
+
+        A recorded event's SSE frame carries its sequence number as ``id``; an
+        event not yet recorded (its step's tick batch has not committed) comes
+        without one, and a frame with only ``id: N`` (no data: EventSource
+        dispatches nothing) says once that the events up to ``N`` are
+        recorded.  A client's ``Last-Event-ID`` is so always a recorded
+        position, and a reconnection replays the recorded stream from there.
+        """
+        events = self.book.events(handler_id, after)
+        heartbeat = self.server.heartbeat if sse else math.inf
         server = self.server
+        dumps = _COMPACT.encode
         while True:
-            stored = None
-            with anyio.move_on_after(heartbeat) as timer, server._until_shutdown() as closing:
-                try:
-                    stored = await events.__anext__()
-                except StopAsyncIteration:
+            batch = None
+            with server._until_shutdown(heartbeat):
+                batch = await events.next_batch()
+            if batch is None:
+                if server._closing:
                     return
-            if closing.cancel_called:
-                return
-            if stored is None:
-                if timer.cancel_called:
-                    yield ": heartbeat\n\n"
+                yield ": heartbeat\n\n"
                 continue
-            data = envelope(stored.event)
-            if not qualified:
-                data["qualified_name"] = None
-            payload = json.dumps(data, separators=(",", ":"))
-            yield f"id: {stored.seq}\ndata: {payload}\n\n" if sse else f"{payload}\n"
+            if not batch:
+                return
+            parts = []
+            for item in batch:
+                kind = type(item)
+                if kind is Committed:
+                    if sse:
+                        parts.append(f"id: {item.seq}\n\n")
+                    continue
+                data = envelope(item.event)  # type: ignore[union-attr]
+                if not qualified:
+                    data["qualified_name"] = None
+                payload = dumps(data)
+                if not sse:
+                    parts.append(f"{payload}\n")
+                elif kind is LiveEvent:
+                    parts.append(f"data: {payload}\n\n")
+                else:
+                    parts.append(f"id: {item.seq}\ndata: {payload}\n\n")
+            if parts:
+                yield "".join(parts)
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def routes(server: WorkflowServer) -> list[Route]:

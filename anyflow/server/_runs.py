@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import attrs
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-    from ..durable import RunRecord, StoredEvent
+    from ..durable import Committed, LiveEvent, RunRecord, StoredEvent
     from ..runtime import Runtime
 
 __all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "RunCatalog", "Served"]
@@ -571,7 +571,7 @@ class RunBook:
 
     # Streams.
 
-    async def cursor(self, handler_id: str, after: int | None) -> int | None:
+    async def cursor(self, handler_id: str, after: int | None) -> int | Literal["now"] | None:
         """Where a stream of ``handler_id`` starts (``after=None``: now), or None
         if the run has finished and nothing is recorded after that point.
 
@@ -586,12 +586,40 @@ class RunBook:
         if after is None:
             if finished:
                 return None  # nothing comes after now
+            if hasattr(catalog, "live_events"):
+                return "now"  # the reader finds where now is, without reading it all
             records = await catalog.read_events(handler_id)
             return records[-1].seq if records else -1
         if finished and not await catalog.read_events(handler_id, after, limit=1):
             return None
         return after
 
-    def events(self, handler_id: str, after: int) -> AsyncIterator[StoredEvent]:
-        """The run's recorded events after ``after``, as ``StoredEvent``s."""
-        return self.durable.events(handler_id, after)
+    def events(self, handler_id: str, after: int | Literal["now"]) -> EventBatches:
+        """The run's events after the recorded position ``after``, in batches:
+        live as they are published where the runtime can (``DurableRuntime``),
+        recorded ones otherwise."""
+        live_events = getattr(self.durable, "live_events", None)
+        if live_events is not None:
+            reader: EventBatches = live_events(handler_id, None if after == "now" else after)
+            return reader
+        assert after != "now"
+        return _OneByOne(self.durable.events(handler_id, after))
+
+
+class EventBatches(Protocol):
+    async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
+        """The items ready (at least one), or ``[]`` at the end."""
+        ...
+
+
+class _OneByOne:
+    """The recorded events of a catalog without a live feed, one per batch."""
+
+    def __init__(self, events: AsyncIterator[StoredEvent]) -> None:
+        self._events = events
+
+    async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
+        try:
+            return [await self._events.__anext__()]
+        except StopAsyncIteration:
+            return []

@@ -272,10 +272,11 @@ class WorkflowServer:
         )
 
     @contextlib.contextmanager
-    def _until_shutdown(self) -> Iterator[anyio.CancelScope]:
+    def _until_shutdown(self, timeout: float = math.inf) -> Iterator[anyio.CancelScope]:
         """A scope for a request's wait (an event stream's, a blocking run's),
-        cancelled when the server shuts down: a wait must not hold it up."""
-        scope = anyio.CancelScope()
+        cancelled when the server shuts down (a wait must not hold it up) or
+        after ``timeout`` seconds."""
+        scope = anyio.CancelScope(deadline=anyio.current_time() + timeout)
         if self._closing:
             scope.cancel()
         self._streams.add(scope)

@@ -1,0 +1,244 @@
+"""Live event streams with a durable store, on asyncio and trio.
+
+An event a step writes to the stream reaches an SSE client while the step
+still runs (before its tick batch is recorded), without an ``id``; once the
+batch is recorded an ``id``-only frame says so; a stream opened later (a
+reconnection) replays the recorded stream with every id, no gap and no
+duplicate.  The server runs in the test's own event loop, so a step can wait
+on an ``anyio.Event`` the test sets: nothing here waits on the clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import pytest
+
+from anyflow import Context, Event, StartEvent, StopEvent, Workflow, step
+from anyflow.client import WorkflowClient
+from anyflow.durable import Committed, DurableRuntime, LiveEvent, SqliteStore, StoredEvent
+from anyflow.server import WorkflowServer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+
+class Token(Event):
+    text: str
+
+
+class Gated(Workflow):
+    """Writes a token to the stream, then waits for the test's gate."""
+
+    gate: anyio.Event
+
+    @step
+    async def speak(self, ev: StartEvent, ctx: Context) -> StopEvent:
+        ctx.write_event_to_stream(Token(text="hel"))
+        await self.gate.wait()
+        ctx.write_event_to_stream(Token(text="lo"))
+        return StopEvent(result="hello")
+
+
+class Chatty(Workflow):
+    """Writes a token, waits for the gate (its client leaves meanwhile), then
+    writes 200 more, letting the stream send each on its own."""
+
+    gate: anyio.Event
+
+    @step
+    async def speak(self, ev: StartEvent, ctx: Context) -> StopEvent:
+        ctx.write_event_to_stream(Token(text="first"))
+        await self.gate.wait()
+        for i in range(200):
+            ctx.write_event_to_stream(Token(text=str(i)))
+            await anyio.lowlevel.checkpoint()
+        return StopEvent(result="done")
+
+
+def gated(cls: type[Workflow]) -> Any:
+    workflow: Any = cls()
+    workflow.gate = anyio.Event()
+    return workflow
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[str, Any, Any]]:
+    """A server on a SQLite store, in this test's event loop: its URL and workflows."""
+    server = WorkflowServer(SqliteStore(tmp_path / "runs.db"))
+    flow, chatty = gated(Gated), gated(Chatty)
+    server.add_workflow("gated", flow)
+    server.add_workflow("chatty", chatty)
+    async with anyio.create_task_group() as tg:
+        url = await tg.start(functools.partial(server.serve, port=0, handle_signals=False))
+        try:
+            yield url, flow, chatty
+        finally:
+            flow.gate.set()
+            chatty.gate.set()
+            server.stop()
+
+
+async def frames(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """SSE frames as ``{"id": ..., "data": ...}`` (comments skipped)."""
+    frame: dict[str, Any] = {}
+    async for line in lines:
+        if not line:
+            if frame:
+                yield frame
+            frame = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            frame[name] = value.removeprefix(" ")
+
+
+async def test_a_streamed_event_reaches_the_client_while_its_step_runs(
+    served: tuple[str, Any, Any],
+) -> None:
+    url, flow, _ = served
+    async with httpx.AsyncClient(base_url=url, timeout=None) as http:
+        started = await http.post("/workflows/gated/run-nowait", json={})
+        handler_id = started.json()["handler_id"]
+        # A safety net: before live streams, the first frame came only after the gate.
+        with anyio.fail_after(30):
+            async with http.stream("GET", f"/events/{handler_id}?after_sequence=-1") as response:
+                stream = frames(response.aiter_lines())
+                first = await stream.__anext__()
+                # The step still waits on the gate: the token is live, not recorded.
+                assert not flow.gate.is_set()
+                assert "id" not in first
+                assert json.loads(first["data"])["value"] == {"text": "hel"}
+                flow.gate.set()
+                rest = [frame async for frame in stream]
+        # The rest: the second token, and the StopEvent, recorded, last (its id
+        # says that all before it is recorded); maybe id-only frames between.
+        data = [json.loads(f["data"]) for f in rest if "data" in f]
+        assert [(d["type"], d["value"]) for d in data] == [
+            ("Token", {"text": "lo"}),
+            ("StopEvent", {"result": "hello"}),
+        ]
+        assert rest[-1]["id"] == "2"
+        ids = [int(f["id"]) for f in rest if "id" in f]
+        assert ids == sorted(set(ids))
+
+        # A reconnection replays the recorded stream: every event once, with its id.
+        async with http.stream("GET", f"/events/{handler_id}?after_sequence=-1") as response:
+            replayed = [frame async for frame in frames(response.aiter_lines())]
+        assert [f["id"] for f in replayed] == ["0", "1", "2"]
+        assert [json.loads(f["data"])["type"] for f in replayed] == ["Token", "Token", "StopEvent"]
+
+
+async def test_a_reconnecting_client_goes_on_from_the_last_recorded_event(
+    served: tuple[str, Any, Any],
+) -> None:
+    url, flow, _ = served
+    async with WorkflowClient(url) as client:
+        handler = await client.run_nowait("gated")
+        with anyio.fail_after(30):
+            async with client.stream_events(handler.handler_id) as stream:
+                first = await stream.__anext__()
+                assert first.sequence is None  # live: its step's batch is not recorded
+                assert first.value == {"text": "hel"}
+                assert stream.last_sequence == -1  # nothing recorded seen yet
+                flow.gate.set()
+                rest = [envelope async for envelope in stream]
+            assert rest[-1].type == "StopEvent"
+            assert rest[-1].sequence == 2
+            # Reconnecting from any recorded position: the recorded events after it.
+            async with client.stream_events(handler.handler_id, after=0) as stream:
+                after_first = [(e.sequence, e.value) async for e in stream]
+        assert after_first[0] == (1, {"text": "lo"})
+        assert [s for s, _ in after_first] == [1, 2]
+
+
+async def test_live_events_of_a_durable_run_come_before_their_batch_is_recorded(
+    tmp_path: Path,
+) -> None:
+    flow = gated(Gated)
+    store = SqliteStore(tmp_path / "runs.db")
+    async with DurableRuntime(store) as runtime:
+        handler = flow.run(run_id="r1", runtime=runtime)
+        await handler.wait_recorded()
+        reader = runtime.live_events("r1")
+        with anyio.fail_after(30):
+            batch = await reader.next_batch()
+            assert batch == [LiveEvent(0, Token(text="hel"))]
+            assert await store.read_events("r1") == []  # not recorded yet
+            flow.gate.set()
+            items = [item async for item in reader]
+        assert await handler == "hello"
+    # The first token is confirmed (as recorded) before or with what follows.
+    recorded = [i.seq for i in items if isinstance(i, Committed | StoredEvent)]
+    assert recorded == sorted(set(recorded))
+    assert recorded[-1] == 2
+    assert isinstance(items[-1], StoredEvent)
+    assert isinstance(items[-1].event, StopEvent)
+    positions = {i.seq for i in items if not isinstance(i, Committed)}
+    assert positions == {1, 2}
+
+
+async def test_a_live_event_whose_batch_was_never_recorded_is_not_replayed(
+    tmp_path: Path,
+) -> None:
+    """The process stops while the step waits: its token was live and is not
+    in the record; the run, resumed, writes it again once (no duplicate)."""
+    store = SqliteStore(tmp_path / "runs.db")
+    flow = gated(Gated)
+    async with DurableRuntime(store) as runtime:
+        flow.run(run_id="r1", runtime=runtime)
+        with anyio.fail_after(30):
+            assert await runtime.live_events("r1").next_batch() == [LiveEvent(0, Token(text="hel"))]
+    assert await store.read_events("r1") == []
+    again = gated(Gated)
+    again.gate.set()
+    async with DurableRuntime(store) as runtime:
+        assert await again.run(run_id="r1", runtime=runtime) == "hello"
+        replay = [item async for item in runtime.live_events("r1")]
+    assert [(i.seq, type(i.event).__name__) for i in replay] == [  # type: ignore[union-attr]
+        (0, "Token"),
+        (1, "Token"),
+        (2, "StopEvent"),
+    ]
+    assert all(isinstance(i, StoredEvent) for i in replay)
+
+
+async def test_a_client_that_leaves_mid_stream_is_one_log_line_at_most(
+    served: tuple[str, Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _, chatty = served
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient(base_url=url, timeout=None) as http:
+        started = await http.post("/workflows/chatty/run-nowait", json={})
+        handler_id = started.json()["handler_id"]
+        caplog.clear()  # the server's start
+        with anyio.fail_after(30):
+            # A raw connection, closed once the first event frame has arrived.
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            async with await anyio.connect_tcp(host, int(port)) as sock:
+                path = f"/events/{handler_id}?after_sequence=-1"
+                await sock.send(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                received = b""
+                while b"data:" not in received:
+                    received += await sock.receive()
+            chatty.gate.set()  # 200 more events, sent one by one to a closed socket
+            # The run goes on to its end without the client.
+            async with http.stream("GET", path) as response:
+                frames = [line async for line in response.aiter_lines() if line.startswith("data:")]
+            assert len(frames) == 202
+    server_side = [
+        r
+        for r in caplog.records
+        if r.name.split(".")[0] in ("anyflow", "hypercorn")
+        or (r.name == "asyncio" and r.levelno >= logging.WARNING)
+    ]
+    # Quiet at INFO (asyncio warned of each write to the closed socket, one
+    # per event); at most one line (at DEBUG) for the disconnection.
+    assert [r.getMessage() for r in server_side if r.levelno >= logging.INFO] == []
+    left = [r for r in server_side if "left" in r.getMessage()]
+    assert len(left) <= 1, [r.getMessage() for r in left]
