@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 from ..durable import DurableRuntime, MemoryStore, Store
 from ..errors import StoreUnavailableError
 from ..events import Event, StopEvent
+from ..runtime import RuntimeDecorator
 from ..serialization import type_name
 from ._auth import BearerAuth
 from ._envelope import EventRegistry
@@ -37,11 +38,12 @@ from ._routes import routes
 from ._runs import RunBook, Served
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
     from starlette.requests import Request
 
     from ..dbos import DBOSRuntime
+    from ..runtime import Runtime
     from ..workflow import Workflow
 
 __all__ = ["WorkflowServer"]
@@ -87,6 +89,12 @@ class WorkflowServer:
         wherever it executes).  Entered and left with the server.  Runs on a
         DBOSRuntime are not released when idle: a run waiting for input stays
         with the process that executes it, and messages reach it there.
+    :param decorate_runtime: wraps the runtime runs execute in (the server's
+        ``DurableRuntime``, or ``runtime``) in runtime decorators, once, when
+        the server starts: ``decorate_runtime=lambda rt: TracingRuntime(rt)``
+        traces every served run (a span per run and per step attempt).  It
+        must return a decorator of the runtime it is given (its ``inner``, or
+        an ``inner`` of that): runs are recorded by the runtime inside.
     """
 
     def __init__(
@@ -104,6 +112,7 @@ class WorkflowServer:
         poll_interval: float = 0.5,
         store_retry: float = 2.0,
         runtime: DBOSRuntime | None = None,
+        decorate_runtime: Callable[[Runtime], Runtime] | None = None,
     ) -> None:
         if max_body_bytes <= 0 or heartbeat <= 0 or body_timeout <= 0:
             raise ValueError("max_body_bytes, body_timeout and heartbeat must be > 0")
@@ -131,6 +140,12 @@ class WorkflowServer:
         if store_retry <= 0:
             raise ValueError("store_retry is seconds > 0")
         self.store_retry = store_retry
+        if decorate_runtime is not None and not callable(decorate_runtime):
+            raise TypeError(
+                "decorate_runtime takes a function from a runtime to a runtime decorator "
+                f"wrapping it (lambda rt: TracingRuntime(rt)), not {decorate_runtime!r}"
+            )
+        self.decorate_runtime = decorate_runtime
         self._served: dict[str, Served] = {}
         self._classes: dict[str, str] = {}
         self._runs: RunBook | None = None
@@ -232,8 +247,9 @@ class WorkflowServer:
             runtime = DurableRuntime(
                 self.store, lease=self._lease, poll_interval=self._poll_interval
             )
-        async with runtime, anyio.create_task_group() as watchers:
-            self._runs = RunBook(runtime, runtime, self._served, watchers, self.idle_timeout)
+        executing = self._decorated(runtime)
+        async with executing, anyio.create_task_group() as watchers:
+            self._runs = RunBook(runtime, executing, self._served, watchers, self.idle_timeout)
             watchers.start_soon(
                 self._runs.keep_store, self._probe_store, self.store_retry, name="anyflow store"
             )
@@ -248,6 +264,22 @@ class WorkflowServer:
                 watchers.cancel_scope.cancel()
         # Leaving the runtime's block stops the runs still going; they stay
         # resumable and go on at the next start.
+
+    def _decorated(self, runtime: Runtime) -> Runtime:
+        """``runtime`` in the decorators of ``decorate_runtime``, checked."""
+        if self.decorate_runtime is None:
+            return runtime
+        decorated = self.decorate_runtime(runtime)
+        layer: object = decorated
+        while layer is not runtime:
+            if not isinstance(layer, RuntimeDecorator):
+                raise TypeError(
+                    "decorate_runtime must return runtime decorators around the runtime it is "
+                    f"given (as TracingRuntime(rt)); it returned {decorated!r}, which does not "
+                    "wrap it, so the server's runs would not be recorded"
+                )
+            layer = layer.inner
+        return decorated
 
     # When the store fails.
 
