@@ -52,8 +52,11 @@ class Workflow:
     """Subclass it and write ``@step`` methods.
 
     The steps are read when the class is defined (a step without an event
-    annotation is an error then); the event graph is validated when the first
-    instance is built, before anything runs.
+    annotation is an error then).  Building an instance checks that there is
+    one start event class and one stop event class (``WorkflowConfigurationError``);
+    the rest of the event graph is checked by ``validate()`` and by the first
+    ``run()``, before anything runs, as llama-index-workflows does, so code that
+    builds a workflow it never runs does not fail.
 
     :param timeout: seconds a run may take before it ends with
         ``WorkflowTimeoutError``; None (the default) for no limit.
@@ -186,8 +189,6 @@ class Workflow:
         self._runtime = runtime if runtime is not None else get_current_runtime()
         self._workflow_name = workflow_name
         self._skip_graph_checks = skips
-        if not disable_validation:
-            self._validate()
         self._spec = RunSpec(
             steps={
                 name: StepSpec(name, info.accepts, info.options.num_workers, info.options.timeout)
@@ -332,12 +333,16 @@ class Workflow:
         ``run(ctx, start_event)`` order).  Without ``runtime``, ``self.runtime``;
         see ``anyflow.handler`` for who runs the run.
 
+        :raises WorkflowValidationError: if the event graph is malformed (checked at
+            the first run of the class, unless built with ``disable_validation``).
         :raises TypeError: if the fields do not fit the start event class.
         """
         if isinstance(start_event, Context):
             if ctx is not None:
                 raise TypeError("run() got two contexts: pass one, as ctx=")
             start_event, ctx = None, start_event
+        if not self._disable_validation:
+            self._validate()
         if runtime is None:
             runtime = self.runtime
         start_class = self.start_event_class

@@ -107,7 +107,7 @@ def test_produced_event_nobody_accepts() -> None:
         match=r"^The following events are produced but never consumed: A \(Orphan\.go returns A, "
         r"but no step accepts it\): add a step that accepts it",
     ):
-        Orphan()
+        Orphan().validate()
 
 
 def test_accepted_event_nobody_produces() -> None:
@@ -125,7 +125,7 @@ def test_accepted_event_nobody_produces() -> None:
         match=r"^The following events are consumed but never produced: B \(Unfed\.never accepts B, "
         r"but no step returns it and the caller cannot send it\)",
     ):
-        Unfed()
+        Unfed().validate()
 
 
 def test_two_start_event_classes() -> None:
@@ -185,7 +185,8 @@ def test_local_event_classes_resolve_with_postponed_annotations() -> None:
 
 def test_step_options_are_checked() -> None:
     with pytest.raises(
-        ValueError, match=r"^num_workers must be an integer greater than 0 \(a whole number >= 1\), not 0$"
+        ValueError,
+        match=r"^num_workers must be an integer greater than 0 \(a whole number >= 1\), not 0$",
     ):
         step(num_workers=0)
     with pytest.raises(WorkflowValidationError, match=r"^num_workers must be an integer"):

@@ -94,7 +94,7 @@ def test_adding_a_step_validates_the_workflow_again() -> None:
         async def go(self, ev: StartEvent) -> StopEvent:
             return StopEvent()
 
-    Grows()
+    Grows().validate()
 
     @step(workflow=Grows)
     async def stray(ev: Tick) -> StopEvent:
@@ -104,7 +104,7 @@ def test_adding_a_step_validates_the_workflow_again() -> None:
         WorkflowValidationError,
         match=r"^The following events are consumed but never produced: Tick",
     ):
-        Grows()
+        Grows().validate()
 
 
 # Plain def steps run in a worker thread.
@@ -327,7 +327,7 @@ def test_a_step_nothing_leads_to_is_unreachable() -> None:
     with pytest.raises(
         WorkflowValidationError, match=r"^Unreachable steps: spin: no event the caller"
     ):
-        Island()
+        Island().validate()
     Island(skip_graph_checks={"reachability", "dead_end"})
 
 
@@ -342,7 +342,7 @@ def test_a_step_that_never_leads_to_an_output_is_a_dead_end() -> None:
             return Loop()
 
     with pytest.raises(WorkflowValidationError, match=r"^Dead-end steps: spin: what they return"):
-        Spin()
+        Spin().validate()
 
     class Allowed(Workflow):
         @step
@@ -353,7 +353,19 @@ def test_a_step_that_never_leads_to_an_output_is_a_dead_end() -> None:
         async def spin(self, ev: Loop) -> Loop:
             return Loop()
 
-    Allowed()
+    Allowed().validate()
+
+
+async def test_the_graph_is_checked_at_the_first_run_not_when_built() -> None:
+    class Orphan(Workflow):
+        @step
+        async def go(self, ev: StartEvent) -> StopEvent | Mid:
+            return StopEvent()
+
+    wf = Orphan()  # building it is fine: a workflow that is never run may be incomplete
+    with pytest.raises(WorkflowValidationError, match=r"^The following events are produced"):
+        wf.run()
+    assert await Orphan(disable_validation=True).run() is None
 
 
 def test_disable_validation_defers_the_checks_to_validate() -> None:

@@ -63,7 +63,8 @@ async def _run(
     try:
         handler = workflow.run(**fields)
     except TypeError as exc:
-        raise CliError(f"--input does not fit the start event: {exc}") from None
+        # A StartEventError's cause says which field is wrong; the command names --input.
+        raise CliError(f"--input does not fit the start event: {exc.__cause__ or exc}") from None
     except AnyflowError as exc:  # e.g. a workflow that fails validation at run()
         raise CliError(f"{type(workflow).__name__} cannot run: {exc}") from None
     last: Event | None = None

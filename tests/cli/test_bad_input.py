@@ -32,7 +32,7 @@ CASES = {
     ),
     "invalid-workflow": (
         ["run", f"{FLOWS_MODULE}:Unfinished"],
-        r"error: tests.cli.flows:Unfinished: At least one Event of type StopEvent must be returned by any step\\. \\(Workflow 'Unfinished' has no @step that returns StopEvent\\.\\) .*",
+        r"error: tests.cli.flows:Unfinished: At least one Event of type StopEvent must be returned by any step\. \(Workflow 'Unfinished' has no @step that returns StopEvent\.\) .*",
     ),
     "no-colon": (
         ["draw", FLOWS_MODULE, "-o", "x.mmd"],
