@@ -832,10 +832,11 @@ class LiveEventReader:
         for seq, text in records:
             self._buffer.append(StoredEvent(seq, _decode_event(text, run_id, seq)))
             self._sent = self._committed = seq
+        if record.status in FINISHED:
+            self._done = True  # read after its status: that was all of it
+            return
         if self._buffer:
             return
-        if record.status in FINISHED:
-            self._done = True
         elif journal is not None:
             await journal.feed_change().wait()
         else:  # executed by another process (or not at all, for now)

@@ -115,12 +115,22 @@ def envelope(event: Event) -> dict[str, Any]:
         # Beside anyflow's own fields (which anyflow's readers take back and
         # ``decode_fields`` lets this key through for), the incumbent's shape.
         value["exception"] = _incumbent_exception(event)
-    return {
-        "type": cls.__name__,
-        "value": value,
-        "types": _public_bases(cls),
-        "qualified_name": qualified_name(cls),
-    }
+    name, bases, qualified = _class_names(cls)
+    return {"type": name, "value": value, "types": list(bases), "qualified_name": qualified}
+
+
+_NAMES: dict[type, tuple[str, tuple[str, ...], str]] = {}
+
+
+def _class_names(cls: type[Event]) -> tuple[str, tuple[str, ...], str]:
+    """An event class's names in an envelope, worked out once per class (a
+    stream writes many events of a few classes)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        if len(_NAMES) >= 1024:  # classes made on the fly: keep it bounded
+            _NAMES.clear()
+        names = _NAMES[cls] = (cls.__name__, tuple(_public_bases(cls)), qualified_name(cls))
+    return names
 
 
 class EventRegistry:

@@ -18,7 +18,7 @@ import logging
 import math
 import sys
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.exceptions import HTTPException
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import Message, Receive, Scope, Send
 
-    from ._runs import HandlerView, RunBook
+    from ._runs import EventBatches, HandlerView, RunBook
     from ._server import WorkflowServer
 
 __all__ = ["routes"]
@@ -449,12 +449,12 @@ class _Api:
             if after > MAX_SEQUENCE:  # no store can hold it (SQLite's integers are 64-bit)
                 raise HTTPException(400, f"after_sequence must be at most {MAX_SEQUENCE}")
         try:
-            start = await self.book.cursor(handler_id, after)
+            batches = await self.book.stream(handler_id, after)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        if start is None:
+        if batches is None:
             return Response(status_code=204)
-        frames = self._frames(handler_id, start, sse=sse, qualified=qualified)
+        frames = self._frames(batches, sse=sse, qualified=qualified)
         return _EventStreamResponse(
             frames,
             media_type="text/event-stream" if sse else "application/x-ndjson",
@@ -462,7 +462,7 @@ class _Api:
         )
 
     async def _frames(
-        self, handler_id: str, after: int | Literal["now"], *, sse: bool, qualified: bool
+        self, events: EventBatches, *, sse: bool, qualified: bool
     ) -> AsyncIterator[str]:
         """The stream's text: the events as they come (those of a batch at
         once), a heartbeat comment whenever nothing happened for a while, and
@@ -475,7 +475,6 @@ class _Api:
         recorded.  A client's ``Last-Event-ID`` is so always a recorded
         position, and a reconnection replays the recorded stream from there.
         """
-        events = self.book.events(handler_id, after)
         heartbeat = self.server.heartbeat if sse else math.inf
         server = self.server
         dumps = _COMPACT.encode

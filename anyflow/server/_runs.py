@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import attrs
@@ -263,6 +263,10 @@ class RunBook:
         stalled = False
         try:
             await live.handler
+            # Its end, as recorded: GET /handlers/{id} and /run need not read it back.
+            stop = live.handler.get_stop_event()
+            if stop is not None:
+                self._remember_terminal(run_id, stop)
         except StoreUnavailableError as exc:
             # Still recorded as unfinished: it goes on once the store works.
             stalled = not live.abandoned
@@ -480,10 +484,13 @@ class RunBook:
         records = await self.durable.read_events(run_id)
         last = records[-1].event if records else None
         terminal = last if isinstance(last, StopEvent) else None
+        self._remember_terminal(run_id, terminal)
+        return terminal
+
+    def _remember_terminal(self, run_id: str, terminal: StopEvent | None) -> None:
         if len(self._terminal) >= 10_000:
             self._terminal.pop(next(iter(self._terminal)))
         self._terminal[run_id] = terminal
-        return terminal
 
     async def _describe(self, record: RunRecord) -> HandlerView:
         status = _protocol_status(record.status)
@@ -571,45 +578,50 @@ class RunBook:
 
     # Streams.
 
-    async def cursor(self, handler_id: str, after: int | None) -> int | Literal["now"] | None:
-        """Where a stream of ``handler_id`` starts (``after=None``: now), or None
-        if the run has finished and nothing is recorded after that point.
+    async def stream(self, handler_id: str, after: int | None) -> EventBatches | None:
+        """The events of ``handler_id`` after the recorded position ``after``
+        (None: from now on), in batches: live as they are published where the
+        runtime can (``DurableRuntime``), recorded ones otherwise.  None if the
+        run has finished and nothing is recorded after that point.
 
         :raises NotFound: for an unknown handler.
         """
         catalog = self.durable
         live = self._live.get(handler_id)
-        record = await self.durable.get_run(handler_id)
+        record = await catalog.get_run(handler_id)
         if record is None and live is None:
             raise NotFound(f"no handler {handler_id!r}")
-        finished = record is not None and record.status != "running"
-        if after is None:
-            if finished:
+        if record is not None and record.status != "running":
+            # A finished run's events are all recorded: one read gives them.
+            if after is None:
                 return None  # nothing comes after now
-            if hasattr(catalog, "live_events"):
-                return "now"  # the reader finds where now is, without reading it all
-            records = await catalog.read_events(handler_id)
-            return records[-1].seq if records else -1
-        if finished and not await catalog.read_events(handler_id, after, limit=1):
-            return None
-        return after
-
-    def events(self, handler_id: str, after: int | Literal["now"]) -> EventBatches:
-        """The run's events after the recorded position ``after``, in batches:
-        live as they are published where the runtime can (``DurableRuntime``),
-        recorded ones otherwise."""
-        live_events = getattr(self.durable, "live_events", None)
+            events = await catalog.read_events(handler_id, after)
+            return _Replay(events) if events else None
+        live_events = getattr(catalog, "live_events", None)
         if live_events is not None:
-            reader: EventBatches = live_events(handler_id, None if after == "now" else after)
+            reader: EventBatches = live_events(handler_id, after)
             return reader
-        assert after != "now"
-        return _OneByOne(self.durable.events(handler_id, after))
+        if after is None:
+            records = await catalog.read_events(handler_id)
+            after = records[-1].seq if records else -1
+        return _OneByOne(catalog.events(handler_id, after))
 
 
 class EventBatches(Protocol):
     async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
         """The items ready (at least one), or ``[]`` at the end."""
         ...
+
+
+class _Replay:
+    """The events of a finished run, read at once: one batch."""
+
+    def __init__(self, events: list[StoredEvent]) -> None:
+        self._events: list[StoredEvent | LiveEvent | Committed] = list(events)
+
+    async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
+        events, self._events = self._events, []
+        return events
 
 
 class _OneByOne:
