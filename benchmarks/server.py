@@ -9,6 +9,15 @@ What: the two requests a client of a workflow server makes most, under 1 and
   /events/{handler_id}?after_sequence=-1`` (SSE) read to its end, for a workflow
   whose one step writes 10 events to the stream before its ``StopEvent``; its
   latency is the two requests' together, from the POST to the last frame.
+* ``first``: the same requests, timed from the POST to the first event frame
+  (the stream is then read to its end and checked, off the clock).
+* ``replay``: a blocking ``POST /workflows/stream/run`` (off the clock), then
+  the SSE stream of that finished run's events from the start, timed from the
+  GET to the last frame.
+
+``--store sqlite`` gives both servers a SQLite store in a temporary file
+(anyflow's ``SqliteStore``, the incumbent's ``SqliteWorkflowStore``) instead of
+their in-memory default.
 
 Who: anyflow's ``WorkflowServer`` on hypercorn/asyncio and hypercorn/trio (its
 ``serve()``), its ASGI app on uvicorn (asyncio), and the incumbent's
@@ -84,7 +93,7 @@ __all__ = ["SERVERS", "main"]
 ROOT = Path(__file__).resolve().parent.parent
 STREAMED = 10
 """Events the ``stream`` workflow writes to its stream."""
-WORKLOADS = ("run", "stream")
+WORKLOADS = ("run", "stream", "first", "replay")
 PACKAGES = (
     "anyflow",
     "llama-agents-server",
@@ -146,23 +155,36 @@ def _listen() -> tuple[socket.socket, str]:
     return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+STORE_ENV = "ANYFLOW_BENCH_SERVER_STORE"
+"""``memory`` (the default) or a SQLite file's path: the children's store."""
+
+
+def _sqlite_path() -> str | None:
+    store = os.environ.get(STORE_ENV, "memory")
+    return None if store == "memory" else store
+
+
 def _anyflow_server() -> Any:
+    from anyflow.durable import SqliteStore
     from anyflow.server import WorkflowServer
 
     from .anyflow_impl import StreamFlow, TrivialFlow
 
-    server = WorkflowServer()  # a MemoryStore
+    path = _sqlite_path()
+    server = WorkflowServer(SqliteStore(path) if path else None)  # default: a MemoryStore
     server.add_workflow("one", TrivialFlow())
     server.add_workflow("stream", StreamFlow())
     return server
 
 
 def _incumbent_app() -> Any:
-    from llama_agents.server import WorkflowServer
+    from llama_agents.server import SqliteWorkflowStore, WorkflowServer
 
     from .incumbent_impl import StreamFlow, TrivialFlow
 
-    server = WorkflowServer()  # a MemoryWorkflowStore
+    path = _sqlite_path()
+    # The default: a MemoryWorkflowStore.
+    server = WorkflowServer(workflow_store=SqliteWorkflowStore(path)) if path else WorkflowServer()
     server.add_workflow("one", TrivialFlow(timeout=None))
     server.add_workflow("stream", StreamFlow(timeout=None))
     return server.app
@@ -302,13 +324,17 @@ async def _child(server: Server) -> None:
 class Child:
     """A server process, and its CPU time as the kernel counts it."""
 
-    def __init__(self, server: Server, log_dir: str) -> None:
+    def __init__(self, server: Server, log_dir: str, store: str = "memory") -> None:
         self.server = server
         self.log_path = os.path.join(log_dir, f"{server.key}.log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
+        env = dict(os.environ)
+        if store != "memory":
+            env[STORE_ENV] = os.path.join(log_dir, f"{server.key}.db")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.server", "--child", server.key],
             cwd=ROOT,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -344,7 +370,7 @@ class Child:
         self._log.close()
 
 
-async def _run_one(client: httpx.AsyncClient) -> None:
+async def _run_one(client: httpx.AsyncClient) -> float | None:
     response = await client.post("/workflows/one/run", json={"start_event": {"n": 1}})
     check(response.status_code == 200, f"run: {response.status_code} {response.text[:300]}")
     result = response.json().get("result")
@@ -352,20 +378,49 @@ async def _run_one(client: httpx.AsyncClient) -> None:
         isinstance(result, dict) and result.get("value") == {"result": 1},
         f"run: the result is {result!r}",
     )
+    return None
 
 
-async def _stream_one(client: httpx.AsyncClient) -> None:
+async def _stream_one(client: httpx.AsyncClient) -> float | None:
     response = await client.post(
         "/workflows/stream/run-nowait", json={"start_event": {"n": STREAMED}}
     )
     check(response.status_code == 200, f"run-nowait: {response.status_code} {response.text[:300]}")
-    handler_id = response.json()["handler_id"]
+    await _read_stream(client, response.json()["handler_id"])
+    return None
+
+
+async def _first_one(client: httpx.AsyncClient) -> float | None:
+    start = time.perf_counter()
+    response = await client.post(
+        "/workflows/stream/run-nowait", json={"start_event": {"n": STREAMED}}
+    )
+    check(response.status_code == 200, f"run-nowait: {response.status_code} {response.text[:300]}")
+    return await _read_stream(client, response.json()["handler_id"], start)
+
+
+async def _replay_one(client: httpx.AsyncClient) -> float | None:
+    response = await client.post("/workflows/stream/run", json={"start_event": {"n": STREAMED}})
+    check(response.status_code == 200, f"run: {response.status_code} {response.text[:300]}")
+    start = time.perf_counter()
+    await _read_stream(client, response.json()["handler_id"])
+    return time.perf_counter() - start
+
+
+async def _read_stream(
+    client: httpx.AsyncClient, handler_id: str, start: float | None = None
+) -> float | None:
+    """Read the run's SSE stream to its end and check it; the seconds from
+    ``start`` to its first event frame."""
+    first = None
     types: list[str] = []
     seen = 0
     async with client.stream("GET", f"/events/{handler_id}?after_sequence=-1") as stream:
         check(stream.status_code == 200, f"events: {stream.status_code}")
         async for line in stream.aiter_lines():
             if line.startswith("data:"):
+                if first is None and start is not None:
+                    first = time.perf_counter() - start
                 event = json.loads(line[5:])
                 types.append(event["type"])
                 if event["type"] == "Progress":
@@ -375,12 +430,17 @@ async def _stream_one(client: httpx.AsyncClient) -> None:
         seen == STREAMED and types[-1:] == ["StopEvent"],
         f"events: {seen} Progress of {STREAMED}, then {types[-1:]}",
     )
+    return first
 
 
-REQUESTS: dict[str, Callable[[httpx.AsyncClient], Awaitable[None]]] = {
+REQUESTS: dict[str, Callable[[httpx.AsyncClient], Awaitable[float | None]]] = {
     "run": _run_one,
     "stream": _stream_one,
+    "first": _first_one,
+    "replay": _replay_one,
 }
+"""Each makes one request (or two) and checks the answer; it returns the
+latency of its timed part, or None when that is the whole call."""
 
 
 @dataclass
@@ -415,8 +475,8 @@ async def _phase(child: Child, workload: str, clients: int, runs: int) -> Phase:
             while remaining > 0:
                 remaining -= 1
                 start = time.perf_counter()
-                await one(client)
-                latencies.append(time.perf_counter() - start)
+                timed = await one(client)
+                latencies.append(time.perf_counter() - start if timed is None else timed)
 
         server_cpu = child.cpu_s()
         client_cpu = time.process_time()
@@ -447,7 +507,8 @@ class Settings:
         runs = {}
         for c in clients:
             runs["run", c] = max(150, 15 * c)
-            runs["stream", c] = max(60, 6 * c)
+            for workload in ("stream", "first", "replay"):
+                runs[workload, c] = max(60, 6 * c)
         return cls("full", clients, 5, runs, 20)
 
     @classmethod
@@ -455,7 +516,8 @@ class Settings:
         runs = {}
         for c in clients:
             runs["run", c] = max(20, 2 * c)
-            runs["stream", c] = max(10, 2 * c)
+            for workload in ("stream", "first", "replay"):
+                runs[workload, c] = max(10, 2 * c)
         return cls("quick", clients, 1, runs, 3)
 
 
@@ -497,23 +559,26 @@ class Result:
 
 
 async def _measure(
-    children: Sequence[Child], settings: Settings, log: Any = sys.stderr
+    children: Sequence[Child],
+    settings: Settings,
+    log: Any = sys.stderr,
+    workloads: Sequence[str] = WORKLOADS,
 ) -> list[Result]:
     for child in children:  # warm-up: imports, caches, the first runs
-        for workload in WORKLOADS:
+        for workload in workloads:
             await _phase(child, workload, 1, settings.warmup)
             await _phase(child, workload, max(settings.clients), max(settings.clients))
     results = {
         (c.server.key, w, n): Result(c.server, w, n)
         for c in children
-        for w in WORKLOADS
+        for w in workloads
         for n in settings.clients
     }
     for rep in range(settings.reps):
         shift = rep % len(children)
         for child in [*children[shift:], *children[:shift]]:
             clock = time.perf_counter()
-            for workload in WORKLOADS:
+            for workload in workloads:
                 for clients in settings.clients:
                     phase = await _phase(child, workload, clients, settings.runs[workload, clients])
                     results[child.server.key, workload, clients].phases.append(phase)
@@ -564,7 +629,9 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
         "",
         "`run`: a blocking `POST /workflows/one/run` of a one-step workflow; `stream`: "
         f"`POST .../run-nowait` then the SSE stream of its {STREAMED} events and its "
-        "StopEvent read to the end. Latency in ms per run (pooled over the repetitions); "
+        "StopEvent read to the end; `first`: the same, timed to the first event frame; "
+        "`replay`: the SSE stream of a finished run of that workflow, from the start. "
+        f"Store: {run['store']}. Latency in ms per run (pooled over the repetitions); "
         "runs/s and CPU ms per run (the server process's user + system time, and the "
         'load generator\'s) are medians over the repetitions. "vs incumbent" is '
         "the incumbent's median latency / this row's, this row's runs/s / the "
@@ -576,7 +643,7 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
         "| runs/s vs incumbent | server CPU vs incumbent |",
         "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for workload in WORKLOADS:
+    for workload in run["workloads"]:
         for clients in run["clients"]:
             base = by_key.get((INCUMBENT, workload, clients))
             for key in SERVERS:
@@ -601,7 +668,7 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
     ]
     rows = []
     for uv, hc, what in pairs:
-        for workload in WORKLOADS:
+        for workload in run["workloads"]:
             for clients in run["clients"]:
                 u = by_key.get((uv, workload, clients))
                 h = by_key.get((hc, workload, clients))
@@ -692,12 +759,26 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(SERVERS),
         help=f"which servers, comma-separated (default all: {', '.join(SERVERS)})",
     )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"which workloads, comma-separated (default all: {', '.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("memory", "sqlite"),
+        default="memory",
+        help="both servers' store: their in-memory default, or SQLite in a temporary file",
+    )
     parser.add_argument("--reps", type=int, help="repetitions (default 5; --quick 1)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.clients = tuple(int(c) for c in args.clients.split(",") if c.strip())
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    if not set(args.workloads) <= set(WORKLOADS):
+        parser.error(f"unknown workload(s); choose from {', '.join(WORKLOADS)}")
     unknown = sorted(set(args.servers) - set(SERVERS))
     if unknown:
         parser.error(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
@@ -728,23 +809,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     clock = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="anyflow-bench-server-") as logs:
-        children = [Child(SERVERS[key], logs) for key in args.servers]
+        children = [Child(SERVERS[key], logs, args.store) for key in args.servers]
         try:
             for child in children:
                 child.wait_ready()
-            results = anyio.run(_measure, children, settings, backend="asyncio")
+            results = anyio.run(
+                functools.partial(_measure, children, settings, workloads=args.workloads),
+                backend="asyncio",
+            )
         finally:
             for child in children:
                 child.close()
-    per_server = len(WORKLOADS) * (settings.warmup + max(settings.clients)) + settings.reps * sum(
-        settings.runs.values()
-    )
+    per_server = len(args.workloads) * (
+        settings.warmup + max(settings.clients)
+    ) + settings.reps * sum(n for (w, _), n in settings.runs.items() if w in args.workloads)
     run = {
         "mode": settings.mode,
         "started": started,
         "total_s": time.perf_counter() - clock,
         "load_average_at_end": load_average(),
         "clients": list(settings.clients),
+        "workloads": list(args.workloads),
+        "store": args.store,
         "reps": settings.reps,
         "runs_per_phase": {f"{w} x{c}": n for (w, c), n in settings.runs.items()},
         "runs_per_server": per_server,
