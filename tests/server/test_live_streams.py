@@ -24,9 +24,13 @@ from anyflow.client import WorkflowClient
 from anyflow.durable import Committed, DurableRuntime, LiveEvent, SqliteStore, StoredEvent
 from anyflow.server import WorkflowServer
 
+from ..conftest import stores_of_kind
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
+
+    from anyflow.durable import Store
 
 
 class Token(Event):
@@ -157,11 +161,17 @@ async def test_a_reconnecting_client_goes_on_from_the_last_recorded_event(
         assert [s for s, _ in after_first] == [1, 2]
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """One store of each kind (PostgreSQL's tests skip if it cannot be reached)."""
+    for make in stores_of_kind(request.param, request, tmp_path):
+        yield make()
+
+
 async def test_live_events_of_a_durable_run_come_before_their_batch_is_recorded(
-    tmp_path: Path,
+    store: Store,
 ) -> None:
     flow = gated(Gated)
-    store = SqliteStore(tmp_path / "runs.db")
     async with DurableRuntime(store) as runtime:
         handler = flow.run(run_id="r1", runtime=runtime)
         await handler.wait_recorded()
@@ -184,11 +194,10 @@ async def test_live_events_of_a_durable_run_come_before_their_batch_is_recorded(
 
 
 async def test_a_live_event_whose_batch_was_never_recorded_is_not_replayed(
-    tmp_path: Path,
+    store: Store,
 ) -> None:
     """The process stops while the step waits: its token was live and is not
     in the record; the run, resumed, writes it again once (no duplicate)."""
-    store = SqliteStore(tmp_path / "runs.db")
     flow = gated(Gated)
     async with DurableRuntime(store) as runtime:
         flow.run(run_id="r1", runtime=runtime)
