@@ -263,9 +263,11 @@ class RunBook:
         stalled = False
         try:
             await live.handler
-            # Its end, as recorded: GET /handlers/{id} and /run need not read it back.
             stop = live.handler.get_stop_event()
-            if stop is not None:
+            if stop is not None and not isinstance(stop, WorkflowCancelledEvent):
+                # Completed, and so recorded as such: GET /handlers/{id}, /run
+                # and a replay need not read its end back.  (A run released
+                # from memory, or stopped with the server, ends as cancelled.)
                 self._remember_terminal(run_id, stop)
         except StoreUnavailableError as exc:
             # Still recorded as unfinished: it goes on once the store works.
@@ -587,11 +589,14 @@ class RunBook:
         :raises NotFound: for an unknown handler.
         """
         catalog = self.durable
-        live = self._live.get(handler_id)
-        record = await catalog.get_run(handler_id)
-        if record is None and live is None:
-            raise NotFound(f"no handler {handler_id!r}")
-        if record is not None and record.status != "running":
+        # A run known to have finished stays so: no need to ask the store.
+        finished = handler_id in self._terminal
+        if not finished:
+            record = await catalog.get_run(handler_id)
+            if record is None and handler_id not in self._live:
+                raise NotFound(f"no handler {handler_id!r}")
+            finished = record is not None and record.status != "running"
+        if finished:
             # A finished run's events are all recorded: one read gives them.
             if after is None:
                 return None  # nothing comes after now
