@@ -172,6 +172,12 @@ class _Journal:
             self.wakeup.set()
             self.wakeup = None
 
+    def failed(self, error: DurabilityError) -> None:
+        """The run cannot be recorded: tell the callers waiting for a commit
+        now, not once the run has ended (which may wait on the store again)."""
+        self.failure = error
+        self._notify()
+
     def next_change(self) -> anyio.Event:
         """Set at the next commit (or the end)."""
         if self.wakeup is None:
@@ -428,7 +434,7 @@ class _Internal(InternalRunAdapterDecorator):
         try:
             recovery = await self._journal.recover(self.inner, workflow, start_event, store)
         except DurabilityError as exc:
-            self._journal.failure = exc
+            self._journal.failed(exc)
             raise
         self._journal.recovered = True
         self._journal._feed_notify()
@@ -438,7 +444,7 @@ class _Internal(InternalRunAdapterDecorator):
         try:
             await self._journal.commit(ticks, commands)
         except DurabilityError as exc:
-            self._journal.failure = exc
+            self._journal.failed(exc)
             raise
         await self.inner.on_ticks(ticks, commands)
 
@@ -498,7 +504,11 @@ class _External(ExternalRunAdapterDecorator):
     async def wait_accepted(self) -> None:
         journal = self._journal
         target = journal.sent
-        while not journal.ended and (not journal.claimed or journal.committed_sent < target):
+        while (
+            not journal.ended
+            and journal.failure is None
+            and (not journal.claimed or journal.committed_sent < target)
+        ):
             await journal.next_change().wait()
         failure = journal.failure
         if failure is not None and (not journal.recovered or journal.committed_sent < target):

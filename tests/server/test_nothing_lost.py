@@ -139,10 +139,15 @@ def _database(postgres_url: str) -> Iterator[tuple[str, Callable[[bool], None]]]
 def test_a_postgres_outage_is_503_and_the_server_goes_on_when_it_is_back(
     backend: str, postgres_url: str
 ) -> None:
-    with _database(postgres_url) as (url, switch):
-        server = WorkflowServer(PostgresStore(url, timeout=2), store_retry=0.2)
+    with _database(postgres_url) as (url, switch), contextlib.ExitStack() as stack:
+        store = PostgresStore(url, timeout=2)
+        # The server does not own a store it was given: close it, before its
+        # database is dropped.
+        stack.callback(lambda: anyio.run(store.aclose, backend=backend))
+        server = WorkflowServer(store, store_retry=0.2)
         server.add_workflow("ask", Ask(), additional_events=[Answer])
-        with serving(server, backend) as base, httpx.Client(base_url=base, headers=JSON) as http:
+        base = stack.enter_context(serving(server, backend))
+        with httpx.Client(base_url=base, headers=JSON, timeout=30) as http:
             assert http.post("/workflows/ask/run-nowait", json={"handler_id": "p"}).is_success
             assert _events_until(http, "p", "Question") == ["Question"]
 
