@@ -185,7 +185,7 @@ _BASE_SCHEMAS: dict[str, dict[str, Any]] = {
                     "properties": {
                         "source": {"type": "string"},
                         "target": {"type": "string"},
-                        "label": {"type": "string"},
+                        "label": {"type": ["string", "null"]},
                     },
                     "required": ["source", "target"],
                 },

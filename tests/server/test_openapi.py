@@ -363,6 +363,11 @@ def _exercise(api: Exchanges) -> None:
     api.get("/handlers")
     api.get("/handlers", params={"status": "failed,cancelled", "workflow_name": "fail"})
     assert api.get("/handlers", params={"status": "lost"}).status_code == 400
+    first = api.get("/handlers", params={"limit": 1}).json()
+    assert len(first["handlers"]) == 1
+    assert first["next_cursor"] is not None
+    api.get("/handlers", params={"limit": 1, "cursor": first["next_cursor"]})
+    assert api.get("/handlers", params={"cursor": "?"}).status_code == 400
     for path in (handler, result):
         prefix = path.split("{")[0]
         codes = [api.get(path, prefix + h).status_code for h in ("g", "c", "w", "f", "x", "nobody")]
