@@ -80,6 +80,9 @@ class StoredEvent:
 
     seq: int
     event: Event
+    encoded: Any = attrs.field(default=None, eq=False, repr=False)
+    """The event as ``anyflow.serialization.encode_event`` gives it, when at
+    hand (what the journal records): a reader need not encode it again."""
 
 
 @attrs.frozen
@@ -91,6 +94,8 @@ class LiveEvent:
 
     seq: int
     event: Event
+    encoded: Any = attrs.field(default=None, eq=False, repr=False)
+    """As ``StoredEvent.encoded``."""
 
 
 @attrs.frozen
@@ -146,11 +151,12 @@ class _Journal:
         """Events recorded with a commit, about to be published by its commands."""
         self.committed_next = 0
         """Events with a lower sequence number are recorded."""
-        self.feed: deque[tuple[int, Event]] = deque()
+        self.feed: deque[tuple[int, Event, Any]] = deque()
         """The events published here, by sequence number, for live readers:
-        every one not yet recorded, and the last ``FEED_KEEP`` recorded ones."""
+        every one not yet recorded, and the last ``FEED_KEEP`` recorded ones
+        (with the event as encoded for the journal)."""
         self.feed_wakeup: anyio.Event | None = None
-        self.held: list[tuple[int, Event, bool]] = []
+        self.held: list[tuple[int, Event, Any, bool]] = []
         """Events kept from the feed (with whether they wait to be recorded):
         those published by the run rather than written to the stream by a
         step (an ``InputRequiredEvent``, a ``StopEvent``: a run released from
@@ -195,11 +201,11 @@ class _Journal:
             self.feed_wakeup.set()
             self.feed_wakeup = None
 
-    def _to_feed(self, seq: int, event: Event, recorded_first: bool) -> None:
+    def _to_feed(self, seq: int, event: Event, encoded: Any, recorded_first: bool) -> None:
         if self.held or recorded_first:
-            self.held.append((seq, event, recorded_first))
+            self.held.append((seq, event, encoded, recorded_first))
         else:
-            self.feed.append((seq, event))
+            self.feed.append((seq, event, encoded))
 
     def _committed(self, upto: int) -> None:
         self.committed_next = upto
@@ -207,10 +213,10 @@ class _Journal:
         held = self.held
         if held:
             released = 0
-            for seq, event, recorded_first in held:
+            for seq, event, encoded, recorded_first in held:
                 if recorded_first and seq >= upto:
                     break
-                feed.append((seq, event))
+                feed.append((seq, event, encoded))
                 released += 1
             del held[:released]
         while len(feed) > FEED_KEEP and feed[0][0] < upto:
@@ -274,7 +280,7 @@ class _Journal:
                     runtime.owner,
                     status_of(state.outcome),
                     encode_record(encode_outcome(state.outcome)),
-                    [(self.next_event, self._encode_event(terminal))],
+                    [(self.next_event, self._encode_event(terminal)[1])],
                     time.time(),
                 )
                 self.next_event = self.committed_next = self.next_event + 1
@@ -303,15 +309,18 @@ class _Journal:
             self.prelogged.popleft()
         elif not isinstance(event, InternalEvent) and not self.ended:
             seq = self.next_event
-            self.pending.append((seq, self._encode_event(event)))
+            encoded, text = self._encode_event(event)
+            self.pending.append((seq, text))
             self.next_event = seq + 1
             # Live readers see it now, not when its step's batch commits.
-            self._to_feed(seq, event, isinstance(event, StopEvent))
+            self._to_feed(seq, event, encoded, isinstance(event, StopEvent))
             self._feed_notify()
 
-    def _encode_event(self, event: Any) -> str:
+    def _encode_event(self, event: Any) -> tuple[Any, str]:
+        """The event encoded, and as the record the journal writes."""
         try:
-            return encode_record(encode_event(event))
+            encoded = encode_event(event)
+            return encoded, encode_record(encoded)
         except ContextSerdeError as exc:
             raise DurabilityError(
                 f"run {self.run_id!r} cannot record the event {type(event).__name__}: {exc} "
@@ -339,10 +348,11 @@ class _Journal:
         for event in published:
             if not isinstance(event, InternalEvent):
                 seq = self.next_event
-                events.append((seq, self._encode_event(event)))
+                encoded, text = self._encode_event(event)
+                events.append((seq, text))
                 self.next_event = seq + 1
                 self.prelogged.append(event)
-                self._to_feed(seq, event, True)
+                self._to_feed(seq, event, encoded, True)
         state = None
         store = self.state_store
         if store is not None and store.version != self.state_version:
@@ -413,9 +423,13 @@ def _sent_name(tick: Tick) -> str:
 
 
 def _decode_event(text: str, run_id: str, seq: int) -> Event:
+    return _stored_event(text, run_id, seq).event
+
+
+def _stored_event(text: str, run_id: str, seq: int) -> StoredEvent:
     data = decode_record(text, run_id, "event", seq)
     try:
-        return decode_event(data, f"$.events[{seq}]")
+        return StoredEvent(seq, decode_event(data, f"$.events[{seq}]"), data)
     except ContextSerdeError as exc:
         raise DurabilityError(f"event record {seq} of run {run_id!r}: {exc}") from None
 
@@ -663,7 +677,7 @@ class DurableRuntime(RuntimeDecorator):
     ) -> list[StoredEvent]:
         """The run's recorded events with a sequence number above ``after``."""
         return [
-            StoredEvent(seq, _decode_event(text, run_id, seq))
+            _stored_event(text, run_id, seq)
             for seq, text in await self.store.read_events(run_id, after, limit=limit)
         ]
 
@@ -809,12 +823,12 @@ class LiveEventReader:
     def _take(self, journal: _Journal, entries: Any) -> None:
         buffer = self._buffer
         recorded = journal.committed_next
-        for seq, event in entries:
+        for seq, event, encoded in entries:
             if seq < recorded:
-                buffer.append(StoredEvent(seq, event))
+                buffer.append(StoredEvent(seq, event, encoded))
                 self._committed = seq
             else:
-                buffer.append(LiveEvent(seq, event))
+                buffer.append(LiveEvent(seq, event, encoded))
                 self._journal = journal
             self._sent = seq
         if not buffer:
@@ -840,7 +854,7 @@ class LiveEventReader:
             self._sent = self._committed = records[-1][0] if records else -1
             records = []
         for seq, text in records:
-            self._buffer.append(StoredEvent(seq, _decode_event(text, run_id, seq)))
+            self._buffer.append(_stored_event(text, run_id, seq))
             self._sent = self._committed = seq
         if record.status in FINISHED:
             self._done = True  # read after its status: that was all of it
@@ -886,7 +900,7 @@ class _EventReader:
             # Read after looking at the status: a finished run has all its
             # events recorded, so an empty read then means the end.
             for seq, text in await store.read_events(self._run_id, self._after):
-                self._buffer.append(StoredEvent(seq, _decode_event(text, self._run_id, seq)))
+                self._buffer.append(_stored_event(text, self._run_id, seq))
                 self._after = seq
             if self._buffer:
                 break

@@ -108,8 +108,17 @@ def _incumbent_exception(event: WorkflowFailedEvent) -> dict[str, Any]:
     return {"exception_type": kind, "exception_message": event.exception_message}
 
 
-def envelope(event: Event) -> dict[str, Any]:
+def envelope(event: Event, encoded: Any = None) -> dict[str, Any]:
+    """The event on the wire.  ``encoded``: the event as ``encode_event``
+    gave it already (the journal's), not to encode it twice."""
     cls = type(event)
+    if encoded is not None and not isinstance(event, WorkflowFailedEvent):
+        value = encoded["fields"]
+        if "_extra" in value:  # the free fields of an open event, flat
+            value = dict(value)
+            value.update(value.pop("_extra") or {})
+        name, bases, qualified = _class_names(cls)
+        return {"type": name, "value": value, "types": list(bases), "qualified_name": qualified}
     value = event_value(event)
     if isinstance(event, WorkflowFailedEvent) and "exception" not in value:
         # Beside anyflow's own fields (which anyflow's readers take back and

@@ -496,7 +496,7 @@ class _Api:
                     if sse:
                         parts.append(f"id: {item.seq}\n\n")
                     continue
-                data = envelope(item.event)  # type: ignore[union-attr]
+                data = envelope(item.event, item.encoded)  # type: ignore[union-attr]
                 if not qualified:
                     data["qualified_name"] = None
                 payload = dumps(data)
