@@ -18,8 +18,10 @@ network's timing.
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 from collections import Counter
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -56,6 +58,22 @@ __all__ = [
     "Simulator",
     "simulate",
 ]
+
+
+_simulating: ContextVar[bool] = ContextVar("anyflow_simulating", default=False)
+
+
+class _QuietWhileSimulating(logging.Filter):
+    """Drop the engine's log records about simulated runs: a failing run is a
+    result the test reads (with its report), not news for the log, and a
+    search makes hundreds of them.  The run's tasks inherit the context
+    variable from the task that starts the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _simulating.get()
+
+
+logging.getLogger("anyflow").addFilter(_QuietWhileSimulating())
 
 
 class InjectedFault(Exception):
@@ -349,6 +367,8 @@ class Simulation:
         """The run's result; its exception (with this simulation's report as a
         note) if it did not complete."""
         if self.error is not None:
+            if _in_hypothesis_test():
+                raise self.error  # hypothesis prints the report noted by finish()
             notes = getattr(self.error, "__notes__", None)
             if notes is None:
                 self.error.__notes__ = notes = []  # type: ignore[attr-defined]
@@ -418,6 +438,7 @@ class Simulator:
         return DurableRuntime(self._store, runtime, wall_clock=False)
 
     async def __aenter__(self) -> Simulator:
+        self._quiet = _simulating.set(True)
         await self._runtime.__aenter__()
         return self
 
@@ -426,7 +447,10 @@ class Simulator:
             if self._handler is not None and not self._handler.is_done():
                 await self._handler.cancel_run()
         finally:
-            await self._runtime.__aexit__(*exc_info)
+            try:
+                await self._runtime.__aexit__(*exc_info)
+            finally:
+                _simulating.reset(self._quiet)
 
     def start(self, start_event: StartEvent | None = None, **fields: Any) -> None:
         """Start the run (its first step waits for the first decision)."""
@@ -557,13 +581,18 @@ async def simulate(
         return await simulator.finish()
 
 
-def _note_for_hypothesis(simulation: Simulation) -> None:
-    """Inside a hypothesis test, the falsifying example's report shows how to
-    replay the run."""
+def _in_hypothesis_test() -> bool:
     try:
-        from hypothesis import note
         from hypothesis.control import currently_in_test_context
     except ImportError:  # pragma: no cover - hypothesis is optional
-        return
-    if currently_in_test_context():
+        return False
+    return currently_in_test_context()
+
+
+def _note_for_hypothesis(simulation: Simulation) -> None:
+    """Inside a hypothesis test, the falsifying example's report shows how to
+    replay the run (once: ``result`` then adds no copy to the exception)."""
+    if _in_hypothesis_test():
+        from hypothesis import note
+
         note(simulation.report())
