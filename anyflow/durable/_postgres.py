@@ -180,7 +180,11 @@ class PostgresStore(Store):
                     timeout=self._timeout,
                     name="anyflow",
                 )
-                pool.open(wait=True, timeout=self._timeout)
+                try:
+                    pool.open(wait=True, timeout=self._timeout)
+                except BaseException:
+                    pool.close()  # its workers would go on trying to connect
+                    raise
                 self._pool = pool
             return self._pool
 
