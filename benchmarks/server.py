@@ -305,7 +305,8 @@ async def _child(server: Server) -> None:
             url = await tg.start(functools.partial(wfs.serve, "127.0.0.1", 0, handle_signals=False))
             started(url)
             await stop.wait()
-            wfs.stop()
+            wfs.stop()  # serve() returns once it has shut down: nothing to cancel
+            return
         else:
             if server.engine == "anyflow":
                 app = _anyflow_server().app
