@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections import deque
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -151,10 +150,12 @@ class _Journal:
         """Events recorded with a commit, about to be published by its commands."""
         self.committed_next = 0
         """Events with a lower sequence number are recorded."""
-        self.feed: deque[tuple[int, Event, Any]] = deque()
+        self.feed: list[tuple[int, Event, Any]] = []
         """The events published here, by sequence number, for live readers:
-        every one not yet recorded, and the last ``FEED_KEEP`` recorded ones
-        (with the event as encoded for the journal)."""
+        every one not yet recorded, and at least the last ``FEED_KEEP``
+        recorded ones (with the event as encoded for the journal).  Their
+        sequence numbers follow each other: a reader finds its place by
+        subtraction (a step may write many events before it commits)."""
         self.feed_wakeup: anyio.Event | None = None
         self.held: list[tuple[int, Event, Any, bool]] = []
         """Events kept from the feed (with whether they wait to be recorded):
@@ -219,8 +220,9 @@ class _Journal:
                 feed.append((seq, event, encoded))
                 released += 1
             del held[:released]
-        while len(feed) > FEED_KEEP and feed[0][0] < upto:
-            feed.popleft()
+        recorded = upto - feed[0][0] if feed else 0
+        if recorded > 2 * FEED_KEEP:  # trimmed in bulk: a list's front is costly to pop
+            del feed[: recorded - FEED_KEEP]
         self._feed_notify()
 
     # Before the run.
@@ -813,7 +815,7 @@ class LiveEventReader:
                 feed = journal.feed
                 base = feed[0][0] if feed else journal.next_event
                 if self._sent + 1 >= base:
-                    self._take(journal, islice(feed, self._sent + 1 - base, None))
+                    self._take(journal, feed[self._sent + 1 - base :])
                     if not buffer:
                         await journal.feed_change().wait()
                     continue
@@ -823,6 +825,8 @@ class LiveEventReader:
     def _take(self, journal: _Journal, entries: Any) -> None:
         buffer = self._buffer
         recorded = journal.committed_next
+        # What it gave live and is recorded since: said before what follows.
+        self._confirm(min(self._sent, recorded - 1))
         for seq, event, encoded in entries:
             if seq < recorded:
                 buffer.append(StoredEvent(seq, event, encoded))
@@ -831,10 +835,8 @@ class LiveEventReader:
                 buffer.append(LiveEvent(seq, event, encoded))
                 self._journal = journal
             self._sent = seq
-        if not buffer:
-            self._confirm(min(self._sent, recorded - 1))
-            if self._sent == self._committed:
-                self._journal = None
+        if self._sent == self._committed:
+            self._journal = None
 
     async def _read_store(self, journal: _Journal | None) -> None:
         runtime = self._runtime

@@ -251,3 +251,61 @@ async def test_a_client_that_leaves_mid_stream_is_one_log_line_at_most(
     assert [r.getMessage() for r in server_side if r.levelno >= logging.INFO] == []
     left = [r for r in server_side if "left" in r.getMessage()]
     assert len(left) <= 1, [r.getMessage() for r in left]
+
+
+class Chunky(Workflow):
+    """Writes 3,000 events in one step (recorded with its result), then, in a
+    second step, 3,000 more before it waits for the gate (not recorded yet)."""
+
+    gate: anyio.Event
+
+    @step
+    async def first(self, ev: StartEvent, ctx: Context) -> Token:
+        for i in range(3000):
+            ctx.write_event_to_stream(Token(text=str(i)))
+        return Token(text="next")
+
+    @step
+    async def second(self, ev: Token, ctx: Context) -> StopEvent:
+        for i in range(3000, 6000):
+            ctx.write_event_to_stream(Token(text=str(i)))
+        await self.gate.wait()
+        return StopEvent(result="done")
+
+
+async def test_readers_that_lag_behind_the_live_feed_miss_nothing(store: Store) -> None:
+    flow = gated(Chunky)
+    async with DurableRuntime(store) as runtime:
+        flow.run(run_id="r1", runtime=runtime)
+        early = runtime.live_events("r1")
+        with anyio.fail_after(30):
+            seen: list[Any] = []
+            while len([i for i in seen if not isinstance(i, Committed)]) < 6000:
+                seen += await early.next_batch()
+            # A reader that starts now: the first step's events are older than
+            # the feed keeps, so they come from the store; then the live ones.
+            late = [
+                item
+                for item in await _read_until(runtime.live_events("r1"), 6000)
+                if not isinstance(item, Committed)
+            ]
+            flow.gate.set()
+            rest = [item async for item in early]
+    for items in (seen, late):
+        events = [i for i in items if not isinstance(i, Committed)]
+        assert [i.seq for i in events] == list(range(6000))
+        assert [i.event.text for i in events] == [str(n) for n in range(6000)]
+        assert all(isinstance(i, LiveEvent) for i in events[3000:])
+    # The early reader saw the first step's events live, then their recording;
+    # the late one reads them as recorded.
+    assert all(isinstance(i, StoredEvent) for i in late[:3000])
+    assert max(i.seq for i in seen if not isinstance(i, LiveEvent)) >= 2999
+    assert isinstance(rest[-1], StoredEvent)
+    assert rest[-1].seq == 6000
+
+
+async def _read_until(reader: Any, count: int) -> list[Any]:
+    items: list[Any] = []
+    while len([i for i in items if not isinstance(i, Committed)]) < count:
+        items += await reader.next_batch()
+    return items
