@@ -112,9 +112,12 @@ class Fault:
 @attrs.frozen
 class Schedule:
     """The choices of a simulation, one per decision: choice ``c`` among ``n``
-    options takes option ``c % n``.  When the choices run out, the first option
-    is taken: the steps in the order they were started, oldest first.
-    Hypothesis shrinks a failing schedule toward that order."""
+    options takes option ``c % n``.  Only a decision with two options or more
+    uses a choice: where one thing only can happen, it happens, so a schedule's
+    first choices are the run's first real decisions however deep they are.
+    When the choices run out, the first option is taken: the steps in the
+    order they were started, oldest first.  Hypothesis shrinks a failing
+    schedule toward that order."""
 
     choices: tuple[int, ...] = ()
 
@@ -143,6 +146,8 @@ class _Chooser:
         self.made: list[int] = []
 
     def choose(self, count: int) -> int:
+        if count == 1:
+            return 0  # forced: not a decision, so it uses no choice
         if self._rng is not None:
             index = self._rng.randrange(count)
         else:
@@ -345,7 +350,9 @@ class Simulation:
 
     seed: int | None
     schedule: Schedule
-    """The choices made (replays the run with ``simulate(..., schedule=...)``)."""
+    """The choices made, at the decisions that had two options or more, the
+    first options at the end left out (replays the run with
+    ``simulate(..., schedule=...)``)."""
     outcome: Outcome
     ticks: tuple[Tick, ...]
     events: tuple[Event, ...]
@@ -389,6 +396,15 @@ class Simulation:
         lines.append(f"  {len(self.ticks)} ticks:")
         lines += [f"    {i:3d} {_describe(tick)}" for i, tick in enumerate(self.ticks)]
         return "\n".join(lines)
+
+
+def _without_trailing_zeros(choices: Sequence[int]) -> tuple[int, ...]:
+    """The shortest schedule that makes the same choices (once the choices
+    run out, the first option is taken)."""
+    end = len(choices)
+    while end and choices[end - 1] == 0:
+        end -= 1
+    return tuple(choices[:end])
 
 
 def _describe(tick: Tick) -> str:
@@ -503,7 +519,8 @@ class Simulator:
             index = self._chooser.choose(len(options))
         else:
             index = choice % len(options)
-            self._chooser.made.append(index)
+            if len(options) > 1:
+                self._chooser.made.append(index)
         self._ctl.take(options[index], handler)
         return True
 
@@ -527,7 +544,7 @@ class Simulator:
         ctl = self._ctl
         simulation = Simulation(
             self.seed,
-            Schedule(tuple(self._chooser.made)),
+            Schedule(_without_trailing_zeros(self._chooser.made)),
             outcome,
             tuple(ctl.ticks),
             tuple(ctl.events),

@@ -79,6 +79,40 @@ async def test_the_fan_out_race_is_caught_and_replayed() -> None:
     await run_property(fixed_total_is_right)
 
 
+async def test_a_race_behind_thirty_forced_decisions_is_caught_as_fast() -> None:
+    """examples/fuzz_deep.py: the fan-in race behind ten sequential stages.
+    Where only one thing can happen the schedule spends no choice, so the
+    choices that break the shallow basket break the deep one too, and the
+    search finds and shrinks the deep race as it does the shallow one."""
+    shallow, deep = load("fuzz_fanout"), load("fuzz_deep")
+    prices = [1, 10, 100]
+    assert await deep.DeepRacyBasket().run(prices=prices) == 111  # an ordinary test passes
+
+    for choices in [(0, 1), (1, 1), (0, 0, 1)]:
+        flat = await simulate(shallow.RacyBasket(), schedule=Schedule(choices), prices=prices)
+        behind = await simulate(deep.DeepRacyBasket(), schedule=Schedule(choices), prices=prices)
+        assert behind.result == flat.result, choices
+        assert behind.schedule.choices[: len(choices)] == choices
+    assert len(behind.trace) > 30 + len(behind.schedule.choices)  # the forced ones
+
+    @DEFAULT_BUDGET
+    @given(schedule=schedules())
+    def total_is_right(schedule: Schedule) -> None:
+        assert simulated(deep.DeepRacyBasket(), schedule=schedule, prices=prices).result == 111
+
+    with pytest.raises(AssertionError) as caught:
+        await run_property(total_is_right)
+    report = "\n".join(getattr(caught.value, "__notes__", []))
+    found = re.search(r"schedule=Schedule\(choices=\(([\d, ]*)\)\)", report)
+    assert found is not None, report
+    choices = tuple(int(c) for c in found.group(1).replace(" ", "").split(",") if c)
+    while choices and choices[-1] == 0:
+        choices = choices[:-1]
+    assert len(choices) <= 4, choices  # shrunk to a handful
+    replayed = await simulate(deep.DeepRacyBasket(), schedule=Schedule(choices), prices=prices)
+    assert replayed.result != 111
+
+
 async def test_the_retry_timeout_double_charge_is_caught() -> None:
     checkout = load("fuzz_retry")
     gateway = checkout.Gateway()
@@ -107,6 +141,7 @@ async def test_the_examples_run_as_scripts(anyio_backend_name: str) -> None:
     for name, expected in [
         ("fuzz_fanout", "fixed, 100 seeds: [111]"),
         ("fuzz_retry", "SafeCheckout, first answer late: charged 25 charges: 1"),
+        ("fuzz_deep", "ordinary run: 111"),
     ]:
         done = await anyio.run_process([sys.executable, str(EXAMPLES / f"{name}.py")])
         assert expected in done.stdout.decode().splitlines()
