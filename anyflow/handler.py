@@ -666,9 +666,11 @@ def _exception_of(outcome: Outcome, run_id: str) -> BaseException:
         return error
     if isinstance(outcome, TimedOut):
         running = ", ".join(outcome.active_steps) or "none"
+        # Starts with llama-index-workflows' wording, which programs match on.
         return WorkflowTimeoutError(
-            f"run {run_id!r} timed out after {outcome.timeout:g}s (steps still running: "
-            f"{running}); raise the workflow's timeout= or make those steps faster"
+            f"Operation timed out after {outcome.timeout:g} seconds: run {run_id!r} timed out "
+            f"after {outcome.timeout:g}s (steps still running: {running}); raise the "
+            "workflow's timeout= or make those steps faster"
         )
     if isinstance(outcome, Broken):
         if isinstance(outcome.error, BaseException):
