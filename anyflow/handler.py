@@ -320,7 +320,10 @@ class WorkflowHandler:
         driven.pause_when_idle = pause_when_idle  # before the driver reads observes_ticks
         view = self._view
         if view.driver is None:
-            driver = Driver(self._workflow, self._start_event, driven, self._ctx.store, view.saved)
+            # A first drive to the end never pauses: it talks to the runtime's
+            # adapter directly, so `await wf.run()` costs what it always did.
+            adapter = driven if pause_when_idle else driven.inner
+            driver = Driver(self._workflow, self._start_event, adapter, self._ctx.store, view.saved)
         else:
             # Paused before: a new driver goes on from where the last one
             # stopped (it takes the paused state in ``_Driven.recover``).
