@@ -10,9 +10,17 @@ can go on) virtual time jumps to the next timer.  Everything a step does
 between two points happens with every other step paused, so the same choices
 give the same run, tick for tick, on asyncio and on trio.
 
+The event loop runs on a virtual clock while a simulation lasts
+(``_backends._virtual_clock``): step code's own timers (``anyio.sleep``,
+``anyio.fail_after``) are due on it, and the scheduler fires them as it
+fires the run's timers, one decision each, so a 30 s back-off takes no wall
+time and its order against a wait's timeout is explored.  The loop's clock
+moves only for step code's timers, not for the run's own.
+
 Steps must not do real I/O under simulation (replace it with fakes): a step
-blocked on a socket counts as paused, and the run would then depend on the
-network's timing.
+blocked on a socket, a thread or an event from outside the run would make the
+run depend on real time, so once nothing else can happen it is a
+``SimulationError`` naming the step.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import attrs
 
+from .._backends._virtual_clock import VirtualClock, install_virtual_clock
 from .._core.state import Completed, Outcome
 from .._core.ticks import Tick
 from ..durable import DurableRuntime, MemoryStore
@@ -59,6 +68,9 @@ __all__ = [
     "simulate",
 ]
 
+
+_TIE = 1e-6
+"""Timers this close (in seconds) are due at the same time."""
 
 _simulating: ContextVar[bool] = ContextVar("anyflow_simulating", default=False)
 
@@ -166,6 +178,8 @@ class _Controller:
         self.workflow = workflow
         self.chooser = chooser
         self.clock = 0.0
+        self.loop_clock: VirtualClock | None = None
+        """The event loop's clock while the simulation runs: step code's timers."""
         self.paused: dict[int, _Paused] = {}
         self.workers: dict[int, tuple[int, str]] = {}
         """Task id -> the attempt the task executes (worker id, step)."""
@@ -272,6 +286,24 @@ class _Controller:
 
     # The scheduling loop.
 
+    def busy(self, handler: WorkflowHandler) -> list[tuple[int, str]]:
+        """Step attempts running their own code, blocked elsewhere than at a
+        step point or a wait: on a timer of their own, or on something the
+        simulation does not control."""
+        state = handler.ctx._live_state()
+        if state is None:
+            return []
+        paused = {p.worker_id for p in self.paused.values()}
+        return sorted(
+            {
+                attempt
+                for attempt in self.workers.values()
+                if attempt[0] in state.workers
+                and attempt[0] not in paused
+                and attempt[0] not in state.waiting
+            }
+        )
+
     def options(self, handler: WorkflowHandler) -> list[_Option]:
         options = [
             _Option("run", f"{p.step}#{p.worker_id} from {p.point}", task)
@@ -285,11 +317,33 @@ class _Controller:
                 pass  # not accepted yet: offered again later
             else:
                 options.append(_Option("send", f"send {type(event).__name__}"))
-        if self.timers and all(option.kind != "run" for option in options):
-            # Steps take no time; outside events and the clock race.
-            deadline = self.timers[0][0]
-            options.append(_Option("timer", f"time {deadline:g}s"))
+        if any(option.kind == "run" for option in options):
+            return options  # steps take no time: the clock waits for them
+        # Outside events and the clock race.  The run's own timers and the
+        # timers of step code (a sleep, a fail_after) due at the same time
+        # are two options, so either may come first.
+        engine = self.timers[0][0] if self.timers else None
+        loop = self._loop_deadline() if self.busy(handler) else None
+        due = [t for t in (engine, loop) if t is not None]
+        if engine is not None and engine <= min(due) + _TIE:
+            options.append(_Option("timer", f"time {engine:g}s", "run"))
+        if loop is not None and loop <= min(due) + _TIE:
+            options.append(_Option("timer", f"time {loop:g}s in step code", "steps"))
         return options
+
+    def _loop_deadline(self) -> float | None:
+        """The next timer of the event loop, in the simulation's time.
+
+        The loop's clock moves only for these timers, by as much as they
+        need (not for the run's own timers, which the simulator keeps): so
+        a timeout the test itself set around the simulation fires only if
+        step code sleeps past it."""
+        if self.loop_clock is None:
+            return None
+        deadline = self.loop_clock.next_deadline()
+        if deadline is None:
+            return None
+        return self.clock + max(0.0, deadline - self.loop_clock.now())
 
     def take(self, option: _Option, handler: WorkflowHandler) -> None:
         self.trace.append(option.label)
@@ -297,10 +351,16 @@ class _Controller:
             self.paused[option.key].event.set()
         elif option.kind == "send":
             handler.send_event(self.pending.pop(0))
-        else:
+        elif option.key == "run":
             deadline, _, event = heapq.heappop(self.timers)
             self.clock = max(self.clock, deadline)
             event.set()
+        else:
+            assert self.loop_clock is not None
+            due = self.loop_clock.next_deadline()
+            assert due is not None
+            self.clock += max(0.0, due - self.loop_clock.now())
+            self.loop_clock.jump_to(due)
 
 
 class _SimInternal(InternalRunAdapterDecorator):
@@ -454,8 +514,20 @@ class Simulator:
         return DurableRuntime(self._store, runtime, wall_clock=False)
 
     async def __aenter__(self) -> Simulator:
+        try:
+            clock = install_virtual_clock()
+        except RuntimeError as exc:
+            raise SimulationError(
+                f"cannot simulate here: {exc} (run simulations one after the other)"
+            ) from exc
+        self._ctl.loop_clock = clock
         self._quiet = _simulating.set(True)
-        await self._runtime.__aenter__()
+        try:
+            await self._runtime.__aenter__()
+        except BaseException:
+            clock.close()
+            _simulating.reset(self._quiet)
+            raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -467,6 +539,8 @@ class Simulator:
                 await self._runtime.__aexit__(*exc_info)
             finally:
                 _simulating.reset(self._quiet)
+                if self._ctl.loop_clock is not None:
+                    self._ctl.loop_clock.close()
 
     def start(self, start_event: StartEvent | None = None, **fields: Any) -> None:
         """Start the run (its first step waits for the first decision)."""
@@ -512,7 +586,10 @@ class Simulator:
             self._ctl.trace.append("cancel")
             await handler.cancel_run()
             return True
-        options = [o for o in self._ctl.options(handler) if o.kind in kinds]
+        every = self._ctl.options(handler)
+        if not every:
+            self._check_not_blocked(handler)
+        options = [o for o in every if o.kind in kinds]
         if not options:
             return False
         if choice is None:
@@ -523,6 +600,21 @@ class Simulator:
                 self._chooser.made.append(index)
         self._ctl.take(options[index], handler)
         return True
+
+    def _check_not_blocked(self, handler: WorkflowHandler) -> None:
+        """Nothing can happen: if a step attempt is still running, it waits
+        for something outside the simulation (it would hang, or finish at a
+        moment real time chooses)."""
+        busy = self._ctl.busy(handler)
+        if busy:
+            steps = ", ".join(f"{step!r} (worker {worker_id})" for worker_id, step in busy)
+            raise SimulationError(
+                f"step {steps} of {type(self.workflow).__qualname__} is blocked on something "
+                "the simulation does not control: real I/O (a socket, a file, a subprocess), "
+                "a thread, or a lock or event shared with code outside the run. Steps under "
+                "simulation may sleep and time out (on the simulation's clock) and use "
+                "ctx; replace the rest with fakes that answer at once"
+            )
 
     async def send(self, event: Event) -> None:
         """Send ``event`` into the run now, as its caller would.
@@ -575,12 +667,15 @@ async def simulate(
     with neither, the steps run in the order they were started.  ``send``
     gives events from outside, sent in order whenever the scheduler chooses
     (once the run accepts them).  Time is virtual: once no step can go on, the
-    scheduler chooses between the next outside event and the next timer.
+    scheduler chooses between the next outside event and the next timer, the
+    run's (a retry, a timeout) or step code's (``anyio.sleep``, ``fail_after``).
 
     :returns: a ``Simulation``; ``simulation.result`` is the run's result (or
         raises its exception, with the report that replays it).
     :raises SimulationError: if the run takes more than ``max_decisions``
-        scheduling decisions.
+        scheduling decisions; if a step is blocked on something the simulation
+        cannot drive (real I/O, a thread, an event from outside the run),
+        naming the step; if another simulation runs in this event loop.
     """
     async with Simulator(
         workflow, seed=seed, schedule=schedule, faults=faults, send=send
