@@ -240,16 +240,25 @@ class WorkflowHandler:
 
     def __init__(
         self,
-        workflow: Workflow,
-        start_event: Event | None,
-        ctx: Context[Any],
-        run_id: str,
-        runtime: Runtime | None,
+        workflow: Workflow | None = None,
+        start_event: Event | None = None,
+        ctx: Context[Any] | None = None,
+        run_id: str | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
+        if workflow is None:
+            # ``WorkflowHandler(ctx=ctx)``, as llama-index-workflows' programs
+            # write it to carry a context: a handler without a run.
+            if ctx is None:
+                raise TypeError(
+                    "WorkflowHandler() needs a context (WorkflowHandler(ctx=ctx)); a run's "
+                    "handler comes from wf.run()"
+                )
+            workflow, run_id = ctx._workflow, None
         self._workflow = workflow
         self._start_event = start_event
-        self._ctx = ctx
-        self._run_id = run_id
+        self._ctx: Context[Any] = ctx  # type: ignore[assignment]  # set whenever run_id is
+        self._run_id = run_id or ""
         self._adapter: ExternalRunAdapter | None = None
         self._own_runtime: BasicRuntime | None = None
         self._observed = False
@@ -261,6 +270,8 @@ class WorkflowHandler:
         self._drive_ended: anyio.Event | None = None
         self._streamed = False
         self._touched = True
+        if run_id is None:
+            return  # made from a context alone: no run
         if runtime is None:
             runtime = workflow.runtime
         if isinstance(runtime, BasicRuntime) and not runtime.is_hosting:
@@ -293,8 +304,15 @@ class WorkflowHandler:
         return driver
 
     def _require_started(self, what: str) -> ExternalRunAdapter:
-        """The run's adapter (kept for layers that follow a run's end)."""
-        assert self._adapter is not None, what
+        """The run's adapter.
+
+        :raises WorkflowRuntimeError: for a handler made from a context alone.
+        """
+        if self._adapter is None:
+            raise WorkflowRuntimeError(
+                f"{what} needs a run, and this handler was made from a context alone "
+                "(WorkflowHandler(ctx=...)): start one with wf.run(ctx=handler.ctx)"
+            )
         return self._adapter
 
     # Driving a run that no runtime hosts (rule 3).
@@ -360,8 +378,7 @@ class WorkflowHandler:
 
     async def __aenter__(self) -> WorkflowHandler:
         self._touched = True
-        adapter = self._adapter
-        assert adapter is not None
+        adapter = self._require_started("async with handler")
         if self._driven is not None and adapter.outcome is None:
             runtime = BasicRuntime()
             await runtime.__aenter__()
@@ -413,10 +430,10 @@ class WorkflowHandler:
 
     async def _await(self) -> Any:
         self._touched = True
-        assert self._adapter is not None
+        adapter = self._require_started("await handler")
         if self._driven is not None:
             await self._drive_to_end()
-        outcome = await self._adapter.wait_finished()
+        outcome = await adapter.wait_finished()
         return self._unwrap(outcome)
 
     async def stop_event_result(self) -> StopEvent:

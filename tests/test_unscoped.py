@@ -25,6 +25,7 @@ from anyflow import (
     step,
 )
 from anyflow.events import WorkflowCancelledEvent, WorkflowFailedEvent
+from anyflow.handler import WorkflowHandler
 
 pytestmark = pytest.mark.anyio
 
@@ -302,3 +303,18 @@ async def test_async_with_after_a_paused_stream_finishes_the_run() -> None:
     async with handler:
         handler.send_event(HumanResponseEvent(response="block"))
     assert handler.result() == "hello block"
+
+
+async def test_a_handler_made_from_a_context_carries_it_and_has_no_run() -> None:
+    wf = AskName()
+    ctx = Context(wf)
+    await ctx.store.set("asked", 5)
+    carrier = WorkflowHandler(ctx=ctx)
+    assert carrier.ctx is ctx
+    assert not carrier.is_done()
+    with pytest.raises(WorkflowRuntimeError, match=r"^await handler needs a run, and this handler"):
+        await carrier
+    handler = wf.run(ctx=carrier.ctx)
+    handler.send_event(HumanResponseEvent(response="carried"))
+    assert await handler == "hello carried"
+    assert await handler.ctx.store.get("asked") == 6
