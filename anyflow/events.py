@@ -253,7 +253,34 @@ class HumanResponseEvent(_OpenEvent, open=True):
     response: Any = None
 
 
-class StepFailedEvent(Event):
+class _CarriesException:
+    """``exception``, for events that describe a failure by its type name and message."""
+
+    __slots__ = ()
+
+    @property
+    def exception(self) -> BaseException:
+        """The exception itself in the process that raised it; after the event was
+        saved or replayed from a journal, a ``SavedError`` with its type name
+        (``type_name``) and message, since the object and traceback stay behind."""
+        error = self.__dict__.get("_exception")
+        if error is None:
+            from .serialization import SavedError
+
+            error = SavedError(
+                getattr(self, "exception_type", ""), getattr(self, "exception_message", "")
+            )
+        assert isinstance(error, BaseException)
+        return error
+
+
+def with_exception(event: Event, error: BaseException) -> None:
+    """Let ``event.exception`` be ``error`` in this process (it is not a field: it is
+    neither compared nor saved)."""
+    object.__setattr__(event, "_exception", error)
+
+
+class StepFailedEvent(_CarriesException, Event):
     """Describes a step whose attempts are exhausted (for error handlers)."""
 
     step_name: str
@@ -295,7 +322,7 @@ class StepStateChanged(InternalEvent):
     when it returned, an event or nothing); anyflow's own field."""
 
 
-class WorkflowFailedEvent(StopEvent):
+class WorkflowFailedEvent(_CarriesException, StopEvent):
     """Published last when a run fails; ``await handler`` then raises."""
 
     step_name: str | None = None

@@ -235,3 +235,40 @@ async def test_runtime_outside_its_block_is_refused() -> None:
     # (tests/test_unscoped.py); a runtime over one must be entered first.
     with pytest.raises(RuntimeError, match=r"^this BasicRuntime is not running"):
         Failing().run(runtime=RuntimeDecorator(BasicRuntime()))
+
+
+async def test_failure_events_carry_the_exception_in_process_and_its_name_after_a_save() -> None:
+    from anyflow import StepFailedEvent, WorkflowFailedEvent, catch_error
+    from anyflow.serialization import SavedError, decode_event, encode_event
+
+    seen: list[BaseException] = []
+
+    class Caught(Workflow):
+        @step
+        async def go(self, ev: StartEvent) -> StopEvent:
+            raise KeyError("k")
+
+        @catch_error
+        async def fallback(self, ev: StepFailedEvent) -> StopEvent:
+            seen.append(ev.exception)
+            return StopEvent(result="fallback")
+
+    assert await Caught().run() == "fallback"
+    assert isinstance(seen[0], KeyError)
+
+    class Fails(Workflow):
+        @step
+        async def go(self, ev: StartEvent) -> StopEvent:
+            raise ValueError("bad")
+
+    async with Fails().run() as handler:
+        events = [ev async for ev in handler.stream_events()]
+        error = handler.exception()
+    last = events[-1]
+    assert isinstance(last, WorkflowFailedEvent)
+    assert isinstance(last.exception, ValueError)
+    assert last.exception is error
+    replayed = decode_event(encode_event(last))
+    assert replayed == last  # the exception object is not part of the event
+    assert isinstance(replayed.exception, SavedError)
+    assert (replayed.exception.type_name, str(replayed.exception)) == ("ValueError", "bad")

@@ -60,6 +60,7 @@ from ..events import (
     WorkflowCancelledEvent,
     WorkflowFailedEvent,
     WorkflowTimedOutEvent,
+    with_exception,
 )
 from ..resources import NO_RESOURCES, RunResources
 from ._verbose import VerboseAdapter
@@ -100,12 +101,15 @@ def terminal_event(outcome: Outcome) -> StopEvent:
         event: StopEvent = outcome.stop_event
         return event
     if isinstance(outcome, Failed):
-        return WorkflowFailedEvent(
+        failed = WorkflowFailedEvent(
             step_name=outcome.step,
             exception_type=type(outcome.error).__name__,
             exception_message=str(outcome.error),
             attempts=outcome.attempts,
         )
+        if isinstance(outcome.error, BaseException):
+            with_exception(failed, outcome.error)
+        return failed
     if isinstance(outcome, TimedOut):
         return WorkflowTimedOutEvent(timeout=outcome.timeout, active_steps=outcome.active_steps)
     if isinstance(outcome, Broken):
@@ -646,6 +650,7 @@ class Driver:
                         exception_message=str(exc),
                         attempts=delivery.attempt,
                     )
+                    with_exception(failure, exc)
                 _log_failure(self.run_id, name, delivery.attempt, exc, delay, catchable)
                 tick: Tick = StepFailed(worker_id, exc, delay, now, failure)
                 output = None
