@@ -61,6 +61,8 @@ class StepOptionError(WorkflowValidationError, ValueError):
 def is_free_function(qualname: str) -> bool:
     """Whether a function is not defined in a class body (per PEP 3155 qualnames):
     ``f`` and ``outer.<locals>.f`` are free, ``Cls.f`` and ``outer.<locals>.Cls.f`` are not."""
+    if not qualname:
+        raise ValueError("is_free_function needs a qualified name, not an empty string")
     parts = qualname.split(".")
     return len(parts) == 1 or parts[-2] == "<locals>"
 
@@ -138,7 +140,7 @@ def step(
         if not callable(f):
             raise TypeError(f"@step decorates a function, not {f!r}")
         qualname = getattr(f, "__qualname__", "")
-        if workflow is None and is_free_function(qualname):
+        if workflow is None and qualname and is_free_function(qualname):
             raise WorkflowValidationError(
                 f"To decorate {f.__name__} please pass a workflow class to the @step "
                 f"decorator: {f.__name__} is not defined in a Workflow class body, so "

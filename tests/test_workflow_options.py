@@ -420,3 +420,14 @@ async def test_verbose_prints_each_step_attempt(capsys: pytest.CaptureFixture[st
     ]
     assert await Two().run() == 1
     assert capsys.readouterr().out == ""
+
+
+def test_is_free_function_reads_qualified_names() -> None:
+    from anyflow.utils import is_free_function
+
+    assert is_free_function("f")
+    assert is_free_function("outer.<locals>.f")
+    assert not is_free_function("Cls.f")
+    assert not is_free_function("outer.<locals>.Cls.f")
+    with pytest.raises(ValueError, match=r"^is_free_function needs a qualified name"):
+        is_free_function("")
