@@ -17,6 +17,7 @@ from ._simulate import Schedule as Schedule
 from ._simulate import Simulation as Simulation
 from ._simulate import SimulationError as SimulationError
 from ._simulate import Simulator as Simulator
+from ._simulate import fault_point as fault_point
 from ._simulate import simulate as simulate
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "TestRunResult",
     "WorkflowTestResult",
     "WorkflowTestRunner",
+    "fault_point",
     "replay",
     "replay_journal",
     "simulate",

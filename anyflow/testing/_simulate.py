@@ -65,6 +65,7 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "Simulator",
+    "fault_point",
     "simulate",
 ]
 
@@ -73,6 +74,7 @@ _TIE = 1e-6
 """Timers this close (in seconds) are due at the same time."""
 
 _simulating: ContextVar[bool] = ContextVar("anyflow_simulating", default=False)
+_controller: ContextVar[_Controller | None] = ContextVar("anyflow_simulator", default=None)
 
 
 class _QuietWhileSimulating(logging.Filter):
@@ -111,14 +113,30 @@ class Fault:
         resumed from its journal (a durable run on a ``MemoryStore``; the
         workflow object, standing for the world outside, survives).
     :ivar step: the step whose attempt fails; None for any step (always
-        None for a crash).
+        None for a crash between batches).
     :ivar nth: which attempt, counting from 0 the attempts started (of
-        ``step``, or of all steps); for a crash, which recorded batch.
+        ``step``, or of all steps); for a crash, which recorded batch; with
+        ``at``, which time the fault point is reached (by ``step``, or by any
+        step).
+    :ivar at: the name of a ``fault_point(name)`` in step code: the fault
+        happens there, inside the step, instead: ``"error"`` raises
+        ``InjectedFault`` from the call, ``"crash"`` kills the process there
+        (what the step did before the point is done, what follows is not),
+        ``"cancel"`` has the caller cancel the run there.
     """
 
     kind: Literal["error", "timeout", "cancel", "crash"]
     step: str | None = None
     nth: int = 0
+    at: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.at is not None and self.kind == "timeout":
+            raise ValueError(
+                f"Fault('timeout', at={self.at!r}): a timeout fault fails a whole attempt "
+                "after its step function returned, not at a fault point; use kind='error' "
+                "(or 'crash', 'cancel') at a fault point, or leave at= out"
+            )
 
 
 @attrs.frozen
@@ -190,9 +208,11 @@ class _Controller:
         self.events: list[Event] = []
         self.calls: Counter[str] = Counter()
         self.trace: list[str] = []
-        self._faults = [f for f in faults if f.kind != "crash"]
-        self._crashes = sorted(f.nth for f in faults if f.kind == "crash")
+        self._faults = [f for f in faults if f.kind != "crash" and f.at is None]
+        self._crashes = sorted(f.nth for f in faults if f.kind == "crash" and f.at is None)
+        self._point_faults = [f for f in faults if f.at is not None]
         self._started: Counter[str | None] = Counter()
+        self._reached: Counter[tuple[str | None, str]] = Counter()
         self._late: dict[int, Fault] = {}
         self._batches = 0
         self.crashed = False
@@ -251,6 +271,41 @@ class _Controller:
                 f"simulated timeout: step {step!r} (worker {worker_id}) answered too late"
             )
         return None
+
+    async def fault_point(self, name: str) -> None:
+        """A ``fault_point(name)`` in step code: a point where the step pauses
+        (one more decision), and where a ``Fault(at=name)`` happens."""
+        task = anyio.get_current_task().id
+        attempt = self.workers.get(task)
+        if attempt is None:
+            return  # not a step's code
+        worker_id, step = attempt
+        counts = (self._reached[step, name], self._reached[None, name])
+        self._reached[step, name] += 1
+        self._reached[None, name] += 1
+        fault = None
+        for candidate in self._point_faults:
+            nth = counts[0] if candidate.step is not None else counts[1]
+            if candidate.at == name and candidate.step in (None, step) and candidate.nth == nth:
+                self._point_faults.remove(candidate)
+                fault = candidate
+                break
+        paused = self.paused[task] = _Paused(worker_id, step, f"point {name!r}")
+        try:
+            await paused.event.wait()
+        finally:
+            del self.paused[task]
+        if fault is None:
+            return
+        if fault.kind == "error":
+            raise InjectedFault(
+                f"simulated fault at fault point {name!r} in step {step!r} (worker {worker_id})"
+            )
+        if fault.kind == "cancel":
+            self.cancelling = True
+            return
+        self.crashed = True
+        await anyio.sleep_forever()  # dead: what follows the point never runs
 
     async def committed(self, ticks: Sequence[Tick]) -> None:
         """A batch of ticks was recorded (or, without a journal, applied)."""
@@ -522,11 +577,13 @@ class Simulator:
             ) from exc
         self._ctl.loop_clock = clock
         self._quiet = _simulating.set(True)
+        self._current = _controller.set(self._ctl)
         try:
             await self._runtime.__aenter__()
         except BaseException:
             clock.close()
             _simulating.reset(self._quiet)
+            _controller.reset(self._current)
             raise
         return self
 
@@ -539,6 +596,7 @@ class Simulator:
                 await self._runtime.__aexit__(*exc_info)
             finally:
                 _simulating.reset(self._quiet)
+                _controller.reset(self._current)
                 if self._ctl.loop_clock is not None:
                     self._ctl.loop_clock.close()
 
@@ -647,6 +705,21 @@ class Simulator:
         )
         _note_for_hypothesis(simulation)
         return simulation
+
+
+async def fault_point(name: str) -> None:
+    """A place in your step's code where a simulated fault may happen: call
+    ``await fault_point("charged")`` between two side effects.
+
+    Outside a simulation it does nothing (one context variable read).  In a
+    simulation the step pauses there (the scheduler may run other steps
+    first), and a ``Fault(kind, at=name)`` fires there: an ``InjectedFault``
+    raised from this call, a crash of the process (the run resumes from its
+    journal; what the step did before the point stays done), or a cancel.
+    """
+    ctl = _controller.get()
+    if ctl is not None:
+        await ctl.fault_point(name)
 
 
 async def simulate(

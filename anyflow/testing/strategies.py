@@ -55,17 +55,29 @@ def faults(
     steps: Sequence[str] | None = None,
     kinds: Sequence[str] = ("error", "timeout"),  # also "cancel", "crash"
     max_nth: int = 8,
+    points: Sequence[str] = (),
 ) -> st.SearchStrategy[tuple[Fault, ...]]:
     """Up to ``max`` faults, each making one step attempt fail: of one of
     ``steps`` (any step if None), the ``nth`` attempt started (0 to
-    ``max_nth``), failing as one of ``kinds`` (see ``Fault``)."""
+    ``max_nth``), failing as one of ``kinds`` (see ``Fault``).  With
+    ``points``, names of ``fault_point(name)`` calls in your steps, a fault
+    may also happen at the ``nth`` time one of them is reached, as one of
+    ``kinds`` other than ``"timeout"``."""
     step = st.none() if steps is None else st.sampled_from(list(steps))
-    fault = st.builds(
-        Fault,
-        kind=st.sampled_from(list(kinds)),
-        step=step,
-        nth=st.integers(0, max_nth),
+    nth = st.integers(0, max_nth)
+    fault: st.SearchStrategy[Fault] = st.builds(
+        Fault, kind=st.sampled_from(list(kinds)), step=step, nth=nth
     )
+    point_kinds = [kind for kind in kinds if kind != "timeout"]
+    if points and point_kinds:
+        at_point = st.builds(
+            Fault,
+            kind=st.sampled_from(point_kinds),
+            step=step,
+            nth=nth,
+            at=st.sampled_from(list(points)),
+        )
+        fault = fault | at_point
     return st.lists(fault, max_size=max).map(tuple)
 
 
