@@ -191,7 +191,11 @@ class _Controller:
     """What the simulated run's adapter and the scheduling loop share."""
 
     def __init__(
-        self, workflow: Workflow, chooser: _Chooser, faults: Sequence[Fault], send: Sequence[Event]
+        self,
+        workflow: Workflow,
+        chooser: _Chooser,
+        faults: Sequence[Fault],
+        send: Sequence[Event | tuple[float, Event]],
     ) -> None:
         self.workflow = workflow
         self.chooser = chooser
@@ -203,7 +207,8 @@ class _Controller:
         """Task id -> the attempt the task executes (worker id, step)."""
         self.timers: list[tuple[float, int, anyio.Event]] = []
         self._timer_seq = 0
-        self.pending = list(send)
+        self.pending = _timed(send)
+        """Outside events still to send, each with the time it is sent at (None: any time)."""
         self.ticks: list[Tick] = []
         self.events: list[Event] = []
         self.calls: Counter[str] = Counter()
@@ -364,27 +369,36 @@ class _Controller:
             _Option("run", f"{p.step}#{p.worker_id} from {p.point}", task)
             for task, p in sorted(self.paused.items(), key=lambda item: item[1].worker_id)
         ]
+        timed: float | None = None
         if self.pending:
-            event = self.pending[0]
-            try:
-                self.workflow._check_sendable(event, None, handler.ctx._live_state())
-            except AnyflowError:
-                pass  # not accepted yet: offered again later
-            else:
+            when, event = self.pending[0]
+            if when is not None and when > self.clock + _TIE:
+                timed = when  # sent when the clock gets there
+            elif self._sendable(event, handler):
                 options.append(_Option("send", f"send {type(event).__name__}"))
         if any(option.kind == "run" for option in options):
             return options  # steps take no time: the clock waits for them
-        # Outside events and the clock race.  The run's own timers and the
-        # timers of step code (a sleep, a fail_after) due at the same time
-        # are two options, so either may come first.
+        # Outside events and the clock race.  The run's own timers, the
+        # timers of step code (a sleep, a fail_after) and an outside event
+        # due at the same time are options each, so any may come first.
         engine = self.timers[0][0] if self.timers else None
         loop = self._loop_deadline() if self.busy(handler) else None
-        due = [t for t in (engine, loop) if t is not None]
+        due = [t for t in (engine, loop, timed) if t is not None]
         if engine is not None and engine <= min(due) + _TIE:
             options.append(_Option("timer", f"time {engine:g}s", "run"))
         if loop is not None and loop <= min(due) + _TIE:
             options.append(_Option("timer", f"time {loop:g}s in step code", "steps"))
+        if timed is not None and timed <= min(due) + _TIE:
+            name = type(self.pending[0][1]).__name__
+            options.append(_Option("timer", f"time {timed:g}s: send {name}", "send"))
         return options
+
+    def _sendable(self, event: Event, handler: WorkflowHandler) -> bool:
+        try:
+            self.workflow._check_sendable(event, None, handler.ctx._live_state())
+        except AnyflowError:
+            return False  # not accepted yet: offered again later
+        return True
 
     def _loop_deadline(self) -> float | None:
         """The next timer of the event loop, in the simulation's time.
@@ -405,7 +419,14 @@ class _Controller:
         if option.kind == "run":
             self.paused[option.key].event.set()
         elif option.kind == "send":
-            handler.send_event(self.pending.pop(0))
+            handler.send_event(self.pending.pop(0)[1])
+        elif option.key == "send":
+            when, outside = self.pending[0]
+            assert when is not None
+            self.clock = max(self.clock, when)
+            if self._sendable(outside, handler):
+                handler.send_event(self.pending.pop(0)[1])
+            # else: sent once the run takes it, as an untimed one
         elif option.key == "run":
             deadline, _, event = heapq.heappop(self.timers)
             self.clock = max(self.clock, deadline)
@@ -513,6 +534,35 @@ class Simulation:
         return "\n".join(lines)
 
 
+def _timed(send: Sequence[Event | tuple[float, Event]]) -> list[tuple[float | None, Event]]:
+    """``send=`` as (time or None, event) pairs, checked."""
+    pending: list[tuple[float | None, Event]] = []
+    last = 0.0
+    for item in send:
+        if isinstance(item, Event):
+            pending.append((None, item))
+            continue
+        if (
+            not isinstance(item, tuple)
+            or len(item) != 2
+            or not isinstance(item[0], int | float)
+            or not isinstance(item[1], Event)
+        ):
+            raise TypeError(
+                f"send= takes events, or (time, event) pairs to send an event at a time of "
+                f"the simulation's clock (in seconds from the run's start); got {item!r}"
+            )
+        when = float(item[0])
+        if when < last:
+            raise ValueError(
+                f"send= goes in order, and {type(item[1]).__name__} at t={when:g} comes after "
+                f"an event at t={last:g}: sort the events by time"
+            )
+        last = when
+        pending.append((when, item[1]))
+    return pending
+
+
 def _without_trailing_zeros(choices: Sequence[int]) -> tuple[int, ...]:
     """The shortest schedule that makes the same choices (once the choices
     run out, the first option is taken)."""
@@ -547,7 +597,7 @@ class Simulator:
         seed: int | None = None,
         schedule: Schedule | None = None,
         faults: Sequence[Fault] = (),
-        send: Sequence[Event] = (),
+        send: Sequence[Event | tuple[float, Event]] = (),
     ) -> None:
         if seed is not None and schedule is not None:
             raise TypeError("pass seed= or schedule=, not both")
@@ -729,7 +779,7 @@ async def simulate(
     seed: int | None = None,
     schedule: Schedule | None = None,
     faults: Sequence[Fault] = (),
-    send: Sequence[Event] = (),
+    send: Sequence[Event | tuple[float, Event]] = (),
     max_decisions: int = 10_000,
     **fields: Any,
 ) -> Simulation:
@@ -739,7 +789,9 @@ async def simulate(
     ``schedule`` (e.g. drawn by hypothesis with ``strategies.schedules()``);
     with neither, the steps run in the order they were started.  ``send``
     gives events from outside, sent in order whenever the scheduler chooses
-    (once the run accepts them).  Time is virtual: once no step can go on, the
+    (once the run accepts them); a ``(t, event)`` pair is sent at ``t``
+    seconds of the simulation's clock (a timer due then may fire before or
+    after it: the scheduler chooses).  Time is virtual: once no step can go on, the
     scheduler chooses between the next outside event and the next timer, the
     run's (a retry, a timeout) or step code's (``anyio.sleep``, ``fail_after``).
 

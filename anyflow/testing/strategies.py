@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..events import Event, StartEvent
     from ..workflow import Workflow
 
-__all__ = ["WorkflowStateMachine", "faults", "schedules"]
+__all__ = ["WorkflowStateMachine", "around", "faults", "schedules"]
 
 
 def schedules(*, max_choices: int = 200) -> st.SearchStrategy[Schedule]:
@@ -176,3 +176,15 @@ class WorkflowStateMachine(RuleBasedStateMachine):
     def time_passes(self) -> None:
         """The next timer fires (a retry, a wait's timeout, ...), if there is one."""
         self._portal.call(self._simulator.decide, 0, ("timer",))
+
+
+def around(*deadlines: float, within: float = 1.0) -> st.SearchStrategy[float]:
+    """Times near ``deadlines`` (seconds of a simulation's clock), for outside
+    events sent at a time (``simulate(..., send=[(t, event)])``): each
+    deadline itself, ``within`` seconds before and after it, and any time in
+    between.  Hypothesis shrinks toward the first deadline, exactly."""
+    if not deadlines:
+        raise ValueError("around() needs at least one deadline, e.g. around(30)")
+    exact = [t for d in deadlines for t in (d, d - within, d + within) if t >= 0]
+    near = [st.floats(max(0.0, d - within), d + within) for d in deadlines]
+    return st.one_of(st.sampled_from(exact), *near)
