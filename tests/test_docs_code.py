@@ -21,6 +21,11 @@ none of them fails :func:`test_every_block_is_covered`:
   in the namespace of that example module (or of ``anyflow``'s public names),
   on asyncio and on trio, and must not raise: it uses what the example
   defines;
+* **test module**: a block right after
+  ``<!-- test module beside: examples/x.py -->`` is a pytest module written as
+  a user would: it is saved as ``test_page.py`` next to a copy of that example,
+  with a ``conftest.py`` that enables ``anyflow.testing.pytest_plugin`` as the
+  page says, and ``python -m pytest`` must pass it, on asyncio and on trio;
 * **page tested elsewhere**: the blocks of a page listed in ``TESTED_BY`` are
   run by the test module named there, which reads the page itself (the module
   must exist and name the page);
@@ -53,6 +58,7 @@ MAX_MARKED = 8
 # Pages whose blocks a test module of their own extracts and runs.
 TESTED_BY = {"cli.md": "tests/cli/test_docs.py"}
 RUN_AFTER = re.compile(r"^<!-- run after: (?P<scope>anyflow|examples/\w+\.py) -->$")
+TEST_MODULE = re.compile(r"^<!-- test module beside: (?P<example>examples/\w+\.py) -->$")
 
 
 @attrs.frozen
@@ -63,6 +69,7 @@ class Block:
     not_run: str | None  # the reason, for a marked block
     after: str | None  # "anyflow" or "examples/x.py", for a fragment run after it
     prints: tuple[str, ...] | None  # the output the page shows right after it
+    beside: str | None = None  # "examples/x.py", for a pytest module run next to it
 
     @property
     def name(self) -> str:
@@ -98,6 +105,7 @@ def read_blocks(page: Path) -> list[Block]:
             before = lines[i - 1].strip() if i > 0 else ""
             mark = NOT_RUN.match(before)
             after = RUN_AFTER.match(before)
+            module = TEST_MODULE.match(before)
             blocks.append(
                 Block(
                     page,
@@ -106,6 +114,7 @@ def read_blocks(page: Path) -> list[Block]:
                     mark["reason"] if mark else None,
                     after["scope"] if after else None,
                     shown_output(lines, end + 1),
+                    module["example"] if module else None,
                 )
             )
             i = end
@@ -118,6 +127,7 @@ OURS = [block for block in BLOCKS if block.page.name not in TESTED_BY]
 PROGRAMS = [block for block in OURS if block.is_program]
 FRAGMENTS = [block for block in OURS if block.after is not None]
 DOCTESTS = [block for block in OURS if block.is_doctest]
+TEST_MODULES = [block for block in OURS if block.beside is not None]
 
 
 def examples_under_test() -> dict[str, list[str]]:
@@ -206,6 +216,8 @@ def covered_by(block: Block) -> str | None:
         return f"run by {tester}"
     if block.after is not None:
         return f"run after {block.after}"
+    if block.beside is not None:
+        return f"a test module beside {block.beside}"
     if block.is_program:
         return "run"
     if block.is_doctest:
@@ -297,3 +309,23 @@ async def test_fragment_runs(block: Block) -> None:
     body = textwrap.indent(textwrap.dedent("\n".join(block.lines)), "    ")
     exec(compile(f"async def __fragment__():\n{body}\n", block.name, "exec"), scope)
     await scope["__fragment__"]()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("block", TEST_MODULES, ids=lambda b: b.name)
+def test_test_module_passes(block: Block, tmp_path: Path) -> None:
+    assert block.beside is not None
+    (tmp_path / Path(block.beside).name).write_text((ROOT / block.beside).read_text())
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["anyflow.testing.pytest_plugin"]\n')
+    (tmp_path / "test_page.py").write_text("\n".join(block.lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_page.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{block.name}:\n{done.stdout}\n{done.stderr}"
+    tests = sum(line.lstrip().startswith("async def test_") for line in block.lines)
+    # each async test ran on both backends
+    assert f"{2 * tests} passed" in done.stdout.splitlines()[-1], done.stdout

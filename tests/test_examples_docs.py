@@ -4,6 +4,7 @@ the pages say they print, on asyncio and on trio."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,14 @@ async def test_server(capsys: pytest.CaptureFixture[str]) -> None:
         "#1 StopEvent",
         "completed: 'printer on fire' filed as urgent",
     ]
+
+
+def test_the_memo_shown_in_serialization_md_is_the_one_saved() -> None:
+    """docs/serialization.md shows the example's saved memo as a script saves it
+    (its events named ``__main__:...``): the page's block is that data."""
+    page = (Path(__file__).parent.parent / "docs" / "serialization.md").read_text()
+    start = page.index("```json\n", page.index("saved memo looks")) + len("```json\n")
+    shown = json.loads("{" + page[start : page.index("\n```", start)] + "}")
+    saved = anyio.run(load("serialization").first_session)
+    saved = saved.replace('"anyflow_docs_example_serialization:', '"__main__:')
+    assert shown["memos"] == json.loads(saved)["run"]["memos"]
