@@ -72,7 +72,7 @@ from .runtime import (
 from .runtime._driver import Driver, log_unobserved
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator
+    from collections.abc import AsyncIterator, Generator
     from types import TracebackType
 
     from ._core.ticks import Tick
@@ -110,21 +110,18 @@ class _Driven(InternalRunAdapterDecorator):
     ``receive_ticks`` (``observes_ticks``), so that it sees each such moment.
     """
 
-    __slots__ = ("has_events", "pause_when_idle", "paused", "resume_from", "scope", "state")
+    __slots__ = ("pause_when_idle", "paused", "scope", "view")
 
     def __init__(
         self,
         inner: InternalRunAdapter,
-        has_events: Callable[[], bool],
-        state: Callable[[], RunState],
+        view: _View,
     ) -> None:
         super().__init__(inner)
-        self.has_events = has_events
-        self.state = state
+        self.view = view
         self.scope = anyio.CancelScope()
         self.pause_when_idle = False
         self.paused = False
-        self.resume_from: RunState | None = None
 
     @property
     def observes_ticks(self) -> bool:
@@ -137,7 +134,8 @@ class _Driven(InternalRunAdapterDecorator):
     async def recover(
         self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
     ) -> Recovery | None:
-        state, self.resume_from = self.resume_from, None
+        view = self.view
+        state, view.resume_from = view.resume_from, None
         if state is not None:
             return Recovery(state=state)
         return await self.inner.recover(workflow, start_event, store)
@@ -146,8 +144,8 @@ class _Driven(InternalRunAdapterDecorator):
         if (
             self.pause_when_idle
             and not self.paused
-            and _at_rest(self.state())
-            and self.has_events()
+            and _at_rest(self.view.live_state())
+            and self.view.has_events()
         ):
             self.paused = True
             self.scope.cancel()
@@ -188,21 +186,20 @@ class _View:
     (kept apart from the handler so that they hold no reference to it, and a
     dropped handler is freed at once)."""
 
-    __slots__ = ("adapter", "driven", "driver", "expose_internal", "saved", "workflow")
+    __slots__ = ("adapter", "driver", "expose_internal", "resume_from", "saved", "workflow")
 
     def __init__(self, workflow: Workflow) -> None:
         self.workflow = workflow
         self.adapter: ExternalRunAdapter | None = None
-        self.driven: _Driven | None = None
+        self.resume_from: RunState | None = None
         self.driver: Driver | None = None
         self.saved: RunState | None = None
         self.expose_internal = False
 
     def live_state(self) -> RunState:
         """The run's reducer state now (paused, running, or not yet started)."""
-        driven = self.driven
-        if driven is not None and driven.resume_from is not None:
-            return driven.resume_from
+        if self.resume_from is not None:
+            return self.resume_from
         if self.driver is not None:
             return self.driver.state
         if self.saved is not None:
@@ -294,7 +291,7 @@ class WorkflowHandler:
         driver = None
         if driven:
             view.saved = self._ctx._saved_run()
-            view.driven = self._driven = _Driven(internal, view.has_events, view.live_state)
+            self._driven = _Driven(internal, view)
         else:
             saved = self._ctx._saved_run()
             driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)
@@ -345,7 +342,7 @@ class WorkflowHandler:
         else:
             # Paused before: a new driver goes on from where the last one
             # stopped (it takes the paused state in ``_Driven.recover``).
-            assert driven.resume_from is not None
+            assert view.resume_from is not None
             driver = Driver(self._workflow, None, driven, self._ctx.store)
         view.driver = driver
         try:
@@ -353,7 +350,7 @@ class WorkflowHandler:
         finally:
             if driven.paused:
                 driven.paused = False
-                driven.resume_from = driver.state
+                view.resume_from = driver.state
 
     def _release_drive(self) -> None:
         self._driving = False
@@ -652,16 +649,16 @@ class _Stream:
 
     async def __anext__(self) -> Any:
         handler = self._handler
-        adapter = handler._adapter
-        assert adapter is not None
-        ready = getattr(adapter, "ready", None)
-        while (
-            handler._driven is not None
-            and adapter.outcome is None
-            and not handler._driving
-            and not (ready is not None and ready(self._expose_internal))
-        ):
-            await handler._drive(pause_when_idle=True)
+        if handler._driven is not None and not handler._driving:
+            adapter = handler._adapter
+            assert adapter is not None
+            ready = getattr(adapter, "ready", None)
+            while (
+                adapter.outcome is None
+                and not handler._driving
+                and not (ready is not None and ready(self._expose_internal))
+            ):
+                await handler._drive(pause_when_idle=True)
         try:
             return await self._inner.__anext__()
         except StopAsyncIteration:
