@@ -6,11 +6,15 @@ import anyflow
 import anyflow.client
 import anyflow.context
 import anyflow.durable
+import anyflow.durable.journal
 import anyflow.graph
 import anyflow.representation
 import anyflow.representation.types
 import anyflow.runtime
+import anyflow.runtime.clock
+import anyflow.runtime.vocabulary
 import anyflow.server
+import anyflow.targets
 import anyflow.testing
 import anyflow.testing.runner
 import anyflow.utils
@@ -22,11 +26,15 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         anyflow.client,
         anyflow.context,
         anyflow.durable,
+        anyflow.durable.journal,
         anyflow.graph,
         anyflow.representation,
         anyflow.representation.types,
         anyflow.runtime,
+        anyflow.runtime.clock,
+        anyflow.runtime.vocabulary,
         anyflow.server,
+        anyflow.targets,
         anyflow.testing,
         anyflow.testing.runner,
         anyflow.utils,

@@ -19,15 +19,22 @@ from anyflow import (
     WorkflowIdleEvent,
     step,
 )
-from anyflow._core.commands import StartWorker
-from anyflow._core.reducer import reduce
-from anyflow._core.state import Completed, RunState, RunStatus
-from anyflow._core.ticks import EventCollected, RunStarted, StepCompleted, Tick
 from anyflow.runtime import (
     ExternalRunAdapter,
     InternalRunAdapter,
     InternalRunAdapterDecorator,
     RuntimeDecorator,
+)
+from anyflow.runtime.vocabulary import (
+    Completed,
+    EventCollected,
+    RunStarted,
+    RunState,
+    RunStatus,
+    StartWorker,
+    StepCompleted,
+    Tick,
+    reduce,
 )
 
 from .test_context import FanOut
@@ -35,7 +42,7 @@ from .test_context import FanOut
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from anyflow._core.commands import Command
+    from anyflow.runtime.vocabulary import Command
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,8 @@
 Built on cyclopts (commands and options read from type hints and docstrings,
 with no decorator stack; it brings rich, which draws the live view), so each
 command is a plain typed function in its own module.  Importing this package
-imports neither: ``anyflow.cli._target`` is shared with ``python -m
+imports neither: finding a TARGET (``anyflow.targets``) and opening a
+``--store`` (``anyflow.durable.open_store``) are shared with ``python -m
 anyflow.server``, which has no need of them.
 """
 

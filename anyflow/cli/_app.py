@@ -13,8 +13,8 @@ import cyclopts
 from cyclopts import Parameter
 from rich.console import Console
 
+from ..targets import TargetError, load_workflow
 from ._errors import CliError
-from ._target import TargetError, load_workflow
 
 if TYPE_CHECKING:
     from ..workflow import Workflow

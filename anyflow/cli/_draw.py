@@ -16,9 +16,10 @@ from ..graph import (
     StepNode,
     WorkflowGraph,
     mermaid,
+    run_summary,
+    step_summary,
     workflow_graph,
 )
-from ..graph._run import run_summary, step_summary
 from ._errors import CliError
 
 if TYPE_CHECKING:

@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..durable._journal import decode_record
+from ..durable import open_store
+from ..durable.journal import decode_record
 from ..errors import AnyflowError
-from ..testing import replay_journal
-from ..testing._replay import describe
+from ..targets import TargetError
+from ..testing import describe, replay_journal
 from ._errors import CliError
-from ._target import TargetError, open_store
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .._core.state import RunState
     from ..durable import RunRecord, Store
     from ..graph import RunGraph
+    from ..runtime.vocabulary import RunState
     from ..workflow import Workflow
 
 __all__ = ["list_runs", "read_run_graph", "replay_run", "show_run"]

@@ -34,10 +34,8 @@ from dbos import DBOS, SetWorkflowID
 from dbos._error import DBOSWorkflowConflictIDError as _ConflictError
 from dbos._error import DBOSWorkflowIDInUseError as _InUseError
 
-from .._core.commands import Publish
-from .._core.ticks import is_external
 from ..durable import RunRecord, StoredEvent
-from ..durable._journal import (
+from ..durable.journal import (
     check_fingerprint,
     decode_outcome,
     decode_record,
@@ -61,8 +59,9 @@ from ..runtime import (
     InternalRunAdapterDecorator,
     Recovery,
     RuntimeDecorator,
+    terminal_event,
 )
-from ..runtime._driver import terminal_event
+from ..runtime.vocabulary import Publish, is_external
 from ..serialization import (
     decode_event,
     decode_tick,
@@ -78,12 +77,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
 
-    from .._core.commands import Command
-    from .._core.state import Outcome
-    from .._core.ticks import Tick
     from ..context import StateStore
     from ..handler import WorkflowHandler
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
+    from ..runtime.vocabulary import Command, Outcome, Tick
     from ..workflow import Workflow
 
 __all__ = ["DBOSRuntime"]
@@ -541,7 +538,7 @@ class DBOSRuntime(RuntimeDecorator):
         found = self._workflows.get(name)
         if found is not None:
             return found
-        from ..cli._target import TargetError, load_workflow
+        from ..targets import TargetError, load_workflow
 
         try:
             found = load_workflow(name)

@@ -4,6 +4,7 @@ the death of its process.  See docs/durability.md for what is guaranteed."""
 from __future__ import annotations
 
 from ._memory import MemoryStore as MemoryStore
+from ._open import open_store as open_store
 from ._postgres import PostgresStore as PostgresStore
 from ._runtime import Committed as Committed
 from ._runtime import DurableRuntime as DurableRuntime
@@ -27,4 +28,5 @@ __all__ = [
     "Store",
     "StoreDecorator",
     "StoredEvent",
+    "open_store",
 ]

@@ -12,13 +12,21 @@ import json
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from .._core.reducer import TickRejected, reduce
-from .._core.state import Broken, Cancelled, Completed, Failed, RunState, TimedOut
 from ..errors import (
     ContextSerdeError,
     DurabilityError,
     JournalCorruptError,
     WorkflowChangedError,
+)
+from ..runtime.vocabulary import (
+    Broken,
+    Cancelled,
+    Completed,
+    Failed,
+    RunState,
+    TickRejected,
+    TimedOut,
+    reduce,
 )
 from ..serialization import (
     SavedError,
@@ -33,10 +41,9 @@ from ..serialization import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from .._core.state import Outcome, RunSpec
-    from .._core.ticks import Tick
     from ..context import StateStore
     from ..events import Event
+    from ..runtime.vocabulary import Outcome, RunSpec, Tick
     from ..workflow import Workflow
 
 __all__ = [

@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from .._core.commands import Publish
-from .._core.ticks import is_external
 from ..errors import (
     ContextSerdeError,
     DurabilityError,
@@ -35,8 +33,9 @@ from ..runtime import (
     InternalRunAdapterDecorator,
     Recovery,
     RuntimeDecorator,
+    terminal_event,
 )
-from ..runtime._driver import terminal_event
+from ..runtime.vocabulary import Publish, is_external
 from ..serialization import decode_event, encode_event, encode_tick, encode_value
 from ..serialization import type_name as _type_name
 from ._journal import (
@@ -60,12 +59,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
-    from .._core.commands import Command
-    from .._core.state import Outcome
-    from .._core.ticks import Tick
     from ..context import StateStore
     from ..handler import WorkflowHandler
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
+    from ..runtime.vocabulary import Command, Outcome, Tick
     from ..workflow import Workflow
 
 __all__ = ["Committed", "DurableRuntime", "LiveEvent", "StoredEvent"]

@@ -31,6 +31,8 @@ from ._run import RunGraph as RunGraph
 from ._run import StepActivity as StepActivity
 from ._run import recorded_run_graph as recorded_run_graph
 from ._run import run_graph as run_graph
+from ._run import run_summary as run_summary
+from ._run import step_summary as step_summary
 
 __all__ = [
     "Edge",
@@ -46,5 +48,7 @@ __all__ = [
     "mermaid",
     "recorded_run_graph",
     "run_graph",
+    "run_summary",
+    "step_summary",
     "workflow_graph",
 ]

@@ -27,22 +27,39 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._core.commands import Finish, StartWorker
-from .._core.reducer import TickRejected, reduce
-from .._core.state import Broken, Completed, Failed, RunState, TimedOut
-from .._core.ticks import EventSent, RunStarted, StepCompleted, StepFailed
+from ..runtime.vocabulary import (
+    Broken,
+    Completed,
+    EventSent,
+    Failed,
+    Finish,
+    RunStarted,
+    RunState,
+    StartWorker,
+    StepCompleted,
+    StepFailed,
+    TickRejected,
+    TimedOut,
+    reduce,
+)
 from ._graph import EventNode, WorkflowGraph, workflow_graph
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .._core.state import Outcome
-    from .._core.ticks import Tick
     from ..durable import Store
     from ..handler import WorkflowHandler
+    from ..runtime.vocabulary import Outcome, Tick
     from ..workflow import Workflow
 
-__all__ = ["RunGraph", "StepActivity", "recorded_run_graph", "run_graph"]
+__all__ = [
+    "RunGraph",
+    "StepActivity",
+    "recorded_run_graph",
+    "run_graph",
+    "run_summary",
+    "step_summary",
+]
 
 
 @attrs.frozen
@@ -241,7 +258,7 @@ async def recorded_run_graph(
         fit ``workflow`` (it changed since the run).
     :raises JournalCorruptError: naming a record that cannot be read.
     """
-    from ..durable._journal import decode_ticks
+    from ..durable.journal import decode_ticks
 
     run_id = run if isinstance(run, str) else run.run_id
     cls = workflow if isinstance(workflow, type) else type(workflow)

@@ -12,6 +12,7 @@ from ._adapters import RuntimeDecorator as RuntimeDecorator
 from ._basic import BasicRuntime as BasicRuntime
 from ._current import basic_runtime as basic_runtime
 from ._current import get_current_runtime as get_current_runtime
+from ._driver import terminal_event as terminal_event
 
 __all__ = [
     "BasicRuntime",
@@ -24,4 +25,5 @@ __all__ = [
     "RuntimeDecorator",
     "basic_runtime",
     "get_current_runtime",
+    "terminal_event",
 ]

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from anyio.lowlevel import checkpoint
 
-from .._core.state import Outcome, RunState
 from ..errors import WorkflowRuntimeError
+from .vocabulary import Outcome, RunState
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -33,11 +33,10 @@ if TYPE_CHECKING:
     )
     from types import TracebackType
 
-    from .._core.commands import Command
-    from .._core.ticks import Tick
     from ..context import StateStore
     from ..events import Event
     from ..workflow import Workflow
+    from .vocabulary import Command, Tick
 
 __all__ = [
     "ExternalRunAdapter",

@@ -30,15 +30,15 @@ from typing import Any
 
 import anyio
 
-from ..cli._target import (
+from ..durable import open_store
+from ..errors import DurabilityError
+from ..targets import (
     TargetError,
     load_module,
     missing_name,
-    open_store,
     split_target,
     workflow_names,
 )
-from ..errors import DurabilityError
 from ..workflow import Workflow
 from ._guard import HostPolicy
 from ._server import WorkflowServer

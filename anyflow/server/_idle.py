@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .._core.ticks import Tick
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
+    from ..runtime.vocabulary import Tick
 
 __all__ = ["ReleasableRuntime", "Releasable"]
 

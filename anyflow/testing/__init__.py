@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ._replay import Replay as Replay
 from ._replay import ReplayedTick as ReplayedTick
+from ._replay import describe as describe
 from ._replay import replay as replay
 from ._replay import replay_journal as replay_journal
 from ._runner import TestRunResult as TestRunResult
@@ -32,6 +33,7 @@ __all__ = [
     "TestRunResult",
     "WorkflowTestResult",
     "WorkflowTestRunner",
+    "describe",
     "fault_point",
     "replay",
     "replay_journal",

@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING, overload
 
 import attrs
 
-from .._core.commands import Command
-from .._core.reducer import TickRejected, reduce
-from .._core.state import RunState
-from .._core.ticks import Tick
-from ..durable._journal import decode_ticks
+from ..durable.journal import decode_ticks
+from ..runtime.vocabulary import Command, RunState, Tick, TickRejected, reduce
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -21,7 +18,7 @@ if TYPE_CHECKING:
     from ..durable import Store
     from ..workflow import Workflow
 
-__all__ = ["Replay", "ReplayedTick", "replay", "replay_journal"]
+__all__ = ["Replay", "ReplayedTick", "describe", "replay", "replay_journal"]
 
 
 @attrs.frozen

@@ -1,14 +1,14 @@
 """Waiting until no other task can run: the simulator's moment to decide.
 
 On trio, ``anyio.wait_all_tasks_blocked`` is trio's own, exact and immediate;
-on asyncio, ``_backends._asyncio`` does it without anyio's 0.1 s polling.
+on asyncio, ``anyflow.runtime.clock.settle_if_asyncio`` does it without anyio's 0.1 s polling.
 """
 
 from __future__ import annotations
 
 import anyio
 
-from .._backends._asyncio import settle_if_asyncio
+from ..runtime.clock import settle_if_asyncio
 
 __all__ = ["settle"]
 

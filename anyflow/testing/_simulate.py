@@ -35,9 +35,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import attrs
 
-from .._backends._virtual_clock import VirtualClock, install_virtual_clock
-from .._core.state import Completed, Outcome
-from .._core.ticks import Tick
 from ..durable import DurableRuntime, MemoryStore
 from ..errors import AnyflowError, StepTimeoutError
 from ..events import Event, InternalEvent, StartEvent, StopEvent
@@ -48,14 +45,16 @@ from ..runtime import (
     InternalRunAdapterDecorator,
     RuntimeDecorator,
 )
+from ..runtime.clock import VirtualClock, install_virtual_clock
+from ..runtime.vocabulary import Completed, Outcome, Tick
 from ._settle import settle
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .._core.commands import Command
     from ..handler import WorkflowHandler
     from ..runtime import Runtime
+    from ..runtime.vocabulary import Command
     from ..workflow import Workflow
 
 __all__ = [

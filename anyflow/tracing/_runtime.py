@@ -28,9 +28,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "anyflow.tracing needs OpenTelemetry's API: pip install 'anyflow[otel]'"
     ) from exc
 
-from .._core.state import Broken, Cancelled, Completed, Failed, TimedOut
 from ..events import InputRequiredEvent
 from ..runtime import BasicRuntime, InternalRunAdapterDecorator, RuntimeDecorator
+from ..runtime.vocabulary import Broken, Cancelled, Completed, Failed, TimedOut
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context as OtelContext
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from .._core.state import Outcome
     from ..context import StateStore
     from ..events import Event
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Recovery, Runtime
+    from ..runtime.vocabulary import Outcome
     from ..workflow import Workflow
 
 __all__ = ["ATTRIBUTES", "TracingRuntime"]

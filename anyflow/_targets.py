@@ -1,6 +1,4 @@
-"""Finding what a TARGET names (``module:name`` or ``path/to/file.py:name``)
-and opening a ``--store`` URL: shared by every command, and by
-``python -m anyflow.server``."""
+"""Finding the workflow a TARGET names; public as ``anyflow.targets``."""
 
 from __future__ import annotations
 
@@ -8,21 +6,16 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..durable import MemoryStore, SqliteStore
-from ..errors import AnyflowError
-from ..workflow import Workflow
-
-if TYPE_CHECKING:
-    from ..durable import Store
+from .errors import AnyflowError
+from .workflow import Workflow
 
 __all__ = [
     "TargetError",
     "load_module",
     "load_workflow",
     "missing_name",
-    "open_store",
     "split_target",
     "workflow_names",
 ]
@@ -122,37 +115,4 @@ def load_workflow(target: str) -> Workflow:
         return found
     raise TargetError(
         f"{target} is {found!r}, not a Workflow: name a Workflow subclass or instance"
-    )
-
-
-def open_store(url: str, *, existing: bool = False) -> Store:
-    """The store ``url`` names: ``memory``, ``sqlite:///path`` or ``postgresql://...``.
-
-    ``existing``: the store must be there already (commands that read what a
-    store recorded): a mistyped SQLite path is an error, not a new empty
-    database.
-
-    :raises TargetError: for any other URL, or a missing ``existing`` store.
-    """
-    if url == "memory":
-        if existing:
-            raise TargetError(
-                "the memory store keeps nothing between processes: name the store runs "
-                "were recorded in (sqlite:///path/to/runs.db or postgresql://...)"
-            )
-        return MemoryStore()
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if existing and not Path(path).is_file():
-            raise TargetError(
-                f"no store at {url}: {path!r} does not exist (check the path; a store is "
-                "made by the process that records runs, e.g. anyflow serve --store)"
-            )
-        return SqliteStore(path)
-    if url.startswith(("postgresql://", "postgres://")):
-        from ..durable import PostgresStore
-
-        return PostgresStore(url)
-    raise TargetError(
-        f"unknown store {url!r}: use memory, sqlite:///path/to/runs.db or postgresql://..."
     )
