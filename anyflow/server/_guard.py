@@ -17,7 +17,10 @@ dangerous, and this middleware closes each:
   its requests still carry its own name in ``Host``.  Rule 3: only allowed
   ``Host`` names are served (400 otherwise): the loopback names, the address
   the server listens on, and ``allowed_hosts`` (``"*"`` allows any).  A request
-  without a ``Host`` header (not one a browser sends) passes.
+  without a ``Host`` header (not one a browser sends) passes, and so does the
+  conventional name of an in-process test client (``test``, ``testserver``:
+  ``httpx.ASGITransport`` with ``base_url="http://test"``) when the ASGI scope
+  says the request reached no socket (see ``in_process_host``).
 - **Framing and sniffing of the inspector page.**  Rule 4: the page and its
   files are sent with a Content-Security-Policy that allows only the server's
   own scripts, styles and requests, ``X-Frame-Options: DENY`` and
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LOOPBACK_NAMES", "HostPolicy", "RequestGuard"]
+__all__ = ["IN_PROCESS_NAMES", "LOOPBACK_NAMES", "HostPolicy", "RequestGuard", "in_process_host"]
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 """Host names that always reach this machine only."""
@@ -96,6 +99,37 @@ class HostPolicy:
         return self.any or host_name(host) in self.names
 
 
+IN_PROCESS_NAMES = frozenset({"test", "testserver"})
+"""Names in-process test clients give the application (httpx's and Starlette's)."""
+
+
+def in_process_host(host: str, scope: Scope) -> bool:
+    """Whether ``host`` is an in-process test client's name for the application.
+
+    The ``Host`` header alone proves nothing: a page whose name resolves to
+    this machine could be called ``test``.  What an in-process transport
+    cannot hide is the scope's ``server``: a network ASGI server (uvicorn,
+    hypercorn) puts there the address of the socket the request came in on, an
+    IP address, while ``httpx.ASGITransport`` and Starlette's ``TestClient``
+    put the host of the URL they were given (with its port, or None for the
+    scheme's default).  uvicorn and hypercorn give an IP address and port for
+    a TCP socket and no server at all for a Unix socket.  So the name is
+    accepted only when it is one of the conventional test names *and* the
+    scope's server names it too: a request that came through a socket never
+    does.
+    """
+    server = scope.get("server")
+    if not isinstance(server, (tuple, list)) or len(server) != 2:
+        return False
+    name, port = server
+    return (
+        isinstance(name, str)
+        and (port is None or isinstance(port, int))
+        and name.lower() in IN_PROCESS_NAMES
+        and host_name(host) == name.lower()
+    )
+
+
 def _origin_allowed(origin: str, host: str | None, cors: frozenset[str]) -> bool:
     if "*" in cors or origin in cors:
         return True
@@ -134,7 +168,7 @@ class RequestGuard:
                 length = value
             elif key == b"transfer-encoding":
                 chunked = value
-        if host is not None and not self.hosts.allows(host):
+        if host is not None and not self.hosts.allows(host) and not in_process_host(host, scope):
             await _refuse(
                 send,
                 400,

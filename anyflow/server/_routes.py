@@ -30,7 +30,7 @@ from ..events import StartEvent
 from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
 from ._ids import check_handler_id, storable
-from ._runs import STATUSES, Conflict, NotFound
+from ._runs import STATUSES, Conflict, Finished, NotFound
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -324,7 +324,8 @@ class _Api:
         try:
             start_event = served.registry.parse(data, bare=served.workflow.start_event_class)
         except BadEvent as exc:
-            raise HTTPException(400, f"start_event: {exc}") from None
+            # The incumbent's words first: its clients and tests match on them.
+            raise HTTPException(400, f"Validation error for 'start_event': {exc}") from None
         assert isinstance(start_event, StartEvent)  # parse() built the bare class
         try:
             return await self.book.start(served, start_event, handler_id)
@@ -414,16 +415,21 @@ class _Api:
 
     async def send_event(self, request: Request) -> Response:
         body = await self._body(request, required=True)
+        # Each message starts with the incumbent's words: its clients and tests match on them.
         if not body.get("event"):
-            raise HTTPException(400, 'the body needs "event": {"type": ..., "value": {...}}')
+            raise HTTPException(
+                400, 'Event data is required: the body needs "event": {"type": ..., "value": {...}}'
+            )
         try:
             await self.book.send(_handler_id(request), body["event"], body.get("step"))
         except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise HTTPException(404, f"Handler not found: {exc}") from None
+        except Finished as exc:
+            raise HTTPException(409, f"Workflow already completed: {exc}") from None
         except Conflict as exc:
             raise HTTPException(409, str(exc)) from None
         except BadEvent as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise HTTPException(400, f"Failed to deserialize event: {exc}") from None
         return JSONResponse({"status": "sent"})
 
     async def stream_events(self, request: Request) -> Response:

@@ -89,6 +89,7 @@ class WorkflowServer:
         wherever it executes).  Entered and left with the server.  Runs on a
         DBOSRuntime are not released when idle: a run waiting for input stays
         with the process that executes it, and messages reach it there.
+    :param workflow_store: the incumbent's name of ``store`` (one or the other).
     :param decorate_runtime: wraps the runtime runs execute in (the server's
         ``DurableRuntime``, or ``runtime``) in runtime decorators, once, when
         the server starts: ``decorate_runtime=lambda rt: TracingRuntime(rt)``
@@ -113,7 +114,22 @@ class WorkflowServer:
         store_retry: float = 2.0,
         runtime: DBOSRuntime | None = None,
         decorate_runtime: Callable[[Runtime], Runtime] | None = None,
+        workflow_store: Store | None = None,
     ) -> None:
+        if workflow_store is not None:
+            if store is not None:
+                raise ValueError(
+                    "pass store or workflow_store (the incumbent's name for it), not both"
+                )
+            if not isinstance(workflow_store, Store):
+                raise TypeError(
+                    "workflow_store takes an anyflow store (MemoryStore, SqliteStore, "
+                    "PostgresStore, or anyflow.server.memory_workflow_store."
+                    f"MemoryWorkflowStore), not {type(workflow_store).__qualname__}: "
+                    "the incumbent's AbstractWorkflowStore subclasses do not record "
+                    "anyflow's journal (docs/migration.md)"
+                )
+            store = workflow_store
         if max_body_bytes <= 0 or heartbeat <= 0 or body_timeout <= 0:
             raise ValueError("max_body_bytes, body_timeout and heartbeat must be > 0")
         if isinstance(cors_origins, str) or isinstance(allowed_hosts, str):
@@ -194,8 +210,11 @@ class WorkflowServer:
         :raises ValueError: for a name taken, or a workflow class served already
             (a durable store tells runs apart by class: subclass it to serve twice).
         """
-        if self._runs is not None:
-            raise RuntimeError("add workflows before the server starts")
+        if self._runs is not None and self.runtime is not None:
+            raise RuntimeError(
+                "add workflows before the server starts: a DBOSRuntime registers "
+                "its workflows when it is entered"
+            )
         if not name or "/" in name or name != name.strip():
             raise ValueError(f"a workflow name is a non-empty path segment, not {name!r}")
         if name in self._served:
@@ -213,8 +232,12 @@ class WorkflowServer:
         events: list[type[Event]] = [workflow.start_event_class]
         for info in type(workflow).steps().values():
             events += [*info.accepts, *info.returns]
-        self._served[name] = Served(name, workflow, EventRegistry([*events, *extra]))
+        served = Served(name, workflow, EventRegistry([*events, *extra]))
+        self._served[name] = served
         self._classes[cls_name] = name
+        if self._runs is not None:
+            # Running: the RunBook shares ``_served``; it also finds runs by class.
+            self._runs._by_class[cls_name] = served
 
     @staticmethod
     def _stop_class(workflow: Workflow) -> type[StopEvent]:
@@ -264,6 +287,19 @@ class WorkflowServer:
                 watchers.cancel_scope.cancel()
         # Leaving the runtime's block stops the runs still going; they stay
         # resumable and go on at the next start.
+
+    def contextmanager(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Run the server's lifespan in a block: its runs live and stop inside.
+
+        What an application embedded in ``httpx.ASGITransport`` (which sends
+        no lifespan events) needs around its requests::
+
+            async with server.contextmanager():
+                transport = httpx.ASGITransport(app=server.app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                    ...
+        """
+        return self._lifespan(self.app)
 
     def _decorated(self, runtime: Runtime) -> Runtime:
         """``runtime`` in the decorators of ``decorate_runtime``, checked."""
@@ -380,7 +416,8 @@ _NOT_RUNNING = (
     "the server is not running: its runs live in the ASGI application's lifespan, "
     "which server.serve() or an ASGI server starts; embedded in httpx.ASGITransport "
     "(which sends no lifespan events), enter it first: "
-    "async with server.app.router.lifespan_context(server.app): ..."
+    "async with server.contextmanager(): ... "
+    "(the same as async with server.app.router.lifespan_context(server.app))"
 )
 
 

@@ -106,6 +106,7 @@ async def test_the_workflows_own_start_event_cannot_be_sent_into_its_run(enrol_u
         refused = await http.post("/events/e", json={"event": forged, "step": "enrol"})
         assert refused.status_code == 400, refused.text
         assert refused.json()["detail"] == (
+            "Failed to deserialize event: "
             "the start event Enrol cannot be sent into a run: it starts one; send an "
             "event a step takes, or start a new run"
         )
