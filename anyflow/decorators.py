@@ -44,7 +44,7 @@ class CatchOptions:
 class StepOptions:
     """What ``@step(...)`` was given."""
 
-    num_workers: int = 4
+    num_workers: int = 1
     retry_policy: RetryPolicy | None = None
     timeout: float | None = None
     catch: CatchOptions | None = None
@@ -73,7 +73,7 @@ def step(fn: F, /) -> F: ...
 def step(
     *,
     workflow: type[Workflow] | None = None,
-    num_workers: int = 4,
+    num_workers: int = 1,
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     skip_graph_checks: Iterable[str] | None = None,
@@ -85,7 +85,7 @@ def step(
     /,
     *,
     workflow: type[Workflow] | None = None,
-    num_workers: int = 4,
+    num_workers: int = 1,
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     skip_graph_checks: Iterable[str] | None = None,
@@ -105,8 +105,10 @@ def step(
     :param workflow: the workflow class a function defined outside a class
         joins (``Cls.add_step(fn)``); required for such a function.
 
-    :param num_workers: how many events this step may handle at once (4, as in
-        llama-index-workflows; 1 makes the step handle its events one by one).
+    :param num_workers: how many events this step may handle at once.  1 by
+        default, so a step's read-modify-write of the store cannot race with
+        itself; llama-index-workflows defaults to 4 (pass ``num_workers=4`` for
+        its concurrency).
     :param retry_policy: what to do when an attempt raises (see ``anyflow.retry``).
     :param timeout: seconds one attempt may execute; an attempt that takes longer
         is interrupted and fails with ``StepTimeoutError`` (so the retry policy

@@ -238,7 +238,7 @@ async def test_resuming_with_a_changed_workflow_names_what_changed_and_changes_n
     assert "step 'ship' was removed" in message
     assert "step 'finish' was added" in message
     assert "step 'done' was removed" in message
-    assert "num_workers=2 (was 4)" in message
+    assert "num_workers=2 (was 1)" in message
     assert store._runs["o5"].ticks == before
     assert store._runs["o5"].owner is None  # the lease was given back
 
