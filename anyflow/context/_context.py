@@ -263,12 +263,22 @@ class Context(Generic[StateT]):
         self._check_free()
         self._face = ExternalContext(adapter, snapshot)
 
-    def _live_state(self) -> RunState | None:
-        """The run's current reducer state, where the runtime can tell it."""
+    def run_state(self) -> RunState | None:
+        """The run's current state as its state machine holds it, seen from the
+        caller's side (``handler.ctx``), where the runtime can tell it: None
+        from a step's context, before the run starts, or on a runtime whose
+        runs live elsewhere.
+
+        An anyflow addition for tools built on the runtime (the server reads
+        ``idle``, ``waiting`` and ``deadline`` to release a waiting run from
+        memory); see ``anyflow.runtime.vocabulary.RunState``.
+        """
         face = self._face
         if isinstance(face, ExternalContext) and face.snapshot is not None:
             return face.snapshot()
         return None
+
+    _live_state = run_state  # the engine's own name for it
 
     def _saved_run(self) -> RunState | None:
         """The saved run this context resumes, if any (see ``from_dict``)."""

@@ -308,7 +308,7 @@ class RunBook:
         live = self._live.get(run_id)
         if adapter is None or live is None or adapter.batches != batches or adapter.released:
             return  # something happened since it became idle
-        state = live.handler.ctx._live_state()
+        state = live.handler.ctx.run_state()
         if state is None or not state.idle or state.outcome is not None:
             return
         deadlines = [w.deadline for w in state.waiting.values() if w.deadline is not None]
