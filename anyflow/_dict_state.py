@@ -30,6 +30,7 @@ class DictState(dict[str, Any]):
             return self[name]
         except KeyError:
             keys = ", ".join(map(str, self)) or "none"
+            # from None: a missing attribute, said as Python says it
             raise AttributeError(f"this DictState has no key {name!r} (its keys: {keys})") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -39,6 +40,7 @@ class DictState(dict[str, Any]):
         try:
             del self[name]
         except KeyError:
+            # from None: a missing attribute, said as Python says it
             raise AttributeError(f"this DictState has no key {name!r}") from None
 
     def __repr__(self) -> str:

@@ -56,7 +56,7 @@ def load_module(spec: str) -> Any:
         try:
             module_spec.loader.exec_module(module)
         except AnyflowError as exc:  # a malformed workflow, said at class definition
-            raise TargetError(f"{spec}: {exc}") from None
+            raise TargetError(f"{spec}: {exc}") from exc
         return module
     # As ``python -m`` does (and uvicorn): a module in the current directory
     # is found, also from the installed ``anyflow`` script.
@@ -66,12 +66,13 @@ def load_module(spec: str) -> Any:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         if exc.name and spec.startswith(exc.name):
+            # from None: the message says what to fix; the import machinery's frames do not
             raise TargetError(
                 f"no module {spec!r} (is it on PYTHONPATH? a file needs a path ending in .py)"
             ) from None
         raise
     except AnyflowError as exc:
-        raise TargetError(f"{spec}: {exc}") from None
+        raise TargetError(f"{spec}: {exc}") from exc
 
 
 def workflow_names(module: Any) -> list[str]:
@@ -101,16 +102,17 @@ def load_workflow(target: str) -> Workflow:
     try:
         found = getattr(module, name)
     except AttributeError:
+        # from None: the lookup's KeyError adds nothing to the names listed
         raise TargetError(missing_name(module_part, name, workflow_names(module))) from None
     if isinstance(found, type) and issubclass(found, Workflow):
         try:
             return found()
         except AnyflowError as exc:
-            raise TargetError(f"{target}: {exc}") from None
+            raise TargetError(f"{target}: {exc}") from exc
         except TypeError as exc:
             raise TargetError(
                 f"cannot build {target} with no arguments ({exc}): name an instance instead"
-            ) from None
+            ) from exc
     if isinstance(found, Workflow):
         return found
     raise TargetError(

@@ -43,6 +43,7 @@ def _workflow(target: str) -> Workflow:
     try:
         return load_workflow(target)
     except TargetError as exc:
+        # from None: the command prints the message alone; a traceback is for bugs
         raise CliError(str(exc)) from None
 
 
@@ -152,6 +153,7 @@ def serve(
     try:
         from ..server.__main__ import main as serve_main
     except ImportError as exc:
+        # from None: the command prints the message alone; a traceback is for bugs
         raise CliError(
             f"serving needs the server extra ({exc.name} is missing): pip install 'anyflow[server]'"
         ) from None

@@ -255,5 +255,6 @@ def draw(workflow: Workflow, output: Path, run: RunGraph | None = None) -> str:
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
+        # from None: the command prints the message alone; a traceback is for bugs
         raise CliError(f"cannot write {output}: {exc.strerror}") from None
     return text

@@ -36,6 +36,7 @@ def parse_input(text: str | None) -> dict[str, Any]:
     try:
         fields = json.loads(text)
     except ValueError as exc:
+        # from None: the command prints the message alone; a traceback is for bugs
         raise CliError(
             f'--input is not valid JSON ({exc}): pass an object, e.g. --input \'{{"name": "x"}}\''
         ) from None
@@ -64,8 +65,10 @@ async def _run(
         handler = workflow.run(**fields)
     except TypeError as exc:
         # A StartEventError's cause says which field is wrong; the command names --input.
+        # from None: the command prints the message alone; a traceback is for bugs
         raise CliError(f"--input does not fit the start event: {exc.__cause__ or exc}") from None
     except AnyflowError as exc:  # e.g. a workflow that fails validation at run()
+        # from None: the command prints the message alone; a traceback is for bugs
         raise CliError(f"{type(workflow).__name__} cannot run: {exc}") from None
     last: Event | None = None
     answers: Answers | None = None

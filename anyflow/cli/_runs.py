@@ -31,6 +31,7 @@ def _store(url: str) -> Store:
     try:
         return open_store(url, existing=True)
     except TargetError as exc:
+        # from None: the command prints the message alone; a traceback is for bugs
         raise CliError(str(exc)) from None
 
 
@@ -125,6 +126,7 @@ async def replay_run(
         try:
             replayed = await replay_journal(store, run_id, workflow)
         except (AnyflowError, ValueError) as exc:
+            # from None: the command prints the message alone; a traceback is for bugs
             raise CliError(
                 f"cannot replay run {run_id!r} with {type(workflow).__name__}: {exc} "
                 f"(it was recorded by {record.workflow})"
@@ -189,4 +191,5 @@ async def read_run_graph(url: str, run_id: str, workflow: Workflow) -> RunGraph:
         try:
             return await recorded_run_graph(store, run_id, workflow)
         except (AnyflowError, ValueError) as exc:
+            # from None: the command prints the message alone; a traceback is for bugs
             raise CliError(f"cannot draw run {run_id!r}: {exc}") from None

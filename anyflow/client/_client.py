@@ -627,6 +627,7 @@ class WorkflowClient:
                     delay = min(delay * 2, 1.0)
                 return handler
         except TimeoutError:
+            # from None: the cause is the polling loop's own timeout
             raise TimeoutError(
                 f"handler {handler_id!r} is still running after {timeout}s"
             ) from None
@@ -821,6 +822,7 @@ class EventStream:
         try:
             data = json.loads(text)
         except ValueError:
+            # from None: the message shows the frame itself
             raise WorkflowClientError(
                 f"the stream sent a frame that is not JSON: {text[:200]!r}"
             ) from None

@@ -168,7 +168,7 @@ class _Run:
             raise DurabilityError(
                 f"run {self.run_id!r} cannot record the event {type(event).__name__}: "
                 f"{exc} (a run's events must be JSON-safe)"
-            ) from None
+            ) from exc
 
 
 def _decode_batch(text: str, run_id: str, seq: int) -> dict[str, Any]:
@@ -182,14 +182,14 @@ def _decode_events(data: Iterable[Any], run_id: str, seq: int) -> list[Event]:
     try:
         return [decode_event(item, f"$.e[{i}]") for i, item in enumerate(data)]
     except ContextSerdeError as exc:
-        raise DurabilityError(f"batch record {seq} of run {run_id!r}: {exc}") from None
+        raise DurabilityError(f"batch record {seq} of run {run_id!r}: {exc}") from exc
 
 
 def _decode_ticks(data: Iterable[Any], run_id: str, seq: int) -> list[Tick]:
     try:
         return [decode_tick(item, f"$.t[{i}]") for i, item in enumerate(data)]
     except ContextSerdeError as exc:
-        raise DurabilityError(f"batch record {seq} of run {run_id!r}: {exc}") from None
+        raise DurabilityError(f"batch record {seq} of run {run_id!r}: {exc}") from exc
 
 
 class _Internal(InternalRunAdapterDecorator):
@@ -305,7 +305,7 @@ def _decode_message(message: Any, run_id: str) -> Tick:
     except (ValueError, TypeError, ContextSerdeError) as exc:
         raise DurabilityError(
             f"run {run_id!r} received a message that is not a tick: {exc}"
-        ) from None
+        ) from exc
 
 
 async def _record(run: _Run, payload: str | None) -> bool:
@@ -315,6 +315,7 @@ async def _record(run: _Run, payload: str | None) -> bool:
     try:
         await _bridge.record(executed, payload)
     except _ConflictError:
+        # from None: DBOS's conflict error says less than this message
         raise DurabilityError(
             f"run {run.run_id!r} was taken over by another process: it goes on there; "
             "follow it with runtime.attach()"
@@ -594,7 +595,7 @@ class DBOSRuntime(RuntimeDecorator):
             except ContextSerdeError as exc:
                 raise DurabilityError(
                     f"run {run.run_id!r} cannot record its start event: {exc}"
-                ) from None
+                ) from exc
             waiter: asyncio.Future[tuple[Any, asyncio.Future[str]]] = self.loop.create_future()
             self._starts[run.run_id] = (waiter, True)
             try:
@@ -701,7 +702,7 @@ class DBOSRuntime(RuntimeDecorator):
             try:
                 return Recovery(start_event=decode_event(data, "$.start"))
             except ContextSerdeError as exc:
-                raise DurabilityError(f"the start event of run {run_id!r}: {exc}") from None
+                raise DurabilityError(f"the start event of run {run_id!r}: {exc}") from exc
         state = replay_ticks(run_id, workflow._spec, ticks)
         if state.outcome is not None:
             # The last batch was recorded and the end was not: end it now.
@@ -799,7 +800,7 @@ class DBOSRuntime(RuntimeDecorator):
         except ContextSerdeError as exc:
             raise DurabilityError(
                 f"run {run.run_id!r} cannot record a tick: {exc} (a run's events must be JSON-safe)"
-            ) from None
+            ) from exc
         events = run.pending
         for command in commands:
             if type(command) is Publish and not isinstance(command.event, InternalEvent):
@@ -825,12 +826,12 @@ class DBOSRuntime(RuntimeDecorator):
                 raise DurabilityError(
                     f"run {run.run_id!r} cannot record its state: {exc} (a run's state "
                     "must be JSON-safe)"
-                ) from None
+                ) from exc
             version = store.version
         try:
             text = encode_record(batch)
         except ContextSerdeError as exc:
-            raise DurabilityError(f"run {run.run_id!r} cannot record a batch: {exc}") from None
+            raise DurabilityError(f"run {run.run_id!r} cannot record a batch: {exc}") from exc
         run.pending = []
         await _record(run, text)
         run.recorded = True

@@ -72,14 +72,14 @@ def encode_record(data: Any) -> str:
     try:
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as exc:  # an int over sys.get_int_max_str_digits() digits
-        raise ContextSerdeError(f"a value cannot be written as JSON: {exc}") from None
+        raise ContextSerdeError(f"a value cannot be written as JSON: {exc}") from exc
     try:
         encoded = body.encode()
     except UnicodeEncodeError as exc:
         bad = body[exc.start : exc.end]
         raise ContextSerdeError(
             f"the string holding {bad!r} is not text (a lone surrogate): encode or drop it"
-        ) from None
+        ) from exc
     return f"{zlib.crc32(encoded):08x}:{body}"
 
 
@@ -100,7 +100,7 @@ def decode_record(text: str, run_id: str, kind: str, seq: int) -> Any:
     try:
         return json.loads(body)
     except ValueError as exc:
-        raise JournalCorruptError(f"{where} is not valid JSON: {exc}") from None
+        raise JournalCorruptError(f"{where} is not valid JSON: {exc}") from exc
 
 
 MAX_NESTING = 100
@@ -143,9 +143,10 @@ def _checked(encode: Callable[[], Any], decode: Callable[[Any], object]) -> str:
     except ContextSerdeError:
         raise
     except RecursionError:
+        # from None: a RecursionError's traceback is a thousand frames of encoder
         raise ContextSerdeError(f"it nests deeper than {MAX_NESTING} levels") from None
     except (TypeError, ValueError, AttributeError) as exc:
-        raise ContextSerdeError(f"{type(exc).__name__}: {exc}") from None
+        raise ContextSerdeError(f"{type(exc).__name__}: {exc}") from exc
     return text
 
 
@@ -245,7 +246,7 @@ def default_start(workflow: Workflow, run_id: str) -> Event:
         raise DurabilityError(
             f"no run {run_id!r} is recorded, and {start_class.__name__} cannot be made "
             f"without fields ({exc}): pass the start event's fields to wf.run() to start it"
-        ) from None
+        ) from exc
 
 
 def load_state(store: StateStore[Any], data: Any, run_id: str) -> None:
@@ -256,9 +257,7 @@ def load_state(store: StateStore[Any], data: Any, run_id: str) -> None:
     try:
         store._load(decode_value(data, store.state_type or Any, "$.state"))
     except ContextSerdeError as exc:
-        raise DurabilityError(
-            f"the state snapshot of run {run_id!r} is unreadable: {exc}"
-        ) from None
+        raise DurabilityError(f"the state snapshot of run {run_id!r} is unreadable: {exc}") from exc
 
 
 def status_of(outcome: Outcome) -> str:
@@ -316,7 +315,7 @@ def decode_outcome(text: str, run_id: str) -> Outcome:
     except (KeyError, TypeError, ValueError, ContextSerdeError) as exc:
         raise JournalCorruptError(
             f"the outcome record of run {run_id!r} is unreadable: {exc}"
-        ) from None
+        ) from exc
 
 
 def decode_ticks(run_id: str, records: Iterable[tuple[int, str]]) -> Iterator[Tick]:
@@ -333,7 +332,7 @@ def decode_ticks(run_id: str, records: Iterable[tuple[int, str]]) -> Iterator[Ti
         try:
             yield decode_tick(decode_record(text, run_id, "tick", seq), f"$[{seq}]")
         except ContextSerdeError as exc:
-            raise JournalCorruptError(f"tick record {seq} of run {run_id!r}: {exc}") from None
+            raise JournalCorruptError(f"tick record {seq} of run {run_id!r}: {exc}") from exc
 
 
 def replay(run_id: str, spec: RunSpec, records: Sequence[tuple[int, str]]) -> RunState:
@@ -359,5 +358,5 @@ def replay_ticks(run_id: str, spec: RunSpec, ticks: Iterable[Tick]) -> RunState:
                 f"tick record {seq} of run {run_id!r} does not fit the run ({exc}): the "
                 "journal is damaged, or the workflow changed in a way its fingerprint "
                 "does not show"
-            ) from None
+            ) from exc
     return state

@@ -324,7 +324,7 @@ class _Journal:
             raise DurabilityError(
                 f"run {self.run_id!r} cannot record the event {type(event).__name__}: {exc} "
                 "(a durable run's events must be JSON-safe)"
-            ) from None
+            ) from exc
 
     async def commit(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
         runtime = self.runtime
@@ -341,7 +341,7 @@ class _Journal:
             raise DurabilityError(
                 f"run {self.run_id!r} cannot record {type(tick).__name__}: {exc} (a durable "
                 "run's events must be JSON-safe)"
-            ) from None
+            ) from exc
         events = self.pending
         published = [c.event for c in commands if type(c) is Publish]
         for event in published:
@@ -361,7 +361,7 @@ class _Journal:
                 raise DurabilityError(
                     f"run {self.run_id!r} cannot record its state: {exc} (a durable run's "
                     "state must be JSON-safe)"
-                ) from None
+                ) from exc
             version = store.version
         now = time.time()
         self.pending = []
@@ -430,7 +430,7 @@ def _stored_event(text: str, run_id: str, seq: int) -> StoredEvent:
     try:
         return StoredEvent(seq, decode_event(data, f"$.events[{seq}]"), data)
     except ContextSerdeError as exc:
-        raise DurabilityError(f"event record {seq} of run {run_id!r}: {exc}") from None
+        raise DurabilityError(f"event record {seq} of run {run_id!r}: {exc}") from exc
 
 
 class _Internal(InternalRunAdapterDecorator):
@@ -501,6 +501,7 @@ class _External(ExternalRunAdapterDecorator):
         try:
             text = checked_tick_record(tick)
         except ContextSerdeError as exc:
+            # from None: the message holds the inner error whole
             raise ContextSerdeError(
                 f"run {journal.run_id!r} cannot record {_sent_name(tick)}: {exc}; nothing "
                 "was sent (a durable run records what it is sent as JSON: finite numbers, "
@@ -597,6 +598,7 @@ class DurableRuntime(RuntimeDecorator):
         try:
             checked_event_record(event)
         except ContextSerdeError as exc:
+            # from None: the message holds the inner error whole
             raise ContextSerdeError(
                 f"a durable run cannot record the start event {type(event).__name__}: {exc}; "
                 "nothing was started (a durable run records its events as JSON: finite "

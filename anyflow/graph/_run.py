@@ -168,7 +168,7 @@ def run_graph(
             raise ValueError(
                 f"tick {index} ({type(tick).__name__}) does not fit a run of "
                 f"{type(wf).__name__}: {exc}"
-            ) from None
+            ) from exc
         count += 1
         first_time = tick.now if first_time is None else first_time
         last_time = tick.now

@@ -71,6 +71,7 @@ def load_target(
     except AttributeError:
         servers = [n for n, v in vars(module).items() if isinstance(v, WorkflowServer)]
         names = sorted([*workflow_names(module), *servers])
+        # from None: the lookup's error adds nothing to the names listed
         raise TargetError(missing_name(module_part, name, names)) from None
     if callable(found) and not isinstance(found, type | Workflow | WorkflowServer):
         parameters = inspect.signature(found).parameters

@@ -36,7 +36,7 @@ def _listen(host: str, port: int) -> tuple[socket.socket, str]:
         sock.listen(1024)
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     return sock, f"http://{shown}:{bound}"

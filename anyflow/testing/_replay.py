@@ -112,7 +112,7 @@ def replay(workflow: Workflow, ticks: Iterable[Tick]) -> Replay:
         try:
             state, commands = reduce(state, tick)
         except TickRejected as exc:
-            raise ValueError(f"tick {index} ({tick!r}) does not fit the run: {exc}") from None
+            raise ValueError(f"tick {index} ({tick!r}) does not fit the run: {exc}") from exc
         steps.append(ReplayedTick(index, tick, state, tuple(commands)))
     return Replay(initial, steps)
 
