@@ -7,6 +7,7 @@ Each test runs pytest in a fresh directory, as a user's project would."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -38,16 +39,34 @@ async def test_total(schedule):
 """
 
 
+_CI_VARIABLES = {
+    "CI",
+    "TF_BUILD",
+    "BUILDKITE",
+    "CIRCLECI",
+    "CIRRUS_CI",
+    "CODEBUILD_BUILD_ID",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "HEROKU_TEST_RUN_ID",
+    "TEAMCITY_VERSION",
+}
+
+
 def run_pytest(project: Path, tests: str, *args: str) -> str:
     (project / "pytest.ini").write_text("[pytest]\n")
     (project / "fuzz_fanout.py").write_text((EXAMPLES / "fuzz_fanout.py").read_text())
     (project / "test_it.py").write_text(textwrap.dedent(tests))
+    # Hypothesis picks its "ci" settings profile (no example database, derandomized)
+    # when it sees a CI variable; these tests are about the default profile.
+    env = {k: v for k, v in os.environ.items() if k not in _CI_VARIABLES}
     done = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly"),
             *("-p", "anyflow.testing.pytest_plugin", "-rA", *args),
         ],
         cwd=project,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
