@@ -139,6 +139,7 @@ def _assign(node: Any, part: str, value: Any, path: str) -> None:
         try:
             node[int(part)] = value
         except (ValueError, IndexError):
+            # from None: the message says all the lookup knew
             raise IndexError(
                 f"cannot set {path!r}: {part!r} is not an index of the list there "
                 f"(it has {len(node)} items)"
@@ -157,6 +158,7 @@ def _assign(node: Any, part: str, value: Any, path: str) -> None:
     try:
         setattr(node, part, value)
     except attrs.exceptions.FrozenInstanceError:
+        # from None: the message says all the lookup knew
         raise TypeError(
             f"cannot set {path!r}: {type(node).__qualname__} is frozen; replace "
             "the whole value with attrs.evolve(...), or make the class mutable"

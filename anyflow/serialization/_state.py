@@ -281,6 +281,7 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
     try:
         status = RunStatus(status_text)
     except ValueError:
+        # from None: the message names the value; the enum lookup adds nothing
         raise ContextSerdeError(f"{path}.status {status_text!r} is not a run status") from None
     lanes = {name: Lane() for name in spec.steps}
     for name, items in r.get(data, "queues", dict, path).items():

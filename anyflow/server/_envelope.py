@@ -195,6 +195,7 @@ class EventRegistry:
             try:
                 data = json.loads(data)
             except ValueError:
+                # from None: a route turns this into an HTTP answer that carries the message
                 raise BadEvent("the event is a string that is not JSON") from None
         if isinstance(data, dict) and isinstance(data.get("__anyflow_event__"), str):
             data = _from_serializer(data)
@@ -254,9 +255,11 @@ def _build(cls: type[Event], value: Any) -> Event:
     try:
         return decode_fields(cls, value, "$.value")
     except ContextSerdeError as exc:
+        # from None: a route turns this into an HTTP answer that carries the message
         raise BadEvent(str(exc)) from None
     except (AttributeError, KeyError, IndexError) as exc:
         # How cattrs fails on a value of the wrong shape for a mapping or class field.
+        # from None: a route turns this into an HTTP answer that carries the message
         raise BadEvent(
             f"the fields do not fit {cls.__name__}: {type(exc).__name__}: {exc}"
         ) from None

@@ -173,6 +173,7 @@ def _position(request: Request) -> tuple[float, str] | None:
         if not isinstance(handler_id, str):
             raise TypeError(handler_id)
     except (ValueError, TypeError, binascii.Error):
+        # from None: the HTTP answer carries the whole message
         raise HTTPException(
             400, "cursor is not one this server gave: pass the next_cursor of the last page"
         ) from None
@@ -228,6 +229,7 @@ class _Api:
                                 413, f"the request body is over the limit of {limit} bytes"
                             )
         except TimeoutError:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(
                 408,
                 f"the request body did not arrive whole within {timeout:g}s (body_timeout)",
@@ -240,10 +242,13 @@ class _Api:
         try:
             body = json.loads(chunks, parse_constant=_no_constant, parse_int=_int)
         except RecursionError:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"the body nests deeper than {MAX_DEPTH} levels") from None
         except _LongInteger as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, str(exc)) from None
         except ValueError as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise HTTPException(400, f"the body must be a JSON object, not {type(body).__name__}")
@@ -252,6 +257,7 @@ class _Api:
         try:
             json.dumps(body, ensure_ascii=False).encode()
         except UnicodeEncodeError:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(
                 400, "the body holds a lone surrogate escape (such as \\ud800), which is not text"
             ) from None
@@ -278,6 +284,7 @@ class _Api:
         try:
             return self.book.workflow(request.path_params["name"])
         except NotFound as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(404, str(exc)) from None
 
     async def schema(self, request: Request) -> Response:
@@ -311,6 +318,7 @@ class _Api:
         try:
             check_handler_id(handler_id)
         except ValueError as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, str(exc)) from None
         if body.get("context"):
             raise HTTPException(
@@ -325,13 +333,16 @@ class _Api:
             start_event = served.registry.parse(data, bare=served.workflow.start_event_class)
         except BadEvent as exc:
             # The incumbent's words first: its clients and tests match on them.
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"Validation error for 'start_event': {exc}") from None
         assert isinstance(start_event, StartEvent)  # parse() built the bare class
         try:
             return await self.book.start(served, start_event, handler_id)
         except Conflict as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, str(exc)) from None
         except BadEvent as exc:  # a value the run's journal could not record
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"start_event: {exc}") from None
 
     async def run(self, request: Request) -> Response:
@@ -406,8 +417,10 @@ class _Api:
         try:
             status = await self.book.cancel(_handler_id(request), purge)
         except NotFound as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(404, str(exc)) from None
         except Conflict as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, str(exc)) from None
         return JSONResponse({"status": status})
 
@@ -423,12 +436,16 @@ class _Api:
         try:
             await self.book.send(_handler_id(request), body["event"], body.get("step"))
         except NotFound as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(404, f"Handler not found: {exc}") from None
         except Finished as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, f"Workflow already completed: {exc}") from None
         except Conflict as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, str(exc)) from None
         except BadEvent as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"Failed to deserialize event: {exc}") from None
         return JSONResponse({"status": "sent"})
 
@@ -446,6 +463,7 @@ class _Api:
             try:
                 after = int(raw)
             except ValueError:
+                # from None: the HTTP answer carries the whole message
                 raise HTTPException(
                     400,
                     f"after_sequence must be an integer (-1: from the start) or now, not {raw!r}",
@@ -457,6 +475,7 @@ class _Api:
         try:
             batches = await self.book.stream(handler_id, after)
         except NotFound as exc:
+            # from None: the HTTP answer carries the whole message
             raise HTTPException(404, str(exc)) from None
         if batches is None:
             return Response(status_code=204)

@@ -234,6 +234,7 @@ class RunBook:
             try:
                 handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.runtime)
             except ContextSerdeError as exc:
+                # from None: a route turns this into an HTTP answer that carries the message
                 raise BadEvent(str(exc)) from None
             live = self._adopt(served, handler)
             # Recorded before the client hears of it: any replica then finds it.
@@ -410,10 +411,13 @@ class RunBook:
         try:
             sent = live.handler.send_event(event, step=step)
         except ContextSerdeError as exc:  # the run's journal could not record it
+            # from None: a route turns this into an HTTP answer that carries the message
             raise BadEvent(str(exc)) from None
         except WorkflowRuntimeError as exc:
             if live.handler.is_done():
+                # from None: a route turns this into an HTTP answer that carries the message
                 raise Conflict(f"handler {handler_id!r} has finished") from None
+            # from None: a route turns this into an HTTP answer that carries the message
             raise BadEvent(str(exc)) from None
         await sent
 
@@ -424,6 +428,7 @@ class RunBook:
             live = await self._running(handler_id)
         except Finished as exc:
             if not purge:
+                # from None: a route turns this into an HTTP answer that carries the message
                 raise Finished(f"{exc}; pass purge=true to delete it") from None
             live = None
         if live is not None:
