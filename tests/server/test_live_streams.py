@@ -244,7 +244,12 @@ async def test_a_client_that_leaves_mid_stream_is_one_log_line_at_most(
         r
         for r in caplog.records
         if r.name.split(".")[0] in ("anyflow", "hypercorn")
-        or (r.name == "asyncio" and r.levelno >= logging.WARNING)
+        or (
+            r.name == "asyncio"
+            and r.levelno >= logging.WARNING
+            # debug mode's slow-callback timing on a loaded machine, not the server
+            and not r.getMessage().startswith("Executing ")
+        )
     ]
     # Quiet at INFO (asyncio warned of each write to the closed socket, one
     # per event); at most one line (at DEBUG) for the disconnection.
