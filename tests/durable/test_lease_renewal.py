@@ -83,4 +83,7 @@ async def test_a_renewal_that_arrives_after_the_run_finished_logs_nothing(
             store.let_go.set()  # the renewal reaches the store now
             await store.done.wait()
         assert (await runtime.get_run("r")).status == "completed"  # type: ignore[union-attr]
-    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # anyflow's own lines (asyncio's debug mode may time a slow callback on a busy machine)
+    assert [
+        r for r in caplog.records if r.name.startswith("anyflow") and r.levelno >= logging.WARNING
+    ] == []
