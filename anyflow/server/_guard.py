@@ -168,9 +168,13 @@ class RequestGuard:
                 length = value
             elif key == b"transfer-encoding":
                 chunked = value
+        # A body left unread means the server drops the connection after the
+        # answer; saying so keeps a client from sending its next request on it.
+        has_body = chunked is not None or (length is not None and length.strip() not in (b"", b"0"))
         if host is not None and not self.hosts.allows(host) and not in_process_host(host, scope):
             await _refuse(
                 send,
+                has_body,
                 400,
                 f"this server does not answer to the Host {host_name(host)!r}; if that is its "
                 "name, start it with allowed_hosts=[...] (--allowed-host), or '*' for any",
@@ -184,15 +188,16 @@ class RequestGuard:
         ):
             await _refuse(
                 send,
+                has_body,
                 403,
                 f"requests from the web origin {origin!r} are refused; list it in "
                 "cors_origins (--cors-origin) to let its pages use this server",
             )
             return
-        has_body = chunked is not None or (length is not None and length.strip() not in (b"", b"0"))
         if has_body and not _is_json(content_type):
             await _refuse(
                 send,
+                has_body,
                 415,
                 f"a request body must be JSON, sent with Content-Type: application/json, "
                 f"not {content_type or 'no Content-Type'}",
@@ -223,17 +228,14 @@ def _with_page_headers(send: Send) -> Send:
     return sending
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(send: Send, close: bool, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-content-type-options", b"nosniff"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

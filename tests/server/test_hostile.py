@@ -152,6 +152,8 @@ async def test_a_cross_site_post_is_refused_and_changes_nothing(
             "/workflows/greet/run", json={"handler_id": "x"}, headers={"Origin": "null"}
         )
         assert started.status_code == 403
+        # Its body was never read: the answer says the connection ends with it.
+        assert started.headers["connection"] == "close"
         assert (await http.get("/handlers/x")).status_code == 404
         assert (await http.get("/handlers/w")).json()["status"] == "running"
         await _answer_and_finish(http, "w")
