@@ -248,6 +248,8 @@ def test_a_typed_start_form_and_the_graph_of_a_loop(
 
     # One input per field of the start event, checked before anything is sent.
     form = page.get_by_role("form", name="Start a run of review")
+    # The fields come from the start event's schema, fetched after the page loads.
+    expect(form.get_by_label("title")).to_be_visible()
     form.get_by_role("button", name="Start run").click()
     expect(form.get_by_role("alert")).to_have_text("title is required")
     expect(page.get_by_role("table", name="Runs").get_by_role("row")).to_have_count(1)  # header
