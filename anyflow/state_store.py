@@ -50,6 +50,7 @@ def deserialize_state_from_dict(data: Any, serializer: Any = None, **kwargs: Any
     """Refused with ``ContextSerdeError``: see ``Context.from_dict``."""
     raise _no_payload_format("deserialize_state_from_dict")
 
+
 __all__ = [
     "DictState",
     "InMemoryStateStore",

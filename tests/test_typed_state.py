@@ -152,7 +152,8 @@ async def test_get_state_is_a_copy_and_set_state_replaces() -> None:
     await store.set_state(Counter(count=5))
     assert await store.get("count") == 5
     with pytest.raises(
-        TypeError, match=r"^State must be of type Counter \(this run's state type\); set_state\(\) got a dict$"
+        TypeError,
+        match=r"^State must be of type Counter \(this run's state type\); set_state\(\) got a dict$",
     ):
         await store.set_state({"count": 1})  # type: ignore[arg-type]
     await store.set("user.name", "bo")

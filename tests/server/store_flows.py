@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from anyflow.server import WorkflowServer
-
 from tests.server.flows import Answer, Ask
 
 if TYPE_CHECKING:
