@@ -16,9 +16,7 @@ A server in its own thread per test, on asyncio and on trio, as in conftest.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +29,7 @@ from anyflow.server import WorkflowServer
 
 from .conftest import demo_server, serving
 from .flows import Answer, Ask, Greet
+from .polling import events_until, until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,26 +39,6 @@ JSON = {"content-type": "application/json"}
 ANSWER = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
 
 pytestmark = pytest.mark.parametrize("backend", ["asyncio", "trio"])
-
-
-def _until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Ask ``check`` until it answers something true, as a polling client would."""
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
-    return found
-
-
-def _events_until(http: httpx.Client, handler_id: str, kind: str) -> list[str]:
-    seen = []
-    with http.stream("GET", f"/events/{handler_id}", params={"after_sequence": "-1"}) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                seen.append(json.loads(line[5:])["type"])
-                if seen[-1] == kind:
-                    break
-    return seen
 
 
 # Values the journal cannot record.
@@ -87,7 +66,7 @@ def test_a_sent_event_that_cannot_be_recorded_is_400_and_the_run_goes_on(
 ) -> None:
     with serving(demo_server(), backend) as url, httpx.Client(base_url=url, headers=JSON) as http:
         assert http.post("/workflows/ask/run-nowait", json={"handler_id": "q"}).status_code == 200
-        assert _events_until(http, "q", "Question") == ["Question"]
+        assert events_until(http, "q", "Question") == ["Question"]
         body = f'{{"event": {{"type": "Answer", "value": {{"key": "k", "response": {number}}}}}}}'
         refused = http.post("/events/q", content=body.encode())
         assert refused.status_code == 400, refused.text
@@ -95,7 +74,7 @@ def test_a_sent_event_that_cannot_be_recorded_is_400_and_the_run_goes_on(
         assert "nothing was sent" in refused.json()["detail"]
         # The run did not freeze, and never saw the refused answer.
         assert http.post("/events/q", json=ANSWER).status_code == 200
-        assert _events_until(http, "q", "StopEvent") == ["Question", "StopEvent"]
+        assert events_until(http, "q", "StopEvent") == ["Question", "StopEvent"]
         assert http.get("/handlers/q").json()["result"]["value"] == {
             "result": "nice to meet you, Ada"
         }
@@ -149,7 +128,7 @@ def test_a_postgres_outage_is_503_and_the_server_goes_on_when_it_is_back(
         base = stack.enter_context(serving(server, backend))
         with httpx.Client(base_url=base, headers=JSON, timeout=30) as http:
             assert http.post("/workflows/ask/run-nowait", json={"handler_id": "p"}).is_success
-            assert _events_until(http, "p", "Question") == ["Question"]
+            assert events_until(http, "p", "Question") == ["Question"]
 
             switch(False)
             health = http.get("/health")
@@ -161,9 +140,9 @@ def test_a_postgres_outage_is_503_and_the_server_goes_on_when_it_is_back(
                 assert refused.headers["retry-after"] == "1"
 
             switch(True)
-            _until(lambda: http.get("/health").status_code == 200, "the database to be back")
+            until(lambda: http.get("/health").status_code == 200, "the database to be back")
             assert http.post("/events/p", json=ANSWER).status_code == 200
-            assert _events_until(http, "p", "StopEvent") == ["Question", "StopEvent"]
+            assert events_until(http, "p", "StopEvent") == ["Question", "StopEvent"]
             assert http.get("/handlers/p").json()["status"] == "completed"
 
 

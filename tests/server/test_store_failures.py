@@ -10,17 +10,17 @@ stops ``python -m anyflow.server`` with one line, before it says it serves.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+from .polling import events_until, until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -84,30 +84,6 @@ def _limit_file_size(pid: int, limit: str) -> None:
     subprocess.run(["prlimit", "--pid", str(pid), f"--fsize={limit}"], check=True)
 
 
-def _until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Ask ``check`` until it answers something true (a client polling the
-    server: the only way to learn from outside that it recovered)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
-
-
-def _events_until(http: httpx.Client, handler_id: str, kind: str) -> list[str]:
-    """The types of the run's recorded events from the start, up to one of ``kind``."""
-    seen = []
-    with http.stream("GET", f"/events/{handler_id}", params={"after_sequence": "-1"}) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                seen.append(json.loads(line[5:])["type"])
-                if seen[-1] == kind:
-                    break
-    return seen
-
-
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is not installed")
 def test_a_store_that_cannot_write_is_503_then_everything_goes_on(
     child: Callable[[], tuple[subprocess.Popen[str], str]], backend: str
@@ -116,7 +92,7 @@ def test_a_store_that_cannot_write_is_503_then_everything_goes_on(
     with httpx.Client(base_url=url, timeout=30, headers=JSON) as http:
         started = http.post("/workflows/ask/run-nowait", json={"handler_id": "before"})
         assert started.status_code == 200, started.text
-        assert _events_until(http, "before", "Question") == ["Question"]
+        assert events_until(http, "before", "Question") == ["Question"]
 
         # No file of the process may grow by a byte: every commit fails, as on a full disk.
         _limit_file_size(proc.pid, "1:unlimited")
@@ -141,11 +117,11 @@ def test_a_store_that_cannot_write_is_503_then_everything_goes_on(
         assert http.get("/handlers/during").status_code == 404
 
         _limit_file_size(proc.pid, "unlimited:unlimited")
-        _until(lambda: http.get("/health").status_code == 200, "the store to work again")
+        until(lambda: http.get("/health").status_code == 200, "the store to work again")
 
         # The refused answer was not taken: the run still waits for it.
         assert http.post("/events/before", json=ANSWER).status_code == 200
-        assert _events_until(http, "before", "StopEvent") == ["Question", "StopEvent"]
+        assert events_until(http, "before", "StopEvent") == ["Question", "StopEvent"]
         done = http.get("/handlers/before").json()
         assert (done["status"], done["result"]["value"]) == (
             "completed",
