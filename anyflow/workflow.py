@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -41,11 +41,13 @@ from .resources import ResourceManager, check_resources
 from .runtime import get_current_runtime
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from .runtime import Runtime
 
 __all__ = ["Workflow"]
+
+_NO_SLOT: AbstractAsyncContextManager[None] = nullcontext()
 
 
 class Workflow:
@@ -280,19 +282,16 @@ class Workflow:
         assert stop is not None
         return stop
 
-    @asynccontextmanager
-    async def _run_slot(self) -> AsyncIterator[None]:
-        """Hold one of ``num_concurrent_runs`` slots while a run executes (runs
-        beyond the limit wait here, before they start)."""
+    def _run_slot(self) -> AbstractAsyncContextManager[Any]:
+        """What a run holds while it executes: one of ``num_concurrent_runs`` slots
+        (runs beyond the limit wait for it before they start), or nothing."""
         if self._num_concurrent_runs is None:
-            yield
-            return
+            return _NO_SLOT
         loop = anyio.lowlevel.current_token()
         slots = self._run_slots
         if slots is None or slots[0] != loop:  # one semaphore per event loop
             slots = self._run_slots = (loop, anyio.Semaphore(self._num_concurrent_runs))
-        async with slots[1]:
-            yield
+        return slots[1]
 
     @classmethod
     def steps(cls) -> dict[str, StepInfo]:

@@ -16,7 +16,6 @@ import inspect
 import logging
 import zlib
 from collections.abc import Coroutine
-from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -83,9 +82,6 @@ anyflow logs"): nothing at WARNING for what is handled (a retried attempt, a
 failure a ``@catch_error`` step takes, a run failure its caller receives as an
 exception); one line at INFO for those, with the traceback only at DEBUG; a
 WARNING with the traceback for a run that failed while nobody can observe it."""
-
-_NO_SLOT: AbstractAsyncContextManager[None] = nullcontext()
-"""What a run holds when its workflow sets no ``num_concurrent_runs``."""
 
 
 def _note(error: BaseException, text: str) -> None:
@@ -244,14 +240,6 @@ class Driver:
         with self._adapter.run_scope():
             await self._run()
 
-    def _run_slot(self) -> AbstractAsyncContextManager[None]:
-        """One of the workflow's ``num_concurrent_runs`` slots, held while the run
-        executes (nothing to hold without a limit)."""
-        workflow = self.workflow
-        if workflow._num_concurrent_runs is None:
-            return _NO_SLOT
-        return workflow._run_slot()
-
     async def _run(self) -> None:
         adapter = self._adapter
         replayed_end = False
@@ -259,7 +247,7 @@ class Driver:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 try:
-                    async with self._run_slot():
+                    async with self.workflow._run_slot():
                         first = await self._first_tick()
                         if first is None:
                             replayed_end = True
