@@ -12,28 +12,22 @@ two processes claiming one run are serialized by the row lock; ``append``,
 ``finish`` and ``delete`` take the same lock before checking the run.
 
 psycopg is imported when a store is built, not with this module, so anyflow
-imports without it.  The semantics mirror ``MemoryStore`` (the reference)
-rule for rule.
+imports without it.  The statements and the rules are ``SqlStore``'s
+(``_sql.py``), shared with ``SqliteStore``; this module holds what is
+PostgreSQL's own: the pool, the schema, the row lock, and how ``claim``
+creates a run.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from ..errors import LeaseLostError, StoreUnavailableError
-from ._store import (
-    FINISHED,
-    RunRecord,
-    Store,
-    StoredRun,
-    lease_is_free,
-    locked_error,
-    unfinished_error,
-)
+from ..errors import StoreUnavailableError
+from ._sql import SqlStore, Statements
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -80,13 +74,19 @@ _TABLES = (
     )""",
 )
 
-_RUN_COLUMNS = "run_id, workflow, status, created_at, updated_at"
-# Run ids sort by code point, as in MemoryStore and SQLite, whatever the
-# database's collation.
-_ORDER = 'ORDER BY created_at, run_id COLLATE "C"'
+_STATEMENTS = Statements(
+    placeholder="%s",
+    # A transaction that changes a run locks its row before reading it:
+    # ``claim``, ``append``, ``finish`` and ``delete`` of one run take turns.
+    lock_row=" FOR UPDATE",
+    # Run ids sort by code point, as in MemoryStore and SQLite, whatever the
+    # database's collation.
+    run_id_order='run_id COLLATE "C"',
+)
+_CREATE_IF_MISSING = _STATEMENTS.create_run + " ON CONFLICT (run_id) DO NOTHING"
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore["Connection[TupleRow]"]):
     """Keeps runs in the PostgreSQL database at ``url`` (a libpq URL or conninfo).
 
     :param max_connections: the most connections the store opens at once.
@@ -101,6 +101,8 @@ class PostgresStore(Store):
     Connections are opened (and the tables made) on first use, so a store can
     be built outside an event loop.
     """
+
+    _sql = _STATEMENTS
 
     def __init__(
         self,
@@ -192,7 +194,7 @@ class PostgresStore(Store):
         with self._connection_pool().connection() as conn, conn.transaction():
             return fn(conn)
 
-    async def _call(self, fn: Callable[[Connection[TupleRow]], _T]) -> _T:
+    async def _call(self, fn: Callable[[Connection[TupleRow]], _T], *, write: bool) -> _T:
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -206,182 +208,42 @@ class PostgresStore(Store):
                 f"the PostgreSQL store cannot be reached: {reason}"
             ) from exc
 
-    async def ping(self) -> None:
-        def ping(conn: Connection[TupleRow]) -> None:
-            conn.execute("SELECT 1")
+    def _execute_many(
+        self, conn: Connection[TupleRow], query: str, rows: Sequence[tuple[str, int, str]]
+    ) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(query, rows)
 
-        await self._call(ping)
-
-    # -- the contract -----------------------------------------------------------
-
-    async def claim(
+    def _find_or_create(
         self,
+        conn: Connection[TupleRow],
         run_id: str,
         workflow: str,
         fingerprint: str,
         owner: Owner,
         now: float,
         lease_until: float,
-    ) -> StoredRun:
-        def claim(conn: Connection[TupleRow]) -> StoredRun:
-            while True:
-                inserted = conn.execute(
-                    "INSERT INTO runs (run_id, workflow, fingerprint, status, created_at, "
-                    "updated_at, owner, lease_until) "
-                    "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s) "
-                    "ON CONFLICT (run_id) DO NOTHING",
-                    (run_id, workflow, fingerprint, now, now, str(owner), lease_until),
-                )
-                if inserted.rowcount == 1:
-                    record = RunRecord.from_row(run_id, workflow, "running", now, now)
-                    return StoredRun(record, fingerprint, [], None, None, 0, True)
-                row = conn.execute(
-                    "SELECT workflow, fingerprint, status, created_at, updated_at, owner, "
-                    "lease_until, state, outcome FROM runs WHERE run_id = %s FOR UPDATE",
-                    (run_id,),
-                ).fetchone()
-                if row is not None:
-                    break
-                # A ``delete`` removed the finished run between the insert and
-                # the lock: the id is free again, so create the run after all.
-            wf, fp, status, created_at, updated_at, holder, held_until, state, outcome = row
-            if status not in FINISHED:
-                if not lease_is_free(holder, held_until, owner, now):
-                    raise locked_error(run_id, holder, held_until, now)
-                conn.execute(
-                    "UPDATE runs SET owner = %s, lease_until = %s WHERE run_id = %s",
-                    (str(owner), lease_until, run_id),
-                )
-            ticks = conn.execute(
-                "SELECT seq, record FROM ticks WHERE run_id = %s ORDER BY seq", (run_id,)
-            ).fetchall()
-            counted = conn.execute(
-                "SELECT COUNT(*) FROM events WHERE run_id = %s", (run_id,)
-            ).fetchone()
-            assert counted is not None
-            record = RunRecord.from_row(run_id, wf, status, created_at, updated_at)
-            return StoredRun(record, fp, ticks, state, outcome, counted[0], False)
-
-        return await self._call(claim)
-
-    async def append(
-        self,
-        run_id: str,
-        owner: Owner,
-        ticks: Sequence[tuple[int, str]],
-        events: Sequence[tuple[int, str]],
-        state: str | None,
-        now: float,
-        lease_until: float,
-    ) -> None:
-        def append(conn: Connection[TupleRow]) -> None:
-            _lock_owned(conn, run_id, owner)
-            _insert_new(conn, "ticks", run_id, ticks, "tick")
-            _insert_new(conn, "events", run_id, events, "event")
-            conn.execute(
-                "UPDATE runs SET state = COALESCE(%s, state), updated_at = %s, "
-                "lease_until = %s WHERE run_id = %s",
-                (state, now, lease_until, run_id),
+    ) -> tuple[Any, ...] | None:
+        while True:
+            inserted = conn.execute(
+                _CREATE_IF_MISSING,
+                (run_id, workflow, fingerprint, now, now, str(owner), lease_until),
             )
+            if inserted.rowcount == 1:
+                return None
+            row = conn.execute(self._sql.read_run, (run_id,)).fetchone()
+            if row is not None:
+                return row
+            # A ``delete`` removed the finished run between the insert and
+            # the lock: the id is free again, so create the run after all.
 
-        await self._call(append)
+    # -- the contract: SqlStore's, but for ping and aclose -------------------------
 
-    async def finish(
-        self,
-        run_id: str,
-        owner: Owner,
-        status: str,
-        outcome: str,
-        events: Sequence[tuple[int, str]],
-        now: float,
-    ) -> None:
-        def finish(conn: Connection[TupleRow]) -> None:
-            _lock_owned(conn, run_id, owner)
-            _insert_new(conn, "events", run_id, events, "event")
-            conn.execute(
-                "UPDATE runs SET status = %s, outcome = %s, updated_at = %s, owner = NULL, "
-                "lease_until = NULL WHERE run_id = %s",
-                (status, outcome, now, run_id),
-            )
+    async def ping(self) -> None:
+        def ping(conn: Connection[TupleRow]) -> None:
+            conn.execute("SELECT 1")
 
-        await self._call(finish)
-
-    async def release(self, run_id: str, owner: Owner) -> None:
-        def release(conn: Connection[TupleRow]) -> None:
-            conn.execute(
-                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE run_id = %s AND owner = %s",
-                (run_id, str(owner)),
-            )
-
-        await self._call(release)
-
-    async def read_events(
-        self, run_id: str, after: int = -1, limit: int | None = None
-    ) -> list[tuple[int, str]]:
-        def read_events(conn: Connection[TupleRow]) -> list[tuple[int, str]]:
-            rows = conn.execute(
-                "SELECT seq, record FROM events WHERE run_id = %s AND seq > %s "
-                "ORDER BY seq LIMIT %s",
-                (run_id, after, limit),
-            ).fetchall()
-            return [(seq, record) for seq, record in rows]
-
-        return await self._call(read_events)
-
-    async def read_ticks(self, run_id: str) -> list[tuple[int, str]]:
-        def read_ticks(conn: Connection[TupleRow]) -> list[tuple[int, str]]:
-            rows = conn.execute(
-                "SELECT seq, record FROM ticks WHERE run_id = %s ORDER BY seq", (run_id,)
-            ).fetchall()
-            return [(seq, record) for seq, record in rows]
-
-        return await self._call(read_ticks)
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        def get_run(conn: Connection[TupleRow]) -> RunRecord | None:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s",
-                (run_id,),
-            ).fetchone()
-            return None if row is None else RunRecord.from_row(*row)
-
-        return await self._call(get_run)
-
-    async def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None
-    ) -> list[RunRecord]:
-        def list_runs(conn: Connection[TupleRow]) -> list[RunRecord]:
-            conditions, params = [], []
-            for column, value in (("workflow", workflow), ("status", status)):
-                if value is not None:
-                    conditions.append(f"{column} = %s")
-                    params.append(value)
-            where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-            rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs {where}{_ORDER}",
-                params,
-            ).fetchall()
-            return [RunRecord.from_row(*row) for row in rows]
-
-        return await self._call(list_runs)
-
-    async def delete(self, run_id: str) -> bool:
-        def delete(conn: Connection[TupleRow]) -> bool:
-            # The row lock, held to the commit, keeps the run as checked:
-            # ``claim``, ``append`` and ``finish`` take it before they read.
-            row = conn.execute(
-                "SELECT status FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            if row[0] not in FINISHED:
-                raise unfinished_error(run_id)
-            conn.execute("DELETE FROM ticks WHERE run_id = %s", (run_id,))
-            conn.execute("DELETE FROM events WHERE run_id = %s", (run_id,))
-            conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
-            return True
-
-        return await self._call(delete)
+        await self._call(ping, write=False)
 
     async def aclose(self) -> None:
         def close() -> None:
@@ -392,44 +254,3 @@ class PostgresStore(Store):
                 pool.close()
 
         await anyio.to_thread.run_sync(close)
-
-
-def _lock_owned(conn: Connection[TupleRow], run_id: str, owner: Owner) -> None:
-    """Lock the run's row, or raise LeaseLostError if ``owner`` does not hold its lease."""
-    row = conn.execute(
-        "SELECT owner, status FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
-    ).fetchone()
-    if row is None or row[0] != str(owner) or row[1] in FINISHED:
-        holder = "nobody" if row is None or row[0] is None else row[0]
-        raise LeaseLostError(
-            f"run {run_id!r} is not leased to {owner} any more (held by {holder}); "
-            "this process stops executing it"
-        )
-
-
-def _insert_new(
-    conn: Connection[TupleRow],
-    table: str,
-    run_id: str,
-    records: Sequence[tuple[int, str]],
-    kind: str,
-) -> None:
-    """Insert ``records`` into ``table`` (``"ticks"`` or ``"events"``), or raise
-    LeaseLostError if one of their numbers is taken (the caller's transaction
-    then rolls back whatever it wrote).  The caller holds the run's row lock,
-    so nobody adds records in between.  A number repeated within the batch
-    keeps its last record, as in ``MemoryStore``."""
-    if not records:
-        return
-    batch = dict(records)
-    query = f"SELECT seq FROM {table} WHERE run_id = %s AND seq BETWEEN %s AND %s"
-    taken = {seq for (seq,) in conn.execute(query, (run_id, min(batch), max(batch)))}
-    for seq, _ in records:
-        if seq in taken:
-            raise LeaseLostError(
-                f"{kind} {seq} of run {run_id!r} is recorded already: another process "
-                "wrote this run; this process stops executing it"
-            )
-    insert = f"INSERT INTO {table} (run_id, seq, record) VALUES (%s, %s, %s)"
-    with conn.cursor() as cursor:
-        cursor.executemany(insert, [(run_id, seq, text) for seq, text in batch.items()])

@@ -12,7 +12,9 @@ runs under asyncio and trio).  One connection is enough for one process: a
 ``threading.Lock`` guards it and a ``CapacityLimiter(1)`` queues callers in
 async land instead of parking worker threads on the lock.
 
-The semantics mirror ``MemoryStore`` (the reference) rule for rule.
+The statements and the rules are ``SqlStore``'s (``_sql.py``), shared with
+``PostgresStore``; this module holds what is SQLite's own: the file, its
+pragmas and schema, the write lock, and how ``claim`` creates a run.
 """
 
 from __future__ import annotations
@@ -21,21 +23,13 @@ import os
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from ..errors import DurabilityError, LeaseLostError, StoreUnavailableError
-from ._store import (
-    FINISHED,
-    RunRecord,
-    Store,
-    StoredRun,
-    lease_is_free,
-    locked_error,
-    unfinished_error,
-)
+from ..errors import DurabilityError, StoreUnavailableError
+from ._sql import SqlStore, Statements
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -86,7 +80,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore[sqlite3.Connection]):
     """Keeps runs in the SQLite file ``path``, shared by the processes of this host.
 
     :param durability: ``"full"`` (the default: a committed tick survives power
@@ -97,6 +91,11 @@ class SqliteStore(Store):
     The file is opened (and its tables made) on first use, so a store can be
     built outside an event loop.  Its directory must exist.
     """
+
+    # BEGIN IMMEDIATE takes the file's write lock before a write transaction
+    # reads, which keeps every row as read: no row lock.  SQLite's BINARY
+    # collation compares UTF-8 bytes, which is code point order.
+    _sql = Statements(placeholder="?", lock_row="", run_id_order="run_id")
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "full") -> None:
         if durability not in _DURABILITY:
@@ -178,169 +177,32 @@ class SqliteStore(Store):
                 "raise the file-size limit or fix the file's permissions; nothing was written)"
             ) from exc
 
-    def _owned(self, conn: sqlite3.Connection, run_id: str, owner: Owner) -> None:
-        row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None or row[0] != str(owner) or row[1] in FINISHED:
-            holder = "nobody" if row is None or row[0] is None else row[0]
-            raise LeaseLostError(
-                f"run {run_id!r} is not leased to {owner} any more (held by {holder}); "
-                "this process stops executing it"
-            )
+    def _execute_many(
+        self, conn: sqlite3.Connection, query: str, rows: Sequence[tuple[str, int, str]]
+    ) -> None:
+        conn.executemany(query, rows)
 
-    # -- the contract -----------------------------------------------------------
-
-    async def claim(
+    def _find_or_create(
         self,
+        conn: sqlite3.Connection,
         run_id: str,
         workflow: str,
         fingerprint: str,
         owner: Owner,
         now: float,
         lease_until: float,
-    ) -> StoredRun:
-        def claim(conn: sqlite3.Connection) -> StoredRun:
-            row = conn.execute(
-                "SELECT workflow, fingerprint, status, created_at, updated_at, owner, "
-                "lease_until, state, outcome FROM runs WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO runs (run_id, workflow, fingerprint, status, created_at, "
-                    "updated_at, owner, lease_until) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-                    (run_id, workflow, fingerprint, now, now, str(owner), lease_until),
-                )
-                record = RunRecord.from_row(run_id, workflow, "running", now, now)
-                return StoredRun(record, fingerprint, [], None, None, 0, True)
-            wf, fp, status, created_at, updated_at, holder, held_until, state, outcome = row
-            if status not in FINISHED:
-                if not lease_is_free(holder, held_until, owner, now):
-                    raise locked_error(run_id, holder, held_until, now)
-                conn.execute(
-                    "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ?",
-                    (str(owner), lease_until, run_id),
-                )
-            ticks = conn.execute(
-                "SELECT seq, record FROM ticks WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
-            (event_count,) = conn.execute(
-                "SELECT COUNT(*) FROM events WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            record = RunRecord.from_row(run_id, wf, status, created_at, updated_at)
-            return StoredRun(record, fp, ticks, state, outcome, event_count, False)
-
-        return await self._call(claim, write=True)
-
-    async def append(
-        self,
-        run_id: str,
-        owner: Owner,
-        ticks: Sequence[tuple[int, str]],
-        events: Sequence[tuple[int, str]],
-        state: str | None,
-        now: float,
-        lease_until: float,
-    ) -> None:
-        def append(conn: sqlite3.Connection) -> None:
-            self._owned(conn, run_id, owner)
-            _insert_new(conn, "ticks", run_id, ticks, "tick")
-            _insert_new(conn, "events", run_id, events, "event")
+    ) -> tuple[Any, ...] | None:
+        # BEGIN IMMEDIATE holds the file's write lock from this read to the
+        # commit: no other process creates the run in between.
+        row: tuple[Any, ...] | None = conn.execute(self._sql.read_run, (run_id,)).fetchone()
+        if row is None:
             conn.execute(
-                "UPDATE runs SET state = COALESCE(?, state), updated_at = ?, lease_until = ? "
-                "WHERE run_id = ?",
-                (state, now, lease_until, run_id),
+                self._sql.create_run,
+                (run_id, workflow, fingerprint, now, now, str(owner), lease_until),
             )
+        return row
 
-        await self._call(append, write=True)
-
-    async def finish(
-        self,
-        run_id: str,
-        owner: Owner,
-        status: str,
-        outcome: str,
-        events: Sequence[tuple[int, str]],
-        now: float,
-    ) -> None:
-        def finish(conn: sqlite3.Connection) -> None:
-            self._owned(conn, run_id, owner)
-            _insert_new(conn, "events", run_id, events, "event")
-            conn.execute(
-                "UPDATE runs SET status = ?, outcome = ?, updated_at = ?, owner = NULL, "
-                "lease_until = NULL WHERE run_id = ?",
-                (status, outcome, now, run_id),
-            )
-
-        await self._call(finish, write=True)
-
-    async def release(self, run_id: str, owner: Owner) -> None:
-        def release(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE run_id = ? AND owner = ?",
-                (run_id, str(owner)),
-            )
-
-        await self._call(release, write=True)
-
-    async def read_events(
-        self, run_id: str, after: int = -1, limit: int | None = None
-    ) -> list[tuple[int, str]]:
-        def read_events(conn: sqlite3.Connection) -> list[tuple[int, str]]:
-            return conn.execute(
-                "SELECT seq, record FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (run_id, after, -1 if limit is None else limit),
-            ).fetchall()
-
-        return await self._call(read_events, write=False)
-
-    async def read_ticks(self, run_id: str) -> list[tuple[int, str]]:
-        def read_ticks(conn: sqlite3.Connection) -> list[tuple[int, str]]:
-            return conn.execute(
-                "SELECT seq, record FROM ticks WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
-
-        return await self._call(read_ticks, write=False)
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        def get_run(conn: sqlite3.Connection) -> RunRecord | None:
-            row = conn.execute(
-                "SELECT run_id, workflow, status, created_at, updated_at FROM runs "
-                "WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-            return None if row is None else RunRecord.from_row(*row)
-
-        return await self._call(get_run, write=False)
-
-    async def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None
-    ) -> list[RunRecord]:
-        def list_runs(conn: sqlite3.Connection) -> list[RunRecord]:
-            rows = conn.execute(
-                "SELECT run_id, workflow, status, created_at, updated_at FROM runs "
-                "WHERE (? IS NULL OR workflow = ?) AND (? IS NULL OR status = ?) "
-                "ORDER BY created_at, run_id",
-                (workflow, workflow, status, status),
-            ).fetchall()
-            return [RunRecord.from_row(*row) for row in rows]
-
-        return await self._call(list_runs, write=False)
-
-    async def delete(self, run_id: str) -> bool:
-        def delete(conn: sqlite3.Connection) -> bool:
-            # BEGIN IMMEDIATE holds the file's write lock from this read to
-            # the commit: no process changes the run in between.
-            row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                return False
-            if row[0] not in FINISHED:
-                raise unfinished_error(run_id)
-            conn.execute("DELETE FROM ticks WHERE run_id = ?", (run_id,))
-            conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
-            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            return True
-
-        return await self._call(delete, write=True)
+    # -- the contract: SqlStore's, but for ping and aclose -------------------------
 
     async def ping(self) -> None:
         def ping(conn: sqlite3.Connection) -> None:
@@ -392,36 +254,3 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection],
             conn.execute("ROLLBACK")
         raise
     return result
-
-
-def _insert_new(
-    conn: sqlite3.Connection,
-    table: str,
-    run_id: str,
-    records: Sequence[tuple[int, str]],
-    kind: str,
-) -> None:
-    """Insert ``records`` into ``table`` (``"ticks"`` or ``"events"``), or raise
-    LeaseLostError if one of their numbers is taken (the caller's transaction
-    then rolls back whatever it wrote).  A number repeated within the batch
-    keeps its last record, as in ``MemoryStore``."""
-    if not records:
-        return
-    batch = dict(records)
-    taken = {
-        seq
-        for (seq,) in conn.execute(
-            f"SELECT seq FROM {table} WHERE run_id = ? AND seq BETWEEN ? AND ?",
-            (run_id, min(batch), max(batch)),
-        )
-    }
-    for seq, _ in records:
-        if seq in taken:
-            raise LeaseLostError(
-                f"{kind} {seq} of run {run_id!r} is recorded already: another process "
-                "wrote this run; this process stops executing it"
-            )
-    conn.executemany(
-        f"INSERT INTO {table} (run_id, seq, record) VALUES (?, ?, ?)",
-        [(run_id, seq, text) for seq, text in batch.items()],
-    )
