@@ -256,6 +256,10 @@ class BasicRuntime(Runtime):
     run) and returns only when nothing of them is left.  Outside its block, a
     BasicRuntime still makes runs, which run only while their caller awaits
     or streams them (``anyflow.handler``).
+
+    A run's clock (its timeout, retry delays, wait and step timeouts) is the
+    event loop's, ``anyio.current_time()``: a test drives it by putting the
+    loop on virtual time (``anyflow.testing.virtual_time()``).
     """
 
     def __init__(self) -> None:

@@ -1,10 +1,15 @@
-"""Virtual time on the running event loop, for the simulator and tests.
+"""Virtual time on the running event loop, for tests and the simulator.
 
 ``install_virtual_clock()`` puts a ``VirtualClock`` on the loop (asyncio or
-trio) so that step code's own timers (``anyio.sleep``, ``anyio.fail_after``)
-wait for it rather than for real time; ``settle_if_asyncio()`` waits, on
-asyncio, until no other task can run, the moment at which virtual time may move
-on (on trio, ``anyio.wait_all_tasks_blocked`` does it exactly).
+trio) so that every timer of the loop is due on it rather than in real time:
+step code's own (``anyio.sleep``, ``anyio.fail_after``) and a run's, since
+``BasicRuntime`` keeps a run's time (``InternalRunAdapter.now()`` and
+``sleep_until()``: its timeout, retry delays, wait and step timeouts) by the
+loop's clock.  Frozen, it moves only when told (the simulator's); with
+``autojump=True`` it also jumps to the next timer whenever every task waits
+(``anyflow.testing.virtual_time()``).  ``settle_if_asyncio()`` waits, on
+asyncio, until no other task can run, the moment at which frozen time may
+move on (on trio, ``anyio.wait_all_tasks_blocked`` does it exactly).
 
 Both must know which event loop they run on, so they are written in
 ``anyflow._backends``; this module is their public name for the layers above

@@ -1,6 +1,8 @@
-"""Testing your workflows: run them and look at everything they did, simulate
-them under a deterministic scheduler with faults, and let hypothesis search
-the orderings (``anyflow.testing.strategies``).  See docs/testing.md."""
+"""Testing your workflows: run them and look at everything they did, run
+them on virtual time (``virtual_time()``: timeouts and delays take no wall
+time), simulate them under a deterministic scheduler with faults, and let
+hypothesis search the orderings (``anyflow.testing.strategies``).  See
+docs/testing.md."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from ._simulate import SimulationError as SimulationError
 from ._simulate import Simulator as Simulator
 from ._simulate import fault_point as fault_point
 from ._simulate import simulate as simulate
+from ._virtual_time import VirtualTime as VirtualTime
+from ._virtual_time import virtual_time as virtual_time
 
 __all__ = [
     "Fault",
@@ -31,6 +35,7 @@ __all__ = [
     "SimulationError",
     "Simulator",
     "TestRunResult",
+    "VirtualTime",
     "WorkflowTestResult",
     "WorkflowTestRunner",
     "describe",
@@ -38,4 +43,5 @@ __all__ = [
     "replay",
     "replay_journal",
     "simulate",
+    "virtual_time",
 ]
