@@ -23,6 +23,7 @@ from anyflow import (
     step,
 )
 from anyflow.runtime import RuntimeDecorator
+from anyflow.testing import virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -162,14 +163,16 @@ async def test_cancel_run_stops_the_step_and_leaves_nothing_running() -> None:
 
 
 async def test_timeout_ends_the_run_and_names_the_running_steps() -> None:
-    wf = Blocked(timeout=0.01)
-    async with wf.run() as handler:
-        with pytest.raises(
-            WorkflowTimeoutError, match=r"timed out after 0\.01s \(steps still running: go\)"
-        ):
-            await handler
-        events = [ev async for ev in handler.stream_events()]
-    assert events == [WorkflowTimedOutEvent(timeout=0.01, active_steps=("go",))]
+    wf = Blocked(timeout=30)
+    with virtual_time() as clock:
+        async with wf.run() as handler:
+            with pytest.raises(
+                WorkflowTimeoutError, match=r"timed out after 30s \(steps still running: go\)"
+            ):
+                await handler
+            events = [ev async for ev in handler.stream_events()]
+        assert clock.now() == 30
+    assert events == [WorkflowTimedOutEvent(timeout=30, active_steps=("go",))]
     assert wf.cleaned_up
 
 
@@ -188,8 +191,10 @@ async def test_an_exception_in_the_block_cancels_the_run() -> None:
 async def test_cancelling_the_caller_cancels_the_run() -> None:
     wf = Blocked()
     before = anyflow_tasks()
-    with anyio.move_on_after(0.01) as scope:
-        await wf.run()
+    with virtual_time() as clock:
+        with anyio.move_on_after(5) as scope:
+            await wf.run()
+        assert clock.now() == 5
     assert scope.cancelled_caught
     assert wf.cleaned_up
     assert anyflow_tasks() == before

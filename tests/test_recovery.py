@@ -19,6 +19,7 @@ from anyflow import (
     catch_error,
     step,
 )
+from anyflow.testing import virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -124,22 +125,27 @@ def test_catcher_validation() -> None:
 
 async def test_a_step_attempt_that_runs_too_long_fails_with_step_timeout() -> None:
     class Slow(Workflow):
-        @step(timeout=0.01)
+        @step(timeout=10)
         async def go(self, ev: StartEvent) -> StopEvent:
             await anyio.sleep_forever()
             return StopEvent()
 
-    with pytest.raises(
-        StepTimeoutError, match=r"^step .go. took longer than its timeout of 0\.01s \(attempt 1\)\n"
+    with (
+        virtual_time() as clock,
+        pytest.raises(
+            StepTimeoutError,
+            match=r"^step .go. took longer than its timeout of 10s \(attempt 1\)\n",
+        ),
     ):
         await Slow().run()
+    assert clock.now() == 10
 
 
 async def test_a_timed_out_attempt_is_retried() -> None:
     attempts: list[int] = []
 
     class SlowOnce(Workflow):
-        @step(timeout=0.01, retry_policy=ConstantDelayRetryPolicy(delay=0, maximum_attempts=2))
+        @step(timeout=10, retry_policy=ConstantDelayRetryPolicy(delay=0, maximum_attempts=2))
         async def go(self, ev: StartEvent, ctx: Context) -> StopEvent:
             attempt = ctx.retry_info().attempt
             attempts.append(attempt)
@@ -148,7 +154,9 @@ async def test_a_timed_out_attempt_is_retried() -> None:
             assert isinstance(ctx.retry_info().last_exception, StepTimeoutError)
             return StopEvent(result="second time lucky")
 
-    assert await SlowOnce().run() == "second time lucky"
+    with virtual_time() as clock:
+        assert await SlowOnce().run() == "second time lucky"
+        assert clock.now() == 10  # the first attempt's timeout; the second returned at once
     assert attempts == [1, 2]
 
 

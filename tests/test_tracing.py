@@ -32,6 +32,7 @@ from anyflow.durable import DurableRuntime, MemoryStore
 from anyflow.errors import StepTimeoutError
 from anyflow.retry import ConstantDelayRetryPolicy
 from anyflow.runtime import BasicRuntime
+from anyflow.testing import virtual_time
 from anyflow.tracing import TracingRuntime
 
 from .test_examples_docs import load
@@ -100,9 +101,9 @@ class Blocked(Workflow):
 
 
 class Slow(Workflow):
-    @step(timeout=0.01)
+    @step(timeout=10)
     async def slow(self, ev: StartEvent) -> StopEvent:
-        await anyio.sleep(10)
+        await anyio.sleep(3600)
         return StopEvent()
 
 
@@ -268,9 +269,11 @@ async def test_a_failed_run_records_its_exception(
 async def test_a_step_timeout_is_the_attempts_error(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    async with TracingRuntime(tracer_provider=provider) as runtime:
-        with pytest.raises(StepTimeoutError):
-            await Slow().run(runtime=runtime)
+    with virtual_time() as clock:
+        async with TracingRuntime(tracer_provider=provider) as runtime:
+            with pytest.raises(StepTimeoutError):
+                await Slow().run(runtime=runtime)
+        assert clock.now() == 10
     [slow] = by_name(exporter.get_finished_spans(), "anyflow.step slow")
     assert slow.status.status_code is StatusCode.ERROR
     assert slow.status.description is not None

@@ -22,6 +22,7 @@ from anyflow import (
     WorkflowIdleEvent,
     step,
 )
+from anyflow.testing import virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -80,10 +81,14 @@ async def test_an_answer_sent_before_the_question_is_kept_for_it() -> None:
 
 
 async def test_a_wait_times_out_with_a_clear_error_in_the_step() -> None:
-    with pytest.raises(
-        WaitTimeoutError, match=r"^step 'ask' waited 0\.01s for a Answer \(waiter 'wait#1'\)"
+    with (
+        virtual_time() as clock,
+        pytest.raises(
+            WaitTimeoutError, match=r"^step 'ask' waited 30s for a Answer \(waiter 'wait#1'\)"
+        ),
     ):
-        await Ask(timeout=0.01).run(topic="owls")
+        await Ask(timeout=30).run(topic="owls")
+    assert clock.now() == 30
 
 
 async def test_a_waiting_step_holds_no_worker_slot() -> None:

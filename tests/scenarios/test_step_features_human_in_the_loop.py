@@ -22,6 +22,7 @@ from anyflow import (
     WorkflowTimeoutError,
     step,
 )
+from anyflow.testing import virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -238,7 +239,7 @@ class Escalation(Workflow):
             answer = await ctx.wait_for_event(
                 HumanResponseEvent,
                 waiter_event=InputRequiredEvent(prefix="Owner, please confirm"),
-                timeout=0.05,
+                timeout=300,
             )
         except WaitTimeoutError:
             return StopEvent(result="escalated to on-call")
@@ -251,26 +252,29 @@ class Unattended(Workflow):
         answer = await ctx.wait_for_event(
             HumanResponseEvent,
             waiter_event=InputRequiredEvent(prefix="Owner, please confirm"),
-            timeout=0.05,
+            timeout=300,
         )
         return StopEvent(result=answer.response)
 
 
 async def test_a_step_can_catch_its_waiter_timeout_and_escalate() -> None:
     asked: list[str] = []
-    async with Escalation(timeout=10).run() as handler:
-        async for ev in handler.stream_events():
-            if isinstance(ev, InputRequiredEvent):
-                asked.append(ev.prefix)  # nobody answers
-        result = await handler
+    with virtual_time() as clock:
+        async with Escalation(timeout=3600).run() as handler:
+            async for ev in handler.stream_events():
+                if isinstance(ev, InputRequiredEvent):
+                    asked.append(ev.prefix)  # nobody answers
+            result = await handler
+        assert clock.now() == 300  # the owner had five minutes
 
     assert asked == ["Owner, please confirm"]
     assert result == "escalated to on-call"
 
 
 async def test_an_unanswered_wait_fails_the_run_with_a_clear_error() -> None:
-    with pytest.raises(WaitTimeoutError) as info:
-        await Unattended(timeout=10).run()
+    with virtual_time() as clock, pytest.raises(WaitTimeoutError) as info:
+        await Unattended(timeout=3600).run()
+    assert clock.now() == 300
 
     message = str(info.value)
     assert "ask_owner" in message
@@ -280,7 +284,7 @@ async def test_an_unanswered_wait_fails_the_run_with_a_clear_error() -> None:
 
 
 class SlowHumanFastStep(Workflow):
-    @step(timeout=0.1)
+    @step(timeout=60)
     async def confirm(self, ev: StartEvent, ctx: Context) -> StopEvent:
         answer = await ctx.wait_for_event(
             HumanResponseEvent, waiter_event=InputRequiredEvent(prefix="Confirm?")
@@ -289,12 +293,14 @@ class SlowHumanFastStep(Workflow):
 
 
 async def test_time_spent_waiting_for_a_person_does_not_count_against_the_step_timeout() -> None:
-    async with SlowHumanFastStep(timeout=10).run() as handler:
-        async for ev in handler.stream_events():
-            if isinstance(ev, InputRequiredEvent):
-                await anyio.sleep(0.3)  # a person taking their time, not synchronization
-                handler.send_event(HumanResponseEvent(response="confirmed"))
-        result = await handler
+    with virtual_time() as clock:
+        async with SlowHumanFastStep(timeout=3600).run() as handler:
+            async for ev in handler.stream_events():
+                if isinstance(ev, InputRequiredEvent):
+                    await clock.advance(600)  # ten minutes, against the step's one
+                    handler.send_event(HumanResponseEvent(response="confirmed"))
+            result = await handler
+        assert clock.now() == 600
 
     assert result == "confirmed"
 
@@ -450,9 +456,10 @@ async def test_cancelling_a_run_does_not_resume_a_waiting_step() -> None:
 
 
 async def test_a_workflow_timeout_does_not_resume_a_waiting_step() -> None:
-    wf = ChargeAfterApproval(timeout=0.05)
-    with pytest.raises(WorkflowTimeoutError):
+    wf = ChargeAfterApproval(timeout=30)
+    with virtual_time() as clock, pytest.raises(WorkflowTimeoutError):
         await wf.run()
+    assert clock.now() == 30
 
     assert wf.charged == []
 

@@ -25,6 +25,7 @@ from anyflow import (
     WorkflowTimeoutError,
     step,
 )
+from anyflow.testing import virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -189,13 +190,14 @@ async def test_a_waiting_step_cut_by_the_workflow_timeout_is_not_reported_as_fin
     seen: list[Event] = []
 
     async def watch() -> None:
-        async with Acknowledge(timeout=0.05).run() as handler:
+        async with Acknowledge(timeout=30).run() as handler:
             async for ev in handler.stream_events(expose_internal=True):
                 seen.append(ev)
             await handler
 
-    with pytest.raises(WorkflowTimeoutError):
+    with virtual_time() as clock, pytest.raises(WorkflowTimeoutError):
         await watch()
+    assert clock.now() == 30
 
     outputs = [e.output_event_name for e in seen if isinstance(e, StepStateChanged)]
     assert "StopEvent" not in outputs

@@ -24,6 +24,7 @@ from anyflow import (
     WorkflowValidationError,
     step,
 )
+from anyflow.testing import virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -304,8 +305,9 @@ async def test_the_database_is_closed_when_the_run_is_cancelled_or_times_out() -
     with pytest.raises(WorkflowCancelledByUser):
         await cancel_once_connected()
 
-    with pytest.raises(WorkflowTimeoutError):
-        await StuckImporter(timeout=0.05).run()
+    with virtual_time() as clock, pytest.raises(WorkflowTimeoutError):
+        await StuckImporter(timeout=30).run()
+    assert clock.now() == 30
     assert len(FakeDatabase.instances) == 2
     assert all(db.closed for db in FakeDatabase.instances)
 
