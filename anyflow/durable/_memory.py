@@ -14,6 +14,7 @@ from ._store import (
     RunRecord,
     Store,
     StoredRun,
+    exists_error,
     lease_is_free,
     locked_error,
     unfinished_error,
@@ -129,6 +130,49 @@ class MemoryStore(Store):
         row = self._owned(run_id, owner)
         _check_new(run_id, row.events, events, "event")
         row.events.update(events)
+        row.status, row.outcome, row.updated_at = status, outcome, now
+        row.owner = row.lease_until = None
+
+    async def create(
+        self,
+        run_id: str,
+        workflow: str,
+        fingerprint: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        now: float,
+        lease_until: float,
+    ) -> None:
+        await checkpoint()
+        if run_id in self._runs:
+            raise exists_error(run_id)
+        row = self._runs[run_id] = _Row(
+            workflow, fingerprint, "running", now, now, str(owner), lease_until, state
+        )
+        row.ticks.update(ticks)
+        row.events.update(events)
+
+    async def append_and_finish(
+        self,
+        run_id: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        status: str,
+        outcome: str,
+        now: float,
+    ) -> None:
+        await checkpoint()
+        row = self._owned(run_id, owner)
+        _check_new(run_id, row.ticks, ticks, "tick")
+        _check_new(run_id, row.events, events, "event")
+        row.ticks.update(ticks)
+        row.events.update(events)
+        if state is not None:
+            row.state = state
         row.status, row.outcome, row.updated_at = status, outcome, now
         row.owner = row.lease_until = None
 

@@ -35,7 +35,7 @@ from ..runtime import (
     RuntimeDecorator,
     terminal_event,
 )
-from ..runtime.vocabulary import Publish, is_external
+from ..runtime.vocabulary import Broken, Finish, Publish, is_external
 from ..serialization import decode_event, encode_event, encode_tick, encode_value
 from ..serialization import type_name as _type_name
 from ._journal import (
@@ -116,10 +116,14 @@ class _Journal:
         "claimed",
         "committed_next",
         "committed_sent",
+        "creating",
+        "end_failure",
+        "end_recorded",
         "ended",
         "failure",
         "feed",
         "feed_wakeup",
+        "final",
         "held",
         "next_event",
         "next_tick",
@@ -170,6 +174,17 @@ class _Journal:
         """Set once the run is claimed and its record read."""
         self.failure: DurabilityError | None = None
         """Why the run could not be recorded, if it stopped for that."""
+        self.creating: tuple[str, str] | None = None
+        """A new run's workflow and fingerprint, until its first batch
+        creates it in the store (one transaction: ``Store.create``)."""
+        self.final: tuple[list[tuple[int, str]], str | None, int, int] | None = None
+        """The batch that ended the run (its tick records, state snapshot and
+        version, and how many of its ticks came from the caller), written
+        with the run's end in ``end`` (one transaction: ``Store.append_and_finish``)."""
+        self.end_recorded = False
+        """Set once the run's end is recorded: every event of it is."""
+        self.end_failure: DurabilityError | None = None
+        """Why the batch that ended the run could not be recorded with its end."""
 
     def _notify(self) -> None:
         if self.wakeup is not None:
@@ -235,9 +250,14 @@ class _Journal:
         store = runtime.store
         self.state_store = state_store
         name = _type_name(type(workflow))
-        if start_event is None and await store.get_run(self.run_id) is None:
-            start_event = default_start(workflow, self.run_id)
         current = fingerprint(workflow)
+        if await store.get_run(self.run_id) is None:
+            # A new run: the store creates it with its first batch (``commit``),
+            # so it is never recorded without its start event.
+            self.creating = (name, _canonical(current))
+            if start_event is None:
+                start_event = default_start(workflow, self.run_id)
+            return Recovery(start_event=start_event)
         now = time.time()
         stored = await store.claim(
             self.run_id, name, _canonical(current), runtime.owner, now, now + runtime.lease
@@ -245,7 +265,9 @@ class _Journal:
         self.claimed = stored.record.status not in FINISHED
         self._notify()
         try:
-            if stored.created:
+            if stored.created:  # deleted after the read above: a new run after all
+                if start_event is None:
+                    start_event = default_start(workflow, self.run_id)
                 return Recovery(start_event=start_event)
             check_fingerprint(self.run_id, workflow, json.loads(stored.fingerprint))
             history = await store.read_events(self.run_id)
@@ -328,7 +350,7 @@ class _Journal:
 
     async def commit(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
         runtime = self.runtime
-        records = []
+        records: list[tuple[int, str]] = []
         checked = self.checked
         try:
             for offset, tick in enumerate(ticks):
@@ -363,17 +385,44 @@ class _Journal:
                     "state must be JSON-safe)"
                 ) from exc
             version = store.version
+        else:
+            version = self.state_version
+        sent = sum(1 for tick in ticks if is_external(tick))
+        if self.creating is None and any(type(c) is Finish for c in commands):
+            # The batch that ends the run is recorded with its end, in one
+            # transaction (``end``), once its steps have stopped.  Until then
+            # its consequences stay in this process: the events it publishes
+            # are held from live readers until recorded, and a crash before
+            # that resumes the run from before this batch.
+            self.final = (records, state, version, sent)
+            self.next_tick += len(records)
+            return  # self.pending (events) goes on collecting, in order
         now = time.time()
         self.pending = []
         upto = self.next_event
-        await runtime.store.append(
-            self.run_id, runtime.owner, records, events, state, now, now + runtime.lease
-        )
+        if self.creating is not None:
+            workflow, fingerprint_text = self.creating
+            await runtime.store.create(
+                self.run_id,
+                workflow,
+                fingerprint_text,
+                runtime.owner,
+                records,
+                events,
+                state,
+                now,
+                now + runtime.lease,
+            )
+            self.creating = None
+            self.claimed = True
+        else:
+            await runtime.store.append(
+                self.run_id, runtime.owner, records, events, state, now, now + runtime.lease
+            )
         self._committed(upto)
-        if state is not None:
-            self.state_version = version
+        self.state_version = version
         self.next_tick += len(records)
-        self.committed_sent += sum(1 for tick in ticks if is_external(tick))
+        self.committed_sent += sent
         self._notify()
 
     async def end(self, outcome: Outcome, final: bool) -> None:
@@ -382,22 +431,49 @@ class _Journal:
         self.claimed = False
         store = self.runtime.store
         owner = self.runtime.owner
+        last, self.final = self.final, None
         try:
             if final:
                 events, self.pending = self.pending, []
                 upto = self.next_event
-                await store.finish(
-                    self.run_id,
-                    owner,
-                    status_of(outcome),
-                    encode_record(encode_outcome(outcome)),
-                    events,
-                    time.time(),
-                )
+                if last is not None:
+                    records, state, version, sent = last
+                    await store.append_and_finish(
+                        self.run_id,
+                        owner,
+                        records,
+                        events,
+                        state,
+                        status_of(outcome),
+                        encode_record(encode_outcome(outcome)),
+                        time.time(),
+                    )
+                    self.state_version = version
+                    self.committed_sent += sent
+                else:
+                    await store.finish(
+                        self.run_id,
+                        owner,
+                        status_of(outcome),
+                        encode_record(encode_outcome(outcome)),
+                        events,
+                        time.time(),
+                    )
+                self.end_recorded = True
                 self._committed(upto)
             else:
+                # A batch that ended the run and was not recorded is dropped:
+                # the run resumes from before it.
                 await store.release(self.run_id, owner)
-        except StoreUnavailableError as exc:
+        except DurabilityError as exc:
+            if final and last is not None:
+                # Its last batch is not recorded: the run has not ended as far
+                # as the store knows, and its handler says so (``finish``).
+                self.end_failure = exc
+                self.failed(exc)
+            if not isinstance(exc, StoreUnavailableError):
+                log.exception("run %r: its end could not be recorded", self.run_id)
+                return
             # The run is still recorded as unfinished: it resumes (and, if its
             # last tick was recorded, records its end) once the store works.
             log.warning("run %r: its end could not be recorded: %s", self.run_id, exc)
@@ -480,7 +556,14 @@ class _Internal(InternalRunAdapterDecorator):
         await self._journal.end(outcome, final)
 
     def finish(self, outcome: Outcome) -> None:
-        self._journal.close()
+        journal = self._journal
+        journal.close()
+        failure = journal.end_failure
+        if failure is not None:
+            # The batch that ended the run could not be recorded: as with any
+            # batch that cannot be, the run stops with the store's error (it
+            # stays recorded as unfinished, and resumes from before that batch).
+            outcome = Broken(None, str(failure), failure)
         self.inner.finish(outcome)
 
 
@@ -525,7 +608,9 @@ class _External(ExternalRunAdapterDecorator):
         ):
             await journal.next_change().wait()
         failure = journal.failure
-        if failure is not None and (not journal.recovered or journal.committed_sent < target):
+        if failure is not None and (
+            not journal.recovered or journal.creating is not None or journal.committed_sent < target
+        ):
             # The run stopped before recording itself, or what was sent.
             error = (
                 StoreUnavailableError
@@ -748,6 +833,7 @@ class LiveEventReader:
         "_now",
         "_run_id",
         "_runtime",
+        "_seen",
         "_sent",
     )
 
@@ -761,6 +847,8 @@ class LiveEventReader:
         """The last position given, recorded or not."""
         self._journal: _Journal | None = None
         """The execution whose unrecorded events were given, if any."""
+        self._seen: _Journal | None = None
+        """The last execution of the run this reader saw in this process."""
         self._buffer: deque[LiveItem] = deque()
         self._done = False
 
@@ -801,7 +889,19 @@ class LiveEventReader:
                 self._confirm(min(self._sent, followed.committed_next - 1))
                 self._sent = self._committed
                 continue
+            if journal is None and self._seen is not None and self._seen.end_recorded:
+                # The run ended here and recorded its end, so all its events
+                # are recorded: the rest is in that execution's feed, or else
+                # in the store.
+                seen = self._seen
+                feed = seen.feed
+                base = feed[0][0] if feed else seen.next_event
+                if self._sent + 1 >= base:
+                    self._take(seen, feed[self._sent + 1 - base : seen.committed_next - base])
+                    self._done = True
+                    continue
             if journal is not None:
+                self._seen = journal
                 if not journal.recovered:
                     await journal.feed_change().wait()
                     continue

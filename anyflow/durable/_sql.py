@@ -1,7 +1,8 @@
 """The store contract in SQL, written once for ``SqliteStore`` and ``PostgresStore``.
 
 ``SqlStore`` holds the statements and the rules the SQL stores share: claim,
-append, finish, release, the reads and delete, each one transaction.  A
+create, append, append_and_finish, finish, release, the reads and delete,
+each one transaction.  A
 dialect (a subclass in ``_sqlite.py`` or ``_postgres.py``) holds only what
 differs between the two databases, and every difference has a name:
 
@@ -40,6 +41,7 @@ from ._store import (
     RunRecord,
     Store,
     StoredRun,
+    exists_error,
     lease_is_free,
     locked_error,
     unfinished_error,
@@ -232,6 +234,50 @@ class SqlStore(Store, Generic[ConnT]):
             conn.execute(self._sql.finish, (status, outcome, now, run_id))
 
         await self._call(finish, write=True)
+
+    async def create(
+        self,
+        run_id: str,
+        workflow: str,
+        fingerprint: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        now: float,
+        lease_until: float,
+    ) -> None:
+        def create(conn: ConnT) -> None:
+            row = self._find_or_create(conn, run_id, workflow, fingerprint, owner, now, lease_until)
+            if row is not None:
+                raise exists_error(run_id)
+            self._insert_new(conn, "ticks", run_id, ticks, "tick")
+            self._insert_new(conn, "events", run_id, events, "event")
+            if state is not None:
+                conn.execute(self._sql.append, (state, now, lease_until, run_id))
+
+        await self._call(create, write=True)
+
+    async def append_and_finish(
+        self,
+        run_id: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        status: str,
+        outcome: str,
+        now: float,
+    ) -> None:
+        def append_and_finish(conn: ConnT) -> None:
+            self._check_owner(conn, run_id, owner)
+            self._insert_new(conn, "ticks", run_id, ticks, "tick")
+            self._insert_new(conn, "events", run_id, events, "event")
+            if state is not None:
+                conn.execute(self._sql.append, (state, now, None, run_id))
+            conn.execute(self._sql.finish, (status, outcome, now, run_id))
+
+        await self._call(append_and_finish, write=True)
 
     async def release(self, run_id: str, owner: Owner) -> None:
         def release(conn: ConnT) -> None:

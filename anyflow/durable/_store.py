@@ -167,6 +167,14 @@ def locked_error(run_id: str, holder: str, lease_until: float, now: float) -> Ru
     )
 
 
+def exists_error(run_id: str) -> RunLockedError:
+    """The error for creating a run that exists already."""
+    return RunLockedError(
+        f"run {run_id!r} was recorded by another caller while this one started it: a run "
+        "is executed by one caller at a time; resume it by its id instead"
+    )
+
+
 def unfinished_error(run_id: str) -> DurabilityError:
     """The error for deleting a run that has not finished."""
     return DurabilityError(
@@ -236,6 +244,57 @@ class Store(ABC):
         :raises LeaseLostError: if ``owner`` does not hold the lease (which
             includes a run that has finished already); nothing is written.
         """
+
+    async def create(
+        self,
+        run_id: str,
+        workflow: str,
+        fingerprint: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        now: float,
+        lease_until: float,
+    ) -> None:
+        """Create the run (status ``"running"``, leased to ``owner``) with its
+        first records (as ``append`` adds them): a new run is recorded with its
+        first batch, in one transaction.
+
+        The default claims the run and then appends, in two transactions; a
+        store that can should override it with one (anyflow's stores do).
+
+        :raises RunLockedError: if the run exists already (another caller
+            recorded it meanwhile); nothing is written.
+        """
+        stored = await self.claim(run_id, workflow, fingerprint, owner, now, lease_until)
+        if not stored.created:
+            if stored.record.status not in FINISHED:
+                await self.release(run_id, owner)  # claimed just now: not ours to keep
+            raise exists_error(run_id)
+        await self.append(run_id, owner, ticks, events, state, now, lease_until)
+
+    async def append_and_finish(
+        self,
+        run_id: str,
+        owner: Owner,
+        ticks: Sequence[tuple[int, str]],
+        events: Sequence[tuple[int, str]],
+        state: str | None,
+        status: str,
+        outcome: str,
+        now: float,
+    ) -> None:
+        """``append`` the run's last records and ``finish`` it, in one
+        transaction: the batch that ends a run is recorded with its end.
+
+        The default appends and then finishes, in two transactions; a store
+        that can should override it with one (anyflow's stores do).
+
+        :raises LeaseLostError: as ``append`` and ``finish``; nothing is written.
+        """
+        await self.append(run_id, owner, ticks, events, state, now, now)
+        await self.finish(run_id, owner, status, outcome, (), now)
 
     @abstractmethod
     async def release(self, run_id: str, owner: Owner) -> None:
@@ -308,7 +367,12 @@ class Store(ABC):
 
 class StoreDecorator(Store):
     """Forwards everything to ``inner``; subclass and override what you add to
-    (counting, fault injection, metrics), as with the runtime's decorators."""
+    (counting, fault injection, metrics), as with the runtime's decorators.
+
+    ``create`` and ``append_and_finish`` are not forwarded: they take the
+    base class's two steps through this decorator's own ``claim``, ``append``
+    and ``finish``, so an override of ``append`` sees every batch.
+    """
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -31,6 +31,7 @@ from anyflow.errors import (
     DurabilityError,
     JournalCorruptError,
     RunLockedError,
+    StoreUnavailableError,
     WorkflowChangedError,
     WorkflowRuntimeError,
 )
@@ -432,3 +433,76 @@ async def test_a_run_whose_end_was_not_recorded_ends_on_resume_without_running()
     assert calls == CALLS  # nothing ran again
     assert row.status == "failed"
     assert row.owner is None
+
+
+async def test_a_new_run_is_recorded_with_its_start_event_once_recorded() -> None:
+    store = MemoryStore()
+    async with DurableRuntime(store) as runtime:
+        handler = Shop().run(run_id="s", runtime=runtime, amount=4)
+        await handler.wait_recorded()
+        first = await store.read_ticks("s")
+        # The block ends at once: whatever else happened, the start was recorded.
+    assert first
+    assert '"amount":4' in first[0][1]
+    async with DurableRuntime(store) as runtime:
+        handler = Shop().run(run_id="s", runtime=runtime)  # no fields: resume only
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                await handler.send_event(HumanResponseEvent(response="yes"))
+        assert await handler == {"shipped": 4, "charged": 4}
+
+
+class Once(Workflow):
+    @step
+    async def only(self, ev: StartEvent, ctx: Context) -> StopEvent:
+        CALLS.append("only")
+        ctx.write_event_to_stream(Progress(step="only"))
+        return StopEvent(result="done")
+
+
+class EndFails(MemoryStore):
+    """Refuses the first write of a run's last batch with its end."""
+
+    failed = False
+
+    async def append_and_finish(self, *args: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailableError("the disk is full")
+        await super().append_and_finish(*args)
+
+
+async def test_a_run_whose_last_batch_cannot_be_recorded_stops_with_the_store_error() -> None:
+    store = EndFails()
+    async with DurableRuntime(store) as runtime:
+        with pytest.raises(StoreUnavailableError, match="the disk is full"):
+            await Once().run(run_id="x", runtime=runtime)
+        record = await runtime.get_run("x")
+        assert record is not None
+        assert record.status == "running"
+        assert await store.read_events("x") == []
+        # Once the store works, the run resumes (as the server resumes it).
+        assert await Once().run(run_id="x", runtime=runtime) == "done"
+        stream = [(s.seq, type(s.event).__name__) async for s in runtime.events("x")]
+    # The step's result was not recorded: it ran again, and its events are recorded once.
+    assert CALLS == ["only", "only"]
+    assert stream == [(0, "Progress"), (1, "StopEvent")]
+
+
+class CreateFails(MemoryStore):
+    async def create(self, *args: Any) -> None:
+        raise StoreUnavailableError("the disk is full")
+
+
+async def test_a_run_that_cannot_be_created_is_not_recorded_and_wait_recorded_says_so() -> None:
+    store = CreateFails()
+    async with DurableRuntime(store) as runtime:
+        handler = Once().run(run_id="n", runtime=runtime)
+        with pytest.raises(
+            StoreUnavailableError, match="run 'n' is not recorded: the disk is full"
+        ):
+            await handler.wait_recorded()
+        with pytest.raises(StoreUnavailableError, match="the disk is full"):
+            await handler
+    assert await store.get_run("n") is None
+    assert CALLS == []  # nothing ran: its start was not recorded

@@ -26,7 +26,7 @@ import pytest
 
 from anyflow.durable._postgres import PostgresStore
 from anyflow.durable._sqlite import SqliteStore
-from anyflow.durable._store import Owner, RunRecord
+from anyflow.durable._store import Owner, RunRecord, StoreDecorator
 from anyflow.errors import DurabilityError, LeaseLostError, RunLockedError
 
 if TYPE_CHECKING:
@@ -317,6 +317,83 @@ async def test_a_finished_run_is_read_without_a_lease(store: Store, status: str)
     with pytest.raises(LeaseLostError, match=lost("r", B, None)):
         await store.append("r", B, [(1, "t1")], [], None, T0 + 4, T0 + 99)
     await claim(store, C, T0 + 4)
+
+
+# -- create and append_and_finish: a run's first and last batch, each one write --
+
+
+@pytest.fixture(params=["store", "decorated"])
+def either(request: pytest.FixtureRequest, store: Store) -> Store:
+    """The store, and the same behind a ``StoreDecorator`` (which takes the
+    base class's two steps for ``create`` and ``append_and_finish``)."""
+    return store if request.param == "store" else StoreDecorator(store)
+
+
+async def test_create_records_a_new_run_with_its_first_batch(either: Store) -> None:
+    await either.create("r", "m:W", "fp", A, [(0, "t0")], [(0, "e0")], "s", T0, T0 + LEASE)
+    assert await either.get_run("r") == RunRecord.from_row("r", "m:W", "running", T0, T0)
+    with pytest.raises(RunLockedError, match=locked("r", A)):
+        await claim(either, B, T0 + 1)
+    run = await claim(either, A, T0 + 1)
+    assert not run.created
+    assert (run.fingerprint, list(run.ticks), run.state, run.event_count) == (
+        "fp",
+        [(0, "t0")],
+        "s",
+        1,
+    )
+    await either.append("r", A, [(1, "t1")], [(1, "e1")], None, T0 + 2, T0 + 2 + LEASE)
+    assert await either.read_events("r") == [(0, "e0"), (1, "e1")]
+
+
+@pytest.mark.parametrize("status", ["running", "completed"])
+async def test_create_of_a_recorded_run_writes_nothing(either: Store, status: str) -> None:
+    await claim(either, B)
+    await either.append("r", B, [(0, "t0")], [(0, "e0")], "s", T0 + 1, T0 + 1)
+    if status == "completed":
+        await either.finish("r", B, "completed", "out", [], T0 + 2)
+    later = T0 + LEASE + 5  # a lease that has expired does not make the run new
+    with pytest.raises(RunLockedError, match=r"^run 'r' was recorded by another caller"):
+        await either.create("r", "m:W", "fp2", A, [(0, "x")], [(0, "y")], "z", later, later + 9)
+    run = await claim(either, C, later + 1)  # nobody holds it: A did not keep a lease
+    assert run.record.status == status
+    assert (run.fingerprint, list(run.ticks), run.state) == ("fp", [(0, "t0")], "s")
+    assert await either.read_events("r") == [(0, "e0")]
+
+
+async def test_append_and_finish_records_the_last_batch_with_the_end(either: Store) -> None:
+    await claim(either, A)
+    await either.append("r", A, [(0, "t0")], [(0, "e0")], "s1", T0 + 1, T0 + 1 + LEASE)
+    await either.append_and_finish(
+        "r", A, [(1, "t1")], [(1, "e1"), (2, "e2")], "s2", "completed", "out", T0 + 2
+    )
+    assert await either.get_run("r") == RunRecord.from_row("r", "m:W", "completed", T0, T0 + 2)
+    run = await claim(either, B, T0 + 3)  # finished: read without a lease
+    assert (list(run.ticks), run.state, run.outcome, run.event_count) == (
+        [(0, "t0"), (1, "t1")],
+        "s2",
+        "out",
+        3,
+    )
+    with pytest.raises(LeaseLostError, match=lost("r", A, None)):
+        await either.append_and_finish("r", A, [(2, "t2")], [], None, "failed", "o", T0 + 4)
+
+
+async def test_append_and_finish_by_a_non_holder_writes_nothing(store: Store) -> None:
+    await claim(store, A)
+    with pytest.raises(LeaseLostError, match=lost("r", B, A)):
+        await store.append_and_finish("r", B, [(0, "t0")], [(0, "e0")], "s", "completed", "o", T0)
+    await store.append("r", A, [(0, "t0")], [], None, T0 + 1, T0 + 1 + LEASE)
+    with pytest.raises(LeaseLostError, match=taken("tick", 0)):
+        await store.append_and_finish("r", A, [(0, "again")], [], "s", "completed", "o", T0 + 2)
+    run = await claim(store, A, T0 + 3)
+    assert run.record.status == "running"
+    assert (list(run.ticks), run.state, run.outcome, run.event_count) == (
+        [(0, "t0")],
+        None,
+        None,
+        0,
+    )
 
 
 # -- reading --------------------------------------------------------------------
