@@ -66,9 +66,17 @@ class BaseSerializer:
         except Exception as exc:
             raise ContextSerdeError(f"{path}: the pickled value cannot be loaded: {exc}") from exc
 
+    def serialize_value(self, value: Any) -> Any:
+        """``value`` as JSON-safe data (what ``serialize`` writes, before it is text)."""
+        return self.encode(value, "$")
+
+    def deserialize_value(self, data: Any) -> Any:
+        """A value back from ``serialize_value``'s data."""
+        return self.decode(data, "$")
+
     def serialize(self, value: Any) -> str:
         """``value`` (an event, plain data, or with pickle anything picklable) as text."""
-        return json.dumps(self.encode(value, "$"))
+        return json.dumps(self.serialize_value(value))
 
     def deserialize(self, value: str) -> Any:
         """The value ``serialize`` wrote."""
@@ -76,7 +84,7 @@ class BaseSerializer:
             data = json.loads(value)
         except ValueError as exc:
             raise ContextSerdeError(f"not a serialized value: {exc}") from exc
-        return self.decode(data, "$")
+        return self.deserialize_value(data)
 
 
 class JsonSerializer(BaseSerializer):

@@ -17,5 +17,17 @@ except ImportError as exc:
     ) from exc
 
 from ._server import WorkflowServer as WorkflowServer
+from .abstract_workflow_store import AbstractWorkflowStore as AbstractWorkflowStore
+from .abstract_workflow_store import HandlerQuery as HandlerQuery
+from .abstract_workflow_store import PersistentHandler as PersistentHandler
+from .memory_workflow_store import MemoryWorkflowStore as MemoryWorkflowStore
+from .sqlite_workflow_store import SqliteWorkflowStore as SqliteWorkflowStore
 
-__all__ = ["WorkflowServer"]
+__all__ = [
+    "AbstractWorkflowStore",
+    "HandlerQuery",
+    "MemoryWorkflowStore",
+    "PersistentHandler",
+    "SqliteWorkflowStore",
+    "WorkflowServer",
+]

@@ -21,11 +21,11 @@ from ..runtime import InternalRunAdapterDecorator, RuntimeDecorator
 
 if TYPE_CHECKING:
     import contextlib
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
-    from ..runtime.vocabulary import Tick
+    from ..runtime.vocabulary import Command, Tick
 
 __all__ = ["ReleasableRuntime", "Releasable"]
 
@@ -34,19 +34,27 @@ class Releasable(InternalRunAdapterDecorator):
     """One run's adapter: counts the tick batches it takes, so that an idle
     notice can be checked later for whether anything happened since."""
 
-    __slots__ = ("batches", "on_idle", "released", "scope")
+    __slots__ = ("batches", "on_idle", "on_turn", "released", "scope")
 
-    def __init__(self, inner: InternalRunAdapter, on_idle: Callable[[str, int], None]) -> None:
+    def __init__(
+        self,
+        inner: InternalRunAdapter,
+        on_idle: Callable[[str, int], None],
+        on_turn: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(inner)
         self.scope = anyio.CancelScope()
         self.batches = 0
         self.on_idle = on_idle
+        self.on_turn = on_turn
         self.released = False
 
     def run_scope(self) -> contextlib.AbstractContextManager[object]:
         return self.scope
 
     async def receive_ticks(self) -> list[Tick]:
+        if self.on_turn is not None:
+            self.on_turn()  # the last batch is done: its commands have been carried out
         ticks = await self.inner.receive_ticks()
         if ticks:
             self.batches += 1
@@ -63,15 +71,41 @@ class Releasable(InternalRunAdapterDecorator):
         self.scope.cancel()
 
 
-class ReleasableRuntime(RuntimeDecorator):
-    """Wraps each run's internal adapter in a ``Releasable``."""
+class Held(Releasable):
+    """A run recorded and not run: it is released as soon as its first batch
+    of ticks (its start) is recorded, before any of its commands is carried
+    out, so no step's code runs."""
 
-    def __init__(self, inner: Runtime, on_idle: Callable[[str, int], None]) -> None:
+    __slots__ = ()
+
+    async def on_ticks(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
+        await self.inner.on_ticks(ticks, commands)
+        self.release()
+        await anyio.lowlevel.checkpoint()  # the cancellation of the release, here
+
+
+class ReleasableRuntime(RuntimeDecorator):
+    """Wraps each run's internal adapter in a ``Releasable``.
+
+    ``on_turn`` (if given) is called each time a run has carried out a batch of
+    ticks and waits for the next: the moment its state may have become quiet.
+    A run id in ``hold`` gets a ``Held`` adapter when it opens.
+    """
+
+    def __init__(
+        self,
+        inner: Runtime,
+        on_idle: Callable[[str, int], None],
+        on_turn: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(inner)
         self._on_idle = on_idle
+        self._on_turn = on_turn
         self.adapters: dict[str, Releasable] = {}
+        self.hold: set[str] = set()
 
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         internal, external = self.inner.open_run(run_id)
-        releasable = self.adapters[run_id] = Releasable(internal, self._on_idle)
+        kind = Held if run_id in self.hold else Releasable
+        releasable = self.adapters[run_id] = kind(internal, self._on_idle, self._on_turn)
         return releasable, external

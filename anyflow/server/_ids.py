@@ -5,14 +5,24 @@ row key in every store, and a name in logs.  An id with a ``/`` or a newline
 made a run that no URL could reach; a NUL made PostgreSQL fail (a 500).  So a
 chosen id is checked before anything is written: 1 to 128 characters of
 ``A-Z a-z 0-9 . _ : -``, not starting with a dot (``.`` and ``..`` are path
-tricks).  The ids the server makes (32 hex digits) fit.
+tricks).  The ids the server makes fit: 10 characters of ``A-Z a-z 0-9``
+drawn by ``secrets``, as llama-agents-server makes them (59 bits: a clash
+with a recorded run is a conflict the server sees, and draws again).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import string
 
-__all__ = ["HANDLER_ID_PATTERN", "MAX_HANDLER_ID", "check_handler_id", "storable"]
+__all__ = [
+    "HANDLER_ID_PATTERN",
+    "MAX_HANDLER_ID",
+    "check_handler_id",
+    "new_handler_id",
+    "storable",
+]
 
 MAX_HANDLER_ID = 128
 
@@ -20,6 +30,14 @@ HANDLER_ID_PATTERN = rf"^[A-Za-z0-9_:-][A-Za-z0-9._:-]{{0,{MAX_HANDLER_ID - 1}}}
 """The handler ids a client may choose, as a regular expression (also in the OpenAPI document)."""
 
 _VALID = re.compile(HANDLER_ID_PATTERN.replace("$", r"\Z"))
+
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_handler_id() -> str:
+    """A fresh handler id: 10 random characters of ``A-Z a-z 0-9``."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(10))
 
 
 def check_handler_id(value: object) -> str:

@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import sys
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -29,7 +28,7 @@ from ..durable import Committed, LiveEvent
 from ..events import StartEvent
 from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
-from ._ids import check_handler_id, storable
+from ._ids import check_handler_id, new_handler_id, storable
 from ._runs import STATUSES, Conflict, Finished, NotFound
 
 if TYPE_CHECKING:
@@ -311,10 +310,11 @@ class _Api:
 
     # Runs.
 
-    async def _start(self, request: Request) -> Any:
+    async def _start(self, request: Request, *, wait: bool = True) -> Any:
         served = self._served(request)
         body = await self._body(request, required=False)
-        handler_id = body.get("handler_id") or uuid.uuid4().hex
+        chosen = body.get("handler_id")
+        handler_id = chosen or new_handler_id()
         try:
             check_handler_id(handler_id)
         except ValueError as exc:
@@ -337,7 +337,14 @@ class _Api:
             raise HTTPException(400, f"Validation error for 'start_event': {exc}") from None
         assert isinstance(start_event, StartEvent)  # parse() built the bare class
         try:
-            return await self.book.start(served, start_event, handler_id)
+            for _ in range(10):
+                try:
+                    return await self.book.start(served, start_event, handler_id, wait=wait)
+                except Conflict:
+                    if chosen:
+                        raise
+                    handler_id = new_handler_id()  # a drawn id names a run already: again
+            return await self.book.start(served, start_event, handler_id, wait=wait)
         except Conflict as exc:
             # from None: the HTTP answer carries the whole message
             raise HTTPException(409, str(exc)) from None
@@ -359,7 +366,7 @@ class _Api:
         return JSONResponse(view.to_json(), status_code=200 if view.status == "completed" else 500)
 
     async def run_nowait(self, request: Request) -> Response:
-        live = await self._start(request)
+        live = await self._start(request, wait=False)
         view = await self.book.view(live.handler.run_id)
         assert view is not None
         return JSONResponse(view.to_json())
@@ -367,7 +374,10 @@ class _Api:
     # Handlers.
 
     async def _view(self, request: Request) -> HandlerView:
-        view = await self.book.view(_handler_id(request))
+        handler_id = _handler_id(request)
+        # Without a lifespan, the run goes on while its status is asked for.
+        await self.book.touch(handler_id, settle=True)
+        view = await self.book.view(handler_id)
         if view is None:
             raise HTTPException(404, f"no handler {request.path_params['handler_id']!r}")
         return view

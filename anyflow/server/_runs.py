@@ -33,6 +33,7 @@ from ..events import (
     WorkflowTimedOutEvent,
 )
 from ..handler import WorkflowHandler
+from ..runtime.vocabulary import RunStatus
 from ..serialization import type_name
 from ..workflow import Workflow
 from ._envelope import BadEvent, EventRegistry, envelope
@@ -180,10 +181,17 @@ class RunBook:
         served: dict[str, Served],
         task_group: TaskGroup,
         idle_timeout: float | None = None,
+        *,
+        on_demand: bool = False,
     ) -> None:
         self.durable = durable
         """What the server reads recorded runs from (the runtime, seen as a catalog)."""
-        self.runtime = ReleasableRuntime(runtime, self._on_idle)
+        self.on_demand = on_demand
+        """Runs execute only while requests about them are served (no lifespan):
+        a run started without waiting is recorded and not run, and a request
+        about an unfinished run resumes it (see ``WorkflowServer._session``)."""
+        self._changed = anyio.Event()
+        self.runtime = ReleasableRuntime(runtime, self._on_idle, self.poke if on_demand else None)
         """What runs execute in: the durable runtime, with idle release."""
         self._served = served
         self._by_class = {type_name(type(s.workflow)): s for s in served.values()}
@@ -215,12 +223,17 @@ class RunBook:
             )
         return served
 
-    async def start(self, served: Served, start_event: StartEvent, handler_id: str) -> _Live:
-        """Start a new run under ``handler_id``.
+    async def start(
+        self, served: Served, start_event: StartEvent, handler_id: str, *, wait: bool = True
+    ) -> _Live:
+        """Start a new run under ``handler_id``.  On demand (no lifespan), a
+        run nobody waits for (``wait=False``) is recorded and left unrun: no
+        step of it starts before a request about it resumes it.
 
         :raises Conflict: if the id names a run already (running or finished):
             a caller-chosen id never takes over another run.
         """
+        hold = self.on_demand and not wait
         if handler_id in self._live or handler_id in self._reserved:
             raise Conflict(f"handler {handler_id!r} is already running; choose another handler_id")
         self._reserved.add(handler_id)
@@ -231,6 +244,8 @@ class RunBook:
                     f"handler id {handler_id!r} already names a {_protocol_status(record.status)}"
                     " run; choose another handler_id (or leave it out to get a fresh one)"
                 )
+            if hold:
+                self.runtime.hold.add(handler_id)
             try:
                 handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.runtime)
             except ContextSerdeError as exc:
@@ -244,8 +259,13 @@ class RunBook:
                 live.abandoned = True  # nothing is recorded: nothing to resume
                 self.stalled.pop(handler_id, None)
                 raise
+            if hold:
+                # Recorded, and stopped there before any step's code ran: it
+                # stays unfinished until a request about it resumes it.
+                await live.stopped.wait()
         finally:
             self._reserved.discard(handler_id)
+            self.runtime.hold.discard(handler_id)
         return live
 
     def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
@@ -292,6 +312,55 @@ class RunBook:
             else:
                 live.ended.set()
             live.stopped.set()
+            self.poke()
+
+    # Runs on demand.
+
+    def poke(self) -> None:
+        """Something changed that ``until_quiet`` waits for (a run carried out
+        a batch or stopped, a request left)."""
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    @staticmethod
+    def _quiet(live: _Live) -> bool:
+        """Whether the run has nothing to do without outside input: ended, or
+        no step running, no retry pending and no event queued for a step."""
+        if live.handler.is_done():
+            return True
+        state = live.handler.ctx.run_state()
+        if state is None or state.status is RunStatus.NOT_STARTED:
+            return False
+        if state.outcome is not None:
+            return True
+        return not (
+            state.workers or state.retries or any(lane.queue for lane in state.lanes.values())
+        )
+
+    async def until_quiet(self, also: Callable[[], bool] = lambda: True) -> None:
+        """Return once every run in memory is quiet (see ``_quiet``) and ``also()``
+        holds, both seen at one moment (nothing happens in between)."""
+        while True:
+            changed = self._changed
+            if also() and all(self._quiet(live) for live in list(self._live.values())):
+                return
+            await changed.wait()
+
+    async def touch(self, handler_id: str, *, settle: bool) -> None:
+        """On demand: resume ``handler_id`` if it is unfinished and not in
+        memory, and with ``settle`` return once it is quiet.  Unknown and
+        finished runs are left to the caller's own answer."""
+        if not self.on_demand:
+            return
+        try:
+            live = await self._running(handler_id)
+        except (NotFound, Conflict):
+            return
+        while settle:
+            changed = self._changed
+            if self._quiet(live):
+                return
+            await changed.wait()
 
     async def wait_parked(self, run_id: str) -> None:
         """Return once ``run_id`` is released from memory (for tests and tools)."""
@@ -594,6 +663,7 @@ class RunBook:
         :raises NotFound: for an unknown handler.
         """
         catalog = self.durable
+        await self.touch(handler_id, settle=False)  # on demand: the stream runs it
         # A run known to have finished stays so: no need to ask the store.
         finished = handler_id in self._terminal
         if not finished:

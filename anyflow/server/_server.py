@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,6 +30,7 @@ from ..durable import DurableRuntime, MemoryStore, Store
 from ..errors import StoreUnavailableError
 from ..events import Event, StopEvent
 from ..runtime import RuntimeDecorator
+from ..runtime.hosting import HeldOpen
 from ..serialization import type_name
 from ._auth import BearerAuth
 from ._envelope import EventRegistry
@@ -38,9 +40,18 @@ from ._routes import routes
 from ._runs import RunBook, Served
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+    from collections.abc import (
+        AsyncIterator,
+        Callable,
+        Generator,
+        Iterable,
+        Iterator,
+        Sequence,
+    )
+    from typing import Any
 
     from starlette.requests import Request
+    from starlette.types import Receive, Scope, Send
 
     from ..dbos import DBOSRuntime
     from ..runtime import Runtime
@@ -168,6 +179,8 @@ class WorkflowServer:
         self._streams: set[anyio.CancelScope] = set()
         self._closing = False
         self._stop: anyio.Event | None = None
+        self._lifespan_open = False
+        self._on_demand: _Session | None = None
         middleware = [Middleware(BearerAuth, token=token)]
         if cors_origins:
             middleware.insert(
@@ -180,7 +193,8 @@ class WorkflowServer:
                 ),
             )
         middleware.insert(0, Middleware(RequestGuard, hosts=self.hosts, cors_origins=cors_origins))
-        self.app = Starlette(
+        self.app = _Application(
+            self,
             routes=[
                 *routes(self),
                 Route("/openapi.json", self._openapi, methods=["GET"]),
@@ -260,6 +274,22 @@ class WorkflowServer:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        # Requests served without a lifespan until now hold runs of their own:
+        # they finish first (the runs stay recorded, and resume below).
+        self._lifespan_open = True
+        try:
+            while self._on_demand is not None:
+                await self._on_demand.closed.wait()
+            async with self._hosting(resume=True, idle_timeout=self.idle_timeout):
+                yield
+        finally:
+            self._lifespan_open = False
+
+    @contextlib.asynccontextmanager
+    async def _hosting(self, *, resume: bool, idle_timeout: float | None) -> AsyncIterator[None]:
+        """The server's runtime and run book, open for the block: for the
+        lifespan (``resume``: unfinished runs go on at once), or for requests
+        served without one (a run resumes when a request is about it)."""
         self._closing = False
         runtime: DurableRuntime | DBOSRuntime
         if self.runtime is not None:
@@ -272,13 +302,16 @@ class WorkflowServer:
             )
         executing = self._decorated(runtime)
         async with executing, anyio.create_task_group() as watchers:
-            self._runs = RunBook(runtime, executing, self._served, watchers, self.idle_timeout)
+            self._runs = RunBook(
+                runtime, executing, self._served, watchers, idle_timeout, on_demand=not resume
+            )
             watchers.start_soon(
                 self._runs.keep_store, self._probe_store, self.store_retry, name="anyflow store"
             )
-            resumed = await self._runs.resume_unfinished()
-            if resumed:
-                log.info("resumed %d unfinished run(s)", resumed)
+            if resume:
+                resumed = await self._runs.resume_unfinished()
+                if resumed:
+                    log.info("resumed %d unfinished run(s)", resumed)
             try:
                 yield
             finally:
@@ -288,18 +321,86 @@ class WorkflowServer:
         # Leaving the runtime's block stops the runs still going; they stay
         # resumable and go on at the next start.
 
-    def contextmanager(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Run the server's lifespan in a block: its runs live and stop inside.
+    def contextmanager(self) -> contextlib.AbstractAsyncContextManager[WorkflowServer]:
+        """Run the server's lifespan in a block (it gives the server): its
+        runs live and stop inside, and go on in the background meanwhile.
 
         What an application embedded in ``httpx.ASGITransport`` (which sends
-        no lifespan events) needs around its requests::
+        no lifespan events) takes to run as it would in an ASGI server::
 
             async with server.contextmanager():
                 transport = httpx.ASGITransport(app=server.app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
                     ...
+
+        Without it, the server serves each request by itself (see
+        ``_session``).  On asyncio the block may be left from another task
+        than the one that entered it (pytest-asyncio's fixtures do so).
         """
-        return self._lifespan(self.app)
+        return HeldOpen(self._lifespan_block)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan_block(self) -> AsyncIterator[WorkflowServer]:
+        async with self._lifespan(self.app):
+            yield self
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[None]:
+        """A request served without a lifespan (``httpx.ASGITransport``).
+
+        Runs must live in a scope, and a request is the only one there is: the
+        first request opens the server's runtime in its own task, the requests
+        that come while it is open share it, and it closes once they have all
+        left and every run in it is quiet (nothing to do without outside
+        input), which the first request waits for before it returns.  A run
+        started with ``run-nowait`` is recorded and not run; a request about
+        an unfinished run (its events, its status, an event sent to it, a
+        cancel) resumes it, and it runs while requests are served.  A run that
+        waits for input stays recorded: its deadlines (a ``wait_for_event``
+        timeout, the run's ``timeout``) fire when a request resumes it.
+        """
+        session = self._on_demand
+        while session is not None and session.closing:
+            await session.closed.wait()
+            session = self._on_demand
+        if session is not None:
+            session.users += 1
+            try:
+                yield
+            finally:
+                session.users -= 1
+                if self._runs is not None:
+                    self._runs.poke()
+            return
+        session = self._on_demand = _Session()
+        try:
+            async with self._hosting(resume=False, idle_timeout=None):
+                book = self._runs
+                assert book is not None
+                try:
+                    yield
+                finally:
+                    session.users -= 1
+                # The runs of every request of the session live in this task:
+                # it leaves once nothing needs them.
+                await book.until_quiet(lambda: session.users == 0)
+                session.closing = True
+        finally:
+            self._on_demand = None
+            session.closed.set()
+
+    async def start(self) -> WorkflowServer:
+        """For programs written for llama-agents-server, whose servers start
+        with ``await server.start()``: checks that the store works and returns
+        the server.  anyflow's server runs inside its lifespan (an ASGI
+        server, ``serve()``, or ``async with server.contextmanager()``), and
+        without one serves each request by itself (see ``_session``): there is
+        nothing more to start.
+
+        :raises StoreUnavailableError: if the store does not work.
+        """
+        await self._probe_store()
+        return self
 
     def _decorated(self, runtime: Runtime) -> Runtime:
         """``runtime`` in the decorators of ``decorate_runtime``, checked."""
@@ -360,12 +461,16 @@ class WorkflowServer:
         for scope in list(self._streams):
             scope.cancel()
 
-    def stop(self) -> None:
+    def stop(self) -> _Stopped:
         """Make ``serve()`` shut down: end the streams, finish the requests in
-        flight, stop the runs (they stay resumable) and return."""
+        flight, stop the runs (they stay resumable) and return.
+
+        It acts at once; the incumbent's ``await server.stop()`` works too
+        (it has nothing more to wait for: ``serve()`` returns once stopped)."""
         self.close_streams()
         if self._stop is not None:
             self._stop.set()
+        return _Stopped()
 
     async def serve(
         self,
@@ -410,6 +515,46 @@ class WorkflowServer:
 
     async def _inspector(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+class _Stopped:
+    """What ``stop()`` returns: it may be awaited, and gives None."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return _nothing().__await__()
+
+
+async def _nothing() -> None:
+    return None
+
+
+@attrs.define
+class _Session:
+    """Requests served together without a lifespan (see ``WorkflowServer._session``)."""
+
+    users: int = 1
+    closing: bool = False
+    closed: anyio.Event = attrs.field(factory=anyio.Event)
+
+
+class _Application(Starlette):
+    """The server's ASGI application: Starlette's, with each HTTP request
+    served inside the server's runtime when no lifespan holds it open."""
+
+    def __init__(self, server: WorkflowServer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = self._server
+        # A runtime given as runtime= is entered once, by the lifespan: a 503 without it.
+        if scope["type"] != "http" or server._lifespan_open or server.runtime is not None:
+            await super().__call__(scope, receive, send)
+            return
+        async with server._session():
+            await super().__call__(scope, receive, send)
 
 
 _NOT_RUNNING = (

@@ -144,3 +144,29 @@ async def test_bad_inputs_leave_the_run_unaffected(client: WorkflowClient) -> No
     done = await client.wait_for_handler("mine", timeout=30, poll_interval=0.05)
     assert done.result is not None
     assert done.result.value == {"result": "nice to meet you, Ada"}
+
+
+async def test_embedded_in_asgi_transport_without_a_lifespan() -> None:
+    """As the incumbent's own tests use it: ``server.app`` in an
+    ``httpx.ASGITransport``, never started.  Each request is served by itself;
+    a run started without waiting runs while a request about it is served."""
+    server = demo_server()
+    transport = httpx.ASGITransport(app=server.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        client = WorkflowClient(httpx_client=http)
+        assert (await client.is_healthy()).status == "healthy"
+        started = await client.run_workflow_nowait("count", start_event={"count": 3})
+        assert started.status == "running"
+        events = [e async for e in client.get_workflow_events(started.handler_id)]
+        assert [e.type for e in events] == ["Progress"] * 3 + ["Counted"]
+        assert (await client.get_result(started.handler_id)).status == "completed"
+        waiting = await client.run_workflow_nowait("ask")
+        sent = await client.send_event(waiting.handler_id, Answer(key="name", response="Ada"))
+        assert sent.status == "sent"
+        done = await client.get_handler(waiting.handler_id)
+        assert done.result is not None
+        assert done.result.value == {"result": "nice to meet you, Ada"}
+        other = await client.run_workflow_nowait("ask")
+        assert (await client.cancel_handler(other.handler_id)).status == "cancelled"
+    assert server._on_demand is None
+    assert server._runs is None

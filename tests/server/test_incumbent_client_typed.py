@@ -108,13 +108,12 @@ def _embedded(server: WorkflowServer) -> WorkflowClient:
     )
 
 
-async def test_embedded_without_a_lifespan_says_how_to_start_it() -> None:
+async def test_embedded_without_a_lifespan_runs() -> None:
     server = WorkflowServer()
     server.add_workflow("count", Count())
-    with pytest.raises(httpx.HTTPStatusError) as caught:
-        await _embedded(server).run_workflow("count", start_event=CountStart(count=1))
-    assert caught.value.response.status_code == 503
-    assert "lifespan_context(server.app)" in caught.value.response.json()["detail"]
+    handler = await _embedded(server).run_workflow("count", start_event=CountStart(count=1))
+    assert handler.result is not None
+    assert handler.result.load_event(registry=[Counted]) == Counted(total=1)
 
 
 async def test_embedded_inside_its_lifespan_runs() -> None:

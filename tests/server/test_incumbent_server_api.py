@@ -82,13 +82,14 @@ async def test_contextmanager_runs_the_lifespan(client: httpx.AsyncClient) -> No
     assert response.json()["result"]["value"]["result"] == "hello Ada"
 
 
-async def test_without_a_lifespan_the_503_names_contextmanager() -> None:
+async def test_without_a_lifespan_requests_are_served() -> None:
+    """(More in test_without_lifespan.py.)"""
     server = _server()
     transport = httpx.ASGITransport(app=server.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/workflows/greet/run", json={})
-    assert response.status_code == 503
-    assert "async with server.contextmanager()" in response.json()["detail"]
+    assert response.status_code == 200
+    assert response.json()["result"]["value"]["result"] == "hello world"
 
 
 async def test_add_workflow_after_start() -> None:

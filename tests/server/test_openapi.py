@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 from starlette.routing import Mount, Route
 
 from anyflow import StartEvent, StopEvent, Workflow, step
+from anyflow.durable import DurableRuntime, MemoryStore
 from anyflow.serialization import event_schema
 from anyflow.server import WorkflowServer
 from anyflow.server._openapi import openapi
@@ -406,7 +407,9 @@ def _exercise(api: Exchanges) -> None:
 
 
 def _exercise_without_lifespan(api: Exchanges, backend: str) -> None:
-    """The 503s: an application whose lifespan has not started runs nothing."""
+    """The 503s: a server given its runtime (``runtime=``, entered by the
+    lifespan alone) runs nothing before its lifespan has started.  (A server
+    over a store serves requests without a lifespan: test_without_lifespan.py.)"""
     requests = [("/health", "get")] + [
         (path, method)
         for path, method, operation in _operations(api.document)
@@ -415,7 +418,8 @@ def _exercise_without_lifespan(api: Exchanges, backend: str) -> None:
 
     async def fetch() -> list[httpx.Response]:
         # httpx's ASGI transport does not run the lifespan.
-        transport = httpx.ASGITransport(app=demo_server().app)
+        server = demo_server(runtime=DurableRuntime(MemoryStore()))
+        transport = httpx.ASGITransport(app=server.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             responses = []
             for path, method in requests:
