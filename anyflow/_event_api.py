@@ -11,8 +11,8 @@ gives ``Event`` those names, with anyflow's meaning:
   that journals and saved contexts use, so a value that round-trips one way
   round-trips the other;
 * the mapping covers every field, declared and free (the incumbent's only its
-  free ones); events stay frozen, so ``ev["k"] = v`` is an error that names
-  ``model_copy(update=...)``.
+  free ones, which ``ev._data`` gives here, read-only); events stay frozen, so
+  ``ev["k"] = v`` is an error that names ``model_copy(update=...)``.
 
 The incumbent's client decodes an envelope into the class it finds by
 ``type`` in the ``registry`` it is given, with that class's ``model_validate``:
@@ -232,8 +232,9 @@ class EventApi:
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A new event with the same fields (copied deeply with ``deep``), ``update``
-        applied.  The constructor checks the result, so an unknown field in
-        ``update`` is an error, as it is for any event."""
+        applied.  The constructor checks the result: a name in ``update`` that
+        is not a declared field is a free field (an error on a class that says
+        ``open=False``), as it is for any keyword."""
         values = self._field_values()
         private = {
             name: self.__dict__[name]

@@ -5,12 +5,14 @@ keyword-only attrs class, with no decorator.  Frozen because one event may be
 delivered to several steps at once: a step that could change it would change it
 under the others' feet.  Use ``attrs.evolve(ev, field=...)`` to derive a new one.
 
-A keyword that is not a field is an error, never silently stored, with one
-exception: "open" events (``StartEvent``, ``InputRequiredEvent``,
-``HumanResponseEvent``) also take free keyword fields, so that
-``wf.run(topic="owls")`` gives a start event with ``ev.topic``.  A subclass that
-declares fields of its own is closed again (its typos are errors) unless it
-says ``open=True``.
+A keyword that is not a declared field is a *free field*, as in
+llama-index-workflows (``Event(msg="hi").msg``, ``StartEvent(topic="owls")``,
+which ``wf.run(topic="owls")`` builds): kept in the event's ``_extra``,
+compared, shown by ``repr``, readable as an attribute and by key, and saved
+and journaled with the declared fields.  A free field never changes a declared
+one's type or checks: a keyword that names a declared field is that field.  A
+class that wants its typos caught says ``open=False``; its subclasses inherit
+that unless they say otherwise.
 
 Code written for llama-index-workflows reads events the pydantic way too:
 ``ev["key"]``, ``ev.get("key")``, ``model_dump()``, ``model_validate()``,
@@ -27,7 +29,7 @@ import inspect
 import sys
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import attrs
 
@@ -56,9 +58,29 @@ __all__ = [
 ]
 
 
-def _declares_fields(cls: type) -> bool:
-    annotations = inspect.get_annotations(cls)
-    return any(not str(a).startswith(("ClassVar", "typing.ClassVar")) for a in annotations.values())
+class _FreeFields(dict[str, Any]):
+    """An event's free fields: a dict that refuses changes, since the event is frozen.
+
+    Pickling and copying rebuild it whole (``__reduce__``), never item by item.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[type[_FreeFields], tuple[dict[str, Any]]]:
+        return (type(self), (dict(self),))
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(
+            "an event's free fields cannot change (the event is frozen): derive a new "
+            "event with ev.model_copy(update={...})"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+
+_NO_FREE_FIELDS = _FreeFields()
+"""The free fields of every event built without any (never changed: it refuses)."""
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(attrs.field,))
@@ -71,19 +93,26 @@ class Event(EventApi):
         class Joke(Event):
             text: str
             rating: int = 0
+
+    A keyword that is not a declared field is a free field (``Joke(text="a",
+    mood="grim").mood``), unless the class says ``open=False``.
     """
 
-    _open: ClassVar[bool] = False
+    _open: ClassVar[bool] = True
     _field_names: ClassVar[frozenset[str]] = frozenset()
+    """The declared fields' keywords."""
     _private_attrs: ClassVar[dict[str, PrivateDefault]] = {}
+
+    _extra: Mapping[str, Any] = attrs.field(
+        default=_NO_FREE_FIELDS, alias="_extra", repr=False, hash=False
+    )
+    """The free fields: compared and saved, not hashed (their values need not be)."""
 
     def __init_subclass__(cls, *, open: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._private_attrs = prepare(cls, cls._private_attrs)
         if open is not None:
             cls._open = open
-        elif _declares_fields(cls):
-            cls._open = False
         # `tags: list[str] = []` would share one list between every event;
         # give each event a copy instead.
         for name in inspect.get_annotations(cls):
@@ -94,7 +123,7 @@ class Event(EventApi):
         # attrs gives every frozen class its own __setattr__; ours also lets
         # private attributes change and says how to change a field.
         cls.__setattr__ = _setattr  # type: ignore[method-assign, assignment]
-        cls._field_names = frozenset(a.alias for a in attrs.fields(cls) if a.init)
+        cls._field_names = frozenset(a.alias for a in attrs.fields(cls) if a.init) - {"_extra"}
 
     def __init__(self, *args: Any, **fields: Any) -> None:
         if args:
@@ -108,15 +137,24 @@ class Event(EventApi):
         given_private = (
             {k: fields.pop(k) for k in private.keys() & fields.keys()} if private else {}
         )
-        if self._open:
-            extra = {k: v for k, v in fields.items() if k not in self._field_names}
-            if extra:
-                fields = {k: v for k, v in fields.items() if k in self._field_names}
-                fields["_extra"] = {**fields.get("_extra", {}), **extra}
+        if "_extra" in fields:
+            fields = _sorted_fields(type(self), fields)
         try:
             self.__attrs_init__(**fields)
         except TypeError as exc:
-            raise _field_error(type(self), fields) from exc
+            # Most events have no free fields, so they are looked for only
+            # when the generated __init__ refuses a keyword, which Python does
+            # before the body runs: nothing was set yet.
+            try:
+                declared = _sorted_fields(type(self), fields)
+            except TypeError as refused:
+                raise refused from exc
+            if "_extra" not in declared or "_extra" in fields:
+                raise _field_error(type(self), fields) from exc
+            try:
+                self.__attrs_init__(**declared)
+            except TypeError as again:
+                raise _field_error(type(self), declared) from again
         for name, start in private.items() if private else ():
             value = given_private.get(name, attrs.NOTHING)
             if value is attrs.NOTHING:
@@ -124,9 +162,76 @@ class Event(EventApi):
             if value is not attrs.NOTHING:
                 object.__setattr__(self, name, value)
 
+    if not TYPE_CHECKING:
+        # Hidden from type checkers, so that a misspelt name of a declared
+        # field stays an error for them; StartEvent, InputRequiredEvent and
+        # HumanResponseEvent, which usually carry free fields, show it again.
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called when normal lookup fails: for free fields, and misses.
+            if name.startswith("__"):
+                raise AttributeError(name)
+            extra = self.__dict__.get("_extra")
+            if extra and name in extra:
+                return extra[name]
+            known = type(self)._field_names | set(extra or ())
+            raise AttributeError(
+                f"{type(self).__name__} has no field {name!r}; "
+                f"it has: {', '.join(sorted(known)) or 'none'}"
+            )
+
+    @property
+    def _data(self) -> Mapping[str, Any]:
+        """The free fields alone, read-only (llama-index-workflows' name for them)."""
+        data: Mapping[str, Any] = self.__dict__.get("_extra", _NO_FREE_FIELDS)
+        return data
+
+    def fields(self) -> dict[str, Any]:
+        """Every field, declared and free, by name (a new dict)."""
+        return self._field_values()
+
     def __repr__(self) -> str:
         parts = [f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(type(self)) if a.repr]
+        parts += [f"{k}={v!r}" for k, v in self.__dict__.get("_extra", {}).items()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _sorted_fields(cls: type[Event], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` with the free ones gathered under ``_extra``: keywords that are
+    not declared fields, and those of ``_extra``/``_data`` mappings (as saved
+    data and llama-index-workflows' dumps carry them) that are not either.
+    A keyword given flat wins over one of the same name in a mapping.
+
+    :raises TypeError: for free fields on a class that says ``open=False``, or
+        an ``_extra``/``_data`` that is not a mapping with string keys.
+    """
+    names = cls._field_names
+    declared: dict[str, Any] = {}
+    free: dict[str, Any] = {}
+    for key in ("_extra", "_data"):
+        given = fields.get(key)
+        if given is None:
+            continue
+        if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+            raise TypeError(
+                f"{cls.__name__}({key}=...) takes the free fields as a mapping of names "
+                f"to values, not {type(given).__name__} {_short(given)}"
+            )
+        for name, value in given.items():
+            (declared if name in names else free)[name] = value
+    for name, value in fields.items():
+        if name not in ("_extra", "_data"):
+            (declared if name in names else free)[name] = value
+    if free:
+        if not cls._open:
+            raise _field_error(cls, {**declared, **free})
+        declared["_extra"] = _FreeFields(free)
+    return declared
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _FrozenEventError(attrs.exceptions.FrozenInstanceError):
@@ -150,12 +255,11 @@ Event.__setattr__ = _setattr  # type: ignore[method-assign, assignment]
 
 
 def _example(cls: type[Event]) -> str:
-    names = sorted(cls._field_names - {"_extra"})
-    return ", ".join(f"{n}=..." for n in names)
+    return ", ".join(f"{n}=..." for n in sorted(cls._field_names))
 
 
 def _field_error(cls: type[Event], given: Mapping[str, Any]) -> TypeError:
-    known = cls._field_names - {"_extra"}
+    known = cls._field_names
     unknown = sorted(set(given) - known - {"_extra"})
     required = sorted(a.alias for a in attrs.fields(cls) if a.init and a.default is attrs.NOTHING)
     missing = [name for name in required if name not in given]
@@ -163,45 +267,21 @@ def _field_error(cls: type[Event], given: Mapping[str, Any]) -> TypeError:
     if unknown:
         return TypeError(
             f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; its fields are: "
-            f"{fields} (declare the field in the class, or write `class "
-            f"{cls.__name__}(..., open=True)` to take free fields)"
+            f"{fields} (declare the field in the class: {cls.__name__} is open=False, "
+            "so it takes no free fields)"
         )
     if missing:
-        return TypeError(f"{cls.__name__} is missing required field(s): {', '.join(missing)}")
+        free = sorted(given.get("_extra") or ())
+        hint = f" (it got free field(s) {', '.join(free)}: a misspelling?)" if free else ""
+        return TypeError(f"{cls.__name__} is missing required field(s): {', '.join(missing)}{hint}")
     return TypeError(f"cannot build {cls.__name__} from {sorted(given)}; its fields are: {fields}")
-
-
-class _OpenEvent(Event, open=True):
-    """Base of events that also take free keyword fields."""
-
-    _extra: Mapping[str, Any] = attrs.field(factory=dict, alias="_extra", repr=False)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails, i.e. for free fields.
-        if not name.startswith("__"):
-            extra = self.__dict__.get("_extra", {})
-            if name in extra:
-                return extra[name]
-        raise AttributeError(
-            f"{type(self).__name__} has no field {name!r}; "
-            f"it has: {', '.join(sorted(self.fields())) or 'none'}"
-        )
-
-    def fields(self) -> dict[str, Any]:
-        """Every field, declared and free, by name."""
-        return self._field_values()
-
-    def __repr__(self) -> str:
-        declared = {a.alias: getattr(self, a.name) for a in attrs.fields(type(self)) if a.repr}
-        args = ", ".join(f"{k}={v!r}" for k, v in {**declared, **self._extra}.items())
-        return f"{type(self).__name__}({args})"
 
 
 class _FieldOrMethod:
     """An event method that a free field of the same name takes precedence over.
 
     Events offer dict-style and pydantic-style methods (``items``, ``keys``,
-    ``get``, ...); a start event built with ``items=[...]`` means its field, so
+    ``get``, ...); an event built with ``items=[...]`` means its field, so
     ``ev.items`` is the field when the event has one by that name, and the
     method otherwise.
     """
@@ -220,20 +300,20 @@ class _FieldOrMethod:
         return self._method.__get__(obj, owner)
 
 
-for _name in dir(_OpenEvent):
-    _raw = inspect.getattr_static(_OpenEvent, _name)
-    if (
-        not _name.startswith("_")
-        and hasattr(_raw, "__get__")
-        and callable(getattr(Event, _name, None))
-    ):
-        setattr(_OpenEvent, _name, _FieldOrMethod(_name, _raw))
+for _name in dir(Event):
+    _raw = inspect.getattr_static(Event, _name)
+    if not _name.startswith("_") and hasattr(_raw, "__get__") and callable(getattr(Event, _name)):
+        setattr(Event, _name, _FieldOrMethod(_name, _raw))
 del _name, _raw
 
 
-class StartEvent(_OpenEvent, open=True):
+class StartEvent(Event):
     """Starts a run.  ``wf.run(**fields)`` builds the workflow's start event from
     its keyword arguments; subclass it to type them."""
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
 
 
 class StopEvent(Event):
@@ -245,16 +325,24 @@ class StopEvent(Event):
     result: Any = None
 
 
-class InputRequiredEvent(_OpenEvent, open=True):
+class InputRequiredEvent(Event):
     """Asks the caller for input.  A step returning one publishes it to the stream."""
 
     prefix: str = ""
 
+    if TYPE_CHECKING:
 
-class HumanResponseEvent(_OpenEvent, open=True):
+        def __getattr__(self, name: str) -> Any: ...
+
+
+class HumanResponseEvent(Event):
     """The caller's answer, sent in with ``handler.send_event``."""
 
     response: Any = None
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
 
 
 class _CarriesException:

@@ -24,6 +24,7 @@ from anyflow import (
     StartEvent,
     StepFailedEvent,
     StopEvent,
+    WorkflowTimedOutEvent,
 )
 from anyflow.errors import ContextSerdeError
 from anyflow.serialization import decode_event, encode_event, event_schema, type_name
@@ -121,7 +122,7 @@ class Inner(Event):
     note: str
 
 
-class Everything(Event):
+class Everything(Event, open=False):  # closed: unknown keys are errors
     """One field of every supported kind."""
 
     name: str
@@ -300,11 +301,15 @@ class Loose(StartEvent):
     pass
 
 
-class Strict(StartEvent):
+class Strict(StartEvent, open=False):
     topic: str
 
 
-class Wide(StartEvent, open=True):
+class StrictToo(Strict):
+    pass
+
+
+class Wide(StartEvent):
     topic: str
 
 
@@ -316,18 +321,19 @@ class Answered(HumanResponseEvent):
     choice: int
 
 
-def test_open_events_take_free_fields_and_closed_ones_do_not() -> None:
+def test_events_take_free_fields_unless_they_say_open_false() -> None:
     for cls, is_open in [
         (StartEvent, True),
-        (Loose, True),  # declares nothing, so it stays open
-        (Strict, False),  # declares fields: its typos are errors
-        (Wide, True),
+        (Loose, True),
+        (Strict, False),  # says open=False: its typos are errors
+        (StrictToo, False),  # and so are its subclasses'
+        (Wide, True),  # declares fields and takes free ones beside them
         (InputRequiredEvent, True),
         (Asking, True),
         (HumanResponseEvent, True),
-        (Answered, False),
-        (StopEvent, False),
-        (StepFailedEvent, False),
+        (Answered, True),
+        (StopEvent, True),
+        (WorkflowTimedOutEvent, True),
     ]:
         schema = event_schema(cls)
         assert schema["additionalProperties"] is is_open, cls

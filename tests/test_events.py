@@ -22,6 +22,11 @@ class OrderStart(StartEvent):
     order_id: str
 
 
+class StrictJoke(Event, open=False):
+    text: str
+    rating: int = 0
+
+
 def test_fields_by_annotation_make_a_keyword_constructor() -> None:
     joke = Joke(text="owls")
     assert (joke.text, joke.rating) == ("owls", 0)
@@ -29,11 +34,22 @@ def test_fields_by_annotation_make_a_keyword_constructor() -> None:
     assert repr(joke) == "Joke(text='owls', rating=0)"
 
 
-def test_misspelt_keyword_is_an_error_naming_the_fields() -> None:
+def test_a_misspelt_required_field_is_named_with_the_free_field_given() -> None:
     with pytest.raises(
-        TypeError, match=r"^Joke has no field 'txt'; its fields are: rating, text \(declare"
+        TypeError,
+        match=r"^Joke is missing required field\(s\): text \(it got free field\(s\) txt: "
+        r"a misspelling\?\)$",
     ):
         Joke(txt="owls")  # type: ignore[call-arg]
+
+
+def test_a_closed_event_refuses_free_fields_naming_its_fields() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"^StrictJoke has no field 'txt'; its fields are: rating, text \(declare the "
+        r"field in the class: StrictJoke is open=False, so it takes no free fields\)$",
+    ):
+        StrictJoke(text="owls", txt="owls")  # type: ignore[call-arg]
 
 
 def test_missing_required_field_is_named() -> None:
@@ -66,9 +82,10 @@ def test_start_event_takes_free_fields() -> None:
         _ = ev.nope
 
 
-def test_typed_start_event_is_strict() -> None:
-    assert OrderStart(order_id="42").order_id == "42"
-    with pytest.raises(TypeError, match=r"^OrderStart has no field 'ordr_id'"):
+def test_typed_start_event_takes_free_fields_beside_its_own() -> None:
+    ev = OrderStart(order_id="42", rush=True)  # type: ignore[call-arg]
+    assert (ev.order_id, ev.rush) == ("42", True)
+    with pytest.raises(TypeError, match=r"^OrderStart is missing required field\(s\): order_id"):
         OrderStart(ordr_id="42")  # type: ignore[call-arg]
 
 

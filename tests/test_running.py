@@ -104,7 +104,8 @@ async def test_start_event_fields_are_checked_at_run() -> None:
     with pytest.raises(
         TypeError,
         match=r"^Failed creating a start event of type 'OrderStart' with the keyword arguments: "
-        r"\{'ordr': '1'\}: OrderStart has no field 'ordr'; its fields are: order_id \(declare",
+        r"\{'ordr': '1'\}: OrderStart is missing required field\(s\): order_id \(it got free "
+        r"field\(s\) ordr: a misspelling\?\)$",
     ) as caught:
         Orders().run(ordr="1")
     assert isinstance(caught.value, WorkflowRuntimeError)

@@ -194,7 +194,7 @@ class EventEnvelope:
     type: str
     """The event class's name (``"Progress"``)."""
     value: Mapping[str, Any]
-    """The event's fields as JSON data (free fields of an open event among them)."""
+    """The event's fields as JSON data (its free fields among them)."""
     types: tuple[str, ...] = ()
     """Names of the public event classes it derives from, nearest first
     (``("StopEvent",)`` for a custom stop event)."""

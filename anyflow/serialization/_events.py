@@ -25,7 +25,9 @@ from ..events import Event, WorkflowFailedEvent
 
 TAG = "__anyflow_event__"
 
-_types: dict[str, type[Event]] = {}
+_types: dict[str, type[Event]] = {f"{Event.__module__}:{Event.__qualname__}": Event}
+"""Event classes by ``module:qualname``: ``Event`` itself (an event may be a
+bare ``Event`` with free fields only) and, as they are looked for, its subclasses."""
 
 
 def type_name(cls: type) -> str:
@@ -109,6 +111,12 @@ def _unstructure_fields(converter: cattrs.Converter, ev: Event) -> dict[str, Any
     out: dict[str, Any] = {}
     for field in attrs.fields(type(ev)):
         value = getattr(ev, field.name)
+        if field.name == "_extra":
+            # Free fields, under their own key so that they never pass for a
+            # declared field; written only when there are some.
+            if value:
+                out["_extra"] = {k: converter.unstructure(v) for k, v in value.items()}
+            continue
         out[field.alias] = converter.unstructure(value)
     return out
 
@@ -138,7 +146,7 @@ def encode_event(ev: Event, path: str = "$") -> dict[str, Any]:
 
 
 def encode_fields(ev: Event, path: str = "$") -> dict[str, Any]:
-    """The fields of ``ev`` as JSON-safe data, the free fields of an open event
+    """The fields of ``ev`` as JSON-safe data, the free fields
     flat beside the declared ones: what ``decode_fields`` reads back, the
     ``value`` of the server's envelopes and ``ev.model_dump(mode="json")``.
 
@@ -165,7 +173,7 @@ def decode_event(data: Any, path: str = "$") -> Event:
 
 def decode_fields(cls: type[Event], fields: Any, path: str = "$") -> Event:
     """An event of class ``cls`` from its fields as JSON-safe data (free fields
-    of an open event flat beside the declared ones).
+    flat beside the declared ones).
 
     ``path`` is where the fields sit in a larger document, for error messages.
 
@@ -202,6 +210,13 @@ def _failure_fields(cls: type[Event], fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _structure_field(cls: type[Event], key: str, value: Any, path: str) -> Any:
+    if key == "_extra":
+        if not isinstance(value, dict):
+            raise ContextSerdeError(
+                f"the free fields of {cls.__name__} at {path}._extra are an object of names "
+                f"to values, not {_short(value)}"
+            )
+        return _revive(value)
     annotation = _field_types(cls).get(key)
     if annotation is None:
         return _revive(value)  # a free field, or an annotation we cannot resolve

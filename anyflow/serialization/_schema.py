@@ -18,10 +18,10 @@ what Python would allow:
   ``{"__anyflow_event__": "module:qualname", "fields": {...}}``, so that is the
   shape its schema describes (a field typed ``Event`` itself takes any event, so
   its ``fields`` are left unconstrained);
-* open events (``StartEvent``, ``InputRequiredEvent``, ``HumanResponseEvent``,
-  and subclasses that say ``open=True``) take free fields beside the declared
-  ones: ``"additionalProperties": true``; every other event, and every nested
-  attrs class, rejects unknown keys (the converter forbids extra keys).
+* events take free fields beside the declared ones:
+  ``"additionalProperties": true``; an event class that says ``open=False``,
+  and every nested attrs class, rejects unknown keys (the converter forbids
+  extra keys).
 
 A schema is advice for clients; the decoder stays the judge.  So an annotation
 that cannot be resolved (a class local to a function, named in a string) or a
@@ -49,7 +49,7 @@ from typing import Any, Literal, Union
 import attrs
 
 from .._event_fields import CONSTRAINT_KEY, DESCRIPTION_KEYS
-from ..events import Event, _OpenEvent
+from ..events import Event
 
 __all__ = ["event_schema"]
 
@@ -258,11 +258,11 @@ class _Builder:
         hints = _type_hints(cls)
         properties: dict[str, Any] = {}
         required: list[str] = []
-        is_open = issubclass(cls, _OpenEvent)
+        is_event = issubclass(cls, Event)
         self._open.append(cls)
         try:
             for field in attrs.fields(cls):
-                if not field.init or (is_open and field.name == "_extra"):
+                if not field.init or (is_event and field.name == "_extra"):
                     continue
                 prop = _described(self.of(hints.get(field.name, _UNRESOLVED)), field)
                 has_default, default = _default(field)
@@ -275,7 +275,7 @@ class _Builder:
             self._open.pop()
         schema["properties"] = properties
         schema["required"] = required
-        schema["additionalProperties"] = bool(getattr(cls, "_open", False))
+        schema["additionalProperties"] = is_event and bool(getattr(cls, "_open", True))
         return schema
 
     def _object(self, cls: type) -> dict[str, Any]:

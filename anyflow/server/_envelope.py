@@ -94,7 +94,7 @@ def qualified_name(cls: type) -> str:
 
 
 def event_value(event: Event) -> dict[str, Any]:
-    """The event's fields as JSON-safe data; the free fields of an open event sit
+    """The event's fields as JSON-safe data; the free fields sit
     flat beside the declared ones, as the incumbent's clients expect."""
     return encode_fields(event)
 
@@ -114,7 +114,7 @@ def envelope(event: Event, encoded: Any = None) -> dict[str, Any]:
     cls = type(event)
     if encoded is not None and not isinstance(event, WorkflowFailedEvent):
         value = encoded["fields"]
-        if "_extra" in value:  # the free fields of an open event, flat
+        if "_extra" in value:  # the free fields, flat
             value = dict(value)
             value.update(value.pop("_extra") or {})
         name, bases, qualified = _class_names(cls)

@@ -175,11 +175,18 @@ async def test_typed_input_required_and_feedback_over_several_rounds() -> None:
     assert history == ["owls", "owls + fix 1", "owls + fix 1 + fix 2"]
 
 
-def test_typed_feedback_is_strict_but_plain_human_response_takes_free_fields() -> None:
+def test_human_events_take_free_fields_and_a_closed_feedback_refuses_them() -> None:
     assert HumanResponseEvent(response="ok", channel="slack").channel == "slack"
     assert InputRequiredEvent(prefix="?", question="why").question == "why"
-    with pytest.raises(TypeError, match="approved"):
-        Feedback(approved=True, comentt="typo")
+    # A misspelt optional field is a free field, as in llama-index-workflows...
+    assert Feedback(approved=True, comentt="typo")._data == {"comentt": "typo"}
+
+    # ...unless the class says open=False.
+    class StrictFeedback(Feedback, open=False):
+        pass
+
+    with pytest.raises(TypeError, match="StrictFeedback has no field 'comentt'"):
+        StrictFeedback(approved=True, comentt="typo")
 
 
 async def test_a_question_nobody_answers_times_out() -> None:
