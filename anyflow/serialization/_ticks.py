@@ -1,8 +1,15 @@
 """Ticks to and from JSON-safe data: the records of a run's journal.
 
-A tick is written as ``{"tick": "<class name>", ...fields}``.  Events go through
-the event codec, event types by their ``module:qualname``, exceptions as their
-type name and message (read back as ``SavedError``).
+A tick is written as ``{"tick": "<class name>", ...fields}``, its fields in
+the order the class declares them, by hooks on the event converter.  Plain
+values are written as they are; the fields that hold more say how in
+``_register`` below: events through the event codec, event types by their
+``module:qualname``, exceptions as their type name and message (read back as
+``SavedError``).  Numbers are read back as written (an int stays an int).
+
+Every field must be in a record, except one added after journals were first
+written (``EventSent.worker_id``): it is written only when set, and read as
+its default when absent, so older journals still read.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .._core.ticks import (
     CancelRequested,
@@ -26,38 +34,42 @@ from .._core.ticks import (
     WaitStarted,
 )
 from ..errors import ContextSerdeError
-from ._events import check_json, decode_event, encode_event, event_type, type_name
+from ._events import _converter, check_json, decode_event, event_type, type_name
 from ._state import SavedError
 
-_TICKS: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        RunStarted,
-        RunResumed,
-        EventSent,
-        StepCompleted,
-        StepFailed,
-        EventCollected,
-        WaitStarted,
-        WaitAbandoned,
-        CancelRequested,
-        TimerFired,
-    )
-}
-
-# How each kind of field is written and read: (encode, decode).
-_Codec = tuple[Callable[[Any, str], Any], Callable[[Any, str], Any]]
+TAG = "tick"
 
 
-def _optional(codec: _Codec) -> _Codec:
-    encode, decode = codec
-    return (
-        lambda v, p: None if v is None else encode(v, p),
-        lambda v, p: None if v is None else decode(v, p),
-    )
+@attrs.frozen
+class _Field:
+    """How a field that is not a plain JSON value is written and read.
+
+    ``decode`` names ``path`` in its errors; cattrs's hooks take no path, so
+    the hook made from it reads at ``$``, and a record that fails is read
+    again field by field, with paths, to say where (``_explain``).
+    """
+
+    encode: Callable[[Any], Any] | None
+    """None: as the converter writes the value (an event, through its hook)."""
+    decode: Callable[[Any, str], Any]
+
+    def optional(self) -> _Field:
+        encode, decode = self.encode, self.decode
+        return _Field(
+            None if encode is None else lambda v: None if v is None else encode(v),
+            lambda v, p: None if v is None else decode(v, p),
+        )
+
+    def override(self, omit_if_default: bool = False) -> Any:
+        decode = self.decode
+        return override(
+            unstruct_hook=self.encode,
+            struct_hook=lambda v, _: decode(v, "$"),
+            omit_if_default=omit_if_default or None,
+        )
 
 
-def _encode_error(error: Any, path: str) -> dict[str, str]:
+def _encode_error(error: Any) -> dict[str, str]:
     name = getattr(error, "type_name", type(error).__name__)
     return {"type": name, "message": str(error)}
 
@@ -68,73 +80,111 @@ def _decode_error(data: Any, path: str) -> SavedError:
     return SavedError(str(data["type"]), str(data["message"]))
 
 
-def _plain(kind: type | tuple[type, ...]) -> _Codec:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-
-    def decode(value: Any, path: str) -> Any:
-        # bool is an int to isinstance, but true is not a worker id.
-        if type(value) not in kinds:
-            raise ContextSerdeError(f"{path} has a {type(value).__name__}, which does not fit")
-        return value
-
-    return (lambda v, p: v, decode)
+def _decode_types(data: Any, path: str) -> tuple[type, ...]:
+    if not isinstance(data, list):
+        raise ContextSerdeError(f"{path} must be a list of event type names")
+    return tuple(event_type(name, f"{path}[{i}]") for i, name in enumerate(data))
 
 
-_EVENT: _Codec = (encode_event, decode_event)
-_TYPES: _Codec = (
-    lambda v, p: [type_name(t) for t in v],
-    lambda v, p: tuple(event_type(name, f"{p}[{i}]") for i, name in enumerate(v)),
-)
-_PAIRS: _Codec = (
-    lambda v, p: [[key, value] for key, value in v],
-    lambda v, p: tuple((str(pair[0]), pair[1]) for pair in v),
-)
-_NUMBER = _plain((int, float))
-_FIELDS: dict[str, _Codec] = {
-    "start_event": _EVENT,
-    "event": _EVENT,
-    "output": _optional(_EVENT),
-    "waiter_event": _optional(_EVENT),
-    "failure_event": _optional(_EVENT),
-    "error": (_encode_error, _decode_error),
-    "expected": _TYPES,
-    "event_types": _TYPES,
-    "requirements": _PAIRS,
-    "now": _NUMBER,
-    "retry_delay": _optional(_NUMBER),
-    "timeout": _optional(_NUMBER),
-    "worker_id": _plain(int),
-    "external": _plain(bool),
-    "recovered": _plain(bool),
-    "step": _optional(_plain(str)),
-    "buffer_id": _plain(str),
-    "waiter_id": _plain(str),
-    "timer_id": _plain(str),
-}
+def _decode_pairs(data: Any, path: str) -> tuple[tuple[str, Any], ...]:
+    if not (isinstance(data, list) and all(isinstance(p, list) and len(p) == 2 for p in data)):
+        raise ContextSerdeError(f"{path} must be a list of [field, value] pairs")
+    return tuple((str(key), value) for key, value in data)
 
 
-_ADDED: dict[tuple[type, str], _Codec] = {
-    (EventSent, "worker_id"): _optional(_plain(int)),
-}
-"""Fields added after journals were first written, with their codecs.  Such a
-field is written only when it differs from its default, and read as its
-default when absent, so a journal written before it still reads (and a tick
-that does not use it is written as it always was)."""
+def _decode_number(data: Any, path: str) -> int | float:
+    # bool is an int to isinstance, but true is not a time.
+    if type(data) not in (int, float):
+        raise ContextSerdeError(f"{path} has a {type(data).__name__}, which does not fit")
+    number: int | float = data
+    return number
 
-_NO_DEFAULT = object()
 
-_LAYOUTS: dict[type, tuple[tuple[str, _Codec, Any], ...]] = {
-    cls: tuple(
-        (
-            field.name,
-            _ADDED.get((cls, field.name), _FIELDS[field.name]),
-            field.default if (cls, field.name) in _ADDED else _NO_DEFAULT,
-        )
-        for field in attrs.fields(cls)
+_EVENT = _Field(None, decode_event)
+_ERROR = _Field(_encode_error, _decode_error)
+_TYPES = _Field(lambda types: [type_name(t) for t in types], _decode_types)
+_PAIRS = _Field(lambda pairs: [[key, value] for key, value in pairs], _decode_pairs)
+_NUMBER = _Field(None, _decode_number)
+_NUMBERS = {float: _NUMBER, float | None: _NUMBER.optional()}
+"""Fields of these types hold times and delays, read back as they were written."""
+
+_TICKS: dict[str, type] = {}
+_FIELDS: dict[type, dict[str, _Field | None]] = {}
+"""Per tick class, its fields in order: a ``_Field``, or None for a plain value."""
+_ADDED: dict[type, frozenset[str]] = {}
+"""Per tick class, the fields that older journals may lack."""
+
+
+def _register(cls: type, added: tuple[str, ...] = (), **special: _Field) -> None:
+    """Teach the converter the tick ``cls``, whose fields ``special`` are not
+    plain values and whose fields ``added`` came after the first journals."""
+    attrs.resolve_types(cls)
+    fields: dict[str, _Field | None] = {}
+    for field in attrs.fields(cls):
+        fields[field.name] = special.get(field.name) or _NUMBERS.get(field.type)
+    overrides = {
+        name: codec.override(omit_if_default=name in added)
+        for name, codec in fields.items()
+        if codec is not None
+    }
+    overrides.update({name: override(omit_if_default=True) for name in added if not fields[name]})
+    unstructure_fields: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+        cls, _converter, **overrides
     )
-    for cls in _TICKS.values()
-}
-"""Per tick class: (field name, codec, default of an added field or _NO_DEFAULT)."""
+    # Keys are checked here, and a record that fails is explained by _explain.
+    structure_fields: Callable[[Any, type], Any] = make_dict_structure_fn(
+        cls,
+        _converter,
+        _cattrs_forbid_extra_keys=False,
+        _cattrs_detailed_validation=False,
+        **overrides,
+    )
+    name = cls.__name__
+    keys = frozenset(fields) | {TAG}
+    required = frozenset(fields) - frozenset(added)
+
+    def unstructure(tick: Any) -> dict[str, Any]:
+        return {TAG: name, **unstructure_fields(tick)}
+
+    def structure(data: Any, _: type) -> Any:
+        if data.keys() - keys or required - data.keys():
+            raise ValueError(f"the fields of {name} are not {sorted(keys)}")
+        return structure_fields(data, cls)
+
+    _converter.register_unstructure_hook(cls, unstructure)
+    _converter.register_structure_hook(cls, structure)
+    _TICKS[name] = cls
+    _FIELDS[cls] = fields
+    _ADDED[cls] = frozenset(added)
+
+
+_register(RunStarted, start_event=_EVENT)
+_register(RunResumed)
+_register(EventSent, event=_EVENT, added=("worker_id",))
+_register(StepCompleted, output=_EVENT.optional())
+_register(StepFailed, error=_ERROR, failure_event=_EVENT.optional())
+_register(EventCollected, event=_EVENT, expected=_TYPES)
+_register(WaitStarted, event_types=_TYPES, requirements=_PAIRS, waiter_event=_EVENT.optional())
+_register(WaitAbandoned)
+_register(CancelRequested)
+_register(TimerFired)
+
+
+def _tick_class(data: Any) -> type | None:
+    """The tick class ``data`` names, if it is a tick's data."""
+    return _TICKS.get(data.get(TAG, "")) if isinstance(data, dict) else None
+
+
+def _structure_tick(data: Any, _: Any) -> Tick:
+    """A tick of the class its ``"tick"`` key names."""
+    cls = _tick_class(data)
+    if cls is None:
+        raise ValueError(f"expected a tick, got {str(data)[:60]}")
+    tick: Tick = _converter.structure(data, cls)
+    return tick
+
+
+_converter.register_structure_hook_func(lambda t: t == Tick, _structure_tick)
 
 
 def encode_tick(tick: Tick, path: str = "$") -> dict[str, Any]:
@@ -142,11 +192,7 @@ def encode_tick(tick: Tick, path: str = "$") -> dict[str, Any]:
 
     :raises ContextSerdeError: naming the path of a value JSON cannot hold.
     """
-    data: dict[str, Any] = {"tick": type(tick).__name__}
-    for name, (encode, _), default in _LAYOUTS[type(tick)]:
-        value = getattr(tick, name)
-        if default is _NO_DEFAULT or value != default:
-            data[name] = encode(value, f"{path}.{name}")
+    data: dict[str, Any] = _converter.unstructure(tick)
     check_json(data, path)
     return data
 
@@ -156,18 +202,37 @@ def decode_tick(data: Any, path: str = "$") -> Tick:
 
     :raises ContextSerdeError: naming the path of what is wrong.
     """
-    if not isinstance(data, dict) or data.get("tick") not in _TICKS:
-        raise ContextSerdeError(f"expected a tick at {path}, got {str(data)[:60]}")
-    cls = _TICKS[data["tick"]]
-    layout = _LAYOUTS[cls]
-    unknown = set(data) - {name for name, _, _ in layout} - {"tick"}
+    try:
+        return _structure_tick(data, Tick)
+    except Exception as exc:
+        raise ContextSerdeError(_explain(data, path, exc)) from exc
+
+
+def _explain(data: Any, path: str, exc: Exception) -> str:
+    """What is wrong with ``data``, which did not read as a tick: the first
+    problem in the order of its class's fields, naming its path."""
+    cls = _tick_class(data)
+    if cls is None:
+        return f"expected a tick at {path}, got {str(data)[:60]}"
+    fields = _FIELDS[cls]
+    unknown = set(data) - set(fields) - {TAG}
     if unknown:
-        raise ContextSerdeError(f"unknown fields of {cls.__name__} at {path}: {sorted(unknown)}")
-    values = {}
-    for name, (_, decode), default in layout:
-        if name in data:
-            values[name] = decode(data[name], f"{path}.{name}")
-        elif default is _NO_DEFAULT:
-            raise ContextSerdeError(f"missing {path}.{name}")
-    tick: Tick = cls(**values)
-    return tick
+        return f"unknown fields of {cls.__name__} at {path}: {sorted(unknown)}"
+    for field in attrs.fields(cls):
+        where = f"{path}.{field.name}"
+        if field.name not in data:
+            if field.name in _ADDED[cls]:
+                continue
+            return f"missing {where}"
+        value = data[field.name]
+        codec = fields[field.name]
+        try:
+            if codec is None:
+                _converter.structure(value, field.type)
+            else:
+                codec.decode(value, where)
+        except ContextSerdeError as error:
+            return str(error)
+        except Exception:
+            return f"{where} has a {type(value).__name__}, which does not fit"
+    return f"cannot read {cls.__name__} at {path}: {exc}"
