@@ -244,12 +244,12 @@ class EventApi:
         if deep:
             values, private = copy.deepcopy((values, private))
         values.update(update or {})
-        from .events import Event
+        from .events import _init_declared
 
         new = object.__new__(type(self))
         # The base constructor, as pydantic does: a subclass's own __init__
         # may take other arguments than the fields.
-        Event.__init__(new, **values, **private)  # type: ignore[arg-type]
+        _init_declared(new, **values, **private)  # type: ignore[arg-type]
         return new
 
     @_ClassProperty

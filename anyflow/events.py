@@ -124,8 +124,15 @@ class Event(EventApi):
         # private attributes change and says how to change a field.
         cls.__setattr__ = _setattr  # type: ignore[method-assign, assignment]
         cls._field_names = frozenset(a.alias for a in attrs.fields(cls) if a.init) - {"_extra"}
+        # A class that declares no fields takes only free ones: sort them out
+        # at once.  (Unless the class or a base has an __init__ of its own.)
+        if cls.__init__ is _init_declared or cls.__init__ is _init_free_only:
+            plain = not cls._field_names and not cls._private_attrs
+            cls.__init__ = _init_free_only if plain else _init_declared  # type: ignore[method-assign]
 
     def __init__(self, *args: Any, **fields: Any) -> None:
+        # The __init__ of a class that declares fields (Event itself and
+        # classes that declare none use _init_free_only).
         if args:
             raise TypeError(
                 f"{type(self).__name__} takes keyword arguments only, "
@@ -137,48 +144,22 @@ class Event(EventApi):
         given_private = (
             {k: fields.pop(k) for k in private.keys() & fields.keys()} if private else {}
         )
-        if "_extra" in fields:
-            fields = _sorted_fields(type(self), fields)
-        try:
-            self.__attrs_init__(**fields)
-        except TypeError as exc:
-            # Most events have no free fields, so they are looked for only
-            # when the generated __init__ refuses a keyword, which Python does
-            # before the body runs: nothing was set yet.
+        if "_extra" in fields:  # saved data, attrs.evolve
+            _init_with_free_fields(self, fields)
+        else:
             try:
-                declared = _sorted_fields(type(self), fields)
-            except TypeError as refused:
-                raise refused from exc
-            if "_extra" not in declared or "_extra" in fields:
-                raise _field_error(type(self), fields) from exc
-            try:
-                self.__attrs_init__(**declared)
-            except TypeError as again:
-                raise _field_error(type(self), declared) from again
+                self.__attrs_init__(**fields)
+            except TypeError as exc:
+                # Most events have no free fields, so they are looked for only
+                # when the generated __init__ refuses a keyword, which Python
+                # does before the body runs: nothing was set yet.
+                _init_with_free_fields(self, fields, exc)
         for name, start in private.items() if private else ():
             value = given_private.get(name, attrs.NOTHING)
             if value is attrs.NOTHING:
                 value = start.value()
             if value is not attrs.NOTHING:
                 object.__setattr__(self, name, value)
-
-    if not TYPE_CHECKING:
-        # Hidden from type checkers, so that a misspelt name of a declared
-        # field stays an error for them; StartEvent, InputRequiredEvent and
-        # HumanResponseEvent, which usually carry free fields, show it again.
-
-        def __getattr__(self, name: str) -> Any:
-            # Only called when normal lookup fails: for free fields, and misses.
-            if name.startswith("__"):
-                raise AttributeError(name)
-            extra = self.__dict__.get("_extra")
-            if extra and name in extra:
-                return extra[name]
-            known = type(self)._field_names | set(extra or ())
-            raise AttributeError(
-                f"{type(self).__name__} has no field {name!r}; "
-                f"it has: {', '.join(sorted(known)) or 'none'}"
-            )
 
     @property
     def _data(self) -> Mapping[str, Any]:
@@ -196,11 +177,70 @@ class Event(EventApi):
         return f"{type(self).__name__}({', '.join(parts)})"
 
 
-def _sorted_fields(cls: type[Event], fields: Mapping[str, Any]) -> dict[str, Any]:
-    """``fields`` with the free ones gathered under ``_extra``: keywords that are
-    not declared fields, and those of ``_extra``/``_data`` mappings (as saved
-    data and llama-index-workflows' dumps carry them) that are not either.
-    A keyword given flat wins over one of the same name in a mapping.
+_init_declared = Event.__init__
+
+
+def _init_free_only(self: Event, *args: Any, **fields: Any) -> None:
+    """``__init__`` of ``Event`` and of classes that declare no fields (nor
+    private attributes): every keyword is a free field."""
+    if args:
+        _init_declared(self, *args, **fields)  # says why not
+    elif fields:
+        _init_with_free_fields(self, fields)
+    else:
+        self.__attrs_init__()
+
+
+Event.__init__ = _init_free_only  # type: ignore[method-assign]
+
+
+def _init_with_free_fields(
+    event: Event, fields: Mapping[str, Any], refused: TypeError | None = None
+) -> None:
+    """Initialize ``event`` from ``fields`` that hold free fields (or ``_extra``).
+
+    ``refused``: the error of a first try without sorting them out, raised
+    again (as the cause) if there were none, since then it was about
+    something else.
+    """
+    cls = type(event)
+    try:
+        declared, free = _sorted_fields(cls, fields)
+    except TypeError as exc:
+        if refused is None:
+            raise
+        raise exc from refused
+    if free is None:
+        if refused is not None:
+            raise _field_error(cls, fields) from refused
+    else:
+        declared["_extra"] = free
+    try:
+        event.__attrs_init__(**declared)
+    except TypeError as exc:
+        raise _field_error(cls, declared) from exc
+    if free:
+        # Free fields read as plain attributes (a __getattr__ would slow every
+        # attribute read of every event), which take precedence over methods
+        # of their name (``items``, ``get``).  Names with a leading underscore
+        # are read by key only: they could hide the event's own attributes
+        # (only the declared fields and ``_extra`` are set yet, and no free
+        # field has their names).
+        attributes = event.__dict__
+        attributes.update(free)
+        for name in free:
+            if name[:1] == "_":
+                del attributes[name]
+
+
+def _sorted_fields(
+    cls: type[Event], fields: Mapping[str, Any]
+) -> tuple[dict[str, Any], _FreeFields | None]:
+    """``fields`` split into the declared ones and the free ones (None if there
+    are none): keywords that are not declared fields, and those of
+    ``_extra``/``_data`` mappings (as saved data and llama-index-workflows'
+    dumps carry them) that are not either.  A keyword given flat wins over one
+    of the same name in a mapping.
 
     :raises TypeError: for free fields on a class that says ``open=False``, or
         an ``_extra``/``_data`` that is not a mapping with string keys.
@@ -208,25 +248,31 @@ def _sorted_fields(cls: type[Event], fields: Mapping[str, Any]) -> dict[str, Any
     names = cls._field_names
     declared: dict[str, Any] = {}
     free: dict[str, Any] = {}
-    for key in ("_extra", "_data"):
-        given = fields.get(key)
-        if given is None:
-            continue
-        if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
-            raise TypeError(
-                f"{cls.__name__}({key}=...) takes the free fields as a mapping of names "
-                f"to values, not {type(given).__name__} {_short(given)}"
-            )
-        for name, value in given.items():
-            (declared if name in names else free)[name] = value
+    if "_extra" in fields or "_data" in fields:
+        for key in ("_extra", "_data"):
+            given = fields.get(key)
+            if given is None:
+                continue
+            if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+                raise TypeError(
+                    f"{cls.__name__}({key}=...) takes the free fields as a mapping of names "
+                    f"to values, not {type(given).__name__} {_short(given)}"
+                )
+            for name, value in given.items():
+                if name in names:
+                    declared[name] = value
+                else:
+                    free[name] = value
     for name, value in fields.items():
-        if name not in ("_extra", "_data"):
-            (declared if name in names else free)[name] = value
-    if free:
-        if not cls._open:
-            raise _field_error(cls, {**declared, **free})
-        declared["_extra"] = _FreeFields(free)
-    return declared
+        if name in names:
+            declared[name] = value
+        elif name != "_extra" and name != "_data":
+            free[name] = value
+    if not free:
+        return declared, None
+    if not cls._open:
+        raise _field_error(cls, {**declared, **free})
+    return declared, _FreeFields(free)
 
 
 def _short(value: Any) -> str:
@@ -275,36 +321,6 @@ def _field_error(cls: type[Event], given: Mapping[str, Any]) -> TypeError:
         hint = f" (it got free field(s) {', '.join(free)}: a misspelling?)" if free else ""
         return TypeError(f"{cls.__name__} is missing required field(s): {', '.join(missing)}{hint}")
     return TypeError(f"cannot build {cls.__name__} from {sorted(given)}; its fields are: {fields}")
-
-
-class _FieldOrMethod:
-    """An event method that a free field of the same name takes precedence over.
-
-    Events offer dict-style and pydantic-style methods (``items``, ``keys``,
-    ``get``, ...); an event built with ``items=[...]`` means its field, so
-    ``ev.items`` is the field when the event has one by that name, and the
-    method otherwise.
-    """
-
-    __slots__ = ("_method", "_name")
-
-    def __init__(self, name: str, method: Any) -> None:
-        self._name = name
-        self._method = method
-
-    def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
-        if obj is not None:
-            extra = obj.__dict__.get("_extra")
-            if extra and self._name in extra:
-                return extra[self._name]
-        return self._method.__get__(obj, owner)
-
-
-for _name in dir(Event):
-    _raw = inspect.getattr_static(Event, _name)
-    if not _name.startswith("_") and hasattr(_raw, "__get__") and callable(getattr(Event, _name)):
-        setattr(Event, _name, _FieldOrMethod(_name, _raw))
-del _name, _raw
 
 
 class StartEvent(Event):

@@ -76,9 +76,7 @@ def test_start_event_takes_free_fields() -> None:
     assert ev == StartEvent(topic="owls", count=3)
     assert ev != StartEvent(topic="cats", count=3)
     assert repr(ev) == "StartEvent(topic='owls', count=3)"
-    with pytest.raises(
-        AttributeError, match=r"^StartEvent has no field 'nope'; it has: count, topic$"
-    ):
+    with pytest.raises(AttributeError, match=r"^'StartEvent' object has no attribute 'nope'$"):
         _ = ev.nope
 
 

@@ -68,7 +68,7 @@ def test_an_undeclared_keyword_reads_as_an_attribute_and_by_key() -> None:
     assert dict(ev.items()) == ev.to_dict() == ev.model_dump() == {"msg": "hi", "n": 3}
     assert len(ev) == 2
     assert list(ev) == ["msg", "n"]
-    with pytest.raises(AttributeError, match=r"^Event has no field 'nope'; it has: msg, n$"):
+    with pytest.raises(AttributeError, match=r"^'Event' object has no attribute 'nope'$"):
         _ = ev.nope
 
 
@@ -136,6 +136,20 @@ def test_a_free_field_takes_precedence_over_a_method_of_its_name() -> None:
     assert (ev.keys, ev.get) == (["k"], "g")
     assert ev["keys"] == ["k"]
     assert Event().keys() == {}.keys()
+
+
+def test_a_free_field_with_a_leading_underscore_is_read_by_key_only() -> None:
+    ev = Event(_open="x", _exception="y")
+    assert (ev["_open"], ev.get("_exception")) == ("x", "y")
+    assert ev._open is True  # the class's own attribute, untouched
+    assert StepFailedEvent(
+        step_name="s",
+        input_event=ev,
+        exception_type="E",
+        exception_message="m",
+        attempts=1,
+        _exception="z",
+    ).exception.args == ("m",)
 
 
 # Frozen, as every event.
