@@ -321,8 +321,8 @@ class _Txn:
                 return True
         return False
 
-    def finish(self, status: RunStatus, outcome: Outcome) -> None:
-        self.status = status
+    def finish(self, outcome: Outcome) -> None:
+        self.status = outcome.status
         self.outcome = outcome
         self.commands.append(Finish(outcome))
 
@@ -364,7 +364,6 @@ def _on_run_started(state: RunState, tick: RunStarted) -> tuple[RunState, list[C
     steps = txn.route(tick.start_event)
     if not steps:
         txn.finish(
-            RunStatus.FAILED,
             Broken(None, f"no step accepts the start event {type(tick.start_event).__name__}"),
         )
         return txn.done()
@@ -507,7 +506,7 @@ def _on_step_completed(state: RunState, tick: StepCompleted) -> tuple[RunState, 
     output = tick.output
     if output is not None:
         if isinstance(output, state.spec.stop_types):
-            txn.finish(RunStatus.COMPLETED, Completed(output))
+            txn.finish(Completed(output))
             return txn.done()
         published = isinstance(output, state.spec.publish_types)
         if published:
@@ -517,7 +516,6 @@ def _on_step_completed(state: RunState, tick: StepCompleted) -> tuple[RunState, 
             txn.deliver(output, steps)
         elif not published:
             txn.finish(
-                RunStatus.FAILED,
                 Broken(
                     worker.step,
                     f"step {worker.step!r} returned {type(output).__name__}, which no step "
@@ -546,7 +544,7 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
                 txn.deliver(tick.failure_event, (name,))
                 txn.pump(worker.step)
                 return txn.done()
-        txn.finish(RunStatus.FAILED, Failed(worker.step, tick.error, delivery.attempt))
+        txn.finish(Failed(worker.step, tick.error, delivery.attempt))
         return txn.done()
     timer_id = f"{RETRY}{tick.worker_id}"
     deadline = tick.now + tick.retry_delay
@@ -578,7 +576,7 @@ def _on_timer_fired(state: RunState, tick: TimerFired) -> tuple[RunState, list[C
             txn.commands.append(ScheduleTimer(RUN_TIMEOUT_TIMER, deadline))
         else:
             assert state.spec.timeout is not None
-            txn.finish(RunStatus.TIMED_OUT, TimedOut(state.spec.timeout, state.active_steps()))
+            txn.finish(TimedOut(state.spec.timeout, state.active_steps()))
         return txn.done()
     # Timer ids are reused by the waits and resumptions of one attempt, so a
     # late fire is checked against the deadline in the state (rule 5).
@@ -615,7 +613,7 @@ def _on_timer_fired(state: RunState, tick: TimerFired) -> tuple[RunState, list[C
 def _on_cancel_requested(state: RunState, tick: CancelRequested) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
     txn = _Txn(state, tick.now)
-    txn.finish(RunStatus.CANCELLED, Cancelled())
+    txn.finish(Cancelled())
     return txn.done()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -263,16 +263,18 @@ class CollectBuffer:
         return buf
 
 
-# Outcomes: how a run ended.
+# Outcomes: how a run ended, each with the status it leaves the run in.
 
 
 @attrs.frozen
 class Completed:
+    status: ClassVar[RunStatus] = RunStatus.COMPLETED
     stop_event: Any
 
 
 @attrs.frozen
 class Failed:
+    status: ClassVar[RunStatus] = RunStatus.FAILED
     step: str
     error: Any
     """The exception the step raised (opaque to the reducer)."""
@@ -281,11 +283,12 @@ class Failed:
 
 @attrs.frozen
 class Cancelled:
-    pass
+    status: ClassVar[RunStatus] = RunStatus.CANCELLED
 
 
 @attrs.frozen
 class TimedOut:
+    status: ClassVar[RunStatus] = RunStatus.TIMED_OUT
     timeout: float
     active_steps: tuple[str, ...]
 
@@ -295,6 +298,7 @@ class Broken:
     """The run broke a rule no validation could catch earlier (e.g. a step
     returned an event type that no step accepts)."""
 
+    status: ClassVar[RunStatus] = RunStatus.FAILED
     step: str | None
     message: str
     error: Any = None

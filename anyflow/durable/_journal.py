@@ -18,25 +18,17 @@ from ..errors import (
     JournalCorruptError,
     WorkflowChangedError,
 )
-from ..runtime.vocabulary import (
-    Broken,
-    Cancelled,
-    Completed,
-    Failed,
-    RunState,
-    TickRejected,
-    TimedOut,
-    reduce,
-)
+from ..runtime.vocabulary import RunState, TickRejected, reduce
 from ..serialization import (
-    SavedError,
     decode_event,
     decode_tick,
     decode_value,
     encode_event,
+    encode_outcome,
     encode_tick,
     type_name,
 )
+from ..serialization import decode_outcome as decode_outcome_data
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -261,58 +253,18 @@ def load_state(store: StateStore[Any], data: Any, run_id: str) -> None:
 
 
 def status_of(outcome: Outcome) -> str:
-    if isinstance(outcome, Completed):
-        return "completed"
-    if isinstance(outcome, TimedOut):
-        return "timed_out"
-    if isinstance(outcome, Cancelled):
-        return "cancelled"
-    return "failed"
-
-
-def encode_outcome(outcome: Outcome) -> dict[str, Any]:
-    if isinstance(outcome, Completed):
-        return {"status": "completed", "stop_event": encode_event(outcome.stop_event)}
-    if isinstance(outcome, Failed):
-        error = outcome.error
-        return {
-            "status": "failed",
-            "step": outcome.step,
-            "error": {
-                "type": getattr(error, "type_name", type(error).__name__),
-                "message": str(error),
-            },
-            "attempts": outcome.attempts,
-        }
-    if isinstance(outcome, TimedOut):
-        return {
-            "status": "timed_out",
-            "timeout": outcome.timeout,
-            "active_steps": list(outcome.active_steps),
-        }
-    if isinstance(outcome, Broken):
-        return {"status": "broken", "step": outcome.step, "message": outcome.message}
-    return {"status": "cancelled"}
+    """The status a run that ended with ``outcome`` is listed with."""
+    return outcome.status.value
 
 
 def decode_outcome(text: str, run_id: str) -> Outcome:
-    data = decode_record(text, run_id, "outcome", 0)
+    """The outcome of run ``run_id`` from its outcome record ``text``.
+
+    :raises JournalCorruptError: if the record is damaged or unreadable.
+    """
     try:
-        status = data["status"]
-        if status == "completed":
-            return Completed(decode_event(data["stop_event"], "$.stop_event"))
-        if status == "failed":
-            error = data["error"]
-            saved = SavedError(str(error["type"]), str(error["message"]))
-            return Failed(str(data["step"]), saved, int(data["attempts"]))
-        if status == "timed_out":
-            return TimedOut(float(data["timeout"]), tuple(map(str, data["active_steps"])))
-        if status == "broken":
-            return Broken(data["step"], str(data["message"]))
-        if status == "cancelled":
-            return Cancelled()
-        raise ValueError(f"unknown status {status!r}")
-    except (KeyError, TypeError, ValueError, ContextSerdeError) as exc:
+        return decode_outcome_data(decode_record(text, run_id, "outcome", 0))
+    except ContextSerdeError as exc:
         raise JournalCorruptError(
             f"the outcome record of run {run_id!r} is unreadable: {exc}"
         ) from exc

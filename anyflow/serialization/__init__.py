@@ -1,4 +1,5 @@
-"""JSON-safe data for events and run state (``ctx.to_dict()`` / ``Context.from_dict``)."""
+"""JSON-safe data for events and run state (``ctx.to_dict()`` / ``Context.from_dict``),
+and for the ticks and outcomes a journal records."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from ._events import encode_event as encode_event
 from ._events import encode_fields as encode_fields
 from ._events import encode_value as encode_value
 from ._events import type_name as type_name
+from ._outcomes import decode_outcome as decode_outcome
+from ._outcomes import encode_outcome as encode_outcome
 from ._schema import event_schema as event_schema
 from ._state import SavedError as SavedError
 from ._state import decode_state as decode_state
@@ -20,11 +23,13 @@ __all__ = [
     "SavedError",
     "decode_event",
     "decode_fields",
+    "decode_outcome",
     "decode_state",
     "decode_tick",
     "decode_value",
     "encode_event",
     "encode_fields",
+    "encode_outcome",
     "encode_state",
     "encode_tick",
     "encode_value",
