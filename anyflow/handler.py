@@ -678,20 +678,21 @@ class _Stream:
 
 
 def _exception_of(outcome: Outcome, run_id: str) -> BaseException:
-    if isinstance(outcome, Failed):
-        error: BaseException = outcome.error
-        return error
-    if isinstance(outcome, TimedOut):
-        running = ", ".join(outcome.active_steps) or "none"
-        # Starts with llama-index-workflows' wording, which programs match on.
-        return WorkflowTimeoutError(
-            f"Operation timed out after {outcome.timeout:g} seconds: run {run_id!r} timed out "
-            f"after {outcome.timeout:g}s (steps still running: {running}); raise the "
-            "workflow's timeout= or make those steps faster"
-        )
-    if isinstance(outcome, Broken):
-        if isinstance(outcome.error, BaseException):
-            return outcome.error
-        return WorkflowRuntimeError(outcome.message)
-    assert isinstance(outcome, Cancelled)
-    return WorkflowCancelledByUser(f"run {run_id!r} was cancelled")
+    match outcome:
+        case Failed(error=error) | Broken(error=BaseException() as error):
+            exception: BaseException = error
+            return exception
+        case Broken(message=message):
+            return WorkflowRuntimeError(message)
+        case TimedOut(timeout=timeout, active_steps=active):
+            running = ", ".join(active) or "none"
+            # Starts with llama-index-workflows' wording, which programs match on.
+            return WorkflowTimeoutError(
+                f"Operation timed out after {timeout:g} seconds: run {run_id!r} timed out "
+                f"after {timeout:g}s (steps still running: {running}); raise the "
+                "workflow's timeout= or make those steps faster"
+            )
+        case Cancelled():
+            return WorkflowCancelledByUser(f"run {run_id!r} was cancelled")
+        case Completed():
+            raise AssertionError("a completed run raises nothing")

@@ -29,6 +29,7 @@ import attrs
 
 from ..runtime.vocabulary import (
     Broken,
+    Cancelled,
     Completed,
     EventSent,
     Failed,
@@ -229,18 +230,19 @@ def _ending(
     if outcome is None:
         busy = {w.step for w in state.workers.values()} | {w.step for w in state.waiting.values()}
         return "running", None, None, tuple(sorted(busy))
-    if isinstance(outcome, Completed):
-        return "completed", None, None, ()
-    if isinstance(outcome, Failed):
-        attempts = f" after {outcome.attempts} attempt(s)"
-        return "failed", outcome.step, _error_text(outcome.error) + attempts, ()
-    if isinstance(outcome, Broken):
-        return "failed", outcome.step, outcome.message, ()
-    if isinstance(outcome, TimedOut):
-        running = ", ".join(outcome.active_steps) or "none"
-        error = f"timed out after {outcome.timeout:g}s (steps still running: {running})"
-        return "timed_out", None, error, tuple(outcome.active_steps)
-    return "cancelled", None, "cancelled", ()
+    match outcome:
+        case Completed():
+            return "completed", None, None, ()
+        case Failed(step=step, error=error, attempts=attempts):
+            return "failed", step, f"{_error_text(error)} after {attempts} attempt(s)", ()
+        case Broken(step=step, message=message):
+            return "failed", step, message, ()
+        case TimedOut(timeout=timeout, active_steps=active):
+            running = ", ".join(active) or "none"
+            error = f"timed out after {timeout:g}s (steps still running: {running})"
+            return "timed_out", None, error, tuple(active)
+        case Cancelled():
+            return "cancelled", None, "cancelled", ()
 
 
 async def recorded_run_graph(

@@ -93,28 +93,28 @@ def _note(error: BaseException, text: str) -> None:
 
 def terminal_event(outcome: Outcome) -> StopEvent:
     """The last event published by a run that ended with ``outcome``."""
-    if isinstance(outcome, Completed):
-        event: StopEvent = outcome.stop_event
-        return event
-    if isinstance(outcome, Failed):
-        failed = WorkflowFailedEvent(
-            step_name=outcome.step,
-            exception_type=type(outcome.error).__name__,
-            exception_message=str(outcome.error),
-            attempts=outcome.attempts,
-        )
-        if isinstance(outcome.error, BaseException):
-            with_exception(failed, outcome.error)
-        return failed
-    if isinstance(outcome, TimedOut):
-        return WorkflowTimedOutEvent(timeout=outcome.timeout, active_steps=outcome.active_steps)
-    if isinstance(outcome, Broken):
-        return WorkflowFailedEvent(
-            step_name=outcome.step,
-            exception_type="WorkflowRuntimeError",
-            exception_message=outcome.message,
-        )
-    return WorkflowCancelledEvent()
+    match outcome:
+        case Completed(stop_event=stop_event):
+            event: StopEvent = stop_event
+            return event
+        case Failed(step=step, error=error, attempts=attempts):
+            failed = WorkflowFailedEvent(
+                step_name=step,
+                exception_type=type(error).__name__,
+                exception_message=str(error),
+                attempts=attempts,
+            )
+            if isinstance(error, BaseException):
+                with_exception(failed, error)
+            return failed
+        case TimedOut(timeout=timeout, active_steps=active):
+            return WorkflowTimedOutEvent(timeout=timeout, active_steps=active)
+        case Broken(step=step, message=message):
+            return WorkflowFailedEvent(
+                step_name=step, exception_type="WorkflowRuntimeError", exception_message=message
+            )
+        case Cancelled():
+            return WorkflowCancelledEvent()
 
 
 class _Pool:
@@ -714,14 +714,17 @@ def log_unobserved(run_id: str, workflow: Workflow, outcome: Outcome, how: str) 
 
 
 def _how_it_ended(outcome: Outcome) -> str:
-    if isinstance(outcome, Failed):
-        error, attempts = outcome.error, outcome.attempts
-        return f"failed: step {outcome.step!r} raised {error!r} (attempt {attempts})"
-    if isinstance(outcome, TimedOut):
-        return f"timed out after {outcome.timeout:g}s"
-    if isinstance(outcome, Broken):
-        return f"broke: {outcome.message}"
-    return "completed" if isinstance(outcome, Completed) else "was cancelled"
+    match outcome:
+        case Failed(step=step, error=error, attempts=attempts):
+            return f"failed: step {step!r} raised {error!r} (attempt {attempts})"
+        case TimedOut(timeout=timeout):
+            return f"timed out after {timeout:g}s"
+        case Broken(message=message):
+            return f"broke: {message}"
+        case Completed():
+            return "completed"
+        case Cancelled():
+            return "was cancelled"
 
 
 def _log_end(run_id: str, workflow: Workflow, outcome: Outcome, unobserved: bool) -> None:

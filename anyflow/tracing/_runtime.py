@@ -189,28 +189,25 @@ class _TracingAdapter(InternalRunAdapterDecorator):
 
 
 def _end_run_span(span: Span, outcome: Outcome) -> None:
-    if isinstance(outcome, Completed):
-        span.set_attribute(OUTCOME, "completed")
-        span.set_attribute(OUTPUT_EVENT, type(outcome.stop_event).__name__)
-    elif isinstance(outcome, Cancelled):
-        span.set_attribute(OUTCOME, "cancelled")
-    elif isinstance(outcome, Failed):
-        span.set_attribute(OUTCOME, "failed")
-        span.set_attribute(STEP, outcome.step)
-        if isinstance(outcome.error, BaseException):
-            span.record_exception(outcome.error)
-        span.set_status(
-            Status(
-                StatusCode.ERROR,
-                f"step {outcome.step!r} failed (attempt {outcome.attempts}): {outcome.error!r}",
-            )
-        )
-    elif isinstance(outcome, TimedOut):
-        span.set_attribute(OUTCOME, "timed_out")
-        span.set_status(Status(StatusCode.ERROR, f"timed out after {outcome.timeout:g}s"))
-    elif isinstance(outcome, Broken):
-        span.set_attribute(OUTCOME, "broken")
-        if isinstance(outcome.error, BaseException):
-            span.record_exception(outcome.error)
-        span.set_status(Status(StatusCode.ERROR, outcome.message))
+    match outcome:
+        case Completed(stop_event=stop_event):
+            span.set_attribute(OUTCOME, "completed")
+            span.set_attribute(OUTPUT_EVENT, type(stop_event).__name__)
+        case Cancelled():
+            span.set_attribute(OUTCOME, "cancelled")
+        case Failed(step=step, error=error, attempts=attempts):
+            span.set_attribute(OUTCOME, "failed")
+            span.set_attribute(STEP, step)
+            if isinstance(error, BaseException):
+                span.record_exception(error)
+            message = f"step {step!r} failed (attempt {attempts}): {error!r}"
+            span.set_status(Status(StatusCode.ERROR, message))
+        case TimedOut(timeout=timeout):
+            span.set_attribute(OUTCOME, "timed_out")
+            span.set_status(Status(StatusCode.ERROR, f"timed out after {timeout:g}s"))
+        case Broken(error=error, message=message):
+            span.set_attribute(OUTCOME, "broken")
+            if isinstance(error, BaseException):
+                span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, message))
     span.end()
