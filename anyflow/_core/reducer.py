@@ -158,26 +158,25 @@ class _Txn:
     def done(self) -> tuple[RunState, list[Command]]:
         if self.status is RunStatus.RUNNING and (self.idle or self.waiting):
             self._update_idle()
-        return (
-            RunState(
-                self.spec,
-                self.status,
-                self.lanes,
-                self.workers,
-                self.waiting,
-                self.memos,
-                self.unclaimed,
-                self.recoveries,
-                self.idle,
-                self.retries,
-                self.collections,
-                self.next_event_id,
-                self.next_worker_id,
-                self.deadline,
-                self.outcome,
-            ),
-            self.commands,
+        state = RunState(
+            spec=self.spec,
+            status=self.status,
+            lanes=self.lanes,
+            workers=self.workers,
+            waiting=self.waiting,
+            memos=self.memos,
+            unclaimed=self.unclaimed,
+            recoveries=self.recoveries,
+            idle=self.idle,
+            retries=self.retries,
+            collections=self.collections,
+            next_event_id=self.next_event_id,
+            next_worker_id=self.next_worker_id,
+            deadline=self.deadline,
+            outcome=self.outcome,
+            joins=self.joins,
         )
+        return state, self.commands
 
     def _update_idle(self) -> None:
         idle = (
@@ -409,22 +408,17 @@ def _restored(state: RunState, recovered: bool) -> RunState:
     for step, delivery, sent in _sends(state):
         key = (step, delivery.event_id)
         memos[key] = memos.get(key, _NO_MEMO).sends(delivery.attempt, sent)
-    return RunState(
-        state.spec,
-        RunStatus.RUNNING,
-        {name: Lane(lane.queue, 0) for name, lane in lanes.items()},
-        {},
-        {},
-        memos,
-        state.unclaimed,
-        state.recoveries,
-        False,
-        state.retries if recovered else {},
-        state.collections,
-        state.next_event_id,
-        state.next_worker_id,
-        state.deadline if recovered else None,
-        None,
+    return attrs.evolve(
+        state,
+        status=RunStatus.RUNNING,
+        lanes={name: Lane(lane.queue, 0) for name, lane in lanes.items()},
+        workers={},
+        waiting={},
+        memos=memos,
+        idle=False,
+        retries=state.retries if recovered else {},
+        deadline=state.deadline if recovered else None,
+        outcome=None,
     )
 
 
