@@ -174,7 +174,6 @@ class _Txn:
             next_worker_id=self.next_worker_id,
             deadline=self.deadline,
             outcome=self.outcome,
-            joins=self.joins,
         )
         return state, self.commands
 
