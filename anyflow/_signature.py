@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._steps import _flatten, _is_context, _resource_of, _strip_annotated
+from ._steps import _flatten, _is_context, _resource_of, _strip_annotated, type_hints
 from .decorators import STEP_ATTRIBUTE
 from .errors import WorkflowValidationError
 from .events import Event
@@ -56,19 +56,12 @@ class StepSignatureSpec:
 
 
 def _hints(fn: Callable[..., Any], localns: Mapping[str, Any] | None) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(
-            fn,
-            globalns=getattr(fn, "__globals__", None),
-            localns=dict(localns or {}),
-            include_extras=True,
-        )
-    except NameError as exc:
-        raise WorkflowValidationError(
-            f"cannot resolve the annotations of {getattr(fn, '__qualname__', fn)!r}: {exc}; "
-            "define the types it names before it (at module level if the module uses "
-            "`from __future__ import annotations`), or pass localns="
-        ) from exc
+    return type_hints(
+        fn,
+        localns,
+        "Define the types it names before it (at module level if the module uses "
+        "`from __future__ import annotations`), or pass localns=.",
+    )
 
 
 def _get_param_types(param: inspect.Parameter, type_hints: Mapping[str, Any]) -> list[Any]:

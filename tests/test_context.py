@@ -168,24 +168,32 @@ async def test_context_methods_in_the_wrong_phase() -> None:
     ctx = Context(wf)
     with pytest.raises(
         ContextStateError,
-        match=r"^Context\.send_event\(\) cannot be used here: this context is not started .* handler\.send_event\(ev\)\.$",
+        match=r"^send_event\(\) called before workflow started\. Call workflow\.run\(\) first\. "
+        r"Context\.send_event\(\) cannot be used here: this context is not started .* handler\.send_event\(ev\)\.$",
     ):
         ctx.send_event(HumanResponseEvent())
     with pytest.raises(
         ContextStateError,
-        match=r"^Context\.collect_events\(\) cannot be used here: .*Call it from a @step method\.$",
+        match=r"^collect_events requires a running workflow\. Call workflow\.run\(\) first\. "
+        r"Context\.collect_events\(\) cannot be used here: .*Call it from a @step method\.$",
     ):
         ctx.collect_events(HumanResponseEvent(), [HumanResponseEvent])
-    with pytest.raises(ContextStateError, match=r"^Context\.retry_info\(\) cannot be used here"):
+    with pytest.raises(
+        ContextStateError,
+        match=r"^retry_info requires a running workflow\. .* Context\.retry_info\(\) cannot be used here",
+    ):
         ctx.retry_info()
     async with wf.run(ctx=ctx) as handler:
         with pytest.raises(
             ContextStateError,
-            match=r"^Context\.write_event_to_stream\(\) cannot be used here: this context is the caller's view of a run\. Only steps write",
+            match=r"^write_event_to_stream is only available from within step functions\. "
+            r"Context\.write_event_to_stream\(\) cannot be used here: this context is the caller's view of a run\. Only steps write",
         ):
             handler.ctx.write_event_to_stream(Item(n=1))
         with pytest.raises(
-            ContextStateError, match=r"^this context belongs to run '.*', which is still running"
+            ContextStateError,
+            match=r"^Cannot start a new run while context is already running\. .*"
+            r"This context belongs to run '.*', which is still running",
         ):
             wf.run(ctx=ctx)
         handler.send_event(HumanResponseEvent(response="x"))

@@ -209,7 +209,9 @@ async def test_idle_and_step_state_events_for_a_consumer_that_asks() -> None:
 async def test_wait_for_event_is_for_steps_only() -> None:
     wf = Ask()
     with pytest.raises(
-        ContextStateError, match=r"^Context\.wait_for_event\(\) cannot be used here"
+        ContextStateError,
+        match=r"^wait_for_event requires a running workflow\. Call workflow\.run\(\) first\. "
+        r"Context\.wait_for_event\(\) cannot be used here",
     ):
         await Context(wf).wait_for_event(HumanResponseEvent)
 

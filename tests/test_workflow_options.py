@@ -53,7 +53,7 @@ def test_a_function_step_joins_the_workflow_it_names() -> None:
 def test_a_function_step_without_a_workflow_is_refused_when_decorated() -> None:
     with pytest.raises(
         WorkflowValidationError,
-        match=r"^To decorate lonely please pass a workflow class to the @step decorator: .*"
+        match=r"^To decorate lonely please pass a workflow class to the @step decorator\. .*"
         r"write @step\(workflow=MyWorkflow\)",
     ):
 

@@ -250,8 +250,9 @@ class Context(Generic[StateT]):
         face = self._face
         if isinstance(face, ExternalContext) and face.adapter.outcome is None:
             raise ContextStateError(
-                f"this context belongs to run {face.adapter.run_id!r}, which is still running: "
-                "a context serves one run at a time; wait for it to finish or build a new Context"
+                "Cannot start a new run while context is already running. Wait for completion "
+                f"or use a new Context. This context belongs to run {face.adapter.run_id!r}, "
+                "which is still running, and a context serves one run at a time"
             )
         if isinstance(face, InternalContext):
             raise ContextStateError("a step's context cannot start another run; use Context(wf)")
@@ -374,8 +375,22 @@ class Context(Generic[StateT]):
         return ctx
 
     def _wrong_phase(self, fn: str, instead: str) -> ContextStateError:
+        """The error for ``fn`` called in the wrong phase: llama-index-workflows'
+        sentence for that phase first (code written for it matches on it), then
+        which phase this is and what to do instead."""
+        face = self._face
+        if isinstance(face, PreContext):
+            lead = (
+                "send_event() called before workflow started. Call workflow.run() first."
+                if fn == "send_event"
+                else f"{fn} requires a running workflow. Call workflow.run() first."
+            )
+        elif isinstance(face, InternalContext):
+            lead = f"{fn} is only available from handler code, not from within steps."
+        else:
+            lead = f"{fn} is only available from within step functions."
         return ContextStateError(
-            f"Context.{fn}() cannot be used here: this context is {self._face.phase}. {instead}"
+            f"{lead} Context.{fn}() cannot be used here: this context is {face.phase}. {instead}"
         )
 
     @property
