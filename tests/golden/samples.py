@@ -246,6 +246,13 @@ def states() -> dict[str, RunState]:
     }
 
 
+def _is_default(field: Any, value: Any) -> bool:
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    return default is not attrs.NOTHING and bool(value == default)
+
+
 def describe(value: Any) -> Any:
     """``value`` as plain JSON data that two equal values share (and unequal
     ones, even 1 and 1.0, do not): what the tests compare decoded records by."""
@@ -262,11 +269,20 @@ def describe(value: Any) -> Any:
     if isinstance(value, Event):
         # Declared fields only: how an event keeps its free fields is the
         # event codec's business, not these records'.
-        fields = attrs.fields(type(value))
-        described = {f.name: describe(getattr(value, f.name)) for f in fields if f.name[0] != "_"}
+        described = {
+            f.name: describe(getattr(value, f.name))
+            for f in attrs.fields(type(value))
+            if f.name[0] != "_" and not _is_default(f, getattr(value, f.name))
+        }
         return {"event": f"{type(value).__module__}:{type(value).__qualname__}", **described}
     if attrs.has(type(value)):
-        fields = {f.name: describe(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        # Fields left at their defaults are left out, so that a field added
+        # later (with a default) does not change how older data is described.
+        fields = {
+            f.name: describe(getattr(value, f.name))
+            for f in attrs.fields(type(value))
+            if not _is_default(f, getattr(value, f.name))
+        }
         return {type(value).__qualname__: fields}
     if isinstance(value, Mapping):
         return {"mapping": [[describe(k), describe(v)] for k, v in value.items()]}
