@@ -870,6 +870,11 @@ class LiveEventReader:
         self._buffer.clear()
         return batch
 
+    @property
+    def done(self) -> bool:
+        """Whether everything was given: the next batch is ``[]``."""
+        return self._done and not self._buffer
+
     def _confirm(self, upto: int) -> None:
         if upto > self._committed:
             self._committed = upto
@@ -883,12 +888,13 @@ class LiveEventReader:
             journal = runtime._active.get(run_id)
             followed = self._journal
             if followed is not None and journal is not followed:
-                # The execution it followed ended: what it recorded stands; the
-                # rest was never recorded, and comes again if the run goes on.
                 self._journal = None
-                self._confirm(min(self._sent, followed.committed_next - 1))
-                self._sent = self._committed
-                continue
+                if not followed.end_recorded:
+                    # The execution it followed ended: what it recorded stands; the
+                    # rest was never recorded, and comes again if the run goes on.
+                    self._confirm(min(self._sent, followed.committed_next - 1))
+                    self._sent = self._committed
+                    continue
             if journal is None and self._seen is not None and self._seen.end_recorded:
                 # The run ended here and recorded its end, so all its events
                 # are recorded: the rest is in that execution's feed, or else

@@ -15,16 +15,14 @@ import binascii
 import contextlib
 import json
 import logging
-import math
 import sys
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..durable import Committed, LiveEvent
 from ..events import StartEvent
 from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
@@ -32,12 +30,9 @@ from ._ids import check_handler_id, new_handler_id, storable
 from ._runs import STATUSES, Conflict, Finished, NotFound
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from starlette.requests import Request
-    from starlette.types import Message, Receive, Scope, Send
 
-    from ._runs import EventBatches, HandlerView, RunBook
+    from ._runs import HandlerView, RunBook
     from ._server import WorkflowServer
 
 __all__ = ["routes"]
@@ -47,57 +42,6 @@ log = logging.getLogger("anyflow.server")
 
 def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
-
-
-class _EventStreamResponse(StreamingResponse):
-    """Ends when the client leaves, and closes its body generator however the
-    response ends.
-
-    Starlette relies on the server to raise from ``send`` once the client has
-    gone (ASGI 2.4); hypercorn on asyncio does not, and every later frame
-    was a write to a closed socket, with asyncio's warning for each.  So the
-    response listens for ``http.disconnect`` itself, and stops at once.  The
-    generator is closed explicitly: trio warns (ResourceWarning) when a
-    suspended one is collected."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gone = ended = False
-
-        async def send_while_there(message: Message) -> None:
-            # The writer may never wait on anything once the client is gone
-            # (each write fails at once): a cancellation would not reach it.
-            nonlocal ended
-            if gone:
-                raise _ClientLeft
-            ended = message["type"] == "http.response.body" and not message.get("more_body")
-            await send(message)
-            # Let the listener see a disconnection the server found in this write.
-            await anyio.lowlevel.checkpoint()
-
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._stream, send_while_there, tg.cancel_scope)
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                gone = True
-                tg.cancel_scope.cancel()
-            if gone and not ended:
-                log.debug("%s: the client left the event stream", scope.get("path"))
-        finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
-
-    async def _stream(self, send: Send, done: anyio.CancelScope) -> None:
-        # OSError: a server that says the client left this way (ASGI 2.4).
-        with contextlib.suppress(OSError, _ClientLeft):
-            await self.stream_response(send)
-        done.cancel()
-
-
-class _ClientLeft(Exception):
-    """The client of an event stream has disconnected."""
 
 
 MAX_SEQUENCE = 2**63 - 1
@@ -459,96 +403,10 @@ class _Api:
             raise HTTPException(400, f"Failed to deserialize event: {exc}") from None
         return JSONResponse({"status": "sent"})
 
-    async def stream_events(self, request: Request) -> Response:
-        handler_id = _handler_id(request)
-        sse = _flag(request, "sse", True)
-        qualified = _flag(request, "include_qualified_name", True)
-        _flag(request, "include_internal", False)  # validated; nothing internal is recorded
-        raw = request.query_params.get("after_sequence", "now").strip()
-        if sse and request.headers.get("last-event-id", "").strip().lstrip("-").isdigit():
-            raw = request.headers["last-event-id"].strip()
-        if raw.lower() == "now":
-            after: int | None = None
-        else:
-            try:
-                after = int(raw)
-            except ValueError:
-                # from None: the HTTP answer carries the whole message
-                raise HTTPException(
-                    400,
-                    f"after_sequence must be an integer (-1: from the start) or now, not {raw!r}",
-                ) from None
-            if after < -1:
-                raise HTTPException(400, "after_sequence must be -1 or more")
-            if after > MAX_SEQUENCE:  # no store can hold it (SQLite's integers are 64-bit)
-                raise HTTPException(400, f"after_sequence must be at most {MAX_SEQUENCE}")
-        try:
-            batches = await self.book.stream(handler_id, after)
-        except NotFound as exc:
-            # from None: the HTTP answer carries the whole message
-            raise HTTPException(404, str(exc)) from None
-        if batches is None:
-            return Response(status_code=204)
-        frames = self._frames(batches, sse=sse, qualified=qualified)
-        return _EventStreamResponse(
-            frames,
-            media_type="text/event-stream" if sse else "application/x-ndjson",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def _frames(
-        self, events: EventBatches, *, sse: bool, qualified: bool
-    ) -> AsyncIterator[str]:
-        """The stream's text: the events as they come (those of a batch at
-        once), a heartbeat comment whenever nothing happened for a while, and
-        the end after the last event (or when the server shuts down).
-
-        A recorded event's SSE frame carries its sequence number as ``id``; an
-        event not yet recorded (its step's tick batch has not committed) comes
-        without one, and a frame with only ``id: N`` (no data: EventSource
-        dispatches nothing) says once that the events up to ``N`` are
-        recorded.  A client's ``Last-Event-ID`` is so always a recorded
-        position, and a reconnection replays the recorded stream from there.
-        """
-        heartbeat = self.server.heartbeat if sse else math.inf
-        server = self.server
-        dumps = _COMPACT.encode
-        while True:
-            batch = None
-            with server._until_shutdown(heartbeat):
-                batch = await events.next_batch()
-            if batch is None:
-                if server._closing:
-                    return
-                yield ": heartbeat\n\n"
-                continue
-            if not batch:
-                return
-            parts = []
-            for item in batch:
-                kind = type(item)
-                if kind is Committed:
-                    if sse:
-                        parts.append(f"id: {item.seq}\n\n")
-                    continue
-                data = envelope(item.event, item.encoded)  # type: ignore[union-attr]
-                if not qualified:
-                    data["qualified_name"] = None
-                payload = dumps(data)
-                if not sse:
-                    parts.append(f"{payload}\n")
-                elif kind is LiveEvent:
-                    parts.append(f"data: {payload}\n\n")
-                else:
-                    parts.append(f"id: {item.seq}\ndata: {payload}\n\n")
-            if parts:
-                yield "".join(parts)
-
-
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
-
 
 def routes(server: WorkflowServer) -> list[Route]:
+    from ._stream import EventStream  # it reads this module's helpers
+
     api = _Api(server)
     return [
         Route("/health", api.health, methods=["GET"]),
@@ -562,6 +420,6 @@ def routes(server: WorkflowServer) -> list[Route]:
         Route("/handlers/{handler_id}", api.handler, methods=["GET"]),
         Route("/handlers/{handler_id}/cancel", api.cancel, methods=["POST"]),
         Route("/results/{handler_id}", api.result, methods=["GET"]),
-        Route("/events/{handler_id}", api.stream_events, methods=["GET"]),
+        Route("/events/{handler_id}", EventStream(server), methods=["GET"]),
         Route("/events/{handler_id}", api.send_event, methods=["POST"]),
     ]

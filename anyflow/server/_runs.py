@@ -692,20 +692,32 @@ class EventBatches(Protocol):
         """The items ready (at least one), or ``[]`` at the end."""
         ...
 
+    @property
+    def done(self) -> bool:
+        """Whether everything was given: the next batch is ``[]``."""
+        ...
+
 
 class _Replay:
     """The events of a finished run, read at once: one batch."""
 
+    whole = True
+    """The first batch is all of it (the route sends it with its length)."""
+
     def __init__(self, events: list[StoredEvent]) -> None:
         self._events: list[StoredEvent | LiveEvent | Committed] = list(events)
+        self.done = False
 
     async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
         events, self._events = self._events, []
+        self.done = True
         return events
 
 
 class _OneByOne:
     """The recorded events of a catalog without a live feed, one per batch."""
+
+    done = False
 
     def __init__(self, events: AsyncIterator[StoredEvent]) -> None:
         self._events = events

@@ -1,0 +1,220 @@
+"""``GET /events/{handler_id}``: a run's events as a stream, served as a bare
+ASGI application.
+
+The route is on the hot path of every client that follows a run, so it skips
+what a Starlette response adds per event and per write: each batch of events
+that are ready goes out as one ``http.response.body`` message (one write to
+the socket) of frames encoded once; a stream that ends with a batch ends in
+that same message; and a stream known whole when it is asked for (a finished
+run's events) goes out as one body with its ``Content-Length``, without a
+task listening for the client.  Errors before the first byte are raised as
+``HTTPException``, which the application's handlers answer as every route's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from ..durable import Committed, LiveEvent
+from ..events import WorkflowFailedEvent
+from ._envelope import _class_names, envelope
+from ._runs import NotFound
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from ._runs import EventBatches
+    from ._server import WorkflowServer
+
+__all__ = ["EventStream"]
+
+log = logging.getLogger("anyflow.server")
+
+_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+_SSE = (b"content-type", b"text/event-stream; charset=utf-8")
+_NDJSON = (b"content-type", b"application/x-ndjson")
+
+
+class EventStream:
+    """The ASGI application of ``GET /events/{handler_id}`` (see the module)."""
+
+    def __init__(self, server: WorkflowServer) -> None:
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from ._routes import MAX_SEQUENCE, _flag, _handler_id
+
+        request = Request(scope)
+        handler_id = _handler_id(request)
+        sse = _flag(request, "sse", True)
+        qualified = _flag(request, "include_qualified_name", True)
+        _flag(request, "include_internal", False)  # validated; nothing internal is recorded
+        raw = request.query_params.get("after_sequence", "now").strip()
+        if sse and request.headers.get("last-event-id", "").strip().lstrip("-").isdigit():
+            raw = request.headers["last-event-id"].strip()
+        if raw.lower() == "now":
+            after: int | None = None
+        else:
+            try:
+                after = int(raw)
+            except ValueError:
+                # from None: the HTTP answer carries the whole message
+                raise HTTPException(
+                    400,
+                    f"after_sequence must be an integer (-1: from the start) or now, not {raw!r}",
+                ) from None
+            if after < -1:
+                raise HTTPException(400, "after_sequence must be -1 or more")
+            if after > MAX_SEQUENCE:  # no store can hold it (SQLite's integers are 64-bit)
+                raise HTTPException(400, f"after_sequence must be at most {MAX_SEQUENCE}")
+        try:
+            batches = await self.server._book().stream(handler_id, after)
+        except NotFound as exc:
+            # from None: the HTTP answer carries the whole message
+            raise HTTPException(404, str(exc)) from None
+        if batches is None:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers = [*_HEADERS, _SSE if sse else _NDJSON]
+        frames = _Frames(sse=sse, qualified=qualified)
+        if getattr(batches, "whole", False):
+            # Everything is here already: one body, its length known.
+            body = frames.encode(await batches.next_batch())
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self._follow(scope, receive, send, batches, frames, headers)
+
+    async def _follow(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        batches: EventBatches,
+        frames: _Frames,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Send the batches as they come, until the last one, the client
+        leaves or the server shuts down; a heartbeat comment whenever nothing
+        came for ``heartbeat`` seconds (SSE only)."""
+        server = self.server
+        heartbeat = server.heartbeat if frames.sse else math.inf
+        gone = ended = False
+
+        async def watch(done: anyio.CancelScope) -> None:
+            # The client's leaving is an http.disconnect, which servers send
+            # whether or not a write failed (hypercorn on asyncio does not
+            # raise from send once the client has gone).
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            done.cancel()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch, tg.cancel_scope)
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                while True:
+                    batch = None
+                    with server._until_shutdown(heartbeat):
+                        batch = await batches.next_batch()
+                    if batch is None:
+                        if server._closing:
+                            break
+                        body = b": heartbeat\n\n"
+                    else:
+                        body = frames.encode(batch)
+                        ended = not batch or bool(getattr(batches, "done", False))
+                    if gone:
+                        break
+                    await send({"type": "http.response.body", "body": body, "more_body": not ended})
+                    if ended:
+                        break
+                if not ended and not gone:
+                    ended = True
+                    await send({"type": "http.response.body", "body": b""})
+                tg.cancel_scope.cancel()
+        except OSError:
+            gone = True  # a server that says the client left this way (ASGI 2.4)
+        if gone and not ended:
+            log.debug("%s: the client left the event stream", scope.get("path"))
+
+
+class _Frames:
+    """Encodes batches of stream items into the stream's bytes.
+
+    A recorded event's SSE frame carries its sequence number as ``id``; an
+    event not yet recorded (its step's tick batch has not committed) comes
+    without one, and a frame with only ``id: N`` (no data: EventSource
+    dispatches nothing) says once that the events up to ``N`` are recorded.
+    A client's ``Last-Event-ID`` is so always a recorded position, and a
+    reconnection replays the recorded stream from there.  NDJSON has a line
+    per event and no ids.
+    """
+
+    __slots__ = ("qualified", "sse")
+
+    def __init__(self, *, sse: bool, qualified: bool) -> None:
+        self.sse = sse
+        self.qualified = qualified
+
+    def encode(self, batch: list[Any]) -> bytes:
+        parts = []
+        sse = self.sse
+        for item in batch:
+            kind = type(item)
+            if kind is Committed:
+                if sse:
+                    parts.append(f"id: {item.seq}\n\n")
+                continue
+            payload = self.envelope(item.event, item.encoded)
+            if not sse:
+                parts.append(f"{payload}\n")
+            elif kind is LiveEvent:
+                parts.append(f"data: {payload}\n\n")
+            else:
+                parts.append(f"id: {item.seq}\ndata: {payload}\n\n")
+        return "".join(parts).encode()
+
+    def envelope(self, event: Any, encoded: Any) -> str:
+        """The event's envelope as JSON text: its class's part is written once
+        per class, its value is the journal's encoding of it."""
+        if encoded is None or isinstance(event, WorkflowFailedEvent):
+            data = envelope(event, encoded)
+            if not self.qualified:
+                data["qualified_name"] = None
+            return _COMPACT(data)
+        value = encoded["fields"]
+        if "_extra" in value:  # the free fields of an open event, flat
+            value = dict(value)
+            value.update(value.pop("_extra") or {})
+        head, tail = _parts(type(event), self.qualified)
+        return f"{head}{_COMPACT(value)}{tail}"
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+_PARTS: dict[tuple[type, bool], tuple[str, str]] = {}
+
+
+def _parts(cls: type, qualified: bool) -> tuple[str, str]:
+    """The JSON text of an envelope of ``cls`` before and after its value."""
+    parts = _PARTS.get((cls, qualified))
+    if parts is None:
+        if len(_PARTS) >= 2048:  # classes made on the fly: keep it bounded
+            _PARTS.clear()
+        name, bases, qualified_name = _class_names(cls)
+        head = _COMPACT({"type": name})[:-1] + ',"value":'
+        tail = {"types": list(bases), "qualified_name": qualified_name if qualified else None}
+        parts = _PARTS[cls, qualified] = (head, "," + _COMPACT(tail)[1:])
+    return parts
