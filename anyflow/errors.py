@@ -15,6 +15,7 @@ Our exception hierarchy::
     ├── ResourceError               a step's resource could not be made or closed
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
     ├── ContextStateError           a Context method was called in the wrong phase
+    │   └── NotInStepError          get_step_context() outside a step (a WorkflowRuntimeError too)
     ├── ContextSerdeError           a saved context cannot be written or read (also a ValueError)
     ├── StateKeyError               ctx.store.get(path) found no value (a KeyError and a ValueError)
     ├── StateTypeError              set_state(obj) got another class (a TypeError and a ValueError)
@@ -35,6 +36,7 @@ __all__ = [
     "AnyflowError",
     "ContextSerdeError",
     "ContextStateError",
+    "NotInStepError",
     "DurabilityError",
     "JournalCorruptError",
     "LeaseLostError",
@@ -115,6 +117,11 @@ class WorkflowCancelledByUser(AnyflowError):
 
 class ContextStateError(AnyflowError):
     """A Context method was called in a phase where it means nothing."""
+
+
+class NotInStepError(ContextStateError, WorkflowRuntimeError):
+    """``Context.get_step_context()`` was called where no step runs.  A
+    ``WorkflowRuntimeError`` too: llama-index-workflows raises that here."""
 
 
 class ContextSerdeError(AnyflowError, ValueError):

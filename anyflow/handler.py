@@ -677,6 +677,15 @@ class _Stream:
         )
 
 
+def _result_of(outcome: Outcome, run_id: str) -> Any:
+    """What awaiting a run that ended with ``outcome`` gives: its StopEvent's
+    ``result`` (the stop event itself, for a subclass), or its exception, raised."""
+    if not isinstance(outcome, Completed):
+        raise _exception_of(outcome, run_id)
+    stop = outcome.stop_event
+    return stop.result if type(stop) is StopEvent else stop
+
+
 def _exception_of(outcome: Outcome, run_id: str) -> BaseException:
     match outcome:
         case Failed(error=error) | Broken(error=BaseException() as error):

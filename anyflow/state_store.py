@@ -7,8 +7,9 @@
 * ``copy_state_for_edit(state)``: an isolated copy of a state that shares its
   live handles (pydantic fields declared ``exclude=True``, values that cannot
   be deep-copied);
-* ``encode_state``, ``decode_state``, ``deserialize_state_from_dict``: the
-  incumbent's state payload codecs, refused with a ``ContextSerdeError`` that
+* ``encode_state``, ``decode_state``, ``deserialize_state_from_dict``,
+  ``parse_in_memory_state``, ``InMemorySerializedState``: the incumbent's state
+  payload codecs and model, refused with a ``ContextSerdeError`` that
   names anyflow's way (``ctx.to_dict()`` / ``Context.from_dict``).
 
 See docs/state.md.
@@ -51,12 +52,26 @@ def deserialize_state_from_dict(data: Any, serializer: Any = None, **kwargs: Any
     raise _no_payload_format("deserialize_state_from_dict")
 
 
+def parse_in_memory_state(data: Any) -> Any:
+    """Refused with ``ContextSerdeError``: see ``Context.from_dict``."""
+    raise _no_payload_format("parse_in_memory_state")
+
+
+class InMemorySerializedState:
+    """Refused with ``ContextSerdeError``: the incumbent's state payload model."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise _no_payload_format("InMemorySerializedState")
+
+
 __all__ = [
     "DictState",
+    "InMemorySerializedState",
     "InMemoryStateStore",
     "StateStore",
     "copy_state_for_edit",
     "decode_state",
     "deserialize_state_from_dict",
     "encode_state",
+    "parse_in_memory_state",
 ]

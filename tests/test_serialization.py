@@ -124,12 +124,17 @@ def test_bad_saved_data_says_where() -> None:
     wf = HalfCollected()
     good = {"version": 1, "workflow": "tests.serde_flows:HalfCollected", "store": {}, "run": None}
     Context.from_dict(wf, good)
-    with pytest.raises(ContextSerdeError, match=r"^\$\.version is 7; this anyflow reads version 1"):
+    with pytest.raises(
+        ContextSerdeError,
+        match=r"^Cannot load serialized workflow context with version=7; this anyflow reads "
+        r"version 1 contexts \(\$\.version\); the payload was likely written by a newer version",
+    ):
         Context.from_dict(wf, {**good, "version": 7})
+    running = {"status": "running"}
     with pytest.raises(
         ContextSerdeError, match=r"^\$\.workflow: this context was saved from 'x:Y'"
     ):
-        Context.from_dict(wf, {**good, "workflow": "x:Y"})
+        Context.from_dict(wf, {**good, "workflow": "x:Y", "run": running})
     with pytest.raises(ContextSerdeError, match=r"^unknown keys at \$: extra$"):
         Context.from_dict(wf, {**good, "extra": 1})
     with pytest.raises(ContextSerdeError, match=r"^missing \$\.run\.queues$"):

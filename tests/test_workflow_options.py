@@ -21,7 +21,7 @@ from anyflow import (
     WorkflowValidationError,
     step,
 )
-from anyflow.errors import ContextStateError
+from anyflow.errors import ContextStateError, NotInStepError, WorkflowRuntimeError
 
 
 class Mid(Event):
@@ -163,10 +163,15 @@ async def test_get_step_context_is_the_running_steps_context() -> None:
 
 
 def test_get_step_context_outside_a_step_says_where_it_works() -> None:
+    # A ContextStateError, and a WorkflowRuntimeError as llama-index-workflows raises.
     with pytest.raises(
-        ContextStateError, match=r"only available inside a running step: call it from a @step"
-    ):
+        NotInStepError,
+        match=r"^Context\.get_step_context\(\) may only be called from within a step function "
+        r"\(or code a running step calls, in its task or thread\); elsewhere, pass the step's ctx",
+    ) as caught:
         Context.get_step_context()
+    assert isinstance(caught.value, ContextStateError)
+    assert isinstance(caught.value, WorkflowRuntimeError)
 
 
 async def test_running_steps_names_the_steps_at_work() -> None:

@@ -13,6 +13,9 @@ naming the phase and what to do instead, rather than doing something surprising.
 from __future__ import annotations
 
 import contextvars
+import functools
+import warnings
+import weakref
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio.from_thread
@@ -23,6 +26,7 @@ from ..decorators import check_timeout
 from ..errors import (
     ContextSerdeError,
     ContextStateError,
+    NotInStepError,
     StateTypeError,
     WaitTimeoutError,
     WorkflowRuntimeError,
@@ -55,6 +59,10 @@ _JSON = JsonSerializer()
 
 _FORMAT_VERSION = 1
 """Version of the ``to_dict`` format; bump it when the format changes."""
+
+_INCUMBENT_KEYS = frozenset({"state", "is_running", "workers", "queues", "in_progress"})
+"""Keys of llama-index-workflows' saved contexts (any of its versions) that
+anyflow's never has: a context saved by the incumbent is named as such."""
 
 
 class StepHost(Protocol):
@@ -134,9 +142,61 @@ class InternalContext:
 
 Face = PreContext | ExternalContext | InternalContext
 
-STEP_CONTEXT: contextvars.ContextVar[Context[Any]] = contextvars.ContextVar("anyflow_step_context")
+
+class _WeakContextVar:
+    """A context variable that holds its value weakly.
+
+    Whatever runs in a step may snapshot the task's context variables and keep
+    the snapshot for long (an event loop timer, a connection pool's callback);
+    a strong reference there would keep the step's context, and through it the
+    workflow and its store, alive for as long.  The driver's worker holds the
+    step's context while the step runs, so the weak reference is live exactly
+    then.
+    """
+
+    __slots__ = ("_var",)
+
+    def __init__(self, name: str) -> None:
+        self._var: contextvars.ContextVar[weakref.ref[Context[Any]] | None] = (
+            contextvars.ContextVar(name, default=None)
+        )
+
+    def set(self, ctx: Context[Any]) -> None:
+        self._var.set(weakref.ref(ctx))
+
+    def get(self, default: None = None) -> Context[Any] | None:
+        ref = self._var.get()
+        return None if ref is None else ref()
+
+
+STEP_CONTEXT = _WeakContextVar("anyflow_step_context")
 """The context of the step the current task (or worker thread) is running, for
 ``Context.get_step_context()``; set by the driver's worker before each step."""
+
+
+# llama-index-workflows' warnings, once per process each (code written for it
+# resets them with ``cache_clear()``); ``anyflow.context.context`` names them.
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_get_result() -> None:
+    warnings.warn(
+        "Context.get_result() is deprecated and will be removed in a future release. Prefer "
+        "awaiting the WorkflowHandler returned by Workflow.run: "
+        "`result = await workflow.run(..., ctx=ctx)`.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_is_running_in_step() -> None:
+    warnings.warn(
+        "is_running called from within a step; the workflow is always running inside a "
+        "step. This usage is deprecated.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 class _ThreadHost:
@@ -207,7 +267,7 @@ class Context(Generic[StateT]):
     ``ctx`` parameter).
     """
 
-    __slots__ = ("_face", "_store", "_workflow")
+    __slots__ = ("__weakref__", "_face", "_store", "_workflow")
 
     def __init__(self, workflow: Workflow) -> None:
         self._workflow = workflow
@@ -235,13 +295,15 @@ class Context(Generic[StateT]):
         """The context of the step that is running in this task (or worker thread),
         for code called from a step that was not handed ``ctx``.
 
-        :raises ContextStateError: outside a step.
+        :raises NotInStepError: outside a step (a ``ContextStateError`` and, as
+            in llama-index-workflows, a ``WorkflowRuntimeError``).
         """
         ctx = STEP_CONTEXT.get(None)
         if ctx is None:
-            raise ContextStateError(
-                "Context.get_step_context() is only available inside a running step: call it "
-                "from a @step (or code it calls), or pass the step's ctx along"
+            raise NotInStepError(
+                "Context.get_step_context() may only be called from within a step function "
+                "(or code a running step calls, in its task or thread); elsewhere, pass the "
+                "step's ctx along"
             )
         return ctx
 
@@ -341,15 +403,31 @@ class Context(Generic[StateT]):
         if not isinstance(data, dict):
             raise ContextSerdeError(f"a saved context is a dict, not {type(data).__name__}")
         version = data.get("version")
-        if version != _FORMAT_VERSION:
+        if "workflow" not in data and not _INCUMBENT_KEYS.isdisjoint(data):
             raise ContextSerdeError(
-                f"$.version is {version!r}; this anyflow reads version {_FORMAT_VERSION} contexts"
+                "this context was saved by llama-index-workflows (it has "
+                f"{', '.join(sorted(_INCUMBENT_KEYS.intersection(data)))}), whose saved "
+                "contexts anyflow cannot read: anyflow saves a run as version, workflow, store "
+                "and run (docs/serialization.md). Finish that run with llama-index-workflows, "
+                "or start it anew on anyflow (a store's values can be set on Context(wf).store "
+                "before wf.run(ctx=ctx))"
+            )
+        if version != _FORMAT_VERSION:
+            newer = isinstance(version, int) and version > _FORMAT_VERSION
+            why = "; the payload was likely written by a newer version of anyflow"
+            raise ContextSerdeError(
+                f"Cannot load serialized workflow context with version={version!r}; this "
+                f"anyflow reads version {_FORMAT_VERSION} contexts ($.version)"
+                + (why if newer else "")
             )
         expected = type_name(type(workflow))
-        if data.get("workflow") != expected:
+        # A saved run resumes only in the workflow it was saved from; a store
+        # alone (a finished run's, or one never run) may seed any workflow.
+        if data.get("workflow") != expected and data.get("run") is not None:
             raise ContextSerdeError(
                 f"$.workflow: this context was saved from {data.get('workflow')!r}, "
-                f"not from {expected!r}"
+                f"not from {expected!r}, and its run can only resume in the workflow that "
+                "saved it"
             )
         unknown = set(data) - {"version", "workflow", "store", "run"}
         if unknown:
@@ -412,10 +490,47 @@ class Context(Generic[StateT]):
 
     @property
     def is_running(self) -> bool:
+        """Whether the run this context serves is going on (False before it starts).
+
+        In a step it is always True, and asking warns (``DeprecationWarning``,
+        once per process), as llama-index-workflows does.
+        """
         face = self._face
         if isinstance(face, ExternalContext):
             return face.adapter.outcome is None
-        return isinstance(face, InternalContext)
+        if isinstance(face, InternalContext):
+            _warn_is_running_in_step()
+            return True
+        return False
+
+    def get_result(self) -> Any:
+        """The finished run's result, as ``await handler`` gives it (the
+        ``StopEvent``'s ``result``, or the stop event itself for a subclass;
+        a failed run's exception is raised).
+
+        llama-index-workflows' deprecated helper: it warns
+        (``DeprecationWarning``, once per process), as there; await the handler
+        instead.
+
+        :raises ContextStateError: before the run starts, or in a step.
+        :raises WorkflowRuntimeError: while the run goes on.
+        """
+        _warn_get_result()
+        face = self._face
+        if not isinstance(face, ExternalContext):
+            raise self._wrong_phase(
+                "get_result", "Await the run instead: result = await wf.run(..., ctx=ctx)."
+            )
+        adapter = face.adapter
+        outcome = adapter.outcome
+        if outcome is None:
+            raise WorkflowRuntimeError(
+                f"Workflow run with run_id {adapter.run_id} is not complete: await its "
+                "handler for the result"
+            )
+        from ..handler import _result_of  # the handler imports this module
+
+        return _result_of(outcome, adapter.run_id)
 
     def send_event(self, event: Event, step: str | None = None) -> None:
         """Send ``event`` into the run: to every step that accepts it, or to ``step``.
@@ -542,8 +657,13 @@ class Context(Generic[StateT]):
 
     async def running_steps(self) -> list[str]:
         """The names of the steps executing an event right now, sorted (a step
-        waiting in ``wait_for_event`` or for a retry is not executing)."""
+        waiting in ``wait_for_event`` or for a retry is not executing).
+
+        :raises ContextStateError: before the run starts.
+        """
         face = self._face
+        if isinstance(face, PreContext):
+            raise self._wrong_phase("running_steps", "Start the run first: handler = wf.run(...).")
         if isinstance(face, InternalContext):
             state: RunState | None = face.host.state
         else:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, cast
 
 import anyio
 import attrs
 
 from .._dict_state import DictState
 from .._pydantic import dump_model, is_model, is_model_class, model_problem
-from ..errors import StateKeyError, StateTypeError
+from ..errors import ContextSerdeError, StateKeyError, StateTypeError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -355,15 +355,37 @@ class StateStore(Generic[StateT]):
             finally:
                 self.version += 1
 
+    @classmethod
+    def from_dict(cls, data: object, serializer: object = None) -> NoReturn:
+        """Refused with ``ContextSerdeError``: llama-index-workflows' state
+        payloads are not anyflow's.  Restore a run's store with
+        ``Context.from_dict(workflow, data)``; build one with ``StateStore(state)``."""
+        raise ContextSerdeError(
+            "StateStore.from_dict() reads llama-index-workflows' state payload (a serializer, "
+            "type names imported from the data), which anyflow does not have: restore a "
+            "saved run's store with Context.from_dict(workflow, data) (docs/serialization.md)"
+        )
+
     def _load(self, state: Any) -> None:
         """Put back a recorded state (a durable run's snapshot) before the run goes on."""
         self._state = DictState(state) if self._type is None else state
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, serializer: object = None) -> dict[str, Any]:
         """The state as a dictionary: a shallow copy of a ``DictState``; for an
         attrs state, its fields, recursively (``attrs.asdict``: nested attrs
         instances become dictionaries, tuples and sets become lists); for a
-        pydantic state, ``model_dump(mode="json")`` (its own serializers apply)."""
+        pydantic state, ``model_dump(mode="json")`` (its own serializers apply).
+
+        :raises ContextSerdeError: given a ``serializer``: that asks for
+            llama-index-workflows' state payload, which anyflow does not have.
+        """
+        if serializer is not None:
+            raise ContextSerdeError(
+                "store.to_dict(serializer) writes llama-index-workflows' state payload (a "
+                "serializer, type names imported from the data), which anyflow does not "
+                "have: store.to_dict() gives the state as a dictionary, and "
+                "handler.ctx.to_dict() saves a run with its store (docs/serialization.md)"
+            )
         state = self._state
         if isinstance(state, dict):
             return dict(state)

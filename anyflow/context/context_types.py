@@ -5,13 +5,21 @@ Its ``SerializedContext`` is the pydantic model of a saved context; anyflow's
 saved context is the plain dict ``handler.ctx.to_dict()`` returns, read back
 by ``Context.from_dict(workflow, data)``.  So the name imports, and building
 one fails at once, saying what to write instead.
+
+``CURRENT_SERIALIZED_VERSION`` is the ``"version"`` that ``ctx.to_dict()``
+writes, anyflow's own (its saved contexts are not the incumbent's).
 """
 
 from __future__ import annotations
 
 from typing import Any, NoReturn
 
-__all__ = ["SerializedContext"]
+from ._context import _FORMAT_VERSION
+
+__all__ = ["CURRENT_SERIALIZED_VERSION", "SerializedContext"]
+
+CURRENT_SERIALIZED_VERSION = _FORMAT_VERSION
+"""The format version ``ctx.to_dict()`` writes and ``Context.from_dict`` reads."""
 
 _NO_MODEL = (
     "llama-index-workflows' SerializedContext model has no counterpart in anyflow: a saved "
