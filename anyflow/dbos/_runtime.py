@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ..context import StateStore
+    from ..durable import RunCatalog
     from ..handler import WorkflowHandler
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
     from ..runtime.vocabulary import Command, Outcome, Tick
@@ -1070,3 +1071,9 @@ def _require_asyncio() -> None:
             "'no running event loop'). On trio, use anyflow.durable.DurableRuntime, which "
             "keeps runs in SQLite or PostgreSQL with the same resume semantics"
         )
+
+
+if TYPE_CHECKING:
+
+    def _is_a_run_catalog(runtime: DBOSRuntime) -> RunCatalog:
+        return runtime  # mypy checks that DBOSRuntime satisfies RunCatalog

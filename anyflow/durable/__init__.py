@@ -3,6 +3,7 @@ the death of its process.  See docs/durability.md for what is guaranteed."""
 
 from __future__ import annotations
 
+from ._catalog import RunCatalog as RunCatalog
 from ._memory import MemoryStore as MemoryStore
 from ._open import open_store as open_store
 from ._postgres import PostgresStore as PostgresStore
@@ -23,6 +24,7 @@ __all__ = [
     "MemoryStore",
     "Owner",
     "PostgresStore",
+    "RunCatalog",
     "RunRecord",
     "SqliteStore",
     "Store",

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
     from ..runtime.vocabulary import Command, Outcome, Tick
     from ..workflow import Workflow
+    from ._catalog import RunCatalog
 
 __all__ = ["Committed", "DurableRuntime", "LiveEvent", "StoredEvent"]
 
@@ -784,6 +785,11 @@ class DurableRuntime(RuntimeDecorator):
         in ``runtime`` (this one, or a decorator of it)."""
         return workflow.run(run_id=run_id, runtime=runtime if runtime is not None else self)
 
+    def add_workflow(self, workflow: Workflow) -> None:
+        """Nothing to do: a ``DurableRuntime`` executes only the runs its
+        callers start or resume, with the workflow they give (``RunCatalog``
+        asks it of every runtime, for those that are handed runs)."""
+
     def events(self, run_id: str, after: int = -1) -> _EventReader:
         """The run's recorded events with a sequence number above ``after``, as
         ``StoredEvent``s, following the run until its last event.
@@ -1018,3 +1024,9 @@ class _EventReader:
             else:
                 await anyio.sleep(runtime.poll_interval)
         return self._buffer.popleft()
+
+
+if TYPE_CHECKING:
+
+    def _is_a_run_catalog(runtime: DurableRuntime) -> RunCatalog:
+        return runtime  # mypy checks that DurableRuntime satisfies RunCatalog

@@ -44,45 +44,14 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-    from ..durable import Committed, LiveEvent, RunRecord, StoredEvent
+    from ..durable import Committed, LiveEvent, RunCatalog, RunRecord, StoredEvent
     from ..runtime import Runtime
 
-__all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "RunCatalog", "Served"]
+__all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "Served"]
 
 log = logging.getLogger("anyflow.server")
 
 STATUSES = ("running", "completed", "failed", "cancelled")
-
-
-class RunCatalog(Protocol):
-    """What the server's runtime knows of recorded runs: ``DurableRuntime``
-    (runs in a ``Store``) and ``DBOSRuntime`` (runs in DBOS) both answer it."""
-
-    async def get_run(self, run_id: str) -> RunRecord | None: ...
-
-    async def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None
-    ) -> list[RunRecord]: ...
-
-    async def read_events(
-        self, run_id: str, after: int = -1, limit: int | None = None
-    ) -> list[StoredEvent]: ...
-
-    def events(self, run_id: str, after: int = -1) -> AsyncIterator[StoredEvent]: ...
-
-    async def delete_run(self, run_id: str) -> None: ...
-
-    @property
-    def resumes_recorded_runs(self) -> bool:
-        """Whether the server resumes the unfinished runs it finds at start
-        (False: the runtime decides where they execute)."""
-        ...
-
-    def handler_for(
-        self, workflow: Workflow, run_id: str, runtime: Runtime | None = None
-    ) -> WorkflowHandler:
-        """A handler on a recorded unfinished run, to send it events or cancel it."""
-        ...
 
 
 class NotFound(LookupError):

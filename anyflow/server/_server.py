@@ -26,10 +26,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..durable import DurableRuntime, MemoryStore, Store
+from ..durable import DurableRuntime, MemoryStore, RunCatalog, Store
 from ..errors import StoreUnavailableError
 from ..events import Event, StopEvent
-from ..runtime import RuntimeDecorator
+from ..runtime import Runtime, RuntimeDecorator
 from ..runtime.hosting import HeldOpen
 from ..serialization import type_name
 from ._auth import BearerAuth
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import Receive, Scope, Send
 
-    from ..dbos import DBOSRuntime
-    from ..runtime import Runtime
     from ..workflow import Workflow
 
 __all__ = ["WorkflowServer"]
@@ -95,11 +93,13 @@ class WorkflowServer:
         disk, a database down); requests it cannot record meanwhile get a 503
         with this ``Retry-After``, and the runs it stopped resume once it works.
     :param runtime: instead of a store, the runtime runs are recorded and
-        executed in: a ``DBOSRuntime``, so that several server processes share
-        runs through DBOS (any of them takes a run's events and streams it,
-        wherever it executes).  Entered and left with the server.  Runs on a
-        DBOSRuntime are not released when idle: a run waiting for input stays
-        with the process that executes it, and messages reach it there.
+        executed in: a ``Runtime`` that is also an ``anyflow.durable.RunCatalog``
+        (the server reads the runs' records through it).  A ``DBOSRuntime``,
+        so that several server processes share runs through DBOS (any of them
+        takes a run's events and streams it, wherever it executes).  Entered
+        and left with the server.  Runs on a given runtime are not released
+        when idle: a run waiting for input stays with the process that
+        executes it, and messages reach it there.
     :param workflow_store: the incumbent's name of ``store`` (one or the other).
     :param decorate_runtime: wraps the runtime runs execute in (the server's
         ``DurableRuntime``, or ``runtime``) in runtime decorators, once, when
@@ -123,7 +123,7 @@ class WorkflowServer:
         lease: float = 30.0,
         poll_interval: float = 0.5,
         store_retry: float = 2.0,
-        runtime: DBOSRuntime | None = None,
+        runtime: RunCatalog | None = None,
         decorate_runtime: Callable[[Runtime], Runtime] | None = None,
         workflow_store: Store | None = None,
     ) -> None:
@@ -149,8 +149,18 @@ class WorkflowServer:
             raise ValueError(
                 "pass a store or a runtime, not both: a DBOSRuntime keeps its runs in DBOS"
             )
+        if runtime is not None and not (
+            isinstance(runtime, Runtime) and isinstance(runtime, RunCatalog)
+        ):
+            raise TypeError(
+                "runtime takes a runtime that records its runs and reads them back (a "
+                "Runtime that is an anyflow.durable.RunCatalog: DBOSRuntime, DurableRuntime), "
+                f"not {type(runtime).__qualname__}; to record runs in a store, pass store="
+            )
         self.store = store if store is not None else MemoryStore()
         self.runtime = runtime
+        """The runtime given as ``runtime=``, or None (a ``DurableRuntime``
+        over ``store`` is made at start)."""
         if runtime is not None:
             idle_timeout = None
         self.token = token
@@ -291,19 +301,21 @@ class WorkflowServer:
         lifespan (``resume``: unfinished runs go on at once), or for requests
         served without one (a run resumes when a request is about it)."""
         self._closing = False
-        runtime: DurableRuntime | DBOSRuntime
+        # The runtime runs are recorded in, seen as a runtime and as a catalog.
+        runtime: Runtime
+        catalog: RunCatalog
         if self.runtime is not None:
-            runtime = self.runtime
+            runtime = catalog = self.runtime
             for served in self._served.values():
-                runtime.add_workflow(served.workflow)
+                catalog.add_workflow(served.workflow)
         else:
-            runtime = DurableRuntime(
+            runtime = catalog = DurableRuntime(
                 self.store, lease=self._lease, poll_interval=self._poll_interval
             )
         executing = self._decorated(runtime)
         async with executing, anyio.create_task_group() as watchers:
             self._runs = RunBook(
-                runtime, executing, self._served, watchers, idle_timeout, on_demand=not resume
+                catalog, executing, self._served, watchers, idle_timeout, on_demand=not resume
             )
             watchers.start_soon(
                 self._runs.keep_store, self._probe_store, self.store_retry, name="anyflow store"
@@ -422,7 +434,8 @@ class WorkflowServer:
 
     async def _probe_store(self) -> None:
         """Raise ``StoreUnavailableError`` if the store does not work now
-        (a DBOSRuntime's database is DBOS's to watch)."""
+        (a runtime given as ``runtime=`` watches its own records: a
+        DBOSRuntime's database is DBOS's)."""
         if self.runtime is None:
             await self.store.ping()
 
