@@ -20,7 +20,9 @@ from .errors import StateTypeError, WorkflowValidationError
 from .events import Event
 from .resources import CallResources, Resource, ResourceConfig, ResourceDescriptor
 
-StepCall = Callable[[Any, Event, Context[Any], Mapping[str, Any]], Awaitable[Any]]
+StepCall = Callable[[Any, Any, Context[Any], Mapping[str, Any]], Awaitable[Any]]
+"""``call(workflow, event, ctx, resources)``; for a join step, ``event`` is the
+tuple of its events (``Delivery.bound``)."""
 
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -41,6 +43,13 @@ class StepInfo:
     """The step's resource parameters: (parameter name, resource)."""
     state_type: type[Any] | None = None
     """The attrs class of ``ctx: Context[MyState]``; None for an untyped (or no) context."""
+    slots: tuple[tuple[str, type[Event]], ...] = ()
+    """A join step's event parameters, (name, event class) in order: it is called
+    once one event of each has arrived (see ``_core.reducer``, rule 7).  Empty
+    for a step with one event parameter."""
+    collection: tuple[str, tuple[type[Event], ...]] | None = None
+    """(parameter name, event classes) of a ``list[E]`` parameter, which anyflow
+    reads but cannot run (see ``fan_in_problem``)."""
 
 
 def _flatten(annotation: Any) -> list[Any]:
@@ -190,7 +199,7 @@ def read_step(
     if not method and params and params[0].name == "self" and "self" not in hints:
         method = True  # a function written like a method is given the workflow as self
     params = params[1 if method else 0 :]
-    event_param: inspect.Parameter | None = None
+    event_params: list[inspect.Parameter] = []
     ctx_param: inspect.Parameter | None = None
     state_type: type[Any] | None = None
     resources: list[tuple[str, ResourceDescriptor]] = []
@@ -210,25 +219,41 @@ def read_step(
         if annotation is not None and _is_context(annotation):
             ctx_param = param
             state_type = _state_type(where, annotation)
-        elif event_param is None and annotation is not None:
-            event_param = param
-        elif event_param is None and param.default is inspect.Parameter.empty:
+        elif annotation is not None and (not event_params or _names_events(annotation)):
+            event_params.append(param)
+        elif not event_params and param.default is inspect.Parameter.empty:
             break  # the event parameter, unannotated: reported below
         elif param.default is inspect.Parameter.empty:
             raise WorkflowValidationError(
                 f"step {where} has a parameter {param.name!r} anyflow cannot fill: a step "
-                "takes one event parameter (annotated with its event types), optionally "
+                "takes event parameters (annotated with their event types), optionally "
                 "a `ctx: Context` parameter, and resource parameters "
                 "(`name: Annotated[T, Resource(factory)]`)"
             )
-    if event_param is None:
+    if not event_params:
         raise WorkflowValidationError(
             f"step {where} has no annotated event parameter, so anyflow cannot tell which "
             f"events it accepts: write e.g. `async def {name}(self, ev: StartEvent) -> StopEvent`"
         )
-    accepts = _event_types(
-        where, "accepts", _strip_annotated(hints[event_param.name]), allow_none=False
-    )
+    event_param = event_params[0]
+    slots: tuple[tuple[str, type[Event]], ...] = ()
+    collection: tuple[str, tuple[type[Event], ...]] | None = None
+    if len(event_params) > 1:
+        slots = _join_slots(where, event_params, hints)
+        accepts = tuple(dict.fromkeys(t for _, t in slots))
+        if options.catch is not None:
+            raise WorkflowValidationError(
+                f"@catch_error step {where} takes several event parameters; a catching "
+                "step takes one, `ev: StepFailedEvent`"
+            )
+    else:
+        annotation = _strip_annotated(hints[event_param.name])
+        elements = _list_elements(annotation)
+        if elements is not None:
+            collection = (event_param.name, elements)
+            accepts = elements
+        else:
+            accepts = _event_types(where, "accepts", annotation, allow_none=False)
     if "return" not in hints:
         raise WorkflowValidationError(
             f"step {where} has no return annotation, so anyflow cannot tell which events it "
@@ -239,13 +264,160 @@ def read_step(
     target = fn if method else _as_method(fn)
     if not inspect.iscoroutinefunction(target):
         target = _in_thread(target)
-    if resources:
+    if collection is not None:
+        call = _fan_in_refused(where, collection)
+    elif slots:
+        call = _join_caller(target, params, [n for n, _ in slots], ctx_param, resources)
+    elif resources:
         call = _caller_with_resources(
             target, order, event_param, ctx_param, [n for n, _ in resources]
         )
     else:
         call = _caller(target, order, event_param, ctx_param)
-    return StepInfo(name, accepts, returns, options, call, tuple(resources), state_type)
+    return StepInfo(
+        name,
+        accepts,
+        returns,
+        options,
+        call,
+        tuple(resources),
+        state_type,
+        slots,
+        collection,
+    )
+
+
+def _names_events(annotation: Any) -> bool:
+    """Whether a parameter annotated ``annotation`` is an event parameter: event
+    classes (a union of them) or a ``list`` of them."""
+    if _list_elements(annotation) is not None:
+        return True
+    return all(isinstance(t, type) and issubclass(t, Event) for t in _flatten(annotation))
+
+
+def _list_elements(annotation: Any) -> tuple[type[Event], ...] | None:
+    """The event classes of a ``list[E]`` (``list[A | B]``, ``list[E] | None``)
+    annotation, in order; None for any other annotation."""
+    members = [t for t in _flatten(annotation) if t is not type(None)]
+    if len(members) != 1 or typing.get_origin(members[0]) is not list:
+        return None
+    args = typing.get_args(members[0])
+    found = [t for arg in args for t in _flatten(arg) if t is not type(None)]
+    if not found or not all(isinstance(t, type) and issubclass(t, Event) for t in found):
+        return None
+    return tuple(dict.fromkeys(found))
+
+
+def _join_slots(
+    where: str, params: list[inspect.Parameter], hints: Mapping[str, Any]
+) -> tuple[tuple[str, type[Event]], ...]:
+    """(parameter name, event class) of each event parameter of a join step.
+
+    :raises WorkflowValidationError: for a parameter that does not name a
+        single event class (a union, a list).
+    """
+    names = ", ".join(p.name for p in params)
+    slots = []
+    for param in params:
+        annotation = _strip_annotated(hints[param.name])
+        if _list_elements(annotation) is not None:
+            raise WorkflowValidationError(
+                f"step {where} takes a list[...] parameter {param.name!r} beside other event "
+                f"parameters ({names}); a list[E] parameter (a fan-in) must be the step's only "
+                "event parameter, and a join takes one event per parameter"
+            )
+        types = _event_types(where, "accepts", annotation, allow_none=False)
+        if len(types) != 1:
+            shown = " | ".join(t.__name__ for t in types)
+            raise WorkflowValidationError(
+                f"step {where} takes several event parameters ({names}), so it is called once "
+                "with one event for each; each event parameter must name a single event type, "
+                f"but {param.name!r} is annotated {shown}. Union-typed join parameters are not "
+                "supported: give it one type"
+            )
+        slots.append((param.name, types[0]))
+    return tuple(slots)
+
+
+def _fan_in_refused(where: str, collection: tuple[str, tuple[type[Event], ...]]) -> StepCall:
+    """The call of a ``list[E]`` step, which a run never makes (``Workflow.run``
+    refuses such a workflow first, see ``fan_in_problem``)."""
+
+    async def call(wf: Any, ev: Event, ctx: Context[Any], res: Mapping[str, Any]) -> Any:
+        raise WorkflowValidationError(fan_in_problem(where, collection))
+
+    return call
+
+
+def fan_in_problem(where: str, collection: tuple[str, tuple[type[Event], ...]]) -> str:
+    """Why a step with a ``list[E]`` parameter cannot run in anyflow."""
+    param, elements = collection
+    shown = " | ".join(t.__name__ for t in elements)
+    return (
+        f"step {where} collects list[{shown}] in parameter {param!r}: in "
+        "llama-index-workflows such a step gathers the events of a step that returns a "
+        "list (a fan-out stream), which anyflow does not have. Send the events with "
+        "ctx.send_event and gather them with ctx.collect_events(ev, [...]), or take one "
+        "event per parameter (a join: `async def step(self, a: A, b: B)`)"
+    )
+
+
+def _join_caller(
+    fn: Callable[..., Any],
+    params: list[inspect.Parameter],
+    slot_names: list[str],
+    ctx_param: inspect.Parameter | None,
+    resources: list[tuple[str, ResourceDescriptor]],
+) -> StepCall:
+    """The call shim of a join step: ``call(wf, bound, ctx, resources)`` with
+    ``bound`` the events of its slots, in slot order (``Delivery.bound``).
+
+    Each parameter the step takes is passed positionally if it is
+    positional-only, by name otherwise; when the call ends, what it opened is
+    released as ``_caller_with_resources`` does.
+    """
+    slot_of = {name: i for i, name in enumerate(slot_names)}
+    ctx_name = ctx_param.name if ctx_param is not None else None
+    resource_names = {name for name, _ in resources}
+    # (name, where its value comes from, passed positionally)
+    plan: list[tuple[str, str | int, bool]] = []
+    for param in params:
+        source: str | int
+        if param.name in slot_of:
+            source = slot_of[param.name]
+        elif param.name == ctx_name:
+            source = "ctx"
+        elif param.name in resource_names:
+            source = "resource"
+        else:
+            continue  # a parameter with a default anyflow does not fill
+        plan.append((param.name, source, param.kind is inspect.Parameter.POSITIONAL_ONLY))
+
+    async def call(wf: Any, bound: Any, ctx: Context[Any], res: Mapping[str, Any]) -> Any:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, source, positional in plan:
+            if source == "ctx":
+                value: Any = ctx
+            elif source == "resource":
+                value = res[name]
+            else:
+                value = bound[source]
+            if positional:
+                args.append(value)
+            else:
+                kwargs[name] = value
+        if not isinstance(res, CallResources):
+            return await fn(wf, *args, **kwargs)
+        try:
+            result = await fn(wf, *args, **kwargs)
+        except BaseException as exc:
+            await res.release(exc)
+            raise
+        await res.release(None)
+        return result
+
+    return call
 
 
 def _as_method(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -51,6 +51,10 @@ class StepOptions:
     """Set for ``@catch_error`` steps."""
     skip_graph_checks: tuple[str, ...] = ()
     """Graph checks (``reachability``, ``dead_end``) that do not apply to this step."""
+    accept_event_subclasses: bool = False
+    """What ``@step(accept_event_subclasses=...)`` said.  anyflow routes an event
+    to every step that accepts one of its classes whatever it says (see
+    ``step``); kept for code that reads it."""
 
 
 class StepOptionError(WorkflowValidationError, ValueError):
@@ -77,6 +81,7 @@ def step(
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     skip_graph_checks: Iterable[str] | None = None,
+    accept_event_subclasses: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -89,6 +94,7 @@ def step(
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     skip_graph_checks: Iterable[str] | None = None,
+    accept_event_subclasses: bool = False,
 ) -> F | Callable[[F], F]:
     """Make a method of a ``Workflow`` a step (or, with ``workflow=``, a function).
 
@@ -116,6 +122,17 @@ def step(
     :param skip_graph_checks: graph checks that do not apply to this step:
         ``reachability`` (nothing the caller sends leads to it) or ``dead_end``
         (what it returns never leads to an output).
+    :param accept_event_subclasses: accepted for llama-index-workflows' code,
+        where it turns on routing subclass instances to the step (it routes only
+        the exact classes otherwise).  anyflow always does: an event goes to
+        every step that accepts its class or a base class of it, also to a join
+        step's parameter.
+
+    A step may take several event parameters (a join, llama-index-workflows'
+    "collect mode"): ``async def join(self, a: A, b: B) -> C`` is called once
+    an ``A`` and a ``B`` have both arrived, with those two; events that arrive
+    beyond a set wait for the next one.  Each parameter names one event class;
+    parameters of one class are filled in arrival order.
     """
     if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 1:
         raise StepOptionError(
@@ -124,6 +141,10 @@ def step(
         )
     check_retry_policy(retry_policy)
     check_timeout(timeout)
+    if not isinstance(accept_event_subclasses, bool):
+        raise StepOptionError(
+            f"accept_event_subclasses must be True or False, not {accept_event_subclasses!r}"
+        )
     from ._validation import STEP_GRAPH_CHECKS, check_graph_check_names
 
     skips = tuple(skip_graph_checks or ())
@@ -133,6 +154,7 @@ def step(
         retry_policy=retry_policy,
         timeout=timeout,
         skip_graph_checks=skips,
+        accept_event_subclasses=accept_event_subclasses,
     )
     # A function step's annotations may name classes local to the function
     # that defines it: keep that frame's names for when the step is read.

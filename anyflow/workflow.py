@@ -11,7 +11,7 @@ import anyio
 import anyio.lowlevel
 
 from ._core.state import RunSpec, RunState, StepSpec
-from ._steps import StepInfo, read_step, state_type_of
+from ._steps import StepInfo, fan_in_problem, read_step, state_type_of
 from ._validation import (
     GRAPH_CHECKS,
     catchers,
@@ -193,7 +193,13 @@ class Workflow:
         self._skip_graph_checks = skips
         self._spec = RunSpec(
             steps={
-                name: StepSpec(name, info.accepts, info.options.num_workers, info.options.timeout)
+                name: StepSpec(
+                    name,
+                    info.accepts,
+                    info.options.num_workers,
+                    info.options.timeout,
+                    tuple(t for _, t in info.slots),
+                )
                 for name, info in cls._step_infos.items()
             },
             stop_types=(StopEvent,),
@@ -340,6 +346,10 @@ class Workflow:
             if ctx is not None:
                 raise TypeError("run() got two contexts: pass one, as ctx=")
             start_event, ctx = None, start_event
+        for info in type(self)._step_infos.values():
+            if info.collection is not None:
+                where = f"{type(self).__qualname__}.{info.name}"
+                raise WorkflowValidationError(fan_in_problem(where, info.collection))
         if not self._disable_validation:
             self._validate()
         if runtime is None:

@@ -39,9 +39,21 @@ attempt a resume cut short, how many events it had sent: its re-run's first
 that many ``send_event`` calls are dropped, the later ones are new.  A retry is
 a new attempt: its sends are all delivered.
 
+Rule 7: a join step (``StepSpec.slots``: a step with several event
+parameters) is given its events a set at a time.  An event routed to it waits
+in the step's join buffer (``RunState.joins``) until the buffer holds one event
+for every slot; those events then leave the buffer together as one delivery
+(``Delivery.bound``, in slot order), whose ``event`` is the one that completed
+the set.  Slots are filled in order, each with the oldest held event that fits
+it (an instance of its type), taking a younger one only when the older would
+leave a later slot empty; so same-type slots bind in arrival order.  Events
+beyond a set stay for the next one.  Everything else about the delivery (queue,
+workers, retries, waits, catchers, resumes) is an ordinary delivery's, and a
+held event is in exactly one place too: the buffer, or one delivery's set.
+
 State fields: see ``state.RunState``.  Tick kinds: ``ticks.Tick``.  Commands:
 ``commands.Command``.  The hypothesis state machine in
-``tests/core/test_reducer_stateful.py`` checks rules 2-6 as invariants.
+``tests/core/test_reducer_stateful.py`` checks rules 2-7 as invariants.
 """
 
 from __future__ import annotations
@@ -72,6 +84,7 @@ from .state import (
     Completed,
     Delivery,
     Failed,
+    JoinBuffer,
     Lane,
     Outcome,
     Resumption,
@@ -119,6 +132,7 @@ class _Txn:
         "commands",
         "deadline",
         "idle",
+        "joins",
         "lanes",
         "memos",
         "next_event_id",
@@ -149,6 +163,7 @@ class _Txn:
         self.idle = state.idle
         self.retries = state.retries
         self.collections = state.collections
+        self.joins = state.joins
         self.next_event_id = state.next_event_id
         self.next_worker_id = state.next_worker_id
         self.deadline = state.deadline
@@ -174,6 +189,7 @@ class _Txn:
             next_worker_id=self.next_worker_id,
             deadline=self.deadline,
             outcome=self.outcome,
+            joins=self.joins,
         )
         return state, self.commands
 
@@ -220,11 +236,46 @@ class _Txn:
         self.next_event_id = event_id + 1
         delivery = Delivery(event_id, event)
         for name in steps:
+            spec = self.spec.steps[name]
+            item = delivery
+            if spec.slots:
+                bound = self.join(name, spec.slots, event)
+                if bound is None:
+                    continue  # held until its set is complete (rule 7)
+                item = Delivery(event_id, event, bound=bound)
             lane = self.lanes[name]
-            if not lane.queue and lane.running < self.spec.steps[name].num_workers:
-                self.start(name, lane, delivery)
+            if not lane.queue and lane.running < spec.num_workers:
+                self.start(name, lane, item)
             else:
-                self.set_lane(name, Lane(lane.queue.push(delivery), lane.running))
+                self.set_lane(name, Lane(lane.queue.push(item), lane.running))
+
+    def join(self, name: str, slots: tuple[type, ...], event: Any) -> tuple[Any, ...] | None:
+        """Hold ``event`` in join step ``name``'s buffer; the set it completes,
+        taken out of the buffer, or None (rule 7)."""
+        held = self.joins.get(name, _NO_JOIN)
+        counts = held.fits or (0,) * len(slots)
+        fits = tuple(
+            n + 1 if isinstance(event, t) else n for n, t in zip(counts, slots, strict=True)
+        )
+        events = held.events.add(event)
+        bound: tuple[Any, ...] | None = None
+        # Cheap test first: a set needs, for each slot, as many candidates as
+        # there are slots of its type.
+        if all(n >= slots.count(t) for n, t in zip(fits, slots, strict=True)):
+            bound, rest = _bind(events.items(), slots)
+            if bound is not None:
+                events = CollectBuffer.of(rest)
+                fits = tuple(
+                    n - sum(isinstance(ev, t) for ev in bound)
+                    for n, t in zip(fits, slots, strict=True)
+                )
+        if self.joins is self.state.joins:
+            self.joins = dict(self.joins)
+        if events.total:
+            self.joins[name] = JoinBuffer(events, fits)  # type: ignore[index]
+        else:
+            self.joins.pop(name, None)  # type: ignore[attr-defined]
+        return bound
 
     def start(self, name: str, lane: Lane, delivery: Delivery) -> None:
         worker_id = self.next_worker_id
@@ -329,6 +380,37 @@ class _Txn:
 
 
 _NO_MEMO = WaitMemo()
+_NO_JOIN = JoinBuffer()
+
+
+def _bind(events: list[Any], slots: tuple[type, ...]) -> tuple[tuple[Any, ...] | None, list[Any]]:
+    """One event per slot out of ``events`` (oldest first), and the rest; or
+    (None, ``events``) if some slot cannot be filled.
+
+    Slot by slot, the oldest unused event that fits; when a later slot is left
+    empty, the previous slot tries its next candidate (a subclass instance
+    taken by a base-class slot may be the only one a later slot can take).
+    """
+    used = [False] * len(events)
+    chosen: list[int] = []
+
+    def fill(slot: int) -> bool:
+        if slot == len(slots):
+            return True
+        wanted = slots[slot]
+        for index, event in enumerate(events):
+            if not used[index] and isinstance(event, wanted):
+                used[index] = True
+                chosen.append(index)
+                if fill(slot + 1):
+                    return True
+                used[index] = False
+                chosen.pop()
+        return False
+
+    if not fill(0):
+        return None, events
+    return tuple(events[i] for i in chosen), [ev for i, ev in enumerate(events) if not used[i]]
 
 
 def _after_resumptions(
@@ -546,8 +628,11 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
         **state.retries,
         timer_id: Worker(
             worker.step,
-            Delivery(
-                delivery.event_id, delivery.event, delivery.attempt + 1, tick.error, first_failed_at
+            attrs.evolve(
+                delivery,
+                attempt=delivery.attempt + 1,
+                last_error=tick.error,
+                first_failed_at=first_failed_at,
             ),
             deadline,
         ),

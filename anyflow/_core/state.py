@@ -47,6 +47,10 @@ class StepSpec:
     """How many deliveries of this step may run at once."""
     timeout: float | None = None
     """Seconds one attempt may execute (time spent waiting for an event excluded)."""
+    slots: tuple[type, ...] = ()
+    """For a join step (one with several event parameters), the type of each
+    parameter, in order: its events are given to it a set at a time (rule 7 of
+    the reducer).  Empty for a step that takes one event per delivery."""
 
 
 @attrs.frozen(eq=False)
@@ -106,6 +110,10 @@ class Delivery:
     """What the previous attempt raised (None on the first attempt)."""
     first_failed_at: float | None = None
     """Tick time of the first failure, for the retry policy's elapsed time."""
+    bound: tuple[Any, ...] | None = None
+    """For a join step, the set of events the delivery gives it, one per slot in
+    slot order (``event`` is the one that completed the set, and is among them);
+    None for any other step."""
 
 
 @attrs.frozen
@@ -263,6 +271,24 @@ class CollectBuffer:
         return buf
 
 
+@attrs.frozen
+class JoinBuffer:
+    """Events routed to a join step that wait for the rest of their set."""
+
+    events: CollectBuffer = CollectBuffer()
+    """The held events, oldest first when read."""
+    fits: tuple[int, ...] = ()
+    """How many held events fit each slot (derived from ``events``): a set
+    cannot be complete while a slot has fewer candidates than there are slots of
+    its type, so an event that cannot complete one costs O(slots), however many
+    events are held."""
+
+    @classmethod
+    def of(cls, events: list[Any], slots: tuple[type, ...]) -> JoinBuffer:
+        fits = tuple(sum(isinstance(ev, t) for ev in events) for t in slots)
+        return cls(CollectBuffer.of(events), fits)
+
+
 # Outcomes: how a run ended, each with the status it leaves the run in.
 
 
@@ -338,6 +364,8 @@ class RunState:
     next_worker_id: int = 0
     deadline: float | None = None
     outcome: Outcome | None = None
+    joins: Mapping[str, JoinBuffer] = EMPTY
+    """Events held for join steps until their sets are complete, by step name."""
 
     @classmethod
     def initial(cls, spec: RunSpec) -> RunState:

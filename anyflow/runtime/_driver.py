@@ -608,7 +608,9 @@ class Driver:
                     if self._resources is None:
                         self._resources = RunResources(getattr(workflow, "_resource_manager", None))
                     values = await self._resources.resolve(info)
-                call = info.call(workflow, delivery.event, ctx, values)
+                # A join step is called with its set of events (reducer rule 7).
+                given = delivery.event if delivery.bound is None else delivery.bound
+                call = info.call(workflow, given, ctx, values)
                 if self._scheduled:
                     call = self._scheduled_call(worker_id, name, call)
                 if wrapped:

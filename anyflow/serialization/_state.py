@@ -8,6 +8,7 @@ from .._core._pqueue import PQueue
 from .._core.state import (
     CollectBuffer,
     Delivery,
+    JoinBuffer,
     Lane,
     Resumption,
     RunSpec,
@@ -102,6 +103,17 @@ def encode_state(state: RunState, *, check: bool = True) -> dict[str, Any]:
         ],
         "recoveries": dict(state.recoveries),
     }
+    if state.joins:  # written only when a join step holds events
+        data["joins"] = [
+            {
+                "step": step,
+                "events": [
+                    encode_event(ev, f"$.run.joins[{i}].events[{j}]")
+                    for j, ev in enumerate(buffer.events.items())
+                ],
+            }
+            for i, (step, buffer) in enumerate(state.joins.items())
+        ]
     if check:
         check_json(data, "$.run")
     return data
@@ -174,13 +186,16 @@ def _delivery(d: Delivery, path: str) -> dict[str, Any]:
     if d.last_error is not None:
         name = getattr(d.last_error, "type_name", type(d.last_error).__name__)
         error = {"type": name, "message": str(d.last_error)}
-    return {
+    data = {
         "event_id": d.event_id,
         "event": encode_event(d.event, f"{path}.event"),
         "attempt": d.attempt,
         "last_error": error,
         "first_failed_at": d.first_failed_at,
     }
+    if d.bound is not None:  # a join step's set (written only for one)
+        data["bound"] = [encode_event(ev, f"{path}.bound[{i}]") for i, ev in enumerate(d.bound)]
+    return data
 
 
 def _item(item: Delivery | Resumption, path: str) -> dict[str, Any]:
@@ -246,12 +261,19 @@ class _Reader:
         first = data.get("first_failed_at") if isinstance(data, dict) else None
         if first is not None and not isinstance(first, int | float):
             raise ContextSerdeError(f"{path}.first_failed_at must be a number or null")
+        bound = None
+        if isinstance(data, dict) and data.get("bound") is not None:
+            bound = tuple(
+                decode_event(ev, f"{path}.bound[{i}]")
+                for i, ev in enumerate(self.get(data, "bound", list, path))
+            )
         return Delivery(
             self.get(data, "event_id", int, path),
             decode_event(self.get(data, "event", dict, path), f"{path}.event"),
             self.get(data, "attempt", int, path),
             last_error,
             first,
+            bound,
         )
 
     def worker(self, data: Any, path: str) -> Worker:
@@ -356,6 +378,21 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
             for j, ev in enumerate(r.get(c, "events", list, where))
         ]
         collections[(step, r.get(c, "buffer", str, where))] = CollectBuffer.of(events)
+    joins = {}
+    for i, item in enumerate(data.get("joins") or []):
+        where = f"{path}.joins[{i}]"
+        step = r.step(r.get(item, "step", str, where), f"{where}.step")
+        slots = spec.steps[step].slots
+        if not slots:
+            raise ContextSerdeError(
+                f"{where} holds events for step {step!r}, which is not a join step in this "
+                "workflow (it takes one event parameter); was the workflow changed since?"
+            )
+        held = [
+            decode_event(ev, f"{where}.events[{j}]")
+            for j, ev in enumerate(r.get(item, "events", list, where))
+        ]
+        joins[step] = JoinBuffer.of(held, slots)
     unclaimed: list[tuple[Any, str | None]] = []
     for i, item in enumerate(r.get(data, "unclaimed", list, path)):
         where = f"{path}.unclaimed[{i}]"
@@ -389,4 +426,5 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
         collections=collections,
         next_event_id=r.get(data, "next_event_id", int, path),
         next_worker_id=max(r.get(data, "next_worker_id", int, path), offset + len(waiting)),
+        joins=joins,
     )

@@ -33,7 +33,13 @@ after every step:
    resume (``RunResumed(recovered=True)``, the process died) makes an attempt
    run again, the re-run sends again, in order, what its attempt sent, and
    those repeats are dropped (no delivery, no command); its sends beyond them
-   are new, and so are all the sends of a retry (a new attempt).
+   are new, and so are all the sends of a retry (a new attempt);
+10. an event routed to the join step ``j`` is, at every moment, in exactly one
+   place: held in its join buffer (in arrival order, as the model holds it), or
+   in the set of exactly one of its deliveries (wherever that delivery is, or
+   done); a set leaves the buffer as soon as it is complete, as the
+   lexicographically first choice of held events by arrival, slot by slot, and
+   each event of a set fits its slot.
 
 Worker ids are drawn from the state (executing workers for the ticks a worker
 sends, waiters for ``WaitAbandoned``): a worker moves between executing and
@@ -167,8 +173,16 @@ STEPS = {
     "b": StepSpec("b", (B,), num_workers=2, timeout=STEP_TIMEOUT),
     "c": StepSpec("c", (A, C), num_workers=3),
     "k": StepSpec("k", (F,), num_workers=1),
+    "j": StepSpec("j", (B, C), num_workers=2, slots=(B, C, B)),
 }
-ROUTES: dict[type, tuple[str, ...]] = {A: ("a", "c"), B: ("b",), C: ("c",), F: ("k",)}
+JOINS = {"j": (B, C, B)}
+"""The join steps, with their slots: ``j`` takes two Bs and a C at a time."""
+ROUTES: dict[type, tuple[str, ...]] = {
+    A: ("a", "c"),
+    B: ("b", "j"),
+    C: ("c", "j"),
+    F: ("k",),
+}
 """Where each routable type goes, written out by hand rather than computed."""
 PUBLISHED = (C, P)
 """C is published and routed, P only published."""
@@ -217,6 +231,16 @@ def model_take(
     return tuple(taken), remaining
 
 
+def model_bind(held: list[Any], slots: tuple[type, ...]) -> tuple[Any, ...] | None:
+    """A join's set as rule 7 describes it: of all the ways to give each slot a
+    distinct held event that fits it, the one whose positions (by arrival),
+    read slot by slot, come first.  Brute force: every arrangement, in order."""
+    for positions in itertools.permutations(range(len(held)), len(slots)):
+        if all(isinstance(held[p], t) for p, t in zip(positions, slots, strict=True)):
+            return tuple(held[p] for p in positions)
+    return None
+
+
 def model_matches(waiter: Waiter, event: Any) -> bool:
     """Whether ``event`` answers ``waiter``, as ``wait_for_event`` documents it."""
     return isinstance(event, waiter.event_types) and all(
@@ -235,6 +259,7 @@ def independent_copy(state: RunState) -> RunState:
         recoveries=dict(state.recoveries),
         retries=dict(state.retries),
         collections=dict(state.collections),
+        joins=dict(state.joins),
     )
 
 
@@ -328,6 +353,12 @@ class ReducerMachine(RuleBasedStateMachine):
         ``send_event`` and where to, in order: what its re-run sends again."""
         self.position: dict[int, int] = {}
         """How many events each live execution, by worker id, has sent."""
+        self.held: dict[str, list[Any]] = {name: [] for name in JOINS}
+        """The model of ``RunState.joins``: each join step's held events, oldest first."""
+        self.joined: dict[str, list[int]] = {name: [] for name in JOINS}
+        """Serials of the events routed to each join step."""
+        self.done_sets: dict[tuple[str, int], tuple[Any, ...]] = {}
+        """The sets of the join deliveries that finished, by (step, event id)."""
         self.entered: Counter[int] = Counter()
         """Serials of the events steps sent: how many times each entered the run
         (delivered to steps, given to a waiter or kept unclaimed), as observed."""
@@ -368,10 +399,23 @@ class ReducerMachine(RuleBasedStateMachine):
         self.state = after
 
         new_delivery = None
+        new_items: dict[str, Delivery] = {}
         if new_event is not None:
             event_id = before.next_event_id
             new_delivery = Delivery(event_id, new_event)
             for step in new_steps:
+                if step in JOINS:
+                    # Rule 7: held until its set is complete, then one delivery.
+                    self.joined[step].append(new_event.serial)
+                    held = [*self.held[step], new_event]
+                    bound = model_bind(held, JOINS[step])
+                    if bound is None:
+                        self.held[step] = held
+                        continue
+                    self.held[step] = [ev for ev in held if all(ev is not b for b in bound)]
+                    new_items[step] = Delivery(event_id, new_event, bound=bound)
+                else:
+                    new_items[step] = new_delivery
                 assert (event_id, step) not in self.accepted
                 self.accepted[event_id, step] = new_event
             self.delivered.add(new_event.serial)
@@ -416,8 +460,8 @@ class ReducerMachine(RuleBasedStateMachine):
                     while at < len(candidates) and type(candidates[at]) is Resumption:
                         at += 1
                 candidates.insert(at, front[1])
-            if new_delivery is not None and step in new_steps:
-                candidates.append(new_delivery)
+            if step in new_items:
+                candidates.append(new_items[step])
             n = len(taken[step])
             assert taken[step] == [unbudgeted(item) for item in candidates[:n]], step
             assert list(after.lanes[step].queue) == candidates[n:], step
@@ -500,6 +544,9 @@ class ReducerMachine(RuleBasedStateMachine):
 
     def finished_delivery(self, worker: Worker) -> None:
         self.done.add((worker.delivery.event_id, worker.step))
+        if worker.step in JOINS:
+            assert worker.delivery.bound is not None
+            self.done_sets[worker.step, worker.delivery.event_id] = worker.delivery.bound
         self.memos.pop((worker.step, worker.delivery.event_id), None)
         self.cut.pop((worker.step, worker.delivery.event_id), None)
 
@@ -719,7 +766,14 @@ class ReducerMachine(RuleBasedStateMachine):
             first = self.now if delivery.first_failed_at is None else delivery.first_failed_at
             assert self.state.retries[timer_id] == Worker(
                 worker.step,
-                Delivery(delivery.event_id, delivery.event, delivery.attempt + 1, error, first),
+                Delivery(
+                    delivery.event_id,
+                    delivery.event,
+                    delivery.attempt + 1,
+                    error,
+                    first,
+                    bound=delivery.bound,
+                ),
                 self.now + delay,
             )
 
@@ -1020,6 +1074,7 @@ class ReducerMachine(RuleBasedStateMachine):
             EventSent(C(), step="a"),
             EventSent(A(), step="nope"),
             EventSent(Orphan(), external=True),
+            EventSent(A(), step="j"),
         ]
         # A waiter of the step takes an event its step does not accept.
         candidates = [
@@ -1101,6 +1156,28 @@ class ReducerMachine(RuleBasedStateMachine):
             }
             assert memos == self.memos
             assert self.state.recoveries == self.recoveries
+
+    @invariant()
+    def joined_events_are_held_or_in_one_set(self) -> None:
+        """Rule 10: no event routed to a join is lost, duplicated or misplaced."""
+        state = self.state
+        for name, slots in JOINS.items():
+            held = state.joins[name].events.items() if name in state.joins else []
+            if self.running:
+                assert held == self.held[name], name
+                assert model_bind(held, slots) is None, "a complete set was left held"
+            places: Counter[int] = Counter(ev.serial for ev in held)
+            sets = [d.bound for step, d in all_deliveries(state) if step == name]
+            sets += [bound for (step, _), bound in self.done_sets.items() if step == name]
+            for bound in sets:
+                assert bound is not None
+                assert all(isinstance(ev, t) for ev, t in zip(bound, slots, strict=True))
+                places.update(ev.serial for ev in bound)
+            assert places == Counter(self.joined[name]), name
+        for step, delivery in all_deliveries(state):
+            assert (delivery.bound is not None) == (step in JOINS), (step, delivery)
+            if delivery.bound is not None:
+                assert delivery.event in delivery.bound
 
     @invariant()
     def step_sends_enter_once(self) -> None:

@@ -1,0 +1,410 @@
+"""Join steps: a step with several event parameters is called once one event
+of each has arrived (llama-index-workflows' "collect mode").
+
+Each test runs on asyncio and trio.  The reducer's rule is tested on its own in
+``tests/core/test_reducer_joins.py`` and under random interleavings in
+``tests/core/test_reducer_stateful.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+import pytest
+
+from anyflow import (
+    BasicRuntime,
+    ConstantDelayRetryPolicy,
+    Context,
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StepFailedEvent,
+    StopEvent,
+    Workflow,
+    catch_error,
+    step,
+)
+from anyflow.decorators import StepOptionError
+from anyflow.durable import DurableRuntime, SqliteStore
+from anyflow.errors import WorkflowValidationError
+from anyflow.resources import Resource
+from anyflow.testing import Fault, WorkflowTestRunner, simulate, virtual_time
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+
+class Header(Event):
+    value: str
+
+
+class Body(Event):
+    value: str
+
+
+class Footer(Event):
+    value: str
+
+
+class LoudHeader(Header):
+    pass
+
+
+class Reply(HumanResponseEvent):
+    pass
+
+
+class Assemble(Workflow):
+    """Sends its parts in an order that is not the join's parameter order."""
+
+    @step
+    async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | Footer | None:
+        ctx.send_event(Footer(value="f"))
+        ctx.send_event(Body(value="b"))
+        ctx.send_event(Header(value="h"))
+        return None
+
+    @step
+    async def assemble(self, h: Header, ctx: Context, b: Body, f: Footer) -> StopEvent:
+        await ctx.store.set("seen", [type(e).__name__ for e in (h, b, f)])
+        return StopEvent(result=h.value + b.value + f.value)
+
+
+async def test_parameters_are_bound_by_type_whatever_the_order_of_arrival() -> None:
+    wf = Assemble()
+    async with wf.run() as handler:
+        assert await handler == "hbf"
+        assert await handler.ctx.store.get("seen") == ["Header", "Body", "Footer"]
+
+
+async def test_the_join_is_called_once_per_set_not_once_per_event() -> None:
+    result = await WorkflowTestRunner(Assemble()).run()
+    assert result.result == "hbf"
+    assert result.calls == {"emit": 1, "assemble": 1}
+
+
+class Pairs(Workflow):
+    """Five headers: two pairs, in arrival order, and one left over."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pairs: list[tuple[str, str]] = []
+
+    @step
+    async def emit(self, ev: StartEvent, ctx: Context) -> Header | None:
+        for value in "abcde":
+            ctx.send_event(Header(value=value))
+        return None
+
+    @step
+    async def pair(self, first: Header, second: Header) -> Body:
+        self.pairs.append((first.value, second.value))
+        return Body(value=first.value + second.value)
+
+    @step
+    async def finish(self, ev: Body, ctx: Context) -> StopEvent | None:
+        done = ctx.collect_events(ev, [Body, Body])
+        return None if done is None else StopEvent(result=[b.value for b in done])
+
+
+async def test_same_type_parameters_bind_in_arrival_order_and_sets_repeat() -> None:
+    wf = Pairs()
+    async with wf.run() as handler:
+        assert await handler == ["ab", "cd"]
+    assert wf.pairs == [("a", "b"), ("c", "d")]
+
+
+async def test_a_subclass_instance_fills_its_base_class_parameter() -> None:
+    class Subclasses(Workflow):
+        @step
+        async def emit(self, ev: StartEvent, ctx: Context) -> LoudHeader | Body | None:
+            ctx.send_event(LoudHeader(value="H"))
+            ctx.send_event(Body(value="b"))
+            return None
+
+        @step(accept_event_subclasses=True)
+        async def assemble(self, h: Header, b: Body) -> StopEvent:
+            return StopEvent(result=f"{type(h).__name__}:{h.value}{b.value}")
+
+    assert await Subclasses().run() == "LoudHeader:Hb"
+
+
+async def test_a_failing_join_is_caught_with_the_event_that_completed_its_set() -> None:
+    class Caught(Workflow):
+        @step
+        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
+            ctx.send_event(Header(value="h"))
+            ctx.send_event(Body(value="b"))
+            return None
+
+        @step
+        async def assemble(self, h: Header, b: Body) -> StopEvent:
+            raise RuntimeError(h.value + b.value)
+
+        @catch_error(for_steps=["assemble"])
+        async def recover(self, ev: StepFailedEvent) -> StopEvent:
+            return StopEvent(result=(ev.step_name, ev.input_event, ev.exception_message))
+
+    assert await Caught().run() == ("assemble", Body(value="b"), "hb")
+
+
+async def test_a_retried_join_gets_the_same_set_again() -> None:
+    calls: list[tuple[str, str]] = []
+
+    class Flaky(Workflow):
+        @step
+        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
+            ctx.send_event(Body(value="b"))
+            ctx.send_event(Header(value="h"))
+            return None
+
+        @step(retry_policy=ConstantDelayRetryPolicy(delay=1.0, maximum_attempts=3))
+        async def assemble(self, h: Header, b: Body, ctx: Context) -> StopEvent:
+            calls.append((h.value, b.value))
+            if ctx.retry_info().attempt < 3:
+                raise RuntimeError("not yet")
+            return StopEvent(result="ok")
+
+    with virtual_time():
+        assert await Flaky().run() == "ok"
+    assert calls == [("h", "b")] * 3
+
+
+async def test_a_join_may_wait_for_an_answer_and_keeps_its_events() -> None:
+    class Asks(Workflow):
+        @step
+        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
+            ctx.send_event(Header(value="h"))
+            ctx.send_event(Body(value="b"))
+            return None
+
+        @step
+        async def assemble(self, ctx: Context, h: Header, b: Body) -> StopEvent:
+            reply = await ctx.wait_for_event(Reply, waiter_event=InputRequiredEvent(prefix="?"))
+            return StopEvent(result=h.value + b.value + reply.response)
+
+    async with Asks().run() as handler:
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                handler.send_event(Reply(response="!"))
+        assert await handler == "hb!"
+
+
+async def test_a_plain_def_join_runs_in_a_thread_with_its_events() -> None:
+    class Threaded(Workflow):
+        @step
+        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
+            ctx.send_event(Body(value="b"))
+            ctx.send_event(Header(value="h"))
+            return None
+
+        @step
+        def assemble(self, h: Header, b: Body, ctx: Context) -> StopEvent:
+            ctx.write_event_to_stream(Footer(value="from a thread"))
+            return StopEvent(result=h.value + b.value)
+
+    async with Threaded().run() as handler:
+        seen = [ev async for ev in handler.stream_events()]
+        assert await handler == "hb"
+    assert Footer(value="from a thread") in seen
+
+
+def make_prefix() -> str:
+    return ">"
+
+
+async def test_a_join_takes_resources_and_positional_only_parameters() -> None:
+    class WithResources(Workflow):
+        @step
+        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
+            ctx.send_event(Header(value="h"))
+            ctx.send_event(Body(value="b"))
+            return None
+
+        @step
+        async def assemble(
+            self,
+            h: Header,
+            /,
+            b: Body,
+            prefix: Annotated[str, Resource(make_prefix)],
+        ) -> StopEvent:
+            return StopEvent(result=prefix + h.value + b.value)
+
+    assert await WithResources().run() == ">hb"
+
+
+async def test_events_for_a_join_may_come_from_the_caller() -> None:
+    class FromOutside(Workflow):
+        @step
+        async def begin(self, ev: StartEvent) -> Header:
+            return Header(value="h")
+
+        @step
+        async def assemble(self, h: Header, r: Reply) -> StopEvent:
+            return StopEvent(result=h.value + r.response)
+
+    async with FromOutside().run() as handler:
+        handler.send_event(Reply(response="r"))
+        assert await handler == "hr"
+
+
+class HalfJoined(Workflow):
+    """Holds a Header in its join until the caller's Reply comes."""
+
+    @step
+    async def begin(self, ev: StartEvent, ctx: Context) -> Header | InputRequiredEvent:
+        ctx.send_event(Header(value=ev.topic))
+        return InputRequiredEvent(prefix="reply?")
+
+    @step
+    async def assemble(self, h: Header, r: Reply) -> StopEvent:
+        return StopEvent(result=f"{h.value}:{r.response}")
+
+
+async def test_a_saved_context_keeps_the_events_a_join_holds() -> None:
+    async with BasicRuntime() as runtime:
+        handler = HalfJoined().run(topic="owls", runtime=runtime)
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                await anyio.wait_all_tasks_blocked()
+                data = json.loads(json.dumps(handler.ctx.to_dict()))
+                await handler.cancel_run()
+                break
+    [held] = data["run"]["joins"]
+    assert held["step"] == "assemble"
+    assert [e["fields"]["value"] for e in held["events"]] == ["owls"]
+
+    wf = HalfJoined()
+    async with wf.run(ctx=Context.from_dict(wf, data)) as handler:
+        handler.send_event(Reply(response="yes"))
+        assert await handler == "owls:yes"
+
+
+async def test_a_durable_run_stopped_mid_join_resumes_with_the_held_event(
+    tmp_path: Path,
+) -> None:
+    started: list[str] = []
+
+    class Durable(HalfJoined):
+        @step
+        async def begin(self, ev: StartEvent, ctx: Context) -> Header | InputRequiredEvent:
+            started.append(ev.topic)
+            ctx.send_event(Header(value=ev.topic))
+            return InputRequiredEvent(prefix="reply?")
+
+    db = tmp_path / "runs.db"
+    async with DurableRuntime(SqliteStore(db)) as runtime:
+        Durable().run(run_id="j1", runtime=runtime, topic="owls")
+        async for stored in runtime.events("j1"):
+            if isinstance(stored.event, InputRequiredEvent):
+                break
+    # The block ended: the run stopped holding the Header, and stays resumable.
+    async with DurableRuntime(SqliteStore(db)) as runtime:
+        handler = Durable().run(run_id="j1", runtime=runtime)
+        await handler.send_event(Reply(response="yes"))
+        assert await handler == "owls:yes"
+    assert started == ["owls"]  # begin's result was recorded: it did not run again
+
+
+class Job(Event):
+    n: int
+
+
+class Part(Event):
+    n: int
+
+
+class Race(Workflow):
+    """Two workers finish in either order; the join pairs parts as they arrive."""
+
+    @step
+    async def fan(self, ev: StartEvent, ctx: Context) -> Job | None:
+        ctx.send_event(Job(n=1))
+        ctx.send_event(Job(n=2))
+        return None
+
+    @step(num_workers=2)
+    async def work(self, ev: Job, ctx: Context) -> Part:
+        await ctx.store.set(f"worked {ev.n}", True)
+        return Part(n=ev.n)
+
+    @step
+    async def pair(self, first: Part, second: Part) -> StopEvent:
+        return StopEvent(result=(first.n, second.n))
+
+
+async def test_simulation_explores_the_orders_a_join_sees_and_binds_each_event_once() -> None:
+    results = set()
+    for seed in range(12):
+        simulation = await simulate(Race(), seed=seed)
+        results.add(simulation.result)
+    # Both arrival orders happen, and each is bound in arrival order.
+    assert results == {(1, 2), (2, 1)}
+
+
+async def test_a_crash_at_any_batch_neither_loses_nor_duplicates_a_joined_event() -> None:
+    crashed = 0
+    for nth in range(6):
+        simulation = await simulate(Race(), seed=nth, faults=[Fault("crash", nth=nth)])
+        assert sorted(simulation.result) == [1, 2]
+        crashed += "crash" in simulation.trace
+    assert crashed >= 3
+
+
+# Signatures anyflow refuses, and what it says.
+
+
+def test_a_join_parameter_with_a_union_is_refused_naming_it() -> None:
+    with pytest.raises(WorkflowValidationError, match=r"single event type.*'b' is annotated"):
+
+        class Bad(Workflow):
+            @step
+            async def assemble(self, h: Header, b: Body | Footer) -> StopEvent:
+                return StopEvent(result=None)
+
+
+def test_a_list_parameter_beside_other_event_parameters_is_refused() -> None:
+    with pytest.raises(WorkflowValidationError, match=r"list\[E\] parameter \(a fan-in\) must"):
+
+        class Bad(Workflow):
+            @step
+            async def assemble(self, h: Header, parts: list[Body]) -> StopEvent:
+                return StopEvent(result=None)
+
+
+def test_a_catching_step_with_several_event_parameters_is_refused() -> None:
+    with pytest.raises(WorkflowValidationError, match=r"recover.*StepFailedEvent"):
+
+        class Bad(Workflow):
+            @catch_error
+            async def recover(self, ev: StepFailedEvent, h: Header) -> StopEvent:
+                return StopEvent(result=None)
+
+
+async def test_a_list_parameter_is_read_but_a_run_is_refused_saying_what_to_do() -> None:
+    class Fanned(Workflow):
+        @step
+        async def emit(self, ev: StartEvent) -> Header:
+            return Header(value="h")
+
+        @step
+        async def gather(self, headers: list[Header | LoudHeader]) -> StopEvent:
+            return StopEvent(result=len(headers))
+
+    info = Fanned.steps()["gather"]
+    assert info.collection == ("headers", (Header, LoudHeader))
+    assert info.accepts == (Header, LoudHeader)
+    with pytest.raises(WorkflowValidationError, match=r"collects list\[Header \| LoudHeader\]"):
+        Fanned().run()
+
+
+def test_accept_event_subclasses_takes_a_bool() -> None:
+    with pytest.raises(StepOptionError, match=r"accept_event_subclasses must be True or False"):
+        step(accept_event_subclasses="yes")  # type: ignore[arg-type]
