@@ -89,6 +89,21 @@ async def test_the_join_is_called_once_per_set_not_once_per_event() -> None:
     assert result.calls == {"emit": 1, "assemble": 1}
 
 
+async def test_a_join_s_events_are_not_in_the_step_s_collect_events_buffer() -> None:
+    class Both(Workflow):
+        @step
+        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
+            ctx.send_event(Header(value="h"))
+            ctx.send_event(Body(value="b"))
+            return None
+
+        @step
+        async def assemble(self, ctx: Context, h: Header, b: Body) -> StopEvent:
+            return StopEvent(result=ctx.collect_events(b, [Header, Body]))
+
+    assert await Both().run() is None
+
+
 class Pairs(Workflow):
     """Five headers: two pairs, in arrival order, and one left over."""
 

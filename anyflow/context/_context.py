@@ -139,6 +139,14 @@ class InternalContext:
         self.waits = 0  # wait_for_event calls so far in this attempt
         self.waiting = False
 
+    def collect_events(
+        self, event: Event, expected: Sequence[type[Event]], buffer_id: str | None = None
+    ) -> list[Event] | None:
+        """``Context.collect_events`` for the step this face belongs to (named
+        as llama-index-workflows' ``InternalContext`` names it, for code that
+        patches it; a join step's parameters do not go through it)."""
+        return self.host.collect(self.worker_id, buffer_id or "default", event, expected)
+
 
 Face = PreContext | ExternalContext | InternalContext
 
@@ -585,7 +593,7 @@ class Context(Generic[StateT]):
         face = self._face
         if not isinstance(face, InternalContext):
             raise self._wrong_phase("collect_events", "Call it from a @step method.")
-        return face.host.collect(face.worker_id, buffer_id or "default", event, expected)
+        return face.collect_events(event, expected, buffer_id)
 
     async def wait_for_event(
         self,
