@@ -485,6 +485,8 @@ class _Journal:
         self.ended = True
         self.prelogged.clear()
         self.runtime._active.pop(self.run_id, None)
+        if self.end_recorded:
+            self.runtime._ended.keep(self.run_id, self.feed)
         self._notify()
         self._feed_notify()
 
@@ -670,6 +672,7 @@ class DurableRuntime(RuntimeDecorator):
         self.wall_clock = wall_clock
         self.owner = Owner.here()
         self._active: dict[str, _Journal] = {}
+        self._ended = _EndedRuns()
         self._entered = False
 
     @property
@@ -763,6 +766,9 @@ class DurableRuntime(RuntimeDecorator):
         self, run_id: str, after: int = -1, limit: int | None = None
     ) -> list[StoredEvent]:
         """The run's recorded events with a sequence number above ``after``."""
+        kept = self._ended.events(run_id, after, limit)
+        if kept is not None:
+            return kept
         return [
             _stored_event(text, run_id, seq)
             for seq, text in await self.store.read_events(run_id, after, limit=limit)
@@ -770,6 +776,7 @@ class DurableRuntime(RuntimeDecorator):
 
     async def delete_run(self, run_id: str) -> None:
         """Delete a finished run's records (see ``Store.delete``)."""
+        self._ended.forget(run_id)
         await self.store.delete(run_id)
 
     @property
@@ -821,6 +828,48 @@ class DurableRuntime(RuntimeDecorator):
         :raises DurabilityError: if there is no such run.
         """
         return LiveEventReader(self, run_id, after)
+
+
+class _EndedRuns:
+    """The events of the runs that ended in this runtime lately, as they were
+    recorded (the event and its encoding): reading a run's events just after
+    it ended (a client that follows it, the server's replay of it) needs
+    neither the store nor decoding.  A finished run's records never change,
+    but for a purge (``delete_run``).  Bounded by ``ENDED_KEEP`` events."""
+
+    __slots__ = ("_events", "_runs")
+
+    def __init__(self) -> None:
+        self._runs: dict[str, list[tuple[int, Event, Any]]] = {}
+        self._events = 0
+
+    def keep(self, run_id: str, feed: list[tuple[int, Event, Any]]) -> None:
+        if not feed or len(feed) > ENDED_KEEP // 8:
+            return
+        self.forget(run_id)
+        self._runs[run_id] = feed
+        self._events += len(feed)
+        while self._events > ENDED_KEEP:
+            self.forget(next(iter(self._runs)))
+
+    def forget(self, run_id: str) -> None:
+        feed = self._runs.pop(run_id, None)
+        if feed is not None:
+            self._events -= len(feed)
+
+    def events(self, run_id: str, after: int, limit: int | None) -> list[StoredEvent] | None:
+        """The events after ``after``, or None if they are not all kept."""
+        feed = self._runs.get(run_id)
+        if feed is None or after + 1 < feed[0][0]:
+            return None
+        entries = feed[after + 1 - feed[0][0] :]
+        if limit is not None:
+            entries = entries[:limit]
+        return [StoredEvent(seq, event, encoded) for seq, event, encoded in entries]
+
+
+ENDED_KEEP = 8192
+"""Events ``DurableRuntime`` keeps of the runs that ended in it lately."""
 
 
 LiveItem = StoredEvent | LiveEvent | Committed

@@ -633,9 +633,11 @@ class RunBook:
         """
         catalog = self.durable
         await self.touch(handler_id, settle=False)  # on demand: the stream runs it
-        # A run known to have finished stays so: no need to ask the store.
+        # A run known to have finished stays so: no need to ask the store;
+        # nor for one that executes here, which the live feed follows.
         finished = handler_id in self._terminal
-        if not finished:
+        live = self._live.get(handler_id)
+        if not finished and (live is None or live.ended.is_set()):
             record = await catalog.get_run(handler_id)
             if record is None and handler_id not in self._live:
                 raise NotFound(f"no handler {handler_id!r}")

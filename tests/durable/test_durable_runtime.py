@@ -506,3 +506,31 @@ async def test_a_run_that_cannot_be_created_is_not_recorded_and_wait_recorded_sa
             await handler
     assert await store.get_run("n") is None
     assert CALLS == []  # nothing ran: its start was not recorded
+
+
+class CountedReads(MemoryStore):
+    reads = 0
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[tuple[int, str]]:
+        self.reads += 1
+        return await super().read_events(run_id, after, limit)
+
+
+async def test_the_events_of_a_run_that_ended_here_are_read_as_recorded_without_the_store() -> None:
+    store = CountedReads()
+    async with DurableRuntime(store) as runtime:
+        assert await Once().run(run_id="k", runtime=runtime) == "done"
+        events = await runtime.read_events("k")
+        assert [(e.seq, type(e.event).__name__) for e in events] == [
+            (0, "Progress"),
+            (1, "StopEvent"),
+        ]
+        assert [e.encoded for e in events] == [e.encoded for e in await runtime.read_events("k")]
+        assert [e.seq for e in await runtime.read_events("k", after=0)] == [1]
+        assert [e.seq for e in await runtime.read_events("k", limit=1)] == [0]
+        assert store.reads == 0
+        await runtime.delete_run("k")
+        assert await runtime.read_events("k") == []  # purged: the store says so
+        assert store.reads == 1
