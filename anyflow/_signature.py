@@ -5,8 +5,9 @@ Code written for the incumbent reads a function's step signature with
 ``inspect_signature(fn)`` and checks it with ``validate_step_signature(spec)``,
 and lists a class's steps with ``get_steps_from_class``.  These answer with
 anyflow's own reading of annotations (the primitives of ``anyflow._steps``, the
-one place that reads a step), under the incumbent's rule that a step takes one
-event parameter, and with its error messages.  A workflow does not need them:
+one place that reads a step), under the incumbent's rules (several event
+parameters make a join, each of one event type; a ``list[E]`` parameter stands
+alone), and with its error messages.  A workflow does not need them:
 ``Workflow.steps()`` is the reading anyflow itself runs on.
 """
 
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._steps import _flatten, _is_context, _resource_of, _strip_annotated, type_hints
+from ._steps import (
+    _flatten,
+    _is_context,
+    _list_elements,
+    _resource_of,
+    _strip_annotated,
+    type_hints,
+)
 from .decorators import STEP_ATTRIBUTE
 from .errors import WorkflowValidationError
 from .events import Event
@@ -53,6 +61,9 @@ class StepSignatureSpec:
     """``S`` of ``Context[S]``."""
     resources: list[tuple[str, ResourceDescriptor]]
     """(parameter name, ``Resource`` or ``ResourceConfig``) of each resource parameter."""
+    collection_param: tuple[str, tuple[Any, ...]] | None = None
+    """(parameter name, event types) of a ``list[E]`` parameter, if there is one
+    (its event types are also in ``accepted_events``)."""
 
 
 def _hints(fn: Callable[..., Any], localns: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -106,6 +117,7 @@ def inspect_signature(
     context: str | None = None
     state: Any | None = None
     resources: list[tuple[str, ResourceDescriptor]] = []
+    collection: tuple[str, tuple[Any, ...]] | None = None
     for param in inspect.signature(fn).parameters.values():
         if param.name in ("self", "cls"):
             continue
@@ -120,6 +132,17 @@ def inspect_signature(
             args = typing.get_args(annotation)
             state = args[0] if args else None
             continue
+        elements = _list_elements(annotation)
+        if elements is not None:
+            if collection is not None:
+                raise WorkflowValidationError(
+                    "A step may declare at most one list[E] collection parameter, but "
+                    f"{where} has {collection[0]!r} and {param.name!r}: take one list "
+                    "parameter (a union list[A | B] gathers several types)"
+                )
+            collection = (param.name, elements)
+            accepted[param.name] = list(elements)
+            continue
         types = _get_param_types(param, hints)
         if all(_is_event_type(t) for t in types):
             accepted[param.name] = types
@@ -129,12 +152,14 @@ def inspect_signature(
         context_parameter=context,
         context_state_type=state,
         resources=resources,
+        collection_param=collection,
     )
 
 
 def validate_step_signature(spec: StepSignatureSpec) -> None:
     """Check a signature read by ``inspect_signature`` as anyflow checks a step:
-    one event parameter and an annotated return.
+    an event parameter (several make a join, each naming one event type; a
+    ``list[E]`` parameter is the only one) and an annotated return.
 
     :raises WorkflowValidationError: saying which rule the signature breaks.
     """
@@ -144,12 +169,21 @@ def validate_step_signature(spec: StepSignatureSpec) -> None:
             "Step signature must have at least one parameter annotated as type Event "
             "(e.g. `ev: StartEvent`)"
         )
-    if found > 1:
+    if found > 1 and spec.collection_param is not None:
         raise WorkflowValidationError(
-            f"Step signature must contain exactly one parameter of type Event but found "
-            f"{found}. ({', '.join(spec.accepted_events)}); anyflow steps take one event: "
-            "wait for the others with ctx.collect_events or ctx.wait_for_event"
+            "A list[E] collection parameter cannot be combined with other event "
+            f"parameters ({', '.join(spec.accepted_events)}): take one list[E] parameter, "
+            "or one event per parameter (a join)"
         )
+    if found > 1:
+        for name, types in spec.accepted_events.items():
+            if len(types) != 1:
+                raise WorkflowValidationError(
+                    "A step with several event parameters (a join) needs each to declare a "
+                    f"single event type, but {name!r} declares {len(types)} "
+                    f"({' | '.join(getattr(t, '__name__', repr(t)) for t in types)}): "
+                    "union-typed join parameters are not supported"
+                )
     if not spec.return_types:
         raise WorkflowValidationError(
             "Return types of workflows step functions must be annotated with their type "

@@ -66,6 +66,23 @@ def test_a_step_signature_is_read_without_self_context_or_resources() -> None:
     validate_step_signature(spec)
 
 
+def test_joins_and_list_parameters_are_read_as_steps_read_them() -> None:
+    def join(self: Any, ev: Found, ctx: Context, other: Missing) -> StopEvent:
+        return StopEvent()
+
+    def gather(self: Any, events: list[Found | Missing]) -> StopEvent:
+        return StopEvent()
+
+    spec = inspect_signature(join)
+    assert spec.accepted_events == {"ev": [Found], "other": [Missing]}
+    assert spec.collection_param is None
+    validate_step_signature(spec)
+    spec = inspect_signature(gather)
+    assert spec.accepted_events == {"events": [Found, Missing]}
+    assert spec.collection_param == ("events", (Found, Missing))
+    validate_step_signature(spec)
+
+
 def test_a_free_function_and_an_untyped_context() -> None:
     def free(ctx: Context, ev: StartEvent) -> Found:
         return Found()
@@ -80,7 +97,13 @@ def test_what_validation_refuses_and_how_it_says_so() -> None:
     def no_event(self: Any, ctx: Context, n: int) -> StopEvent:
         return StopEvent()
 
-    def two_events(ev: Found, other: Missing) -> StopEvent:
+    def union_in_a_join(ev: Found, other: Missing | StartEvent) -> StopEvent:
+        return StopEvent()
+
+    def list_beside_an_event(ev: Found, others: list[Missing]) -> StopEvent:
+        return StopEvent()
+
+    def two_lists(some: list[Found], others: list[Missing]) -> StopEvent:
         return StopEvent()
 
     def no_return(ev: Found):  # type: ignore[no-untyped-def]
@@ -96,11 +119,20 @@ def test_what_validation_refuses_and_how_it_says_so() -> None:
         validate_step_signature(inspect_signature(no_event))
     with pytest.raises(
         WorkflowValidationError,
-        match=r"^Step signature must contain exactly one parameter of type Event but found 2\. "
-        r"\(ev, other\); anyflow steps take one event: wait for the others with "
-        r"ctx.collect_events or ctx.wait_for_event$",
+        match=r"each to declare a single event type, but 'other' declares 2 "
+        r"\(Missing \| StartEvent\)",
     ):
-        validate_step_signature(inspect_signature(two_events))
+        validate_step_signature(inspect_signature(union_in_a_join))
+    with pytest.raises(
+        WorkflowValidationError,
+        match=r"^A list\[E\] collection parameter cannot be combined with other event "
+        r"parameters \(ev, others\)",
+    ):
+        validate_step_signature(inspect_signature(list_beside_an_event))
+    with pytest.raises(
+        WorkflowValidationError, match=r"at most one list\[E\] collection parameter"
+    ):
+        inspect_signature(two_lists)
     with pytest.raises(
         WorkflowValidationError,
         match=r"^Return types of workflows step functions must be annotated with their type",
