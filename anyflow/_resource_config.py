@@ -73,6 +73,12 @@ class ResourceConfig(Generic[T]):
         base = str(self.config_file)
         return base if self.path_selector is None else f"{base}.{self.path_selector}"
 
+    @property
+    def path(self) -> str:
+        """The absolute path of the file, as it would be read now (``config_file``
+        is read relative to the working directory at that time)."""
+        return str(Path(self.config_file).resolve())
+
     def bound_to(self, annotation: Any) -> ResourceConfig[T]:
         """This config, reading into ``annotation`` unless it names its ``cls_factory``
         (a copy: the marker itself is left as it is).
@@ -97,7 +103,7 @@ class ResourceConfig(Generic[T]):
             object, or the data does not fit the class (pydantic's
             ``ValidationError`` and anyflow's ``ContextSerdeError`` are ``ValueError``s).
         """
-        path = Path(self.config_file)
+        path = Path(self.path)
         if not path.is_file():
             raise FileNotFoundError(f"no config file {str(self.config_file)!r}")
         try:
@@ -110,8 +116,10 @@ class ResourceConfig(Generic[T]):
             data = data.get(key) if isinstance(data, dict) else None
             if not isinstance(data, dict):
                 raise ValueError(
-                    f"expected an object at {where!r} in {str(self.config_file)!r}, "
-                    f"found {type(data).__name__}"
+                    f"Expected dictionary for configuration from {path} at path {where}, "
+                    f"got: {type(data)}. path_selector={self.path_selector!r} must lead "
+                    f"through JSON objects in {str(self.config_file)!r}, but {where!r} there "
+                    f"is not one ({'missing or null' if data is None else type(data).__name__})"
                 )
         return self._build(data)
 

@@ -41,6 +41,13 @@ class StepInfo:
     values of its resource parameters, by name)."""
     resources: tuple[tuple[str, ResourceDescriptor], ...] = ()
     """The step's resource parameters: (parameter name, resource)."""
+    resource_types: tuple[Any, ...] = attrs.field(default=(), kw_only=True)
+    """The type each resource parameter is annotated with (``T`` of
+    ``Annotated[T, Resource(...)]``), in the order of ``resources``."""
+    event_name: str = attrs.field(default="", kw_only=True)
+    """The name of the (first) parameter that receives the event."""
+    context_parameter: str | None = attrs.field(default=None, kw_only=True)
+    """The name of the ``Context`` parameter, if the step has one."""
     state_type: type[Any] | None = None
     """The attrs class of ``ctx: Context[MyState]``; None for an untyped (or no) context."""
     slots: tuple[tuple[str, type[Event]], ...] = ()
@@ -284,6 +291,9 @@ def read_step(
         state_type,
         slots,
         collection,
+        resource_types=tuple(typing.get_args(hints[n])[0] for n, _ in resources),
+        event_name=event_param.name,
+        context_parameter=ctx_param.name if ctx_param is not None else None,
     )
 
 

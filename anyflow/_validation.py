@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
+
 from .errors import WorkflowConfigurationError, WorkflowValidationError
 from .events import (
     Event,
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from ._steps import StepInfo
 
 
-def _names(types: Iterable[type[Event]]) -> str:
+def _names(types: Iterable[type]) -> str:
     return ", ".join(sorted({t.__name__ for t in types}))
 
 
@@ -135,26 +137,11 @@ def validate(
             "(and say so in that step's return annotation), or make it a HumanResponseEvent "
             "subclass if the caller sends it"
         )
-    if "terminal_event" not in skip:
-        orphans: dict[type[Event], list[str]] = {}
-        for s in steps.values():
-            for t in s.returns:
-                if issubclass(t, StopEvent | InputRequiredEvent):
-                    continue
-                if not any(issubclass(t, other.accepts) for other in steps.values()):
-                    orphans.setdefault(t, []).append(s.name)
-        if orphans:
-            detail = "; ".join(
-                f"{', '.join(f'{name}.{n}' for n in makers)} returns {t.__name__}"
-                for t, makers in orphans.items()
-            )
-            raise WorkflowValidationError(
-                f"The following events are produced but never consumed: {_names(orphans)} "
-                f"({detail}, but no step accepts it): add a step that accepts it, or remove "
-                "it from the return annotation (only a StopEvent or InputRequiredEvent goes "
-                "to the caller)"
-            )
-    _check_paths(name, steps, start, skip)
+    problems = graph_problems(steps, start, skip, workflow=name)
+    if problems:
+        # An event nobody takes first: it is the likeliest cause of the others.
+        first, *rest = sorted(problems, key=lambda p: p.check != "terminal_event")
+        raise WorkflowValidationError(first.detail + "".join(f"\nAlso: {p.detail}" for p in rest))
     return any(
         issubclass(t, HumanResponseEvent | InputRequiredEvent)
         for s in steps.values()
@@ -162,69 +149,189 @@ def validate(
     )
 
 
-def _check_paths(
-    name: str, steps: Mapping[str, StepInfo], start: type[StartEvent], skip: frozenset[str]
-) -> None:
-    """Reachability and dead ends, over the graph step -> returned event -> accepting step."""
+GraphNode = str | type
+"""A node of a ``StepGraph``: a step's name, or an event class."""
 
-    def takers(t: type[Event]) -> list[str]:
-        return [s.name for s in steps.values() if issubclass(t, s.accepts)]
+
+@attrs.define
+class StepGraph:
+    """A workflow's steps and events as a directed graph (llama-index-workflows'
+    ``StepGraph``, the graph its graph checks walk).
+
+    An edge from an event class to a step name: the step takes that event (or a
+    subclass of what it takes: anyflow routes subclasses); from a step name to
+    an event class: the step returns it.  ``StopEvent`` classes lead to no step
+    (they end the run).
+    """
+
+    outgoing: dict[GraphNode, list[GraphNode]] = attrs.field(factory=dict)
+    """Each node's successors (only nodes that have some)."""
+    event_types: set[type] = attrs.field(factory=set)
+    """Every event class in the graph: the start event, what steps take and return."""
+    step_names: set[str] = attrs.field(factory=set)
+    forward_reachable: set[GraphNode] = attrs.field(factory=set)
+    """What can be reached from what the caller sends: the start event class,
+    ``HumanResponseEvent`` subclasses, and ``@catch_error`` steps (reached
+    through failures)."""
+    reverse_reachable: set[GraphNode] = attrs.field(factory=set)
+    """What can reach an output to the caller: a ``StopEvent`` or an
+    ``InputRequiredEvent`` class."""
+
+
+def build_step_graph(
+    steps: Mapping[str, StepInfo],
+    start_event_class: type,
+    catch_error_steps: Iterable[str] = (),
+) -> StepGraph:
+    """The ``StepGraph`` of ``steps`` (``Workflow.steps()``) for a run that begins
+    with ``start_event_class``; ``catch_error_steps`` are reached as
+    ``@catch_error`` steps are (their own are found from the steps)."""
+    outgoing: dict[GraphNode, list[GraphNode]] = {}
+    event_types: set[type] = {start_event_class} if steps else set()
+    for info in steps.values():
+        event_types.update(info.accepts)
+        event_types.update(info.returns)
+        if info.returns:
+            outgoing[info.name] = list(info.returns)
+    for t in sorted(event_types, key=_type_order):
+        if issubclass(t, StopEvent):
+            continue
+        takers: list[GraphNode] = [s.name for s in steps.values() if issubclass(t, s.accepts)]
+        if takers:
+            outgoing[t] = takers
+    seeds: list[GraphNode] = [start_event_class]
+    seeds += [t for t in event_types if issubclass(t, HumanResponseEvent)]
+    seeds += [s.name for s in steps.values() if s.options.catch is not None]
+    seeds += list(catch_error_steps)
+    incoming: dict[GraphNode, list[GraphNode]] = {}
+    for source, targets in outgoing.items():
+        for target in targets:
+            incoming.setdefault(target, []).append(source)
+    outputs: list[GraphNode] = [
+        t for t in event_types if issubclass(t, StopEvent | InputRequiredEvent)
+    ]
+    return StepGraph(
+        outgoing=outgoing,
+        event_types=event_types,
+        step_names={s.name for s in steps.values()},
+        forward_reachable=_reachable(seeds, outgoing),
+        reverse_reachable=_reachable(outputs, incoming),
+    )
+
+
+def _type_order(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _reachable(
+    seeds: Iterable[GraphNode], edges: Mapping[GraphNode, list[GraphNode]]
+) -> set[GraphNode]:
+    seen: set[GraphNode] = set()
+    todo = list(seeds)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo += edges.get(node, ())
+    return seen
+
+
+@attrs.define
+class GraphValidationError:
+    """One failed graph check (llama-index-workflows' ``GraphValidationError``,
+    a record, not an exception): ``Workflow.validate()`` raises the first as a
+    ``WorkflowValidationError`` with its ``detail``, the others noted after it."""
+
+    check: str
+    """``reachability``, ``terminal_event`` or ``dead_end``."""
+    message: str
+    """What failed, e.g. ``Unreachable steps: a, b``."""
+    hint: str
+    """What to do about it."""
+    step_names: list[str] = attrs.field(factory=list)
+    """The steps at fault (none for ``terminal_event``: it is about events)."""
+    detail: str = attrs.field(default="", eq=False, repr=False)
+    """The text ``Workflow.validate()`` raises: what failed, where, and the fix."""
+
+
+def graph_problems(
+    steps: Mapping[str, StepInfo],
+    start: type,
+    skip: Iterable[str] = frozenset(),
+    *,
+    catch_error_steps: Iterable[str] = (),
+    workflow: str = "the workflow",
+) -> list[GraphValidationError]:
+    """Every failed graph check of ``steps``, in the order reachability,
+    terminal events, dead ends; ``skip`` names checks not to run, and a step's
+    ``@step(skip_graph_checks=...)`` exempts it."""
+    skip = frozenset(skip)
+    graph = build_step_graph(steps, start, catch_error_steps)
+    found: list[GraphValidationError] = []
+
+    def exempt(check: str) -> set[str]:
+        return {s.name for s in steps.values() if check in s.options.skip_graph_checks}
 
     if "reachability" not in skip:
-        seen: set[str] = set()
-        todo = [s.name for s in steps.values() if s.options.catch is not None]
-        todo += takers(start)
-        todo += [
-            s.name
-            for s in steps.values()
-            if any(issubclass(t, HumanResponseEvent) for t in s.accepts)
-        ]
-        while todo:
-            step = todo.pop()
-            if step not in seen:
-                seen.add(step)
-                todo += [n for t in steps[step].returns for n in takers(t)]
-        unreachable = sorted(
-            s.name
-            for s in steps.values()
-            if s.name not in seen and "reachability" not in s.options.skip_graph_checks
-        )
-        if unreachable:
-            raise WorkflowValidationError(
-                f"Unreachable steps: {', '.join(unreachable)}: no event the caller sends "
-                f"(the start event, a HumanResponseEvent) leads to them in {name}; connect "
-                "them, or skip the check with @step(skip_graph_checks=['reachability']) or "
+        names = sorted(graph.step_names - exempt("reachability") - graph.forward_reachable)
+        if names:
+            message = f"Unreachable steps: {', '.join(names)}"
+            hint = (
+                f"no event the caller sends (the start event, a HumanResponseEvent) leads "
+                f"to them in {workflow}; connect them, or skip the check with "
+                "@step(skip_graph_checks=['reachability']) or "
                 "Workflow(skip_graph_checks={'reachability'})"
             )
-    if "dead_end" not in skip:
-        leads_out: set[str] = set()
-        changed = True
-        while changed:
-            changed = False
-            for s in steps.values():
-                if s.name in leads_out:
-                    continue
-                if any(
-                    issubclass(t, StopEvent | InputRequiredEvent)
-                    or any(n in leads_out for n in takers(t))
-                    for t in s.returns
-                ):
-                    leads_out.add(s.name)
-                    changed = True
-        dead = sorted(
-            s.name
-            for s in steps.values()
-            if s.returns
-            and s.name not in leads_out
-            and "dead_end" not in s.options.skip_graph_checks
+            found.append(
+                GraphValidationError("reachability", message, hint, names, f"{message}: {hint}")
+            )
+    if "terminal_event" not in skip:
+        dangling = sorted(
+            (
+                t
+                for t in graph.event_types
+                if not issubclass(t, StopEvent | InputRequiredEvent)
+                and not any(isinstance(n, str) for n in graph.outgoing.get(t, ()))
+            ),
+            key=_type_order,
         )
-        if dead:
-            raise WorkflowValidationError(
-                f"Dead-end steps: {', '.join(dead)}: what they return never leads to a "
-                f"StopEvent or an InputRequiredEvent in {name}, so a run through them could "
-                "not finish; skip the check with @step(skip_graph_checks=['dead_end']) or "
+        if dangling:
+            makers = "; ".join(
+                f"{', '.join(f'{workflow}.{s.name}' for s in steps.values() if t in s.returns)} "
+                f"returns {t.__name__}"
+                for t in dangling
+            )
+            hint = (
+                "add a step that accepts it, or remove it from the return annotation (only a "
+                "StopEvent or InputRequiredEvent goes to the caller)"
+            )
+            found.append(
+                GraphValidationError(
+                    "terminal_event",
+                    f"Events produced but never consumed: {_names(dangling)}",
+                    hint,
+                    [],
+                    f"The following events are produced but never consumed: {_names(dangling)} "
+                    f"({makers}, but no step accepts it): {hint}",
+                )
+            )
+    if "dead_end" not in skip:
+        names = sorted(
+            s.name for s in steps.values() if s.returns and s.name not in graph.reverse_reachable
+        )
+        names = [n for n in names if n not in exempt("dead_end")]
+        if names:
+            message = f"Dead-end steps: {', '.join(names)}"
+            hint = (
+                f"what they return never leads to a StopEvent or an InputRequiredEvent in "
+                f"{workflow}, so a run through them could not finish; skip the check with "
+                "@step(skip_graph_checks=['dead_end']) or "
                 "Workflow(skip_graph_checks={'dead_end'}) if that is intended"
             )
+            found.append(
+                GraphValidationError("dead_end", message, hint, names, f"{message}: {hint}")
+            )
+    return found
 
 
 def catchers(workflow: str, steps: Mapping[str, StepInfo]) -> dict[str, tuple[str, int]]:
@@ -244,8 +351,9 @@ def catchers(workflow: str, steps: Mapping[str, StepInfo]) -> dict[str, tuple[st
             continue
         if StepFailedEvent not in s.accepts:
             raise WorkflowValidationError(
-                f"@catch_error step {workflow}.{s.name} must accept StepFailedEvent: "
-                f"write `async def {s.name}(self, ev: StepFailedEvent) -> ...`"
+                f"@catch_error handler '{s.name}' must accept StepFailedEvent as its event "
+                f"parameter. {workflow}.{s.name} takes {_names(s.accepts)}: write "
+                f"`async def {s.name}(self, ev: StepFailedEvent) -> ...`"
             )
         if catch.for_steps is None:
             if catch_all is not None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import attrs
 
+from ._step_config import StepConfig as StepConfig
 from .errors import WorkflowValidationError
 from .retry import RetryPolicy, check_retry_policy
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from .workflow import Workflow
 
-__all__ = ["StepGraphCheck", "WorkflowGraphCheck", "catch_error", "step"]
+__all__ = ["StepConfig", "StepGraphCheck", "WorkflowGraphCheck", "catch_error", "step"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -216,10 +217,41 @@ def catch_error(
     if isinstance(for_steps, str):
         raise TypeError(f"for_steps takes a list of step names, e.g. [{for_steps!r}]")
     options = CatchOptions(tuple(for_steps) if for_steps is not None else None, max_recoveries)
+    # Names visible where it is applied (a class body, the function around it),
+    # to read the event annotation now when it names local classes.
+    names: dict[str, Any] = {}
+    for depth in (3, 2, 1):  # outer frames first: inner names win
+        try:
+            names.update(sys._getframe(depth).f_locals)
+        except ValueError:  # the stack is not that deep
+            continue
 
     def mark(f: F) -> F:
+        _check_catcher(f, names)
         step(f)
         setattr(f, STEP_ATTRIBUTE, StepOptions(catch=options))
         return f
 
     return mark(fn) if fn is not None else mark
+
+
+def _check_catcher(f: Callable[..., Any], names: dict[str, Any]) -> None:
+    """Refuse, when decorated, a ``@catch_error`` function whose event parameter
+    is not ``StepFailedEvent`` (as llama-index-workflows does).  Annotations that
+    cannot be resolved yet are checked when the workflow class is defined."""
+    from ._signature import inspect_signature
+    from .events import StepFailedEvent
+
+    try:
+        accepted = inspect_signature(f, localns=names).accepted_events
+    except (WorkflowValidationError, TypeError):
+        return
+    types = [t for ts in accepted.values() for t in ts]
+    if types != [StepFailedEvent]:
+        name = getattr(f, "__name__", repr(f))
+        got = ", ".join(getattr(t, "__name__", repr(t)) for t in types) or "no event"
+        raise WorkflowValidationError(
+            f"@catch_error handler '{name}' must accept StepFailedEvent as its event "
+            f"parameter. It takes {got}: write `async def {name}(self, ev: StepFailedEvent, "
+            "ctx: Context) -> ...` (the failed step's name, event and error are on it)"
+        )

@@ -7,12 +7,14 @@ Our exception hierarchy::
     │   └── WorkflowConfigurationError  no start event, no stop event, or no steps at all
     ├── WorkflowRuntimeError        the run broke a rule while running
     │   ├── WorkflowStepDoesNotExistError  an event was addressed to a step the workflow lacks
-    │   ├── StartEventError         run(**fields) cannot build the start event (a TypeError)
+    │   ├── StartEventError         run() cannot build or take the start event (a TypeError
+    │   │                           and a ValueError)
     │   └── StepOutputError         a step returned something that is not an Event (a TypeError)
     ├── WorkflowTimeoutError        the run reached its timeout (also a TimeoutError)
     ├── WaitTimeoutError            ctx.wait_for_event() timed out, in the step (a TimeoutError)
     ├── StepTimeoutError            a step attempt outlived @step(timeout=...) (a TimeoutError)
     ├── ResourceError               a step's resource could not be made or closed
+    │   └── ResourceCycleError      resource factories that need each other (also a ValueError)
     ├── WorkflowCancelledByUser     the run was cancelled by its caller
     ├── ContextStateError           a Context method was called in the wrong phase
     │   └── NotInStepError          get_step_context() outside a step (a WorkflowRuntimeError too)
@@ -42,6 +44,7 @@ __all__ = [
     "LeaseLostError",
     "RunLockedError",
     "WorkflowChangedError",
+    "ResourceCycleError",
     "ResourceError",
     "StoreUnavailableError",
     "StateKeyError",
@@ -96,8 +99,11 @@ class StepTimeoutError(AnyflowError, TimeoutError):
     failure of that attempt, so the step's retry policy applies."""
 
 
-class StartEventError(WorkflowRuntimeError, TypeError):
-    """``wf.run(**fields)`` was given fields its start event class does not take."""
+class StartEventError(WorkflowRuntimeError, TypeError, ValueError):
+    """``wf.run()`` cannot build or take the start event: fields its start event
+    class does not take, or a start event that is not one.  A ``ValueError``
+    too: llama-index-workflows raises that for a ``start_event`` that is not a
+    ``StartEvent``."""
 
 
 class StepOutputError(WorkflowRuntimeError, TypeError):
@@ -109,6 +115,11 @@ class ResourceError(AnyflowError):
     """A resource's factory (or its context manager) raised: the message names the
     step and the parameter, and the original exception is the ``__cause__``.  It
     fails the step attempt, so the step's retry policy applies."""
+
+
+class ResourceCycleError(ResourceError, ValueError):
+    """Resource factories need each other, in a cycle (the message names it).  A
+    ``ValueError`` too, as in llama-index-workflows."""
 
 
 class WorkflowCancelledByUser(AnyflowError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .resources import Resource as Resource
 from .resources import ResourceConfig as ResourceConfig
+from .resources import ResourceDefinition as ResourceDefinition
 from .resources import ResourceDescriptor as ResourceDescriptor
 from .resources import ResourceManager as ResourceManager
 
@@ -24,4 +25,10 @@ from .resources import ResourceManager as ResourceManager
 _Resource = Resource
 _ResourceConfig = ResourceConfig
 
-__all__ = ["Resource", "ResourceConfig", "ResourceDescriptor", "ResourceManager"]
+__all__ = [
+    "Resource",
+    "ResourceConfig",
+    "ResourceDefinition",
+    "ResourceDescriptor",
+    "ResourceManager",
+]

@@ -51,7 +51,7 @@ import anyio
 import attrs
 
 from ._resource_config import ResourceConfig
-from .errors import ResourceError
+from .errors import ResourceCycleError, ResourceError
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -62,7 +62,13 @@ if TYPE_CHECKING:
     _Opened: TypeAlias = tuple[str, str, AbstractAsyncContextManager[Any]]
     """An entered context manager: (step name, parameter name, context manager)."""
 
-__all__ = ["Resource", "ResourceConfig", "ResourceDescriptor", "ResourceManager"]
+__all__ = [
+    "Resource",
+    "ResourceConfig",
+    "ResourceDefinition",
+    "ResourceDescriptor",
+    "ResourceManager",
+]
 
 T = TypeVar("T")
 
@@ -107,6 +113,22 @@ class Resource(Generic[T]):
         ``ResourceManager`` may hold a value for it."""
         return _describe(self.factory)
 
+    @property
+    def _is_async(self) -> bool:
+        """Whether the factory is an ``async def`` (llama-index-workflows' name)."""
+        return inspect.iscoroutinefunction(self.factory)
+
+    async def call(self, resource_manager: ResourceManager | None = None) -> Any:
+        """Make a value now, as a run would: the factory called with its resource
+        parameters (values ``resource_manager`` holds by name are used), awaited
+        if it is async.  The value is not kept; a context manager the factory
+        returns is entered, and exited by ``resource_manager.aclose()``.
+
+        :raises ResourceError: if the factory (or a dependency's) raises.
+        """
+        manager = resource_manager if resource_manager is not None else ResourceManager()
+        return await manager._make(self)
+
     def bound_to(self, annotation: Any) -> Resource[T]:
         """This resource, for a parameter annotated ``Annotated[annotation, ...]``."""
         return self
@@ -133,6 +155,19 @@ class Resource(Generic[T]):
 
 ResourceDescriptor = Union[Resource[Any], ResourceConfig[Any]]  # noqa: UP007 (a runtime alias)
 """What may mark a parameter as a resource."""
+
+
+@attrs.frozen
+class ResourceDefinition:
+    """A step's resource parameter (llama-index-workflows' ``ResourceDefinition``,
+    what its ``StepConfig.resources`` lists)."""
+
+    name: str
+    """The parameter's name."""
+    resource: ResourceDescriptor
+    """Its ``Resource`` or ``ResourceConfig``."""
+    type_annotation: Any = None
+    """``T`` of its ``Annotated[T, Resource(...)]``."""
 
 
 def _marker(annotation: Any) -> ResourceDescriptor | None:
@@ -208,7 +243,11 @@ def check_plan(resource: ResourceDescriptor, chain: tuple[Resource[Any], ...] = 
     for seen in chain:
         if seen.factory == resource.factory:
             names = [r.name for r in chain[chain.index(seen) :]] + [resource.name]
-            raise ResourceError(f"circular resource dependency: {' -> '.join(names)}")
+            raise ResourceCycleError(
+                f"Circular resource dependency detected: {' -> '.join(names)}: each of "
+                "these factories takes the next as a resource parameter, so none can be "
+                "made first; break the cycle (make one of them take a plain parameter)"
+            )
     for _, dep in resource.dependencies():
         check_plan(dep, (*chain, resource))
 
@@ -439,6 +478,8 @@ class RunResources:
         if isinstance(resource, Resource):
             try:
                 check_plan(resource)
+            except ResourceCycleError as exc:  # llama-index-workflows' wording first
+                raise ResourceCycleError(f"{exc} (resource {param!r} of step {step!r})") from None
             except ResourceError as exc:
                 raise ResourceError(f"resource {param!r} of step {step!r}: {exc}") from None
             for dep_param, dep in resource.dependencies():
@@ -488,12 +529,16 @@ class ResourceManager:
         """
         if resource.name in self.resources:
             return self.resources[resource.name]
-        runs = RunResources(self)
-        runs._opened = self._made._opened  # entered context managers close with the manager
-        value = await runs.value("(outside a run)", resource.name, resource, runs._opened, {})
+        value = await self._make(resource)
         if resource.cache:
             self.resources[resource.name] = value
         return value
+
+    async def _make(self, resource: ResourceDescriptor) -> Any:
+        """A new value of ``resource``, its dependencies taken from this manager."""
+        runs = RunResources(self)
+        runs._opened = self._made._opened  # entered context managers close with the manager
+        return await runs.value("(outside a run)", resource.name, resource, runs._opened, {})
 
     def get_all(self) -> dict[str, Any]:
         """The values held, by resource name (the manager's own dictionary)."""

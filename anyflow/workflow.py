@@ -11,6 +11,7 @@ import anyio
 import anyio.lowlevel
 
 from ._core.state import RunSpec, RunState, StepSpec
+from ._step_config import StepConfig
 from ._steps import StepInfo, fan_in_problem, read_step, state_type_of
 from ._validation import (
     GRAPH_CHECKS,
@@ -48,6 +49,17 @@ if TYPE_CHECKING:
 __all__ = ["Workflow"]
 
 _NO_SLOT: AbstractAsyncContextManager[None] = nullcontext()
+
+
+def _info_of(name: str, fn: Callable[..., Any]) -> StepInfo:
+    """The ``StepInfo`` behind a step function (from ``_get_steps()``)."""
+    config = getattr(fn, "_step_config", None)
+    if not isinstance(config, StepConfig):
+        raise WorkflowValidationError(
+            f"_get_steps() gave {fn!r} as step {name!r}, which is not a step of an anyflow "
+            "workflow (it has no _step_config): give the functions Workflow._get_steps() gives"
+        )
+    return config.info
 
 
 class Workflow:
@@ -101,6 +113,7 @@ class Workflow:
             options = getattr(attr, STEP_ATTRIBUTE, None)
             if options is not None:
                 steps[name] = read_step(cls.__qualname__, name, attr, options, localns)
+                attr._step_config = StepConfig(steps[name])  # the incumbent's view of it
             elif name in steps:
                 del steps[name]  # overridden by something that is not a step
         cls._step_functions = {}
@@ -141,6 +154,7 @@ class Workflow:
                 f"{cls.__qualname__} has a step {name!r}, and a step's name is its key"
             )
         info = read_step(cls.__qualname__, name, func, options, localns or {}, method=False)
+        func._step_config = StepConfig(info)  # type: ignore[attr-defined]
         cls._step_functions = {**cls._step_functions, name: func}
         cls._set_steps({**cls._step_infos, name: info})
 
@@ -210,16 +224,38 @@ class Workflow:
             idle_event=WorkflowIdleEvent(),
         )
 
-    def _validate(self) -> bool:
-        """Check the event graph once per class and set of skipped checks (a
-        class's steps change only through ``add_step``, which clears the cache)."""
+    def _validate(self, *, force: bool = False) -> bool:
+        """Check the event graph (not at all for a workflow built with
+        ``disable_validation``, unless ``force``); return whether it asks for
+        human input.
+
+        The steps checked are those ``_get_steps()`` gives (llama-index-workflows'
+        hook; code may replace it on an instance to check a few steps).  The
+        result is kept once per class and set of skipped checks (a class's
+        steps change only through ``add_step``, which clears it).
+        """
+        if self._disable_validation and not force:
+            return False
         cls = type(self)
+        if "_get_steps" in self.__dict__ or type(self)._get_steps is not Workflow._get_steps:
+            steps = {name: _info_of(name, fn) for name, fn in self._get_steps().items()}
+            return validate(cls.__qualname__, steps, self._skip_graph_checks)
         cached = cls._validated
         if cached is not None and cached[0] == self._skip_graph_checks:
             return cached[1]
         uses_hitl = validate(cls.__qualname__, cls._step_infos, self._skip_graph_checks)
         cls._validated = (self._skip_graph_checks, uses_hitl)
         return uses_hitl
+
+    def _get_steps(self) -> dict[str, Callable[..., Any]]:
+        """Every step's function by name (llama-index-workflows' name): methods
+        bound to this workflow, functions added with ``add_step`` as they are;
+        each carries its ``_step_config``."""
+        cls = type(self)
+        added = cls._step_functions
+        return {
+            name: added[name] if name in added else getattr(self, name) for name in cls._step_infos
+        }
 
     def validate(
         self, *, validate_resource_configs: bool = True, validate_resources: bool = False
@@ -237,7 +273,7 @@ class Workflow:
         :raises WorkflowValidationError: naming what is wrong and how to fix it.
         """
         type(self)._validated = None
-        uses_hitl = self._validate()
+        uses_hitl = self._validate(force=True)
         configs, resources = check_resources(
             type(self)._step_infos,
             self._resource_manager,
@@ -259,6 +295,14 @@ class Workflow:
     @property
     def _start_event_class(self) -> type[StartEvent]:
         return self.start_event_class
+
+    @_start_event_class.setter
+    def _start_event_class(self, start: type[StartEvent]) -> None:
+        # llama-index-workflows keeps the start event class on the instance, and
+        # code sets it there: this instance's runs then begin with ``start``.
+        if not (isinstance(start, type) and issubclass(start, StartEvent)):
+            raise TypeError(f"_start_event_class takes a StartEvent subclass, not {start!r}")
+        self._start_override = start
 
     @property
     def _stop_event_class(self) -> type[StopEvent]:
@@ -306,7 +350,8 @@ class Workflow:
 
     @property
     def start_event_class(self) -> type[StartEvent]:
-        start = type(self)._start_class
+        """The StartEvent class the workflow's steps accept."""
+        start = self.__dict__.get("_start_override") or type(self)._start_class
         assert start is not None
         return start
 
@@ -354,7 +399,6 @@ class Workflow:
             self._validate()
         if runtime is None:
             runtime = self.runtime
-        start_class = self.start_event_class
         keeps_runs = runtime is not None and runtime.keeps_runs
         if ctx is not None and ctx._saved_run() is not None:
             if keeps_runs:
@@ -370,24 +414,8 @@ class Workflow:
             return WorkflowHandler(self, None, ctx, run_id or uuid.uuid4().hex, runtime)
         elif start_event is None and not fields and run_id is not None and keeps_runs:
             pass  # resume the recorded run; the runtime makes a default start event if new
-        elif start_event is None:
-            try:
-                start_event = start_class(**fields)
-            except (TypeError, ValueError) as exc:
-                raise StartEventError(
-                    f"Failed creating a start event of type '{start_class.__name__}' with the "
-                    f"keyword arguments: {fields!r}: {exc}"
-                ) from exc
-        elif fields:
-            raise TypeError(
-                f"pass either a start event or its fields to run(), not both "
-                f"(got start_event and {', '.join(sorted(fields))})"
-            )
-        elif not isinstance(start_event, start_class):
-            raise TypeError(
-                f"{type(self).__qualname__} starts with {start_class.__name__}, "
-                f"not {type(start_event).__name__}"
-            )
+        else:
+            start_event = self._get_start_event_instance(start_event, **fields)
         if ctx is None:
             ctx = Context(self)
         elif ctx._workflow is not self and type(ctx._workflow) is not type(self):
@@ -398,6 +426,46 @@ class Workflow:
         else:
             ctx._check_free()
         return WorkflowHandler(self, start_event, ctx, run_id or uuid.uuid4().hex, runtime)
+
+    def _get_start_event_instance(
+        self, start_event: StartEvent | None, **fields: Any
+    ) -> StartEvent:
+        """A run's start event: ``start_event``, or the start event class built
+        from ``fields`` (llama-index-workflows' name for this step of ``run()``).
+
+        :raises StartEventError: (a TypeError and a ValueError) if the fields do
+            not fit the class, ``start_event`` is not a ``StartEvent`` of it, or
+            both are given (llama-index-workflows logs a warning and drops the
+            fields; anyflow refuses them, so none is silently lost).
+        """
+        start_class = self.start_event_class
+        if start_event is None:
+            try:
+                return start_class(**fields)
+            except (TypeError, ValueError) as exc:
+                raise StartEventError(
+                    f"Failed creating a start event of type '{start_class.__name__}' with the "
+                    f"keyword arguments: {fields!r}: {exc}"
+                ) from exc
+        if not isinstance(start_event, StartEvent):
+            raise StartEventError(
+                "The 'start_event' argument must be an instance of 'StartEvent'. "
+                f"{type(self).__qualname__}.run() got {type(start_event).__name__} "
+                f"{start_event!r}: pass a {start_class.__name__}, or its fields as keyword "
+                "arguments"
+            )
+        if fields:
+            raise StartEventError(
+                f"pass either a start event or its fields to run(), not both "
+                f"(got start_event and {', '.join(sorted(fields))}): llama-index-workflows "
+                "ignores the fields then, anyflow refuses them so none is silently lost"
+            )
+        if not isinstance(start_event, start_class):
+            raise StartEventError(
+                f"{type(self).__qualname__} starts with {start_class.__name__}, "
+                f"not {type(start_event).__name__}"
+            )
+        return start_event
 
     def _check_sendable(self, event: Event, step: str | None, live: RunState | None = None) -> None:
         """Raise now, in the sender, what the run could only drop later.

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 from anyflow import Event, ResourceError, StartEvent, StopEvent, Workflow, step
-from anyflow.errors import WorkflowValidationError
+from anyflow.errors import ResourceCycleError, WorkflowValidationError
 from anyflow.resource import Resource, ResourceConfig, ResourceManager
 
 if TYPE_CHECKING:
@@ -179,7 +179,10 @@ def test_resource_config_names_and_loads_like_the_incumbents(tmp_path: Path) -> 
     assert config.call() == Settings(url="u")
     config.path_selector = "b"
     with pytest.raises(
-        ValueError, match=r"^expected an object at 'b' in .*config\.json', found int$"
+        ValueError,
+        match=r"^Expected dictionary for configuration from /.*config\.json at path b, got: "
+        r"<class 'int'>\. path_selector='.*' must lead through JSON objects in .*config\.json', "
+        r"but 'b' there is not one \(int\)$",
     ):
         config.load()
 
@@ -257,12 +260,20 @@ async def test_validate_and_run_report_a_cycle_of_factories() -> None:
     wf = Flow()
     with pytest.raises(
         WorkflowValidationError,
-        match=r"^Resource validation failed:\n  - In step 'go', parameter 'v': circular resource "
-        r"dependency: .*first -> .*second -> .*first$",
+        match=r"^Resource validation failed:\n  - In step 'go', parameter 'v': Circular resource "
+        r"dependency detected: .*first -> .*second -> .*first: each of these factories takes "
+        r"the next .*break the cycle",
     ):
         wf.validate()
-    with pytest.raises(ResourceError, match=r"circular resource dependency"):
+    # A ValueError too, as in llama-index-workflows; the step and parameter are named.
+    with pytest.raises(
+        ResourceCycleError,
+        match=r"^Circular resource dependency detected: .*first -> .*second -> .*first: .*"
+        r"\(resource 'v' of step 'go'\)\n",
+    ) as caught:
         await wf.run()
+    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, ResourceError)
 
 
 async def test_a_factory_parameter_nobody_fills_is_reported() -> None:

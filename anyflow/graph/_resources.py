@@ -74,6 +74,8 @@ class ResourceConfigNode:
     label: str
     """The config's own label, else its type's name, else the file."""
     config_file: str
+    """The file's absolute path, as the working directory gave it when the graph
+    was made (``ResourceConfig.path``), as in llama-index-workflows."""
     path_selector: str | None
     cache: bool
     type_name: str | None = None
@@ -230,7 +232,7 @@ class ResourceGraph:
         return ResourceConfigNode(
             id=unique(f"resource_config_{_digest(f'{config.name}:{param}')}", self._taken),
             label=config.label or type_name or str(config.config_file),
-            config_file=str(config.config_file),
+            config_file=config.path,
             path_selector=config.path_selector,
             cache=config.cache,
             type_name=type_name,
