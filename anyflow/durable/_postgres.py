@@ -191,8 +191,32 @@ class PostgresStore(SqlStore["Connection[TupleRow]"]):
             return self._pool
 
     def _transaction(self, fn: Callable[[Connection[TupleRow]], _T]) -> _T:
-        with self._connection_pool().connection() as conn, conn.transaction():
-            return fn(conn)
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        pool = self._connection_pool()
+        try:
+            with pool.connection() as conn, conn.transaction():
+                return fn(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
+            self._discard(pool)
+            raise
+
+    def _discard(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
+        """Close a pool whose connection failed, so the next call opens a new one.
+
+        After an outage the pool's own workers reconnect with a growing back-off
+        (seconds, then tens of seconds), so calls would time out for a while
+        after the database is back.  A new pool starts with a plain connection,
+        which works as soon as the database does.  Calls still holding the old
+        pool fail like calls during the outage (the store is unavailable; they
+        are retried).
+        """
+        with self._lock:
+            if self._pool is not pool:
+                return  # another call has replaced it already
+            self._pool = None
+        pool.close(timeout=0)
 
     async def _call(self, fn: Callable[[Connection[TupleRow]], _T], *, write: bool) -> _T:
         import psycopg
