@@ -85,6 +85,9 @@ class _Kind:
     fields: dict[str, Field | None]
     """Every field written, in order: its ``Field``, or None for a plain value."""
     added: frozenset[str]
+    structure: Callable[[Any, type], Any]
+    """The hook the converter has for ``cls`` (called directly: a record's
+    class is known from its tag)."""
 
 
 _KINDS: dict[str, dict[str, _Kind]] = {}
@@ -137,13 +140,13 @@ def register(
         return {tag: kind, **unstructure_fields(record)}
 
     def structure(data: Any, _: type) -> Any:
-        if data.keys() - keys or required - data.keys():
+        if not required <= data.keys() <= keys:
             raise ValueError(f"the keys of {cls.__name__} are {sorted(keys)}")
         return structure_fields(data, cls)
 
     _converter.register_unstructure_hook(cls, unstructure)
     _converter.register_structure_hook(cls, structure)
-    _KINDS.setdefault(tag, {})[kind] = _Kind(cls, fields, frozenset(added))
+    _KINDS.setdefault(tag, {})[kind] = _Kind(cls, fields, frozenset(added), structure)
 
 
 def _at_root(decode: Callable[[Any, str], Any]) -> Callable[[Any, Any], Any]:
@@ -160,7 +163,7 @@ def structure(data: Any, tag: str, what: str, path: str) -> Any:
     try:
         if kind is None:
             raise ValueError("no kind")
-        return _converter.structure(data, kind.cls)
+        return kind.structure(data, kind.cls)
     except Exception as exc:
         raise ContextSerdeError(explain(data, tag, what, path, exc)) from exc
 
