@@ -93,9 +93,11 @@ class StepConfig:
 
     @property
     def accept_event_subclasses(self) -> bool:
-        """What ``@step(accept_event_subclasses=...)`` said (anyflow routes an event
-        to the steps that take its class or a base class of it either way)."""
-        return self.info.options.accept_event_subclasses
+        """Whether the step takes subclasses of the events it accepts: False only
+        after ``@step(accept_event_subclasses=False)`` (anyflow's default is to
+        route them; ``info.options.accept_event_subclasses`` is None when the
+        decorator did not say)."""
+        return self.info.options.accept_event_subclasses is not False
 
     @property
     def role(self) -> Literal["step", "catch_error"]:

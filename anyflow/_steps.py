@@ -58,6 +58,14 @@ class StepInfo:
     """(parameter name, event classes) of a ``list[E]`` parameter, which anyflow
     reads but cannot run (see ``fan_in_problem``)."""
 
+    def takes(self, event_type: type) -> bool:
+        """Whether an event of ``event_type`` is delivered to this step: its class
+        is one the step accepts or, unless ``@step(accept_event_subclasses=False)``,
+        a subclass of one."""
+        if self.options.accept_event_subclasses is False:
+            return event_type in self.accepts
+        return issubclass(event_type, self.accepts)
+
 
 def _flatten(annotation: Any) -> list[Any]:
     if typing.get_origin(annotation) in (Union, types.UnionType):

@@ -124,7 +124,8 @@ def validate(
                 continue
             if t is StepFailedEvent and s.options.catch is not None:
                 continue
-            if not any(issubclass(p, t) for p in produced):
+            exact = s.options.accept_event_subclasses is False
+            if not any(p is t if exact else issubclass(p, t) for p in produced):
                 unfed.setdefault(t, []).append(s.name)
     if unfed:
         detail = "; ".join(
@@ -137,6 +138,9 @@ def validate(
             "(and say so in that step's return annotation), or make it a HumanResponseEvent "
             "subclass if the caller sends it"
         )
+    differences = routing_differences(steps, workflow=name)
+    if differences:
+        raise WorkflowValidationError("\nAlso: ".join(differences))
     problems = graph_problems(steps, start, skip, workflow=name)
     if problems:
         # An event nobody takes first: it is the likeliest cause of the others.
@@ -147,6 +151,54 @@ def validate(
         for s in steps.values()
         for t in (*s.accepts, *s.returns)
     )
+
+
+def routing_differences(
+    steps: Mapping[str, StepInfo], *, workflow: str = "the workflow"
+) -> list[str]:
+    """Where anyflow would route an event class differently from
+    llama-index-workflows, one message each.
+
+    llama-index-workflows gives an event only to the steps that name its exact
+    class, unless a step says ``@step(accept_event_subclasses=True)``; anyflow
+    also gives it to the steps that name a base class of it, unless a step says
+    ``False``.  The two agree on every program but one where a class is named
+    by one step and reaches another, which said nothing, through a base class:
+    that program would run differently, so it is refused until the base-class
+    step says which it means.  ``@catch_error`` steps are routed by failure,
+    not by class, and ``StopEvent`` classes are never delivered: neither counts.
+    """
+    plain = [s for s in steps.values() if s.options.catch is None]
+    classes = {t for s in plain for t in (*s.accepts, *s.returns)}
+    found: list[str] = []
+    for c in sorted(classes, key=_type_order):
+        if issubclass(c, StopEvent):
+            continue
+        exact = [s.name for s in plain if c in s.accepts]
+        through = [
+            s
+            for s in plain
+            if s.options.accept_event_subclasses is None
+            and c not in s.accepts
+            and issubclass(c, s.accepts)
+        ]
+        if not exact or not through:
+            continue
+        named = " and ".join(f"{workflow}.{n}" for n in exact)
+        for s in through:
+            bases = ", ".join(b.__name__ for b in s.accepts if issubclass(c, b))
+            found.append(
+                f"Event routing would differ from llama-index-workflows: {c.__name__} is "
+                f"accepted by {named} (its own class) and by {workflow}.{s.name} through "
+                f"its base class {bases}. llama-index-workflows gives a {c.__name__} only to "
+                f"{', '.join(exact)} (a step takes only the exact classes it names unless "
+                f"it says accept_event_subclasses=True); anyflow gives it to "
+                f"{s.name} too. Say which you mean on {s.name}: "
+                f"@step(accept_event_subclasses=False) for llama-index-workflows' routing "
+                f"({s.name} takes only {bases} itself), or @step(accept_event_subclasses=True) "
+                f"to give a {c.__name__} to both steps"
+            )
+    return found
 
 
 GraphNode = str | type
@@ -196,7 +248,7 @@ def build_step_graph(
     for t in sorted(event_types, key=_type_order):
         if issubclass(t, StopEvent):
             continue
-        takers: list[GraphNode] = [s.name for s in steps.values() if issubclass(t, s.accepts)]
+        takers: list[GraphNode] = [s.name for s in steps.values() if s.takes(t)]
         if takers:
             outgoing[t] = takers
     seeds: list[GraphNode] = [start_event_class]

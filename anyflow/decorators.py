@@ -52,10 +52,11 @@ class StepOptions:
     """Set for ``@catch_error`` steps."""
     skip_graph_checks: tuple[str, ...] = ()
     """Graph checks (``reachability``, ``dead_end``) that do not apply to this step."""
-    accept_event_subclasses: bool = False
-    """What ``@step(accept_event_subclasses=...)`` said.  anyflow routes an event
-    to every step that accepts one of its classes whatever it says (see
-    ``step``); kept for code that reads it."""
+    accept_event_subclasses: bool | None = None
+    """What ``@step(accept_event_subclasses=...)`` said: None when it was not
+    given (anyflow routes subclasses to the step, and validation refuses a
+    workflow where that would differ from llama-index-workflows), True the
+    same routing said on purpose, False only the exact classes (see ``step``)."""
 
 
 class StepOptionError(WorkflowValidationError, ValueError):
@@ -82,7 +83,7 @@ def step(
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     skip_graph_checks: Iterable[str] | None = None,
-    accept_event_subclasses: bool = False,
+    accept_event_subclasses: bool | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -95,7 +96,7 @@ def step(
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     skip_graph_checks: Iterable[str] | None = None,
-    accept_event_subclasses: bool = False,
+    accept_event_subclasses: bool | None = None,
 ) -> F | Callable[[F], F]:
     """Make a method of a ``Workflow`` a step (or, with ``workflow=``, a function).
 
@@ -123,11 +124,15 @@ def step(
     :param skip_graph_checks: graph checks that do not apply to this step:
         ``reachability`` (nothing the caller sends leads to it) or ``dead_end``
         (what it returns never leads to an output).
-    :param accept_event_subclasses: accepted for llama-index-workflows' code,
-        where it turns on routing subclass instances to the step (it routes only
-        the exact classes otherwise).  anyflow always does: an event goes to
-        every step that accepts its class or a base class of it, also to a join
-        step's parameter.
+    :param accept_event_subclasses: whether the step also takes events whose
+        class is a subclass of one it accepts.  Unless told, anyflow routes an
+        event to every step that accepts its class or a base class of it
+        (llama-index-workflows routes only the exact classes unless told
+        ``True``).  ``False`` routes only the exact classes to this step;
+        ``True`` keeps anyflow's routing and says so.  A workflow where one step
+        accepts a class exactly and another, which did not say, accepts it
+        through a base class is refused when validated, since the two engines
+        would route it differently: say which you mean on the base-class step.
 
     A step may take several event parameters (a join, llama-index-workflows'
     "collect mode"): ``async def join(self, a: A, b: B) -> C`` is called once
@@ -142,7 +147,7 @@ def step(
         )
     check_retry_policy(retry_policy)
     check_timeout(timeout)
-    if not isinstance(accept_event_subclasses, bool):
+    if accept_event_subclasses is not None and not isinstance(accept_event_subclasses, bool):
         raise StepOptionError(
             f"accept_event_subclasses must be True or False, not {accept_event_subclasses!r}"
         )

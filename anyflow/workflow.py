@@ -213,6 +213,7 @@ class Workflow:
                     info.options.num_workers,
                     info.options.timeout,
                     tuple(t for _, t in info.slots),
+                    exact=info.options.accept_event_subclasses is False,
                 )
                 for name, info in cls._step_infos.items()
             },

@@ -555,7 +555,7 @@ def _on_event_sent(state: RunState, tick: EventSent) -> tuple[RunState, list[Com
         spec = state.spec.steps.get(tick.step)
         if spec is None:
             raise TickRejected(f"no step {tick.step!r} in this workflow")
-        steps = (tick.step,) if issubclass(event_type, spec.accepts) else ()
+        steps = (tick.step,) if spec.takes(event_type) else ()
     txn = _Txn(state, tick.now)
     if tick.worker_id is not None and txn.repeated_send(tick.worker_id):
         # A re-run of the attempt that sent it already (rule 6): delivered then.

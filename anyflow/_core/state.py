@@ -42,7 +42,8 @@ class StepSpec:
 
     name: str
     accepts: tuple[type, ...]
-    """Event types the step accepts; subclasses of them are routed to it too."""
+    """Event types the step accepts; subclasses of them are routed to it too,
+    unless ``exact``."""
     num_workers: int = 1
     """How many deliveries of this step may run at once."""
     timeout: float | None = None
@@ -51,6 +52,15 @@ class StepSpec:
     """For a join step (one with several event parameters), the type of each
     parameter, in order: its events are given to it a set at a time (rule 7 of
     the reducer).  Empty for a step that takes one event per delivery."""
+    exact: bool = False
+    """Route to the step only events whose class is exactly one of ``accepts``
+    (``@step(accept_event_subclasses=False)``), not their subclasses."""
+
+    def takes(self, event_type: type) -> bool:
+        """Whether an event of ``event_type`` is routed to this step."""
+        if self.exact:
+            return event_type in self.accepts
+        return issubclass(event_type, self.accepts)
 
 
 @attrs.frozen(eq=False)
@@ -91,9 +101,7 @@ class RunSpec:
         try:
             return self._route_cache[event_type]
         except KeyError:
-            names = tuple(
-                name for name, spec in self.steps.items() if issubclass(event_type, spec.accepts)
-            )
+            names = tuple(name for name, spec in self.steps.items() if spec.takes(event_type))
             self._route_cache[event_type] = names
             return names
 

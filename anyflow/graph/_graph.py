@@ -29,8 +29,10 @@ Edges (``Edge``), each a fact the runtime acts on:
 2. event -> step: the runtime would deliver an event of that class to the step,
    i.e. the class is a subclass of one the step accepts.  Routing is by
    subclass, so a step accepting ``Base`` gets an edge from every ``Base``
-   subclass in the graph.  A ``StopEvent`` ends the run and is never delivered,
-   so it has no outgoing edges.
+   subclass in the graph, unless it said
+   ``@step(accept_event_subclasses=False)`` (then only from ``Base``).  A
+   ``StopEvent`` ends the run and is never delivered, so it has no outgoing
+   edges.
 3. event -> external: the event is an ``InputRequiredEvent``, published to the
    caller.
 4. external -> event: the event is a ``HumanResponseEvent`` a step accepts, sent
@@ -285,7 +287,7 @@ def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
         edges.extend(
             Edge(node.id, info.name)
             for t, node in events.items()
-            if issubclass(t, info.accepts) and not issubclass(t, StopEvent)
+            if info.takes(t) and not issubclass(t, StopEvent)
         )
         edges.extend(Edge(s, r, label=p) for s, r, p in uses if s == info.name)
     edges.extend(Edge(source, target, label=param) for source, target, param in resources.edges)
@@ -294,7 +296,7 @@ def workflow_graph(workflow: Workflow | type[Workflow]) -> WorkflowGraph:
             if issubclass(t, InputRequiredEvent):
                 edges.append(Edge(node.id, external.id))
             elif issubclass(t, HumanResponseEvent) and any(
-                issubclass(t, info.accepts) for info in steps.values()
+                info.takes(t) for info in steps.values()
             ):
                 edges.append(Edge(external.id, node.id))
 
