@@ -257,6 +257,40 @@ def _field_types(cls: type[Event]) -> dict[str, Any]:
 
 def check_json(value: Any, path: str) -> None:
     """Raise ``ContextSerdeError`` at the first value JSON cannot hold."""
+    if not _json_safe(value):
+        _explain(value, path)
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _json_safe(value: Any) -> bool:
+    """Whether JSON can hold ``value`` (what ``_explain`` checks, without
+    writing the path of every value on the way: this runs for every event a
+    durable run records)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                return False
+            if type(item) not in _PLAIN and not _json_safe(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(item) in _PLAIN or _json_safe(item) for item in value)
+    if kind is float:
+        return math.isfinite(value)
+    if isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return False  # anything else, a container's subclass too: _explain decides
+
+
+def _explain(value: Any, path: str) -> None:
+    """Raise ``ContextSerdeError`` at the first value JSON cannot hold."""
     if value is None or isinstance(value, bool | int | str):
         return
     if isinstance(value, float):
@@ -267,13 +301,13 @@ def check_json(value: Any, path: str) -> None:
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            check_json(item, f"{path}[{index}]")
+            _explain(item, f"{path}[{index}]")
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ContextSerdeError(f"key {key!r} at {path} is not a string; JSON keys are")
-            check_json(item, f"{path}.{key}")
+            _explain(item, f"{path}.{key}")
         return
     raise ContextSerdeError(
         f"{type(value).__name__} value at {path} is not JSON-safe: store plain data "
