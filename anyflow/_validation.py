@@ -182,6 +182,20 @@ def routing_differences(
             and c not in s.accepts
             and issubclass(c, s.accepts)
         ]
+        for s in plain:
+            # A join taking C in one parameter and a base class of it in another:
+            # here a C may fill either, there only its own.
+            own_bases = [b for b in s.accepts if b is not c and issubclass(c, b)]
+            if s.options.accept_event_subclasses is None and c in s.accepts and own_bases:
+                names = ", ".join(b.__name__ for b in own_bases)
+                found.append(
+                    f"Event routing would differ from llama-index-workflows: {workflow}.{s.name} "
+                    f"takes {c.__name__} in one parameter and its base class {names} in "
+                    f"another. llama-index-workflows fills the {names} parameter only with "
+                    f"{names} itself; anyflow fills it with a {c.__name__} too. Say which you "
+                    f"mean: @step(accept_event_subclasses=False) for llama-index-workflows' "
+                    f"filling, or @step(accept_event_subclasses=True) to keep anyflow's"
+                )
         if not exact or not through:
             continue
         named = " and ".join(f"{workflow}.{n}" for n in exact)

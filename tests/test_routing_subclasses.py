@@ -185,3 +185,55 @@ def test_the_reducer_routes_an_exact_step_only_its_own_classes() -> None:
     _, commands = reduce(RunState.initial(spec), RunStarted(start_event=Child(), now=0.0))
     started = sorted(c.step for c in commands if isinstance(c, StartWorker))
     assert started == ["child", "loose"]
+
+
+class Left(Event):
+    pass
+
+
+class LoudLeft(Left):
+    pass
+
+
+class Right(Event):
+    pass
+
+
+class _Joined(Workflow):
+    """A join with a Left parameter and a LoudLeft parameter, sent LoudLeft,
+    LoudLeft, Left and a Right."""
+
+    @step
+    async def go(self, ev: StartEvent, ctx: Context) -> Left | LoudLeft | Right | None:
+        ctx.send_event(LoudLeft())
+        ctx.send_event(LoudLeft())
+        ctx.send_event(Left())
+        ctx.send_event(Right())
+        return None
+
+
+async def test_an_exact_join_fills_a_parameter_only_with_its_own_class() -> None:
+    class ExactJoin(_Joined):
+        @step(accept_event_subclasses=False)
+        async def join(self, a: Left, b: LoudLeft, c: Right) -> StopEvent:
+            return StopEvent(result=[type(e).__name__ for e in (a, b, c)])
+
+    # Subclass filling would bind the first two LoudLefts before the Left came.
+    assert await ExactJoin().run() == ["Left", "LoudLeft", "Right"]
+
+
+async def test_a_join_taking_a_class_and_its_base_must_say_which_it_means() -> None:
+    class Unsaid(_Joined):
+        @step
+        async def join(self, a: Left, b: LoudLeft, c: Right) -> StopEvent:
+            return StopEvent(result=None)
+
+    with pytest.raises(WorkflowValidationError, match=r"takes LoudLeft in one parameter"):
+        Unsaid().validate()
+
+    class Both(_Joined):
+        @step(accept_event_subclasses=True)
+        async def join(self, a: Left, b: LoudLeft, c: Right) -> StopEvent:
+            return StopEvent(result=[type(e).__name__ for e in (a, b, c)])
+
+    assert await Both().run() == ["LoudLeft", "LoudLeft", "Right"]

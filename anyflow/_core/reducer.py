@@ -241,7 +241,7 @@ class _Txn:
             spec = self.spec.steps[name]
             item = delivery
             if spec.slots:
-                bound = self.join(name, spec.slots, event)
+                bound = self.join(name, spec.slots, event, exact=spec.exact)
                 if bound is None:
                     continue  # held until its set is complete (rule 7)
                 item = Delivery(event_id, event, bound=bound)
@@ -251,24 +251,28 @@ class _Txn:
             else:
                 self.set_lane(name, Lane(lane.queue.push(item), lane.running))
 
-    def join(self, name: str, slots: tuple[type, ...], event: Any) -> tuple[Any, ...] | None:
+    def join(
+        self, name: str, slots: tuple[type, ...], event: Any, *, exact: bool = False
+    ) -> tuple[Any, ...] | None:
         """Hold ``event`` in join step ``name``'s buffer; the set it completes,
-        taken out of the buffer, or None (rule 7)."""
+        taken out of the buffer, or None (rule 7).  ``exact``: an event fits
+        only a slot of its own class (``StepSpec.exact``)."""
+        fits_slot = _is_exactly if exact else isinstance
         held = self.joins.get(name, _NO_JOIN)
         counts = held.fits or (0,) * len(slots)
         fits = tuple(
-            n + 1 if isinstance(event, t) else n for n, t in zip(counts, slots, strict=True)
+            n + 1 if fits_slot(event, t) else n for n, t in zip(counts, slots, strict=True)
         )
         events = held.events.add(event)
         bound: tuple[Any, ...] | None = None
         # Cheap test first: a set needs, for each slot, as many candidates as
         # there are slots of its type.
         if all(n >= slots.count(t) for n, t in zip(fits, slots, strict=True)):
-            bound, rest = _bind(events.items(), slots)
+            bound, rest = _bind(events.items(), slots, fits_slot)
             if bound is not None:
                 events = CollectBuffer.of(rest)
                 fits = tuple(
-                    n - sum(isinstance(ev, t) for ev in bound)
+                    n - sum(fits_slot(ev, t) for ev in bound)
                     for n, t in zip(fits, slots, strict=True)
                 )
         if self.joins is self.state.joins:
@@ -385,9 +389,18 @@ _NO_MEMO = WaitMemo()
 _NO_JOIN = JoinBuffer()
 
 
-def _bind(events: list[Any], slots: tuple[type, ...]) -> tuple[tuple[Any, ...] | None, list[Any]]:
+def _is_exactly(event: Any, cls: type) -> bool:
+    return type(event) is cls
+
+
+def _bind(
+    events: list[Any],
+    slots: tuple[type, ...],
+    fits_slot: Callable[[Any, type], bool] = isinstance,
+) -> tuple[tuple[Any, ...] | None, list[Any]]:
     """One event per slot out of ``events`` (oldest first), and the rest; or
-    (None, ``events``) if some slot cannot be filled.
+    (None, ``events``) if some slot cannot be filled (``fits_slot(event, cls)``
+    says whether an event may fill a slot of ``cls``).
 
     Slot by slot, the oldest unused event that fits; when a later slot is left
     empty, the previous slot tries its next candidate (a subclass instance
@@ -401,7 +414,7 @@ def _bind(events: list[Any], slots: tuple[type, ...]) -> tuple[tuple[Any, ...] |
             return True
         wanted = slots[slot]
         for index, event in enumerate(events):
-            if not used[index] and isinstance(event, wanted):
+            if not used[index] and fits_slot(event, wanted):
                 used[index] = True
                 chosen.append(index)
                 if fill(slot + 1):
