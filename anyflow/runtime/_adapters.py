@@ -166,6 +166,27 @@ class InternalRunAdapter(ABC):
         """
         return await call
 
+    @property
+    def wraps_resources(self) -> bool:
+        """Whether ``step_resource`` does anything.
+
+        When it does not, the driver hands a step its resources as they were
+        made, without a call.  True for any adapter class that overrides
+        ``step_resource``.
+        """
+        return type(self).step_resource is not InternalRunAdapter.step_resource
+
+    def step_resource(self, step: str, worker_id: int, param: str, value: Any) -> Any:
+        """The value one attempt of ``step`` gets for its resource parameter
+        ``param``, given the value made (or cached) for it.
+
+        Override it to put something between a step and its resources, such
+        as a simulator's fault sites on their method calls; the value made is
+        still the one the run caches and closes.  Called only when
+        ``wraps_resources``.
+        """
+        return value
+
     def run_scope(self) -> contextlib.AbstractContextManager[object]:
         """A context the driver runs the whole run in: a cancel scope here lets
         the runtime stop this one run from outside (it then stays resumable,
@@ -417,6 +438,15 @@ class InternalRunAdapterDecorator(InternalRunAdapter):
         self, step: str, worker_id: int, attempt: int, event: Event, call: Awaitable[Any]
     ) -> Any:
         return await self.inner.step_call(step, worker_id, attempt, event, call)
+
+    @property
+    def wraps_resources(self) -> bool:
+        if type(self).step_resource is not InternalRunAdapterDecorator.step_resource:
+            return True
+        return self.inner.wraps_resources
+
+    def step_resource(self, step: str, worker_id: int, param: str, value: Any) -> Any:
+        return self.inner.step_resource(step, worker_id, param, value)
 
     @property
     def wants_internal_events(self) -> bool:
