@@ -6,6 +6,8 @@ docs/testing.md."""
 
 from __future__ import annotations
 
+from ._faults import Fault as Fault
+from ._faults import InjectedFault as InjectedFault
 from ._replay import Replay as Replay
 from ._replay import ReplayedTick as ReplayedTick
 from ._replay import describe as describe
@@ -14,14 +16,12 @@ from ._replay import replay_journal as replay_journal
 from ._runner import TestRunResult as TestRunResult
 from ._runner import WorkflowTestResult as WorkflowTestResult
 from ._runner import WorkflowTestRunner as WorkflowTestRunner
-from ._simulate import Fault as Fault
-from ._simulate import InjectedFault as InjectedFault
-from ._simulate import Schedule as Schedule
-from ._simulate import Simulation as Simulation
 from ._simulate import SimulationError as SimulationError
 from ._simulate import Simulator as Simulator
 from ._simulate import fault_point as fault_point
 from ._simulate import simulate as simulate
+from ._simulation import Schedule as Schedule
+from ._simulation import Simulation as Simulation
 from ._virtual_time import VirtualTime as VirtualTime
 from ._virtual_time import virtual_time as virtual_time
 

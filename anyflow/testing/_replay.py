@@ -5,12 +5,13 @@ had after each of them, and the commands it gave, exactly."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import attrs
 
 from ..durable.journal import decode_ticks
 from ..runtime.vocabulary import Command, RunState, Tick, TickRejected, reduce
+from ._simulation import Simulation
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -29,11 +30,15 @@ class ReplayedTick:
     """The run's state after this tick."""
     commands: tuple[Command, ...]
     """What the tick made the run do."""
+    store: Any = None
+    """The run's state store after this tick (``ctx.store.to_dict()``), when
+    it was recorded (a ``Simulation``'s); None otherwise."""
 
 
 class Replay(Sequence[ReplayedTick]):
     """A recorded run, tick by tick: ``replay[i].state`` is the state after
-    tick ``i``; ``show(i)`` describes it."""
+    tick ``i``; ``show(i)`` describes it (with the state store, for a
+    simulated run)."""
 
     def __init__(self, initial: RunState, steps: list[ReplayedTick]) -> None:
         self.initial = initial
@@ -64,7 +69,18 @@ class Replay(Sequence[ReplayedTick]):
         if index >= 0:
             step = self._steps[index]
             head += f" {type(step.tick).__name__} at t={step.tick.now:g}"
-        return f"{head}:\n{describe(self.state_at(index))}"
+        text = f"{head}:\n{describe(self.state_at(index))}"
+        if index >= 0 and self._steps[index].store is not None:
+            text += "\n" + _describe_store(self._steps[index].store)
+        return text
+
+
+def _describe_store(store: Any) -> str:
+    if not store:
+        return "  store: (empty)"
+    if isinstance(store, dict):
+        return "\n".join(f"  store {key}: {value!r}" for key, value in store.items())
+    return f"  store: {store!r}"
 
 
 def describe(state: RunState) -> str:
@@ -100,12 +116,16 @@ def describe(state: RunState) -> str:
     return "\n".join(lines)
 
 
-def replay(workflow: Workflow, ticks: Iterable[Tick]) -> Replay:
-    """Fold ``ticks`` (``Simulation.ticks``, or a recorded run's) through the
-    workflow's state machine.
+def replay(workflow: Workflow, ticks: Simulation | Iterable[Tick]) -> Replay:
+    """Fold ``ticks`` (a recorded run's) through the workflow's state machine;
+    given a ``Simulation``, its ticks, with the state store after each.
 
     :raises ValueError: at the first tick the run could not have taken, naming it.
     """
+    stores: Sequence[Any] = ()
+    if isinstance(ticks, Simulation):
+        stores = ticks.stores
+        ticks = ticks.ticks
     initial = state = RunState.initial(workflow._spec)
     steps = []
     for index, tick in enumerate(ticks):
@@ -113,7 +133,8 @@ def replay(workflow: Workflow, ticks: Iterable[Tick]) -> Replay:
             state, commands = reduce(state, tick)
         except TickRejected as exc:
             raise ValueError(f"tick {index} ({tick!r}) does not fit the run: {exc}") from exc
-        steps.append(ReplayedTick(index, tick, state, tuple(commands)))
+        store = stores[index] if index < len(stores) else None
+        steps.append(ReplayedTick(index, tick, state, tuple(commands), store))
     return Replay(initial, steps)
 
 

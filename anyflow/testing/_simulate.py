@@ -2,11 +2,14 @@
 
 A step's code may be paused wherever the driver offers a ``step_point``: before
 the step function runs, after it returned, when a wait got its answer, and
-before each use of the run's state store.  The simulator pauses every step at
-every such point, waits until nothing at all can run, and then lets exactly
-one thing happen, chosen from a seed or a hypothesis-drawn schedule: one paused
-step goes on to its next point, one outside event is sent, or (once no step
-can go on) virtual time jumps to the next timer.  Everything a step does
+before each use of the run's state store; and, in the simulator's own hooks,
+at a ``fault_point(name)`` and before an async call to one of the step's
+resources (``_resources``; the faults planned there are ``_faults``'s).
+The simulator pauses every step at every such point, waits until nothing at
+all can run, and then lets exactly one thing happen, chosen from a seed or a
+hypothesis-drawn schedule: one paused step goes on to its next point, one
+outside event is sent, or (once no step can go on) virtual time jumps to the
+next timer.  Everything a step does
 between two points happens with every other step paused, so the same choices
 give the same run, tick for tick, on asyncio and on trio.
 
@@ -25,6 +28,8 @@ run depend on real time, so once nothing else can happen it is a
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import heapq
 import logging
 import random
@@ -37,7 +42,7 @@ import attrs
 
 from ..durable import DurableRuntime, MemoryStore
 from ..errors import AnyflowError, StepTimeoutError
-from ..events import Event, InternalEvent, StartEvent, StopEvent
+from ..events import Event, InternalEvent, StartEvent
 from ..runtime import (
     BasicRuntime,
     ExternalRunAdapter,
@@ -46,20 +51,27 @@ from ..runtime import (
     RuntimeDecorator,
 )
 from ..runtime.clock import VirtualClock, install_virtual_clock
-from ..runtime.vocabulary import Completed, Outcome, Tick
+from ..runtime.vocabulary import Completed, Tick
+from ._faults import Fault, FaultSites, Halted, InjectedFault
+from ._resources import wrap_resource
 from ._settle import settle
+from ._simulation import (
+    Schedule,
+    Simulation,
+    note_for_hypothesis,
+    without_trailing_zeros,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Sequence
 
+    from ..context import StateStore
     from ..handler import WorkflowHandler
     from ..runtime import Runtime
     from ..runtime.vocabulary import Command
     from ..workflow import Workflow
 
 __all__ = [
-    "Fault",
-    "InjectedFault",
     "Schedule",
     "Simulation",
     "SimulationError",
@@ -89,66 +101,8 @@ class _QuietWhileSimulating(logging.Filter):
 logging.getLogger("anyflow").addFilter(_QuietWhileSimulating())
 
 
-class InjectedFault(Exception):
-    """Raised in a step attempt by a simulated fault."""
-
-
 class SimulationError(AnyflowError):
     """The simulation itself could not go on (it ran past its step budget)."""
-
-
-@attrs.frozen
-class Fault:
-    """Make one step attempt fail.
-
-    :ivar kind: ``"error"``: the attempt raises ``InjectedFault`` before its
-        step function runs.  ``"timeout"``: the step function runs to its end
-        (its side effects happen), then the attempt fails with
-        ``StepTimeoutError``, as if it had answered too late.
-        ``"cancel"``: the caller cancels the run as the attempt starts (the
-        attempt's code does not run; every step's cleanup does).
-        ``"crash"``: the process dies right after the ``nth`` batch of ticks
-        is recorded, before anything it caused is done; the run is then
-        resumed from its journal (a durable run on a ``MemoryStore``; the
-        workflow object, standing for the world outside, survives).
-    :ivar step: the step whose attempt fails; None for any step (always
-        None for a crash between batches).
-    :ivar nth: which attempt, counting from 0 the attempts started (of
-        ``step``, or of all steps); for a crash, which recorded batch; with
-        ``at``, which time the fault point is reached (by ``step``, or by any
-        step).
-    :ivar at: the name of a ``fault_point(name)`` in step code: the fault
-        happens there, inside the step, instead: ``"error"`` raises
-        ``InjectedFault`` from the call, ``"crash"`` kills the process there
-        (what the step did before the point is done, what follows is not),
-        ``"cancel"`` has the caller cancel the run there.
-    """
-
-    kind: Literal["error", "timeout", "cancel", "crash"]
-    step: str | None = None
-    nth: int = 0
-    at: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.at is not None and self.kind == "timeout":
-            raise ValueError(
-                f"Fault('timeout', at={self.at!r}): a timeout fault fails a whole attempt "
-                "after its step function returned, not at a fault point; use kind='error' "
-                "(or 'crash', 'cancel') at a fault point, or leave at= out"
-            )
-
-
-@attrs.frozen
-class Schedule:
-    """The choices of a simulation, one per decision: choice ``c`` among ``n``
-    options takes option ``c % n``.  Only a decision with two options or more
-    uses a choice: where one thing only can happen, it happens, so a schedule's
-    first choices are the run's first real decisions however deep they are.
-    When the choices run out, the first option is taken: the steps in the
-    order they were started, oldest first.  Hypothesis shrinks a failing
-    schedule toward that order."""
-
-    choices: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -159,12 +113,15 @@ class _Option:
 
 
 class _Paused:
-    __slots__ = ("event", "point", "step", "worker_id")
+    __slots__ = ("event", "point", "seq", "step", "worker_id")
 
-    def __init__(self, worker_id: int, step: str, point: str) -> None:
+    def __init__(self, worker_id: int, step: str, point: str, seq: tuple[int, int]) -> None:
         self.worker_id = worker_id
         self.step = step
         self.point = point
+        self.seq = seq
+        """The step's place in the line: the first option is the step that
+        has waited longest, as an event loop runs its ready tasks in turn."""
         self.event = anyio.Event()
 
 
@@ -206,23 +163,41 @@ class _Controller:
         """Task id -> the attempt the task executes (worker id, step)."""
         self.timers: list[tuple[float, int, anyio.Event]] = []
         self._timer_seq = 0
+        self._decisions = 0
+        self._line: dict[int, tuple[int, int]] = {}
+        """Task id -> its place in the line of paused steps (see ``_Paused.seq``)."""
         self.pending = _timed(send)
         """Outside events still to send, each with the time it is sent at (None: any time)."""
         self.ticks: list[Tick] = []
         self.events: list[Event] = []
         self.calls: Counter[str] = Counter()
         self.trace: list[str] = []
-        self._faults = [f for f in faults if f.kind != "crash" and f.at is None]
-        self._crashes = sorted(f.nth for f in faults if f.kind == "crash" and f.at is None)
-        self._point_faults = [f for f in faults if f.at is not None]
+        self._faults = [f for f in faults if f.kind != "crash" and f.site is None]
+        self._crashes = sorted(f.nth for f in faults if f.kind == "crash" and f.site is None)
+        self.sites = FaultSites(faults)
+        """Fault points and resource calls reached, and the faults planned there."""
         self._started: Counter[str | None] = Counter()
-        self._reached: Counter[tuple[str | None, str]] = Counter()
+        self.store: StateStore[Any] | None = None
+        """The run's state store (of the current process)."""
+        self.snapshots: list[Any] = []
+        """The store's contents after each recorded tick."""
+        self._store_version = -1
         self._late: dict[int, Fault] = {}
         self._batches = 0
         self.crashed = False
         """A crash fault fired: the run's process is to be dropped and resumed."""
         self.cancelling = False
         """A cancel fault fired: the caller is to cancel the run."""
+
+    def _next_pause(self, task: int, worker_id: int) -> tuple[int, int]:
+        """A step pauses at one of the engine's points, where an ordinary run
+        lets the other ready tasks go first: it goes to the back of the line.
+        Steps that pause after the same decision (the one let go, and those
+        it started) line up by worker id: the event loops may have run them
+        in either order, and the line must not depend on which loop it is."""
+        place = (self._decisions, worker_id)
+        self._line[task] = place
+        return place
 
     # Called from the run's tasks.
 
@@ -262,7 +237,8 @@ class _Controller:
             if attempt is None:
                 return None  # not a step's task (the caller reading the store)
             worker_id, step = attempt
-        paused = self.paused[task] = _Paused(worker_id, step, point)
+        place = self._next_pause(task, worker_id)
+        paused = self.paused[task] = _Paused(worker_id, step, point, place)
         try:
             await paused.event.wait()
         finally:
@@ -276,29 +252,34 @@ class _Controller:
             )
         return None
 
-    async def fault_point(self, name: str) -> None:
-        """A ``fault_point(name)`` in step code: a point where the step pauses
-        (one more decision), and where a ``Fault(at=name)`` happens."""
+    def _attempt(self) -> tuple[int, str] | None:
+        """(worker id, step) of the step attempt running in this task, if any."""
+        return self.workers.get(anyio.get_current_task().id)
+
+    async def _pause(self, worker_id: int, step: str, point: str) -> None:
+        """A pause at a fault point or a resource call: code an ordinary run
+        goes through without letting other tasks in (a fake answers at
+        once), so the step keeps its place in the line, and the first
+        option is still the ordinary run's order."""
         task = anyio.get_current_task().id
-        attempt = self.workers.get(task)
-        if attempt is None:
-            return  # not a step's code
-        worker_id, step = attempt
-        counts = (self._reached[step, name], self._reached[None, name])
-        self._reached[step, name] += 1
-        self._reached[None, name] += 1
-        fault = None
-        for candidate in self._point_faults:
-            nth = counts[0] if candidate.step is not None else counts[1]
-            if candidate.at == name and candidate.step in (None, step) and candidate.nth == nth:
-                self._point_faults.remove(candidate)
-                fault = candidate
-                break
-        paused = self.paused[task] = _Paused(worker_id, step, f"point {name!r}")
+        place = self._line.get(task)
+        if place is None:
+            place = self._next_pause(task, worker_id)
+        paused = self.paused[task] = _Paused(worker_id, step, point, place)
         try:
             await paused.event.wait()
         finally:
             del self.paused[task]
+
+    async def fault_point(self, name: str) -> None:
+        """A ``fault_point(name)`` in step code: a point where the step pauses
+        (one more decision), and where a ``Fault(at=name)`` happens."""
+        attempt = self._attempt()
+        if attempt is None:
+            return  # not a step's code
+        worker_id, step = attempt
+        fault = self.sites.reach(step, ("point", name))
+        await self._pause(worker_id, step, f"point {name!r}")
         if fault is None:
             return
         if fault.kind == "error":
@@ -311,15 +292,64 @@ class _Controller:
         self.crashed = True
         await anyio.sleep_forever()  # dead: what follows the point never runs
 
+    async def call_site(self, name: str) -> Fault | None:
+        """An async call to a method of a step's resource: the step pauses
+        before it (one more decision); a planned crash or cancel happens
+        there, an error or a timeout is returned for the call to raise."""
+        attempt = self._attempt()
+        if attempt is None:
+            return None  # not a step's code (a task of its own, say)
+        worker_id, step = attempt
+        fault = self.sites.reach(step, ("call", name))
+        await self._pause(worker_id, step, f"call {name}")
+        if fault is not None and fault.kind in ("crash", "cancel"):
+            self._halt(fault)
+            await anyio.sleep_forever()  # the call is never made
+        return fault
+
+    def call_site_now(self, name: str) -> Fault | None:
+        """A plain call to a method of a step's resource: no pause (its
+        caller does not await); a crash or a cancel there unwinds the step's
+        code (``Halted``) to its attempt, which waits to be dropped."""
+        attempt = self._attempt()
+        if attempt is None:
+            return None
+        fault = self.sites.reach(attempt[1], ("call", name))
+        if fault is not None and fault.kind in ("crash", "cancel"):
+            self._halt(fault)
+            raise Halted
+        return fault
+
+    def _halt(self, fault: Fault) -> None:
+        if fault.kind == "crash":
+            self.crashed = True
+        else:
+            self.cancelling = True
+
     async def committed(self, ticks: Sequence[Tick]) -> None:
         """A batch of ticks was recorded (or, without a journal, applied)."""
         self.ticks.extend(ticks)
+        self._snapshot(len(ticks))
         batch = self._batches
         self._batches += 1
         if self._crashes and self._crashes[0] == batch:
             self._crashes.pop(0)
             self.crashed = True
             await anyio.sleep_forever()  # dead: nothing the batch caused happens
+
+    def _snapshot(self, ticks: int) -> None:
+        """The store's contents after a batch of ``ticks`` ticks, for replay."""
+        store = self.store
+        if store is None:
+            snapshot = None
+        elif self.snapshots and store.version == self._store_version:
+            snapshot = self.snapshots[-1]
+        else:
+            snapshot = store.to_dict()
+            with contextlib.suppress(Exception):  # else shown as it is now
+                snapshot = copy.deepcopy(snapshot)
+            self._store_version = store.version
+        self.snapshots += [snapshot] * ticks
 
     def after_crash(self) -> None:
         """Forget the dead process's tasks; the journal, the clock, the faults
@@ -328,9 +358,12 @@ class _Controller:
         self.trace.append("crash")
         self.paused.clear()
         self.workers.clear()
+        self._line.clear()
         self.timers.clear()
         self._late.clear()
         self.events.clear()  # the new process's stream starts with the recorded events
+        self.store = None
+        self._store_version = -1
 
     def _fault_for(self, step: str) -> Fault | None:
         counts = (self._started[step], self._started[None])
@@ -366,23 +399,28 @@ class _Controller:
     def options(self, handler: WorkflowHandler) -> list[_Option]:
         options = [
             _Option("run", f"{p.step}#{p.worker_id} from {p.point}", task)
-            for task, p in sorted(self.paused.items(), key=lambda item: item[1].worker_id)
+            for task, p in sorted(self.paused.items(), key=lambda item: item[1].seq)
         ]
         timed: float | None = None
+        due_now = False
         if self.pending:
             when, event = self.pending[0]
             if when is not None and when > self.clock + _TIE:
                 timed = when  # sent when the clock gets there
             elif self._sendable(event, handler):
                 options.append(_Option("send", f"send {type(event).__name__}"))
+                due_now = when is not None
         if any(option.kind == "run" for option in options):
             return options  # steps take no time: the clock waits for them
         # Outside events and the clock race.  The run's own timers, the
         # timers of step code (a sleep, a fail_after) and an outside event
         # due at the same time are options each, so any may come first.
+        # An event whose time has come goes in before the clock moves on.
         engine = self.timers[0][0] if self.timers else None
         loop = self._loop_deadline() if self.busy(handler) else None
         due = [t for t in (engine, loop, timed) if t is not None]
+        if due_now:
+            due.append(self.clock)
         if engine is not None and engine <= min(due) + _TIE:
             options.append(_Option("timer", f"time {engine:g}s", "run"))
         if loop is not None and loop <= min(due) + _TIE:
@@ -415,6 +453,7 @@ class _Controller:
 
     def take(self, option: _Option, handler: WorkflowHandler) -> None:
         self.trace.append(option.label)
+        self._decisions += 1
         if option.kind == "run":
             self.paused[option.key].event.set()
         elif option.kind == "send":
@@ -468,6 +507,26 @@ class _SimInternal(InternalRunAdapterDecorator):
     ) -> BaseException | None:
         return await self._ctl.step_point(worker_id, step, point)
 
+    def step_resource(self, step: str, worker_id: int, param: str, value: Any) -> Any:
+        return wrap_resource(value, param, self._ctl)
+
+    async def step_call(
+        self, step: str, worker_id: int, attempt: int, event: Event, call: Awaitable[Any]
+    ) -> Any:
+        try:
+            return await call
+        except Halted:
+            # A plain resource call crashed the process or cancelled the run
+            # there: the attempt stops as at an await, until it is dropped.
+            await anyio.sleep_forever()
+            raise  # pragma: no cover - sleep_forever only ends by cancellation
+        finally:
+            # The attempt is over: this task's id may name another task once
+            # it ends (the caller's, reading the store), which is no step's.
+            task = anyio.get_current_task().id
+            self._ctl.workers.pop(task, None)
+            self._ctl._line.pop(task, None)
+
 
 class _SimulatedRuntime(RuntimeDecorator):
     def __init__(self, ctl: _Controller) -> None:
@@ -477,60 +536,6 @@ class _SimulatedRuntime(RuntimeDecorator):
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         internal, external = self.inner.open_run(run_id)
         return _SimInternal(internal, self._ctl), external
-
-
-@attrs.frozen
-class Simulation:
-    """What a simulated run did.  ``report()`` tells how to replay it."""
-
-    seed: int | None
-    schedule: Schedule
-    """The choices made, at the decisions that had two options or more, the
-    first options at the end left out (replays the run with
-    ``simulate(..., schedule=...)``)."""
-    outcome: Outcome
-    ticks: tuple[Tick, ...]
-    events: tuple[Event, ...]
-    """The events the run published, its last one included."""
-    calls: dict[str, int]
-    """Step attempts started, by step."""
-    trace: tuple[str, ...]
-    """What the scheduler let happen, one line per decision."""
-    stuck: bool
-    """The run waited for an event that no one would send; it was cancelled."""
-    error: BaseException | None
-
-    @property
-    def completed(self) -> bool:
-        return isinstance(self.outcome, Completed)
-
-    @property
-    def result(self) -> Any:
-        """The run's result; its exception (with this simulation's report as a
-        note) if it did not complete."""
-        if self.error is not None:
-            if _in_hypothesis_test():
-                raise self.error  # hypothesis prints the report noted by finish()
-            notes = getattr(self.error, "__notes__", None)
-            if notes is None:
-                self.error.__notes__ = notes = []  # type: ignore[attr-defined]
-            report = self.report()
-            if report not in notes:
-                notes.append(report)
-            raise self.error
-        assert isinstance(self.outcome, Completed)
-        stop = self.outcome.stop_event
-        return stop.result if type(stop) is StopEvent else stop
-
-    def report(self) -> str:
-        """The seed (or schedule) that replays this run, what the scheduler
-        chose, and the ticks, one per line."""
-        replay = f"seed={self.seed}" if self.seed is not None else f"schedule={self.schedule!r}"
-        lines = [f"anyflow simulation: replay with simulate(..., {replay})"]
-        lines.append(f"  scheduler: {'; '.join(self.trace) or '(nothing to choose)'}")
-        lines.append(f"  {len(self.ticks)} ticks:")
-        lines += [f"    {i:3d} {_describe(tick)}" for i, tick in enumerate(self.ticks)]
-        return "\n".join(lines)
 
 
 def _timed(send: Sequence[Event | tuple[float, Event]]) -> list[tuple[float | None, Event]]:
@@ -560,27 +565,6 @@ def _timed(send: Sequence[Event | tuple[float, Event]]) -> list[tuple[float | No
         last = when
         pending.append((when, item[1]))
     return pending
-
-
-def _without_trailing_zeros(choices: Sequence[int]) -> tuple[int, ...]:
-    """The shortest schedule that makes the same choices (once the choices
-    run out, the first option is taken)."""
-    end = len(choices)
-    while end and choices[end - 1] == 0:
-        end -= 1
-    return tuple(choices[:end])
-
-
-def _describe(tick: Tick) -> str:
-    fields = []
-    for field in attrs.fields(type(tick)):
-        value = getattr(tick, field.name)
-        if field.name == "now":
-            fields.append(f"t={value:g}")
-        elif value is not None and value != field.default:
-            text = type(value).__name__ if isinstance(value, Event) else repr(value)
-            fields.append(f"{field.name}={text}")
-    return f"{type(tick).__name__}({', '.join(fields)})"
 
 
 class Simulator:
@@ -654,6 +638,7 @@ class Simulator:
         self._handler = self.workflow.run(
             start_event, runtime=self._runtime, run_id="simulated", **fields
         )
+        self._ctl.store = self._handler.ctx.store
 
     async def _crash_and_resume(self) -> None:
         """Drop the run's process (its runtime and every task of it) and resume
@@ -663,6 +648,7 @@ class Simulator:
         self._runtime = self._new_runtime()
         await self._runtime.__aenter__()
         self._handler = self.workflow.run(runtime=self._runtime, run_id="simulated")
+        self._ctl.store = self._handler.ctx.store
 
     @property
     def handler(self) -> WorkflowHandler:
@@ -676,29 +662,39 @@ class Simulator:
         return tuple(self._ctl.events)
 
     async def decide(
-        self, choice: int | None = None, kinds: Sequence[str] = ("run", "send", "timer")
-    ) -> bool:
+        self,
+        choice: int | None = None,
+        kinds: Sequence[str] = ("run", "send", "timer"),
+        *,
+        forced_only: bool = False,
+    ) -> int:
         """Wait until nothing can run, then let one thing of ``kinds`` happen:
         option ``choice % n`` if given, else the simulator's own choice.
-        False (and nothing happens) if the run has ended or has no such option."""
+        With ``forced_only``, only if it is the one thing that can happen.
+
+        :returns: how many options there were to choose from (1 for a crash
+            or a cancel, which are no choice); 0, and nothing happens, if the
+            run has ended or has no such option.  A caller with a list of
+            choices spends one only where this is 2 or more.
+        """
         await settle()
         if self._ctl.crashed:
             await self._crash_and_resume()
-            return True
+            return 1
         handler = self.handler
         if handler.is_done():
-            return False
+            return 0
         if self._ctl.cancelling:
             self._ctl.cancelling = False
             self._ctl.trace.append("cancel")
             await handler.cancel_run()
-            return True
+            return 1
         every = self._ctl.options(handler)
         if not every:
             self._check_not_blocked(handler)
         options = [o for o in every if o.kind in kinds]
-        if not options:
-            return False
+        if not options or (forced_only and len(options) > 1):
+            return len(options)
         if choice is None:
             index = self._chooser.choose(len(options))
         else:
@@ -706,7 +702,7 @@ class Simulator:
             if len(options) > 1:
                 self._chooser.made.append(index)
         self._ctl.take(options[index], handler)
-        return True
+        return len(options)
 
     def _check_not_blocked(self, handler: WorkflowHandler) -> None:
         """Nothing can happen: if a step attempt is still running, it waits
@@ -723,13 +719,44 @@ class Simulator:
                 "ctx; replace the rest with fakes that answer at once"
             )
 
-    async def send(self, event: Event) -> None:
-        """Send ``event`` into the run now, as its caller would.
+    async def send(self, event: Event, at: float | None = None) -> None:
+        """Send ``event`` into the run now, as its caller would; or, with
+        ``at``, when the simulation's clock gets to ``at`` seconds (a timer
+        due then may fire before or after it, as the scheduler chooses), or
+        once the run takes it, if it does not then.
 
         :raises WorkflowRuntimeError: if the run does not take it now.
+        :raises ValueError: if ``at`` is in the simulation's past.
         """
-        await settle()
-        self.handler.send_event(event)
+        ctl = self._ctl
+        if at is not None and at < ctl.clock - _TIE:
+            raise ValueError(
+                f"send({type(event).__name__}(...), at={at:g}): the simulation's clock is "
+                f"already at {ctl.clock:g} s; send at a time not before now (or with at=None)"
+            )
+        if at is None:
+            await settle()
+            self.handler.send_event(event)
+            return
+        later = [i for i, (when, _) in enumerate(ctl.pending) if when is not None and when > at]
+        ctl.pending.insert(later[0] if later else len(ctl.pending), (max(at, ctl.clock), event))
+
+    @property
+    def now(self) -> float:
+        """The simulation's clock, in seconds from the run's start."""
+        return self._ctl.clock
+
+    @property
+    def deadlines(self) -> tuple[float, ...]:
+        """When the timers pending now are due, soonest first: the run's (a
+        wait's timeout, a retry, a step's or the run's timeout) and step
+        code's (a sleep)."""
+        ctl = self._ctl
+        due = [deadline for deadline, _, _ in ctl.timers]
+        loop = ctl._loop_deadline() if ctl.busy(self.handler) else None
+        if loop is not None:
+            due.append(loop)
+        return tuple(sorted(due))
 
     async def finish(self) -> Simulation:
         """The run's end (cancelled first, as ``stuck``, if it still waits)."""
@@ -743,7 +770,7 @@ class Simulator:
         ctl = self._ctl
         simulation = Simulation(
             self.seed,
-            Schedule(_without_trailing_zeros(self._chooser.made)),
+            Schedule(without_trailing_zeros(self._chooser.made)),
             outcome,
             tuple(ctl.ticks),
             tuple(ctl.events),
@@ -751,8 +778,10 @@ class Simulator:
             tuple(ctl.trace),
             self.stuck,
             error,
+            dict(ctl.sites.calls),
+            tuple(ctl.snapshots),
         )
-        _note_for_hypothesis(simulation)
+        note_for_hypothesis(simulation)
         return simulation
 
 
@@ -786,7 +815,7 @@ async def simulate(
 
     The scheduler's choices come from ``seed`` (random, reproducible) or from
     ``schedule`` (e.g. drawn by hypothesis with ``strategies.schedules()``);
-    with neither, the steps run in the order they were started.  ``send``
+    with neither, the steps go in the order of an ordinary run.  ``send``
     gives events from outside, sent in order whenever the scheduler chooses
     (once the run accepts them); a ``(t, event)`` pair is sent at ``t``
     seconds of the simulation's clock (a timer due then may fire before or
@@ -806,7 +835,7 @@ async def simulate(
     ) as simulator:
         simulator.start(start_event, **fields)
         decisions = 0
-        while await simulator.decide():
+        while await simulator.decide() > 0:
             decisions += 1
             if decisions > max_decisions:
                 raise SimulationError(
@@ -815,20 +844,3 @@ async def simulate(
                     "that long, or look for a loop"
                 )
         return await simulator.finish()
-
-
-def _in_hypothesis_test() -> bool:
-    try:
-        from hypothesis.control import currently_in_test_context
-    except ImportError:  # pragma: no cover - hypothesis is optional
-        return False
-    return currently_in_test_context()
-
-
-def _note_for_hypothesis(simulation: Simulation) -> None:
-    """Inside a hypothesis test, the falsifying example's report shows how to
-    replay the run (once: ``result`` then adds no copy to the exception)."""
-    if _in_hypothesis_test():
-        from hypothesis import note
-
-        note(simulation.report())

@@ -137,11 +137,52 @@ async def test_the_retry_timeout_double_charge_is_caught() -> None:
     await run_property(charged_once(checkout.SafeCheckout))
 
 
+async def test_a_fault_at_a_resource_call_is_caught() -> None:
+    """examples/fuzz_resources.py: faults drawn at the bank's calls, with no
+    change to the workflow, find the second debit; the shrunk fault replays
+    it; the keyed transfer keeps the money."""
+    example = load("fuzz_resources")
+    failing: list[tuple[Any, ...]] = []
+
+    def money_is_kept(flow: type) -> Callable[[], None]:
+        @DEFAULT_BUDGET
+        @given(faults=faults(max=1, kinds=["error", "timeout", "crash"], calls=CALLS))
+        def prop(faults: tuple[Any, ...]) -> None:
+            bank = example.Bank()
+            simulated(anyio.from_thread.run(example.with_bank, flow, bank), faults=faults)
+            if sum(bank.balances.values()) != 100:
+                failing.append(faults)
+            assert sum(bank.balances.values()) == 100, bank.balances
+
+        return prop
+
+    with pytest.raises(AssertionError, match="ann"):
+        await run_property(money_is_kept(example.Transfer))
+    [shrunk] = failing[-1:]
+    assert len(shrunk) == 1
+    banks = [example.Bank(), example.Bank()]
+    runs = [
+        await simulate(await example.with_bank(example.Transfer, bank), faults=shrunk)
+        for bank in banks
+    ]
+    assert banks[0].balances == banks[1].balances
+    assert sum(banks[0].balances.values()) != 100
+    assert runs[0].report() == runs[1].report()  # replayed, tick for tick
+    failing.clear()
+    await run_property(money_is_kept(example.SafeTransfer))
+    assert failing == []
+
+
+CALLS = ["bank.debit", "bank.credit"]
+
+
 async def test_the_examples_run_as_scripts(anyio_backend_name: str) -> None:
     for name, expected in [
         ("fuzz_fanout", "fixed, 100 seeds: [111]"),
         ("fuzz_retry", "SafeCheckout, first answer late: charged 25 charges: 1"),
         ("fuzz_deep", "ordinary run: 111"),
+        ("fuzz_resources", "Transfer, crash at bank.credit: moved 10 {'ann': 80, 'bob': 10}"),
+        ("fuzz_deadline", "SafeAuction, a bid at 30 s, the bid first: 5"),
     ]:
         done = await anyio.run_process([sys.executable, str(EXAMPLES / f"{name}.py")])
         assert expected in done.stdout.decode().splitlines()

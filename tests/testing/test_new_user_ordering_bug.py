@@ -25,12 +25,13 @@ How fast it is found, measured with ``strategies.schedules()`` over 230 runs
 of hypothesis with different seeds: the first oversold example came at a
 median of 111 examples, at best 53, at worst 680; hypothesis' default budget
 of 100 examples catches this bug only about half of the time, so the search
-here has ``FUZZ_BUDGET`` = 1000 examples.  Shrinking the failure is turned off:
-it costs about 300 more examples (median; up to 775), i.e. up to 12 s on
-asyncio in debug mode, where one simulated example takes about 15 ms (4 ms on
+here has ``FUZZ_BUDGET`` = 1000 examples (measured again with five
+searches, since the simulator's first option is the event loop's order: 59
+to 106).  Shrinking the failure is turned off: it costs about 300 more
+examples (median; up to 775), i.e. up to 12 s on asyncio in debug mode, where one simulated example takes about 15 ms (4 ms on
 trio).  What hypothesis shrinks it to is in
-``test_a_known_bad_schedule_replays_the_same_on_both_backends``.  Seeds
-oversell about one in ten times; the first is 14.
+``test_a_known_bad_schedule_replays_the_same_on_both_backends``.  Two seeds in
+fifty oversell; the first is 5.
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ async def test_hypothesis_finds_the_oversell_and_its_report_replays_it() -> None
 async def test_a_seed_search_finds_the_oversell_and_the_seed_replays_it() -> None:
     for seed in range(SEEDS):
         simulation = await simulate(Warehouse(), seed=seed, **ORDERS)
-        if simulation.result != EXPECTED:
+        if simulation.result == OVERSOLD:  # others give the item to the reviewed order
             break
     else:
         pytest.fail(f"no seed in range({SEEDS}) oversold")
@@ -254,11 +255,12 @@ async def test_a_known_bad_schedule_replays_the_same_on_both_backends(
     anyio_backend_name: str,
 ) -> None:
     """What hypothesis often shrinks the failure to: the first option for
-    the first decision with a choice, then the second for six, which keeps the express
-    reservation paused between its read and its write while the reviewed order
-    is scored, approved and reserved.  The run is the same, tick for tick, on
-    asyncio and on trio; the fixed workflow gives the item to one order."""
-    schedule = Schedule((0, 1, 1, 1, 1, 1, 1))
+    the first decision with a choice, then the second for four, which keeps the
+    express reservation paused between its read and its write while the
+    reviewed order is scored, approved and reserved.  The run is the same, tick
+    for tick, on asyncio and on trio; the fixed workflow gives the item to one
+    order."""
+    schedule = Schedule((0, 1, 1, 1, 1))
     first = await simulate(Warehouse(), schedule=schedule, **ORDERS)
     again = await simulate(Warehouse(), schedule=schedule, **ORDERS)
     assert first.result == OVERSOLD

@@ -27,6 +27,28 @@ async def test_a_simulated_run_replays_to_the_same_states() -> None:
     assert "status: completed" in replayed.show()
 
 
+async def test_a_simulation_replays_with_its_store_as_each_tick_was_recorded() -> None:
+    """docs/testing.md shows tick 5 of this run: by the time the first
+    worker's result is recorded, all three have read the list before any
+    wrote it back, and two numbers are lost."""
+    simulation = await simulate(Race())
+    replayed = replay(Race(), simulation)
+    assert [step.store for step in replayed][:5] == [{}] * 5
+    assert replayed[5].store == {"seen": [2]}
+    assert replayed.show(5) == (
+        "after tick 5 StepCompleted at t=0:\n"
+        "  status: running\n"
+        "  executing: work#2 on Job (event 2, attempt 1)\n"
+        "  executing: work#3 on Job (event 3, attempt 1)\n"
+        "  executing: join#4 on Done (event 4, attempt 1)\n"
+        "  store seen: [2]"
+    )
+    assert replayed.show(0).endswith("  store: (empty)")
+    # Ticks alone (a recorded list) replay without a store.
+    assert replay(Race(), simulation.ticks)[5].store is None
+    assert "store" not in replay(Race(), simulation.ticks).show(5)
+
+
 async def test_a_tick_that_does_not_fit_is_named() -> None:
     simulation = await simulate(Race(), seed=3)
     with pytest.raises(ValueError, match=r"tick 0 \(EventSent.*before RunStarted"):
