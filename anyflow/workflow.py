@@ -498,10 +498,11 @@ class Workflow:
             raise WorkflowStepDoesNotExistError(
                 f"{name} has no step {step!r}; its steps are: {', '.join(sorted(self._step_infos))}"
             )
-        if not isinstance(event, info.accepts):
+        if not info.takes(type(event)):
+            exactly = " exactly" if info.options.accept_event_subclasses is False else ""
             raise WorkflowRuntimeError(
-                f"step {name}.{step} does not accept {type(event).__name__}; it accepts: "
-                f"{', '.join(t.__name__ for t in info.accepts)}"
+                f"step {name}.{step} does not accept {type(event).__name__}; it accepts"
+                f"{exactly}: {', '.join(t.__name__ for t in info.accepts)}"
             )
 
     def __repr__(self) -> str:

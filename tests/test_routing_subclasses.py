@@ -14,13 +14,22 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from anyflow import Context, Event, StartEvent, StopEvent, Workflow, step
+from anyflow import (
+    Context,
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+    Workflow,
+    step,
+)
 from anyflow._core.commands import StartWorker
 from anyflow._core.reducer import reduce
 from anyflow._core.state import RunSpec, RunState, StepSpec
 from anyflow._core.ticks import RunStarted
 from anyflow.durable import DurableRuntime, SqliteStore
-from anyflow.errors import WorkflowValidationError
+from anyflow.errors import WorkflowRuntimeError, WorkflowValidationError
 from anyflow.testing import simulate
 from anyflow.validation import build_step_graph
 
@@ -237,3 +246,34 @@ async def test_a_join_taking_a_class_and_its_base_must_say_which_it_means() -> N
             return StopEvent(result=[type(e).__name__ for e in (a, b, c)])
 
     assert await Both().run() == ["LoudLeft", "LoudLeft", "Right"]
+
+
+async def test_a_child_sent_to_an_exact_step_by_name_is_refused() -> None:
+    class Asked(Workflow):
+        @step
+        async def go(self, ev: StartEvent) -> InputRequiredEvent:
+            return InputRequiredEvent(prefix="?")
+
+        @step(accept_event_subclasses=False)
+        async def base(self, ev: Base) -> StopEvent:
+            return StopEvent(result=type(ev).__name__)
+
+        @step
+        async def child(self, ev: Child) -> StopEvent:
+            return StopEvent(result="child")
+
+        @step
+        async def answer(self, ev: HumanResponseEvent, ctx: Context) -> Base | Child | None:
+            return None
+
+    async with Asked().run() as handler:
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                break
+        with pytest.raises(
+            WorkflowRuntimeError,
+            match=r"Asked\.base does not accept Child; it accepts exactly: Base$",
+        ):
+            handler.send_event(Child(), step="base")
+        handler.send_event(Base(), step="base")
+        assert await handler == "Base"
