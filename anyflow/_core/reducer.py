@@ -108,16 +108,11 @@ from .ticks import (
     WaitAbandoned,
     WaitStarted,
 )
+from .timers import Timer, timer_id, timer_of
 
 
 class TickRejected(Exception):
     """A tick that the state machine cannot accept; the state is unchanged."""
-
-
-RETRY = "retry-"
-WAIT = "wait-"
-STEP = "step-"
-"""Timer id prefixes, followed by a worker id."""
 
 
 class _Txn:
@@ -302,7 +297,7 @@ class _Txn:
         if seconds is None:
             return None
         deadline = self.now + seconds
-        self.commands.append(ScheduleTimer(f"{STEP}{worker_id}", deadline))
+        self.commands.append(ScheduleTimer(timer_id(Timer.STEP, worker_id), deadline))
         return deadline
 
     def pump(self, name: str) -> None:
@@ -325,14 +320,14 @@ class _Txn:
         lane = self.lanes[worker.step]
         self.set_lane(worker.step, Lane(lane.queue, lane.running - 1))
         if self.spec.steps[worker.step].timeout is not None:
-            self.commands.append(CancelTimer(f"{STEP}{worker_id}"))
+            self.commands.append(CancelTimer(timer_id(Timer.STEP, worker_id)))
         return worker
 
     def wake(self, worker_id: int, event: Any, timed_out: bool, answered: bool = True) -> None:
         """End a wait: the step goes on when its step has a free slot."""
         waiter = self._own_waiting().pop(worker_id)
         if waiter.deadline is not None and not timed_out:
-            self.commands.append(CancelTimer(f"{WAIT}{worker_id}"))
+            self.commands.append(CancelTimer(timer_id(Timer.WAIT, worker_id)))
         if answered and not timed_out:
             key = (waiter.step, waiter.delivery.event_id)
             memo = self.memos.get(key, _NO_MEMO)
@@ -550,9 +545,9 @@ def _on_run_resumed(state: RunState, tick: RunResumed) -> tuple[RunState, list[C
         if txn.deadline is None:
             txn.deadline = tick.now + state.spec.timeout
         txn.commands.append(ScheduleTimer(RUN_TIMEOUT_TIMER, txn.deadline))
-    for timer_id, retry in txn.retries.items():
+    for retry_timer, retry in txn.retries.items():
         assert retry.deadline is not None
-        txn.commands.append(ScheduleTimer(timer_id, retry.deadline))
+        txn.commands.append(ScheduleTimer(retry_timer, retry.deadline))
     for name in state.spec.steps:
         txn.pump(name)
     return txn.done()
@@ -636,12 +631,12 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
                 return txn.done()
         txn.finish(Failed(worker.step, tick.error, delivery.attempt))
         return txn.done()
-    timer_id = f"{RETRY}{tick.worker_id}"
+    retry_timer = timer_id(Timer.RETRY, tick.worker_id)
     deadline = tick.now + tick.retry_delay
     first_failed_at = tick.now if delivery.first_failed_at is None else delivery.first_failed_at
     txn.retries = {
         **state.retries,
-        timer_id: Worker(
+        retry_timer: Worker(
             worker.step,
             attrs.evolve(
                 delivery,
@@ -652,7 +647,7 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
             deadline,
         ),
     }
-    txn.commands.append(ScheduleTimer(timer_id, deadline))
+    txn.commands.append(ScheduleTimer(retry_timer, deadline))
     txn.pump(worker.step)
     return txn.done()
 
@@ -660,42 +655,42 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
 def _on_timer_fired(state: RunState, tick: TimerFired) -> tuple[RunState, list[Command]]:
     _require_running(state, tick)
     txn = _Txn(state, tick.now)
-    timer_id = tick.timer_id
-    if timer_id == RUN_TIMEOUT_TIMER:
-        deadline = state.deadline
-        if deadline is None:
-            return state, []
-        if tick.now < deadline:
-            txn.commands.append(ScheduleTimer(RUN_TIMEOUT_TIMER, deadline))
-        else:
-            assert state.spec.timeout is not None
-            txn.finish(TimedOut(state.spec.timeout, state.active_steps()))
-        return txn.done()
     # Timer ids are reused by the waits and resumptions of one attempt, so a
     # late fire is checked against the deadline in the state (rule 5).
-    if timer_id.startswith(WAIT):
-        waiter = state.waiting.get(int(timer_id[len(WAIT) :]))
-        if waiter is None or waiter.deadline is None:
-            return state, []  # the event came first
-        if tick.now < waiter.deadline:
-            txn.commands.append(ScheduleTimer(timer_id, waiter.deadline))
-        else:
-            txn.wake(int(timer_id[len(WAIT) :]), None, timed_out=True)
-        return txn.done()
-    if timer_id.startswith(STEP):
-        worker = state.workers.get(int(timer_id[len(STEP) :]))
-        if worker is None or worker.deadline is None:
-            return state, []  # it finished (or started waiting) first
-        if tick.now < worker.deadline:
-            txn.commands.append(ScheduleTimer(timer_id, worker.deadline))
-        else:
-            txn.commands.append(CancelWorker(int(timer_id[len(STEP) :])))
-        return txn.done()
-    retry = state.retries.get(timer_id)
+    match timer_of(tick.timer_id):
+        case (Timer.RUN_TIMEOUT, _):
+            deadline = state.deadline
+            if deadline is None:
+                return state, []
+            if tick.now < deadline:
+                txn.commands.append(ScheduleTimer(RUN_TIMEOUT_TIMER, deadline))
+            else:
+                assert state.spec.timeout is not None
+                txn.finish(TimedOut(state.spec.timeout, state.active_steps()))
+            return txn.done()
+        case (Timer.WAIT, int(worker_id)):
+            waiter = state.waiting.get(worker_id)
+            if waiter is None or waiter.deadline is None:
+                return state, []  # the event came first
+            if tick.now < waiter.deadline:
+                txn.commands.append(ScheduleTimer(tick.timer_id, waiter.deadline))
+            else:
+                txn.wake(worker_id, None, timed_out=True)
+            return txn.done()
+        case (Timer.STEP, int(worker_id)):
+            worker = state.workers.get(worker_id)
+            if worker is None or worker.deadline is None:
+                return state, []  # it finished (or started waiting) first
+            if tick.now < worker.deadline:
+                txn.commands.append(ScheduleTimer(tick.timer_id, worker.deadline))
+            else:
+                txn.commands.append(CancelWorker(worker_id))
+            return txn.done()
+    retry = state.retries.get(tick.timer_id)  # a retry's timer, restored or not
     if retry is None:
         return state, []  # a timer cancelled after it fired: nothing to do
     retries = dict(state.retries)
-    del retries[timer_id]
+    del retries[tick.timer_id]
     txn.retries = retries
     lane = txn.lanes[retry.step]
     txn.set_lane(retry.step, Lane(lane.queue.push_front(retry.delivery), lane.running))
@@ -761,7 +756,7 @@ def _on_wait_started(state: RunState, tick: WaitStarted) -> tuple[RunState, list
         txn.commands.append(Publish(question))
         txn.set_memo(key, memo.asked(tick.waiter_id, question))
     if deadline is not None:
-        txn.commands.append(ScheduleTimer(f"{WAIT}{tick.worker_id}", deadline))
+        txn.commands.append(ScheduleTimer(timer_id(Timer.WAIT, tick.worker_id), deadline))
     txn.pump(worker.step)
     return txn.done()
 

@@ -18,6 +18,7 @@ from .._core.state import (
     WaitMemo,
     Worker,
 )
+from .._core.timers import Timer, timer_id
 from ..errors import ContextSerdeError
 from ._events import check_json, decode_event, encode_event, event_type, type_name
 
@@ -409,7 +410,7 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
     workers = dict(enumerate(executing))
     offset = len(workers)
     waiting_map = {offset + i: w for i, w in enumerate(waiting)}
-    retries = {f"saved-{i}": w for i, w in enumerate(retrying)}
+    retries = {timer_id(Timer.SAVED_RETRY, i): w for i, w in enumerate(retrying)}
     for w in workers.values():
         lane = lanes[w.step]
         lanes[w.step] = Lane(lane.queue, lane.running + 1)
