@@ -28,6 +28,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -102,6 +103,10 @@ class Event(EventApi):
     _field_names: ClassVar[frozenset[str]] = frozenset()
     """The declared fields' keywords."""
     _private_attrs: ClassVar[dict[str, PrivateDefault]] = {}
+    _written_when_set: ClassVar[frozenset[str]] = frozenset()
+    """Fields added to a built-in event after journals and saved contexts held
+    it: written only when they differ from their default, so that an older
+    record reads back and is written again as it was."""
 
     _extra: Mapping[str, Any] = attrs.field(
         default=_NO_FREE_FIELDS, alias="_extra", repr=False, hash=False
@@ -396,6 +401,20 @@ class StepFailedEvent(_CarriesException, Event):
     exception_type: str
     exception_message: str
     attempts: int
+    elapsed_seconds: float = 0.0
+    """Seconds from the start of the first attempt to the final failure."""
+    failed_at_timestamp: float | None = None
+    """When the final failure happened, as a POSIX timestamp (``failed_at``
+    gives it as a datetime)."""
+
+    _written_when_set = frozenset({"elapsed_seconds", "failed_at_timestamp"})
+
+    @property
+    def failed_at(self) -> datetime | None:
+        """When the final failure happened, a timezone-aware UTC datetime (None
+        for an event built without ``failed_at_timestamp``)."""
+        stamp = self.failed_at_timestamp
+        return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc)
 
 
 class InternalEvent(Event):

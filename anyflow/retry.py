@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import random
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -37,7 +38,7 @@ class RetryPolicy(Protocol):
     ) -> float | None:
         """Seconds to wait before the next attempt, or None to give up.
 
-        ``elapsed_time`` counts from the first failure of this delivery,
+        ``elapsed_time`` counts from the start of the delivery's first attempt,
         ``attempts`` is the number of attempts made so far (1 after the first
         failure), ``seed`` makes any randomness reproducible.
         """
@@ -95,6 +96,12 @@ class RetryInfo:
     """1 on the first attempt, 2 on the first retry, ..."""
     last_exception: BaseException | None
     """What the previous attempt raised, or None on the first attempt."""
+    elapsed_seconds: float = 0.0
+    """Seconds since the first attempt of this delivery began, on the run's
+    clock (0.0 on the first attempt)."""
+    last_failed_at: datetime | None = None
+    """When the previous attempt failed, a timezone-aware UTC datetime (None on
+    the first attempt)."""
 
     @property
     def retry_number(self) -> int:

@@ -30,7 +30,11 @@ produces no command.  A tick that breaks the protocol (an unknown worker, an
 event no step accepts) raises ``TickRejected`` and leaves the state untouched.
 
 Rule 5: time is a tick field.  Deadlines are absolute numbers in the state;
-timers are commands; a timer that fires early is rescheduled.
+timers are commands; a timer that fires early is rescheduled.  A retried
+delivery remembers when its first attempt started (the first ``StepFailed``
+tells) and when it last failed, of which the retry policy's elapsed time and
+``ctx.retry_info()`` are made; a run resumed on a new clock (not
+``recovered``) forgets those times.
 
 Rule 6: a resume runs the interrupted attempts again, and their re-runs repeat
 nothing that the run already holds.  Each delivery's ``WaitMemo`` remembers
@@ -483,6 +487,8 @@ def _restored(state: RunState, recovered: bool) -> RunState:
     for item in sorted(unfinished, key=lambda w: w.delivery.event_id, reverse=True):
         lane = lanes[item.step]
         lanes[item.step] = Lane(lane.queue.push_front(item.delivery), 0)
+    if not recovered:
+        lanes = {name: _on_a_new_clock(lane) for name, lane in lanes.items()}
     if recovered:
         memos = dict(state.memos)
         for waiter in state.waiting.values():
@@ -535,6 +541,33 @@ def _without_resumptions(lane: Lane) -> Lane:
     for item in lane.queue:
         queue = queue.push(item.delivery if type(item) is Resumption else item)
     return Lane(queue, lane.running)
+
+
+def _on_a_new_clock(lane: Lane) -> Lane:
+    """``lane`` with the tick times its deliveries hold forgotten: a run resumed
+    in a new process has a new clock, on which they mean nothing, so a
+    delivery's elapsed time counts again from its next attempt."""
+    if not any(_timed(item) for item in lane.queue):
+        return lane
+    queue: PQueue[Delivery | Resumption] = PQueue()
+    for item in lane.queue:
+        if _timed(item):
+            assert type(item) is Delivery  # _restored queued no Resumption
+            item = attrs.evolve(
+                item, first_started_at=None, first_failed_at=None, last_failed_at=None
+            )
+        queue = queue.push(item)
+    return Lane(queue, lane.running)
+
+
+def _timed(item: Delivery | Resumption) -> bool:
+    delivery = item.delivery if type(item) is Resumption else item
+    assert type(delivery) is Delivery
+    return (
+        delivery.first_started_at is not None
+        or delivery.first_failed_at is not None
+        or delivery.last_failed_at is not None
+    )
 
 
 def _on_run_resumed(state: RunState, tick: RunResumed) -> tuple[RunState, list[Command]]:
@@ -634,6 +667,9 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
     retry_timer = timer_id(Timer.RETRY, tick.worker_id)
     deadline = tick.now + tick.retry_delay
     first_failed_at = tick.now if delivery.first_failed_at is None else delivery.first_failed_at
+    first_started_at = delivery.first_started_at
+    if first_started_at is None:  # the first failure: its attempt was the first
+        first_started_at = tick.started_at
     txn.retries = {
         **state.retries,
         retry_timer: Worker(
@@ -643,6 +679,8 @@ def _on_step_failed(state: RunState, tick: StepFailed) -> tuple[RunState, list[C
                 attempt=delivery.attempt + 1,
                 last_error=tick.error,
                 first_failed_at=first_failed_at,
+                first_started_at=first_started_at,
+                last_failed_at=tick.now,
             ),
             deadline,
         ),

@@ -117,11 +117,18 @@ class Delivery:
     last_error: Any = None
     """What the previous attempt raised (None on the first attempt)."""
     first_failed_at: float | None = None
-    """Tick time of the first failure, for the retry policy's elapsed time."""
+    """Tick time of the first failure (the retry policy's elapsed time counted
+    from it in data saved before ``first_started_at``)."""
     bound: tuple[Any, ...] | None = None
     """For a join step, the set of events the delivery gives it, one per slot in
     slot order (``event`` is the one that completed the set, and is among them);
     None for any other step."""
+    first_started_at: float | None = None
+    """Tick time at which the first attempt started, known once it failed
+    (``StepFailed.started_at``): the retry policy's elapsed time and
+    ``ctx.retry_info().elapsed_seconds`` count from it."""
+    last_failed_at: float | None = None
+    """Tick time of the latest failure (None on the first attempt)."""
 
 
 @attrs.frozen

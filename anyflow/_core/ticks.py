@@ -77,6 +77,9 @@ class StepFailed:
     now: float = 0.0
     failure_event: Any = None
     """What a catching step receives if this failure is final (a StepFailedEvent)."""
+    started_at: float | None = None
+    """When the failed attempt started, for the first failure of a delivery (a
+    later one need not tell: the delivery remembers its first start)."""
 
 
 @attrs.frozen

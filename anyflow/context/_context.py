@@ -47,6 +47,7 @@ from .serializers import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from datetime import datetime
 
     from ..runtime import ExternalRunAdapter
     from ..workflow import Workflow
@@ -70,6 +71,7 @@ class StepHost(Protocol):
 
     @property
     def state(self) -> RunState: ...
+    def now(self) -> float: ...
     def send_from_step(self, event: Event, step: str | None, worker_id: int) -> None: ...
     def collect(
         self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
@@ -113,8 +115,10 @@ class InternalContext:
     __slots__ = (
         "attempt",
         "event_id",
+        "failed_at",
         "host",
         "last_error",
+        "started_at",
         "step",
         "waiting",
         "waits",
@@ -129,6 +133,9 @@ class InternalContext:
         attempt: int,
         last_error: Any,
         event_id: int = 0,
+        *,
+        started_at: float | None = None,
+        failed_at: datetime | None = None,
     ) -> None:
         self.host = host
         self.worker_id = worker_id
@@ -136,6 +143,11 @@ class InternalContext:
         self.event_id = event_id
         self.attempt = attempt
         self.last_error = last_error
+        self.started_at = started_at
+        """When the delivery's first attempt started, on the run's clock (None
+        on the first attempt, or when the run does not know it)."""
+        self.failed_at = failed_at
+        """When the previous attempt failed (None on the first attempt)."""
         self.waits = 0  # wait_for_event calls so far in this attempt
         self.waiting = False
 
@@ -227,6 +239,9 @@ class _ThreadHost:
     def run_id(self) -> str | None:
         return getattr(self._host, "run_id", None)
 
+    def now(self) -> float:
+        return anyio.from_thread.run_sync(self._host.now)
+
     def send_from_step(self, event: Event, step: str | None, worker_id: int) -> None:
         anyio.from_thread.run_sync(self._host.send_from_step, event, step, worker_id)
 
@@ -260,6 +275,8 @@ def thread_safe(value: Any) -> Any:
                 face.attempt,
                 face.last_error,
                 face.event_id,
+                started_at=face.started_at,
+                failed_at=face.failed_at,
             ),
         )
         return ctx
@@ -691,11 +708,21 @@ class Context(Generic[StateT]):
         return face.adapter.events(expose_internal=expose_internal)
 
     def retry_info(self) -> RetryInfo:
-        """The current attempt's number and the previous attempt's exception."""
+        """The current attempt's number, the previous attempt's exception and
+        when it failed, and the seconds since the first attempt began (0.0 on
+        the first attempt)."""
         face = self._face
         if not isinstance(face, InternalContext):
             raise self._wrong_phase("retry_info", "Call it from a @step method.")
-        return RetryInfo(attempt=face.attempt, last_exception=face.last_error)
+        elapsed = 0.0
+        if face.attempt > 1 and face.started_at is not None:
+            elapsed = max(0.0, face.host.now() - face.started_at)
+        return RetryInfo(
+            attempt=face.attempt,
+            last_exception=face.last_error,
+            elapsed_seconds=elapsed,
+            last_failed_at=face.failed_at,
+        )
 
     def idempotency_key(self, *, across_retries: bool = False) -> str:
         """A key naming this step attempt, to make a side effect happen once

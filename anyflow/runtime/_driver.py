@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 import zlib
 from collections.abc import Coroutine
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -65,7 +67,7 @@ from ..resources import NO_RESOURCES, RunResources
 from ._verbose import VerboseAdapter
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from anyio.abc import TaskGroup
 
@@ -189,8 +191,8 @@ class Driver:
         "_timers",
         "_unjournaled",
         "_waits",
+        "_wall",
         "_wrapped",
-        "_wraps_resources",
         "run_id",
         "unobserved",
         "workflow",
@@ -225,10 +227,12 @@ class Driver:
         self._inline = not adapter.observes_ticks
         self._scheduled = adapter.schedules_steps
         self._wrapped = adapter.wraps_steps
-        self._wraps_resources = adapter.wraps_resources
         if self._scheduled:
             store._pause = lambda: adapter.step_point(None, None, "store")
         self._resources: RunResources | None = None  # made when a step needs one
+        self._wall: tuple[float, float] | None = None
+        """(POSIX time, run clock) read together when the run starts, to show
+        run clock times as datetimes (see ``_wall_clock``)."""
         self.unobserved = False
         """Set when the run's handler is dropped before the run ends: nobody can
         receive its failure any more, so its end is logged as a WARNING."""
@@ -237,6 +241,22 @@ class Driver:
     def state(self) -> RunState:
         return self._state
 
+    def now(self) -> float:
+        """The run's clock (what ticks' ``now`` are read from)."""
+        return self._adapter.now()
+
+    def _wall_clock(self, t: float | None) -> float | None:
+        """The POSIX time of ``t`` on the run's clock (which may be monotonic,
+        or virtual in a test), for the datetimes a step is shown: both clocks
+        were read together when the run started, so times of one run are as
+        far apart as on the run's clock."""
+        if t is None:
+            return None
+        if self._wall is None:
+            self._wall = (time.time(), self._adapter.now())
+        wall, clock = self._wall
+        return wall + (t - clock)
+
     async def run(self) -> None:
         """Run to the end; return once nothing of the run is running any more."""
         with self._adapter.run_scope():
@@ -244,6 +264,7 @@ class Driver:
 
     async def _run(self) -> None:
         adapter = self._adapter
+        self._wall = (time.time(), adapter.now())
         replayed_end = False
         try:
             async with anyio.create_task_group() as task_group:
@@ -514,11 +535,10 @@ class Driver:
                 self._submit(TimerFired(timer_id, self._adapter.now()))
 
     def _retry_delay(
-        self, policy: RetryPolicy, name: str, delivery: Delivery, error: Exception, now: float
+        self, policy: RetryPolicy, name: str, delivery: Delivery, error: Exception, elapsed: float
     ) -> float | None:
-        """Ask the step's retry policy; a policy that fails gives up, with a note."""
-        first = delivery.first_failed_at
-        elapsed = 0.0 if first is None else now - first
+        """Ask the step's retry policy, ``elapsed`` seconds after the delivery's
+        first attempt began; a policy that fails gives up, with a note."""
         kwargs = {}
         if _takes_seed(policy):
             # Deterministic per delivery and attempt, so a replay draws the same jitter.
@@ -535,17 +555,6 @@ class Driver:
             _note(error, f"its retry policy returned {delay!r}, not a delay >= 0 or None")
             return None
         return delay
-
-    def _wrap_resources(
-        self, name: str, worker_id: int, values: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
-        """The adapter's ``step_resource`` values, in the same mapping (a
-        ``CallResources`` still closes what the call opened)."""
-        assert isinstance(values, dict)  # resolve() makes a new one per call
-        adapter = self._adapter
-        for param, value in list(values.items()):
-            values[param] = adapter.step_resource(name, worker_id, param, value)
-        return values
 
     async def _scheduled_call(self, worker_id: int, name: str, call: Awaitable[Any]) -> Any:
         """A step call whose start and end the adapter schedules (a simulator),
@@ -605,11 +614,24 @@ class Driver:
         while (command := await pool.get()) is not None:
             delivery = command.delivery
             worker_id = command.worker_id
+            started = adapter.now()
+            # When the delivery's first attempt began: known once it failed
+            # (data saved before that was known gives its first failure).
+            began = delivery.first_started_at
+            if began is None:
+                began = delivery.first_failed_at
             ctx = Context._for_step(
                 workflow,
                 store,
                 InternalContext(
-                    self, worker_id, name, delivery.attempt, delivery.last_error, delivery.event_id
+                    self,
+                    worker_id,
+                    name,
+                    delivery.attempt,
+                    delivery.last_error,
+                    delivery.event_id,
+                    started_at=began,
+                    failed_at=_utc(self._wall_clock(delivery.last_failed_at)),
                 ),
             )
             STEP_CONTEXT.set(ctx)
@@ -621,8 +643,6 @@ class Driver:
                     if self._resources is None:
                         self._resources = RunResources(getattr(workflow, "_resource_manager", None))
                     values = await self._resources.resolve(info)
-                    if self._wraps_resources:
-                        values = self._wrap_resources(name, worker_id, values)
                 # A join step is called with its set of events (reducer rule 7).
                 given = delivery.event if delivery.bound is None else delivery.bound
                 call = info.call(workflow, given, ctx, values)
@@ -643,9 +663,10 @@ class Driver:
                     output = await self._attempt(worker_id, name, delivery.attempt, timeout, call)
             except Exception as exc:
                 now = adapter.now()
+                elapsed = now - (started if began is None else began)
                 delay = None
                 if policy is not None and not isinstance(exc, StepOutputError):
-                    delay = self._retry_delay(policy, name, delivery, exc, now)
+                    delay = self._retry_delay(policy, name, delivery, exc, elapsed)
                 failure = None
                 if delay is None and catchable:
                     failure = StepFailedEvent(
@@ -654,10 +675,14 @@ class Driver:
                         exception_type=type(exc).__name__,
                         exception_message=str(exc),
                         attempts=delivery.attempt,
+                        elapsed_seconds=elapsed,
+                        failed_at_timestamp=self._wall_clock(now),
                     )
                     with_exception(failure, exc)
                 _log_failure(self.run_id, name, delivery.attempt, exc, delay, catchable)
-                tick: Tick = StepFailed(worker_id, exc, delay, now, failure)
+                # The first failure tells when the delivery's first attempt began.
+                first_start = started if delivery.first_started_at is None else None
+                tick: Tick = StepFailed(worker_id, exc, delay, now, failure, first_start)
                 output = None
             else:
                 tick = StepCompleted(worker_id, output, adapter.now())
@@ -671,6 +696,10 @@ class Driver:
             # A step that never awaits must still let other tasks (and a
             # cancellation) in between two commands.
             await checkpoint()
+
+
+def _utc(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc)
 
 
 def _output_error(name: str, output: object) -> StepOutputError:

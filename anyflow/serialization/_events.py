@@ -109,13 +109,17 @@ def _strict(kind: type) -> Any:
 
 def _unstructure_fields(converter: cattrs.Converter, ev: Event) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for field in attrs.fields(type(ev)):
+    cls = type(ev)
+    added = cls._written_when_set
+    for field in attrs.fields(cls):
         value = getattr(ev, field.name)
         if field.name == "_extra":
             # Free fields, under their own key so that they never pass for a
             # declared field; written only when there are some.
             if value:
                 out["_extra"] = {k: converter.unstructure(v) for k, v in value.items()}
+            continue
+        if field.name in added and value == field.default:
             continue
         out[field.alias] = converter.unstructure(value)
     return out

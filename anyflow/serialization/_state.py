@@ -182,6 +182,14 @@ def _read_collected(data: Any, path: str) -> tuple[Any, tuple[Any, ...] | None]:
     )
 
 
+def _time(data: Any, key: str, path: str) -> float | None:
+    """A delivery's tick time ``key``: a number, or null or absent."""
+    value = data.get(key) if isinstance(data, dict) else None
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ContextSerdeError(f"{path}.{key} must be a number or null")
+    return value
+
+
 def _delivery(d: Delivery, path: str) -> dict[str, Any]:
     error = None
     if d.last_error is not None:
@@ -196,6 +204,11 @@ def _delivery(d: Delivery, path: str) -> dict[str, Any]:
     }
     if d.bound is not None:  # a join step's set (written only for one)
         data["bound"] = [encode_event(ev, f"{path}.bound[{i}]") for i, ev in enumerate(d.bound)]
+    # Added after contexts were first saved: written only when set.
+    if d.first_started_at is not None:
+        data["first_started_at"] = d.first_started_at
+    if d.last_failed_at is not None:
+        data["last_failed_at"] = d.last_failed_at
     return data
 
 
@@ -259,9 +272,10 @@ class _Reader:
                 self.get(error, "type", str, f"{path}.last_error"),
                 self.get(error, "message", str, f"{path}.last_error"),
             )
-        first = data.get("first_failed_at") if isinstance(data, dict) else None
-        if first is not None and not isinstance(first, int | float):
-            raise ContextSerdeError(f"{path}.first_failed_at must be a number or null")
+        first, started, failed = (
+            _time(data, key, path)
+            for key in ("first_failed_at", "first_started_at", "last_failed_at")
+        )
         bound = None
         if isinstance(data, dict) and data.get("bound") is not None:
             bound = tuple(
@@ -275,6 +289,8 @@ class _Reader:
             last_error,
             first,
             bound,
+            started,
+            failed,
         )
 
     def worker(self, data: Any, path: str) -> Worker:

@@ -45,7 +45,14 @@ register(RunStarted, TAG, "RunStarted", start_event=_EVENT)
 register(RunResumed, TAG, "RunResumed")
 register(EventSent, TAG, "EventSent", event=_EVENT, added=("worker_id",))
 register(StepCompleted, TAG, "StepCompleted", output=_EVENT.optional())
-register(StepFailed, TAG, "StepFailed", error=ERROR, failure_event=_EVENT.optional())
+register(
+    StepFailed,
+    TAG,
+    "StepFailed",
+    error=ERROR,
+    failure_event=_EVENT.optional(),
+    added=("started_at",),
+)
 register(EventCollected, TAG, "EventCollected", event=_EVENT, expected=TYPES)
 register(
     WaitStarted,

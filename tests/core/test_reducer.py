@@ -339,7 +339,8 @@ def test_retry_schedules_a_timer_and_frees_the_slot() -> None:
         ScheduleTimer("retry-0", 12.5),
         StartWorker(1, "a", Delivery(1, second)),
     ]
-    assert state.retries == {"retry-0": Worker("a", Delivery(0, first, 2, error, 10.0), 12.5)}
+    retried = Delivery(0, first, 2, error, 10.0, last_failed_at=10.0)
+    assert state.retries == {"retry-0": Worker("a", retried, 12.5)}
     assert state.lanes["a"].running == 1
     assert state.status is RunStatus.RUNNING
 
@@ -353,22 +354,35 @@ def test_retry_goes_to_the_front_of_the_queue_with_its_history() -> None:
         first,
         EventSent(second),
         EventSent(third),
-        StepFailed(0, error, retry_delay=1.0, now=10.0),  # worker 1 starts ``second``
+        # The attempt started at 9; worker 1 starts ``second``.
+        StepFailed(0, error, retry_delay=1.0, now=10.0, started_at=9.0),
     )
     state, commands = reduce(state, TimerFired("retry-0", 11.0))
     # No free slot: the retry waits, but ahead of ``third``.
     assert commands == []
     assert state.retries == {}
-    retried = Delivery(0, first, attempt=2, last_error=error, first_failed_at=10.0)
+    retried = Delivery(
+        0,
+        first,
+        attempt=2,
+        last_error=error,
+        first_failed_at=10.0,
+        first_started_at=9.0,
+        last_failed_at=10.0,
+    )
     assert list(state.lanes["a"].queue) == [retried, Delivery(2, third)]
 
     state, commands = reduce(state, StepCompleted(1))
     assert commands == [StartWorker(2, "a", retried)]
 
-    # A second failure keeps the time of the first one.
-    state, commands = reduce(state, StepFailed(2, error2, retry_delay=4.0, now=20.0))
+    # A second failure keeps the times of the first start and the first
+    # failure (what it says of its own start is not needed), and its own time.
+    state, commands = reduce(
+        state, StepFailed(2, error2, retry_delay=4.0, now=20.0, started_at=11.0)
+    )
     assert commands == [ScheduleTimer("retry-2", 24.0), StartWorker(3, "a", Delivery(2, third))]
-    assert state.retries == {"retry-2": Worker("a", Delivery(0, first, 3, error2, 10.0), 24.0)}
+    again = Delivery(0, first, 3, error2, 10.0, first_started_at=9.0, last_failed_at=20.0)
+    assert state.retries == {"retry-2": Worker("a", again, 24.0)}
 
 
 def test_retry_timer_with_a_free_slot_starts_at_once() -> None:
@@ -378,7 +392,7 @@ def test_retry_timer_with_a_free_slot_starts_at_once() -> None:
     state, _ = started(spec, ev, StepFailed(0, error, retry_delay=1.0, now=1.0))
     assert state.lanes["a"].running == 0
     state, commands = reduce(state, TimerFired("retry-0", 2.0))
-    assert commands == [StartWorker(1, "a", Delivery(0, ev, 2, error, 1.0))]
+    assert commands == [StartWorker(1, "a", Delivery(0, ev, 2, error, 1.0, last_failed_at=1.0))]
     assert state.lanes["a"].queue.size == 0
 
 

@@ -41,6 +41,7 @@ import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -196,6 +197,12 @@ def pending(state: RunState) -> list[tuple[str, Delivery]]:
     found += [(w.step, w.delivery) for w in state.waiting.values()]
     found += [(w.step, w.delivery) for w in state.retries.values()]
     return found  # type: ignore[return-value]
+
+
+def on_a_new_clock(delivery: Delivery) -> Delivery:
+    """``delivery`` as a resume on a new clock (not recovered) keeps it: the
+    tick times it held mean nothing there."""
+    return attrs.evolve(delivery, first_started_at=None, first_failed_at=None, last_failed_at=None)
 
 
 def attempts(state: RunState) -> Counter[tuple[str, int, int]]:
@@ -618,7 +625,8 @@ def check_resume(
     assert after.outcome is None
     # Nothing lost, duplicated or counted as a failure: the same attempts.
     assert attempts(after) == attempts(before)
-    by_key = {(step, d.event_id): d for step, d in pending(before)}
+    kept = (lambda d: d) if recovered else on_a_new_clock
+    by_key = {(step, d.event_id): kept(d) for step, d in pending(before)}
     for step, delivery in pending(after):
         assert by_key[step, delivery.event_id] == delivery
         assert sim.done[step, delivery.event_id] == 0
@@ -641,7 +649,7 @@ def check_resume(
         queue = [
             item.delivery if type(item) is Resumption else item for item in before.lanes[name].queue
         ]
-        line = [*sorted(unfinished, key=lambda d: d.event_id), *queue]
+        line = [kept(d) for d in [*sorted(unfinished, key=lambda d: d.event_id), *queue]]
         n = min(len(line), spec.num_workers)
         assert [c.delivery for c in started if c.step == name] == line[:n], name
         assert list(after.lanes[name].queue) == line[n:], name
@@ -843,13 +851,14 @@ def test_a_recovered_run_keeps_its_retry_due_time() -> None:
     assert not resumed.workers
     # When it fires, the second attempt starts.
     _, commands = reduce(resumed, TimerFired("retry-0", 6.0))
-    retry = Delivery(0, B(n=0), 2, error, 1.0)
+    retry = Delivery(0, B(n=0), 2, error, 1.0, last_failed_at=1.0)
     assert commands == [StartWorker(1, "b", retry), ScheduleTimer("step-1", 6.0 + STEP_TIMEOUT)]
-    # Not recovered: the retry is due at once, with the same attempt number.
+    # Not recovered: the retry is due at once, with the same attempt number,
+    # and the times of its failure are forgotten (they were on another clock).
     resumed, commands = reduce(state, RunResumed(3.0))
     assert commands == [
         ScheduleTimer(RUN_TIMEOUT_TIMER, 3.0 + TIMEOUT),
-        StartWorker(1, "b", retry),
+        StartWorker(1, "b", Delivery(0, B(n=0), 2, error)),
         ScheduleTimer("step-1", 3.0 + STEP_TIMEOUT),
     ]
     assert not resumed.retries

@@ -171,7 +171,7 @@ def test_a_retried_set_keeps_its_events() -> None:
     error = ValueError("boom")
     state, commands = reduce(state, StepFailed(1, error, 2.0, 1.0))
     assert commands == [ScheduleTimer("retry-1", 3.0)]
-    retried = Delivery(2, b, 2, error, 1.0, bound=(h, b))
+    retried = Delivery(2, b, 2, error, 1.0, bound=(h, b), last_failed_at=1.0)
     assert state.retries["retry-1"] == Worker("join", retried, 3.0)
     _, commands = reduce(state, TimerFired("retry-1", 3.0))
     assert commands == [StartWorker(2, "join", retried)]

@@ -326,6 +326,8 @@ class ReducerMachine(RuleBasedStateMachine):
         self.done: set[Pair] = set()
         """Deliveries whose step completed or failed for good."""
         self.ever_started: set[int] = set()
+        self.started_at: dict[int, float] = {}
+        """When each worker started its attempt (what its ``StepFailed`` tells)."""
         self.armed: dict[str, float] = {}
         """Timers (other than the run timeout) scheduled and neither fired nor
         cancelled, with their deadlines: what the driver's timers would be."""
@@ -438,6 +440,7 @@ class ReducerMachine(RuleBasedStateMachine):
                 deadline = None if timeout is None else tick.now + timeout
                 worker = Worker(command.step, command.delivery, deadline)
                 assert after.workers[command.worker_id] == worker
+                self.started_at[command.worker_id] = tick.now
                 taken[command.step].append(command.delivery)
             elif isinstance(command, ResumeWorker):
                 worker = after.workers[command.worker_id]
@@ -745,7 +748,7 @@ class ReducerMachine(RuleBasedStateMachine):
             and self.recoveries.get(catcher[0], 0) < catcher[1]
         )
         commands = self.apply(
-            StepFailed(worker_id, error, delay, self.now, failure),
+            StepFailed(worker_id, error, delay, self.now, failure, self.started_at[worker_id]),
             failure if recovered else None,
             (catcher[0],) if recovered and catcher is not None else (),
         )
@@ -764,6 +767,8 @@ class ReducerMachine(RuleBasedStateMachine):
             timer_id = f"retry-{worker_id}"
             assert ScheduleTimer(timer_id, self.now + delay) in commands
             first = self.now if delivery.first_failed_at is None else delivery.first_failed_at
+            # Rule 5: the first attempt's start is kept from the first failure on.
+            began = delivery.first_started_at
             assert self.state.retries[timer_id] == Worker(
                 worker.step,
                 Delivery(
@@ -773,6 +778,8 @@ class ReducerMachine(RuleBasedStateMachine):
                     error,
                     first,
                     bound=delivery.bound,
+                    first_started_at=self.started_at[worker_id] if began is None else began,
+                    last_failed_at=self.now,
                 ),
                 self.now + delay,
             )

@@ -216,13 +216,14 @@ def test_waiter_event_is_not_published_again_after_a_retry() -> None:
         TimerFired("retry-0", 3.0),
     )
     assert [c for c in commands if isinstance(c, Publish)] == [Publish(ask)]
-    assert state.workers == {1: Worker("a", Delivery(0, a0, 2, error, 2.0))}
+    retried = Delivery(0, a0, 2, error, 2.0, last_failed_at=2.0)
+    assert state.workers == {1: Worker("a", retried)}
     # The retry keeps the delivery's memo ...
     assert state.memos == {("a", 0): WaitMemo({"w": ask})}
     # ... so its wait under the same id waits without asking again.
     state, commands = reduce(state, WaitStarted(1, "w", (H,), waiter_event=Ask()))
     assert commands == []
-    assert state.waiting == {1: Waiter("a", Delivery(0, a0, 2, error, 2.0), "w", (H,))}
+    assert state.waiting == {1: Waiter("a", retried, "w", (H,))}
 
 
 def test_waiter_event_is_published_again_for_another_delivery() -> None:
@@ -260,7 +261,7 @@ def test_a_memoized_answer_returns_at_once_after_a_retry() -> None:
             EventSent(a1),  # queued behind it
         ],
     )
-    retried = Delivery(0, a0, 2, error, 5.0)
+    retried = Delivery(0, a0, 2, error, 5.0, last_failed_at=5.0)
     assert state.workers == {1: Worker("a", retried)}
     assert list(state.lanes["a"].queue) == [Delivery(1, a1)]
 
@@ -680,7 +681,7 @@ def test_not_idle_while_a_retry_is_pending() -> None:
     assert idle_publishes(commands) == 0
     assert not state.idle
     state, commands = reduce(state, TimerFired("retry-1", 2.0))
-    assert commands == [StartWorker(2, "b", Delivery(1, b0, 2, error, 1.0))]
+    assert commands == [StartWorker(2, "b", Delivery(1, b0, 2, error, 1.0, last_failed_at=1.0))]
     state, commands = reduce(state, WaitStarted(2, "w", (H,)))
     assert commands == [Publish(IDLE)]
 
@@ -736,7 +737,8 @@ def test_a_retry_does_not_go_to_the_catcher() -> None:
     assert commands[-1:] == [ScheduleTimer("retry-0", 2.0)]
     assert state.recoveries == {}
     assert state.lanes["k"] == Lane()
-    assert state.retries == {"retry-0": Worker("a", Delivery(0, a0, 2, error, 1.0), 2.0)}
+    retried = Delivery(0, a0, 2, error, 1.0, last_failed_at=1.0)
+    assert state.retries == {"retry-0": Worker("a", retried, 2.0)}
 
 
 def test_a_final_failure_without_a_failure_event_is_not_caught() -> None:
@@ -1114,7 +1116,7 @@ def test_a_retry_gets_a_whole_step_timeout() -> None:
     )
     _, commands = reduce(state, TimerFired("retry-0", 10.0))
     assert commands == [
-        StartWorker(1, "t", Delivery(0, a0, 2, error, 9.0)),
+        StartWorker(1, "t", Delivery(0, a0, 2, error, 9.0, last_failed_at=9.0)),
         ScheduleTimer("step-1", 15.0),
     ]
 
