@@ -67,7 +67,7 @@ from ..resources import NO_RESOURCES, RunResources
 from ._verbose import VerboseAdapter
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from anyio.abc import TaskGroup
 
@@ -193,6 +193,7 @@ class Driver:
         "_waits",
         "_wall",
         "_wrapped",
+        "_wraps_resources",
         "run_id",
         "unobserved",
         "workflow",
@@ -227,6 +228,7 @@ class Driver:
         self._inline = not adapter.observes_ticks
         self._scheduled = adapter.schedules_steps
         self._wrapped = adapter.wraps_steps
+        self._wraps_resources = adapter.wraps_resources
         if self._scheduled:
             store._pause = lambda: adapter.step_point(None, None, "store")
         self._resources: RunResources | None = None  # made when a step needs one
@@ -556,6 +558,17 @@ class Driver:
             return None
         return delay
 
+    def _wrap_resources(
+        self, name: str, worker_id: int, values: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """The adapter's ``step_resource`` values, in the same mapping (a
+        ``CallResources`` still closes what the call opened)."""
+        assert isinstance(values, dict)  # resolve() makes a new one per call
+        adapter = self._adapter
+        for param, value in list(values.items()):
+            values[param] = adapter.step_resource(name, worker_id, param, value)
+        return values
+
     async def _scheduled_call(self, worker_id: int, name: str, call: Awaitable[Any]) -> Any:
         """A step call whose start and end the adapter schedules (a simulator),
         and which it may make fail there (fault injection)."""
@@ -643,6 +656,8 @@ class Driver:
                     if self._resources is None:
                         self._resources = RunResources(getattr(workflow, "_resource_manager", None))
                     values = await self._resources.resolve(info)
+                    if self._wraps_resources:
+                        values = self._wrap_resources(name, worker_id, values)
                 # A join step is called with its set of events (reducer rule 7).
                 given = delivery.event if delivery.bound is None else delivery.bound
                 call = info.call(workflow, given, ctx, values)
