@@ -12,12 +12,17 @@ import warnings
 import weakref
 from typing import Any
 
+import anyio
 import pytest
 
 from anyflow import (
+    BasicRuntime,
     Context,
     ContextSerdeError,
     ContextStateError,
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
     StartEvent,
     StopEvent,
     Workflow,
@@ -275,3 +280,60 @@ def test_the_basic_runtimes_internals_import_and_refuse() -> None:
         setting_run_id("r")
     with pytest.raises(ImportError):
         from anyflow.plugins.basic import NoSuchName  # noqa: F401
+
+
+# One event answers one wait (llama-index-workflows answers every matching wait).
+
+
+class Branch(Event):
+    name: str
+
+
+class Approved(Event):
+    name: str
+    response: str
+
+
+class ThreeApprovals(Workflow):
+    @step
+    async def fan_out(self, ev: StartEvent, ctx: Context) -> Branch | None:
+        for name in ("a", "b", "c"):
+            ctx.send_event(Branch(name=name))
+        return None
+
+    @step(num_workers=3)
+    async def ask(self, ev: Branch, ctx: Context) -> Approved:
+        answer = await ctx.wait_for_event(
+            HumanResponseEvent, waiter_event=InputRequiredEvent(prefix=f"approve {ev.name}?")
+        )
+        return Approved(name=ev.name, response=answer.response)
+
+    @step
+    async def gather(self, ev: Approved, ctx: Context) -> StopEvent | None:
+        got = ctx.collect_events(ev, [Approved, Approved, Approved])
+        if got is None:
+            return None
+        return StopEvent(
+            result=sorted((e.name, e.response) for e in got if isinstance(e, Approved))
+        )
+
+
+async def test_one_answer_answers_one_of_several_waits_so_each_gets_its_own() -> None:
+    async with BasicRuntime() as runtime:
+        handler = ThreeApprovals().run(runtime=runtime)
+        asked = 0
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                asked += 1
+                if asked == 3:
+                    break
+        handler.send_event(HumanResponseEvent(response="first"))
+        await anyio.wait_all_tasks_blocked()
+        # The oldest wait took it; the other two still wait.
+        assert len(handler.ctx.pending_waits()) == 2
+        assert not handler.is_done()
+        # Answering every wait still open is the way to approve them all.
+        for _ in handler.ctx.pending_waits():
+            handler.send_event(HumanResponseEvent(response="ok"))
+        result = await handler
+    assert sorted(response for _, response in result) == ["first", "ok", "ok"]
