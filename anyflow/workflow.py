@@ -495,14 +495,17 @@ class Workflow:
             return
         info = self._step_infos.get(step)
         if info is None:
+            # llama-index-workflows' sentence first (code written for it matches on it).
             raise WorkflowStepDoesNotExistError(
-                f"{name} has no step {step!r}; its steps are: {', '.join(sorted(self._step_infos))}"
+                f"Step {step} does not exist: {name} has no step {step!r}; its steps are: "
+                f"{', '.join(sorted(self._step_infos))}"
             )
         if not info.takes(type(event)):
             exactly = " exactly" if info.options.accept_event_subclasses is False else ""
             raise WorkflowRuntimeError(
-                f"step {name}.{step} does not accept {type(event).__name__}; it accepts"
-                f"{exactly}: {', '.join(t.__name__ for t in info.accepts)}"
+                f"Step {step} does not accept event of type {type(event)}: step {name}.{step} "
+                f"does not accept {type(event).__name__}; it accepts{exactly}: "
+                f"{', '.join(t.__name__ for t in info.accepts)}"
             )
 
     def __repr__(self) -> str:

@@ -130,12 +130,14 @@ async def test_unacceptable_events_are_refused_when_sent() -> None:
             handler.send_event(Nobody())
         with pytest.raises(
             WorkflowRuntimeError,
-            match=r"^HumanInTheLoop has no step 'nope'; its steps are: ask, greet$",
+            match=r"^Step nope does not exist: HumanInTheLoop has no step 'nope'; its steps are: "
+            r"ask, greet$",
         ):
             handler.send_event(HumanResponseEvent(), step="nope")
         with pytest.raises(
             WorkflowRuntimeError,
-            match=r"^step HumanInTheLoop\.ask does not accept HumanResponseEvent; it accepts: StartEvent$",
+            match=r"^Step ask does not accept event of type <class 'anyflow\.events\.HumanResponseEvent'>: "
+            r"step HumanInTheLoop\.ask does not accept HumanResponseEvent; it accepts: StartEvent$",
         ):
             handler.send_event(HumanResponseEvent(), step="ask")
         with pytest.raises(TypeError, match=r"^send_event takes an Event, not str$"):
