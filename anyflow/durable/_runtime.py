@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import deque
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -130,12 +131,14 @@ class _Journal:
         "next_tick",
         "pending",
         "prelogged",
+        "record",
         "recovered",
         "run_id",
         "runtime",
         "sent",
         "state_store",
         "state_version",
+        "updated",
         "wakeup",
     )
 
@@ -186,6 +189,11 @@ class _Journal:
         """Set once the run's end is recorded: every event of it is."""
         self.end_failure: DurabilityError | None = None
         """Why the batch that ended the run could not be recorded with its end."""
+        self.record: RunRecord | None = None
+        """The run's row as this execution created or claimed it (while it
+        holds the run, only it writes the row), and ``updated`` the time of
+        its latest write since, if any."""
+        self.updated: float | None = None
 
     def _notify(self) -> None:
         if self.wakeup is not None:
@@ -264,6 +272,7 @@ class _Journal:
             self.run_id, name, _canonical(current), runtime.owner, now, now + runtime.lease
         )
         self.claimed = stored.record.status not in FINISHED
+        self.record = stored.record
         self._notify()
         try:
             if stored.created:  # deleted after the read above: a new run after all
@@ -416,15 +425,34 @@ class _Journal:
             )
             self.creating = None
             self.claimed = True
+            self.record = RunRecord.from_row(self.run_id, workflow, "running", now, now)
         else:
             await runtime.store.append(
                 self.run_id, runtime.owner, records, events, state, now, now + runtime.lease
             )
+            self.wrote(now)
         self._committed(upto)
         self.state_version = version
         self.next_tick += len(records)
         self.committed_sent += sent
         self._notify()
+
+    def wrote(self, now: float) -> None:
+        """This execution wrote the run's row at ``now`` (its ``updated_at``)."""
+        if self.updated is None or now > self.updated:
+            self.updated = now
+
+    def current_record(self) -> RunRecord | None:
+        """The run's row as the store has it, while this execution holds the
+        run (None otherwise: ask the store)."""
+        record = self.record
+        if not self.claimed or record is None:
+            return None
+        if self.updated is not None:
+            updated_at = datetime.fromtimestamp(self.updated, timezone.utc)
+            if updated_at > record.updated_at:
+                return attrs.evolve(record, updated_at=updated_at)
+        return record
 
     async def end(self, outcome: Outcome, final: bool) -> None:
         if not self.claimed:
@@ -604,12 +632,14 @@ class _External(ExternalRunAdapterDecorator):
     async def wait_accepted(self) -> None:
         journal = self._journal
         target = journal.sent
+        waited = False
         while (
             not journal.ended
             and journal.failure is None
             and (not journal.claimed or journal.committed_sent < target)
         ):
             await journal.next_change().wait()
+            waited = True
         failure = journal.failure
         if failure is not None and (
             not journal.recovered or journal.creating is not None or journal.committed_sent < target
@@ -621,7 +651,10 @@ class _External(ExternalRunAdapterDecorator):
                 else DurabilityError
             )
             raise error(f"run {journal.run_id!r} is not recorded: {failure}") from failure
-        await anyio.lowlevel.checkpoint()
+        if not waited:
+            # Waiting was a checkpoint already; another would let the run's
+            # steps go first, before the caller hears that it is recorded.
+            await anyio.lowlevel.checkpoint()
 
 
 class DurableRuntime(RuntimeDecorator):
@@ -740,6 +773,7 @@ class DurableRuntime(RuntimeDecorator):
                         await self.store.append(
                             journal.run_id, self.owner, (), (), None, now, now + self.lease
                         )
+                        journal.wrote(now)
                     except DurabilityError as exc:
                         if not journal.claimed or journal.ended:
                             # The run ended (or was let go) while this renewal
@@ -759,7 +793,14 @@ class DurableRuntime(RuntimeDecorator):
         return await self.store.list_runs(workflow=workflow, status=status)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        """The run's record, or None if there is no such run."""
+        """The run's record, or None if there is no such run.  A run this
+        runtime executes (and so holds: nobody else writes its row) is
+        answered from what the runtime wrote, without asking the store."""
+        journal = self._active.get(run_id)
+        if journal is not None:
+            record = journal.current_record()
+            if record is not None:
+                return record
         return await self.store.get_run(run_id)
 
     async def read_events(

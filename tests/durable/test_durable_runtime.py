@@ -534,3 +534,19 @@ async def test_the_events_of_a_run_that_ended_here_are_read_as_recorded_without_
         await runtime.delete_run("k")
         assert await runtime.read_events("k") == []  # purged: the store says so
         assert store.reads == 1
+
+
+async def test_the_record_of_a_run_executing_here_is_the_store_s() -> None:
+    store = MemoryStore()
+    async with DurableRuntime(store) as runtime:
+        handler = Shop().run(run_id="r", runtime=runtime, amount=3)
+        await handler.wait_recorded()
+        assert await runtime.get_run("r") == await store.get_run("r")
+        await _until_waiting(runtime, "r")  # more batches written since
+        assert await runtime.get_run("r") == await store.get_run("r")
+        await handler.send_event(HumanResponseEvent(response="yes"))
+        assert await handler == {"shipped": 3, "charged": 3}
+        record = await runtime.get_run("r")
+        assert record == await store.get_run("r")
+        assert record is not None
+        assert record.status == "completed"
