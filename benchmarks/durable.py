@@ -356,7 +356,8 @@ def render_markdown(measurements: Sequence[Measurement]) -> str:
         "",
         f"Durable runs: journaling overhead (`{WORKLOAD}`: a chain of {first.case.size:,} "
         f"steps, one run per sample, {len(first.samples_s)} samples; ticks per run counted "
-        "from the run's tick records in the store; commits are the store's `append` calls; "
+        "from the run's tick records in the store; commits are the store's `create`, "
+        "`append` and `append_and_finish` calls; "
         "overhead is (median run - median run without journal) / ticks):",
         "",
         "| runtime (store) | backend | samples | ticks / run | commits / run "
