@@ -108,12 +108,7 @@ class MemoryStore(Store):
     ) -> None:
         await checkpoint()
         row = self._owned(run_id, owner)
-        _check_new(run_id, row.ticks, ticks, "tick")
-        _check_new(run_id, row.events, events, "event")
-        row.ticks.update(ticks)
-        row.events.update(events)
-        if state is not None:
-            row.state = state
+        _add(run_id, row, ticks, events, state)
         row.updated_at = now
         row.lease_until = lease_until
 
@@ -167,12 +162,7 @@ class MemoryStore(Store):
     ) -> None:
         await checkpoint()
         row = self._owned(run_id, owner)
-        _check_new(run_id, row.ticks, ticks, "tick")
-        _check_new(run_id, row.events, events, "event")
-        row.ticks.update(ticks)
-        row.events.update(events)
-        if state is not None:
-            row.state = state
+        _add(run_id, row, ticks, events, state)
         row.status, row.outcome, row.updated_at = status, outcome, now
         row.owner = row.lease_until = None
 
@@ -226,6 +216,22 @@ class MemoryStore(Store):
             raise unfinished_error(run_id)
         del self._runs[run_id]
         return True
+
+
+def _add(
+    run_id: str,
+    row: _Row,
+    ticks: Sequence[tuple[int, str]],
+    events: Sequence[tuple[int, str]],
+    state: str | None,
+) -> None:
+    """Add a batch to ``row`` (as ``append`` does), refusing a sequence number it holds."""
+    _check_new(run_id, row.ticks, ticks, "tick")
+    _check_new(run_id, row.events, events, "event")
+    row.ticks.update(ticks)
+    row.events.update(events)
+    if state is not None:
+        row.state = state
 
 
 def _check_new(
