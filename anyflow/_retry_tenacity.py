@@ -27,7 +27,8 @@ from typing import Any
 
 import attrs
 
-from . import _retry_compose as rc
+from . import _retry_parts as parts
+from . import _retry_waits as waits
 
 __all__ = ["adapt"]
 
@@ -65,19 +66,19 @@ def adapt(value: object, kind: str, where: str) -> object | None:
 
 
 _TRANSLATIONS: dict[str, Any] = {
-    "wait_random": lambda w: rc.wait_random(min=w.wait_random_min, max=w.wait_random_max),
-    "wait_random_exponential": lambda w: rc.wait_random_exponential(
+    "wait_random": lambda w: waits.wait_random(min=w.wait_random_min, max=w.wait_random_max),
+    "wait_random_exponential": lambda w: waits.wait_random_exponential(
         multiplier=w.multiplier, exp_base=w.exp_base, max=w.max, min=w.min
     ),
-    "wait_exponential_jitter": lambda w: rc.wait_exponential_jitter(
+    "wait_exponential_jitter": lambda w: waits.wait_exponential_jitter(
         multiplier=w.multiplier, exp_base=w.exp_base, max=w.max, jitter=w.jitter, min=w.min
     ),
-    "wait_combine": lambda w: rc.wait_combine(*w.wait_funcs),
-    "wait_chain": lambda w: rc.wait_chain(*w.strategies),
-    "retry_any": lambda r: rc.retry_any(*r.retries),
-    "retry_all": lambda r: rc.retry_all(*r.retries),
-    "stop_any": lambda s: rc.stop_any(*s.stops),
-    "stop_all": lambda s: rc.stop_all(*s.stops),
+    "wait_combine": lambda w: parts.wait_combine(*w.wait_funcs),
+    "wait_chain": lambda w: waits.wait_chain(*w.strategies),
+    "retry_any": lambda r: parts.retry_any(*r.retries),
+    "retry_all": lambda r: parts.retry_all(*r.retries),
+    "stop_any": lambda s: parts.stop_any(*s.stops),
+    "stop_all": lambda s: parts.stop_all(*s.stops),
 }
 """tenacity classes (in their own module) that become anyflow's equal."""
 
@@ -115,7 +116,7 @@ class _CallState:
 
 
 @attrs.frozen
-class _TenacityRetry(rc._RetryBase):
+class _TenacityRetry(parts._RetryBase):
     """A tenacity retry condition, asked about the failed attempt."""
 
     part: Any
@@ -125,7 +126,7 @@ class _TenacityRetry(rc._RetryBase):
 
 
 @attrs.frozen
-class _TenacityWait(rc._WaitBase):
+class _TenacityWait(parts._WaitBase):
     """A tenacity wait strategy: retry ``n`` (0 first) follows attempt ``n + 1``."""
 
     part: Any
@@ -135,7 +136,7 @@ class _TenacityWait(rc._WaitBase):
 
 
 @attrs.frozen
-class _TenacityStop(rc._StopBase):
+class _TenacityStop(parts._StopBase):
     """A tenacity stop condition, with the attempts and the time so far."""
 
     part: Any

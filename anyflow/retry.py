@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ._retry_compose import _RetryBase, _StopBase, _WaitBase
+from ._retry_parts import _RetryBase, _StopBase, _WaitBase
 
 __all__ = [
     "ConstantDelayRetryPolicy",
