@@ -12,13 +12,14 @@ import anyio.to_thread
 import attrs
 
 from ._dict_state import DictState
+from ._resource_values import CallResources
 from .context import Context
 from .context._context import STEP_CONTEXT, thread_safe
 from .context._store import state_class_problem
 from .decorators import StepOptions
 from .errors import StateTypeError, WorkflowValidationError
 from .events import Event
-from .resources import CallResources, Resource, ResourceConfig, ResourceDescriptor
+from .resources import Resource, ResourceConfig, ResourceDescriptor
 
 StepCall = Callable[[Any, Any, Context[Any], Mapping[str, Any]], Awaitable[Any]]
 """``call(workflow, event, ctx, resources)``; for a join step, ``event`` is the

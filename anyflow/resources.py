@@ -35,6 +35,11 @@ A ``ResourceManager`` given to the workflow (``Workflow(resource_manager=...)``)
 holds values by resource name (the factory's ``__qualname__``, or a config's
 file and selector): a value set there is used by every run instead of calling
 the factory, and is never closed by a run.
+
+This module holds the markers, how a factory's own resource parameters are
+read, and the caching rules (``RunResources``, ``ResourceManager``). Making one
+value and closing what was entered is ``_resource_values``; what
+``Workflow.validate()`` reports about resources is ``_resource_checks``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-import threading
 import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union
@@ -51,16 +55,13 @@ import anyio
 import attrs
 
 from ._resource_config import ResourceConfig
+from ._resource_values import NO_RESOURCES as NO_RESOURCES
+from ._resource_values import CallResources, add_note, describe_factory, exit_all, make_value
 from .errors import ResourceCycleError, ResourceError
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-    from typing import TypeAlias
-
+    from ._resource_values import Opened
     from ._steps import StepInfo
-
-    _Opened: TypeAlias = tuple[str, str, AbstractAsyncContextManager[Any]]
-    """An entered context manager: (step name, parameter name, context manager)."""
 
 __all__ = [
     "Resource",
@@ -71,8 +72,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-NO_RESOURCES: Mapping[str, Any] = {}
 
 _log = logging.getLogger("anyflow")
 
@@ -111,7 +110,7 @@ class Resource(Generic[T]):
     def name(self) -> str:
         """The factory's ``__qualname__``: the name under which a
         ``ResourceManager`` may hold a value for it."""
-        return _describe(self.factory)
+        return describe_factory(self.factory)
 
     @property
     def _is_async(self) -> bool:
@@ -191,7 +190,7 @@ def _read_factory(
     ``final`` is False when the annotations could not be resolved yet (a name
     defined later): the reading is tried again on the next use.
     """
-    name = _describe(factory)
+    name = describe_factory(factory)
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -252,126 +251,6 @@ def check_plan(resource: ResourceDescriptor, chain: tuple[Resource[Any], ...] = 
         check_plan(dep, (*chain, resource))
 
 
-def _describe(factory: Callable[[], Any]) -> str:
-    return getattr(factory, "__qualname__", None) or repr(factory)
-
-
-def _is_async_cm(value: object) -> bool:
-    kind = type(value)
-    if kind.__module__ == "unittest.mock":
-        return False  # a mock answers to every method, __aenter__ too: inject it as it is
-    return hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__")
-
-
-def _note(error: BaseException, text: str) -> None:
-    """``error.add_note(text)``, on Python 3.10 too."""
-    notes = getattr(error, "__notes__", None)
-    if notes is None:
-        error.__notes__ = notes = []  # type: ignore[attr-defined]
-    notes.append(text)
-
-
-async def _make(
-    step: str,
-    param: str,
-    resource: ResourceDescriptor,
-    opened: list[_Opened],
-    arguments: Mapping[str, Any] = NO_RESOURCES,
-) -> Any:
-    """Make a value of ``resource`` (a factory called with ``arguments``, or a
-    config read); an entered context manager goes on ``opened``.
-
-    :raises ResourceError: if the factory (or the context manager's ``__aenter__``,
-        or reading the config) raises an ``Exception``; cancellation passes
-        through as it is.
-    """
-    if isinstance(resource, ResourceConfig):
-        try:
-            return await resource.aload()
-        except Exception as exc:
-            raise ResourceError(
-                f"resource {param!r} of step {step!r} failed: its config {resource.name} "
-                f"could not be read: {type(exc).__name__}: {exc}"
-            ) from exc
-    factory = resource.factory
-    try:
-        made = factory(**arguments)
-        if inspect.isawaitable(made):
-            return await made
-        if _is_async_cm(made):
-            value = await made.__aenter__()
-            opened.append((step, param, made))
-            return value
-        return made
-    except Exception as exc:
-        raise ResourceError(
-            f"resource {param!r} of step {step!r} failed: its factory {_describe(factory)} "
-            f"raised {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-async def _exit_all(opened: list[_Opened], error: BaseException | None) -> list[ResourceError]:
-    """Exit ``opened`` in reverse order, shielded from cancellation, each with
-    ``error``'s details; return what failed to close (as ``ResourceError``s).
-
-    A context manager's request to suppress ``error`` is ignored: a resource
-    does not decide whether its step failed.
-    """
-    failures: list[ResourceError] = []
-    fatal: BaseException | None = None
-    details = (type(error), error, error.__traceback__) if error is not None else (None,) * 3
-    with anyio.CancelScope(shield=True):
-        while opened:
-            step, param, cm = opened.pop()
-            try:
-                await cm.__aexit__(*details)
-            except Exception as exc:
-                if exc is error:
-                    continue  # it re-raised what it was given: not a failure to close
-                failure = ResourceError(
-                    f"resource {param!r} of step {step!r} failed to close: "
-                    f"{type(exc).__name__}: {exc}"
-                )
-                failure.__cause__ = exc
-                failures.append(failure)
-            except BaseException as exc:  # KeyboardInterrupt and the like
-                if exc is not error and fatal is None:
-                    fatal = exc  # raised once the others are closed too
-    if fatal is not None:
-        raise fatal
-    return failures
-
-
-class CallResources(dict[str, Any]):
-    """The resource values of one step call that holds ``cache=False`` context
-    managers, which the step's call shim exits with ``release`` when the call ends."""
-
-    __slots__ = ("_opened",)
-
-    def __init__(self, values: dict[str, Any], opened: list[_Opened]) -> None:
-        super().__init__(values)
-        self._opened = opened
-
-    async def release(self, error: BaseException | None) -> None:
-        """Exit this call's context managers (``error``: the step's exception, if any).
-
-        :raises ResourceError: if the step succeeded and a context manager
-            failed to close (the first such failure; the others are noted on it).
-            If the step failed, close failures are noted on ``error`` instead.
-        """
-        failures = await _exit_all(self._opened, error)
-        if not failures:
-            return
-        if error is not None:
-            for failure in failures:
-                _note(error, f"also, {failure}")
-            return
-        first, *rest = failures
-        for failure in rest:
-            _note(first, f"also, {failure}")
-        raise first
-
-
 class _Slot:
     """A cached resource: made once, by the first task that gets the lock."""
 
@@ -415,7 +294,7 @@ class RunResources:
     def __init__(self, manager: ResourceManager | None = None) -> None:
         self._manager = manager
         self._slots: dict[tuple[object, ...], _Slot] = {}
-        self._opened: list[_Opened] = []
+        self._opened: list[Opened] = []
         """Cached context managers entered so far, exited by ``aclose``."""
         self.close_errors: list[ResourceError] = []
         """What failed to close at the end of the run (also logged)."""
@@ -427,14 +306,14 @@ class RunResources:
             (``cache=False`` context managers) are closed again first.
         """
         values: dict[str, Any] = {}
-        opened: list[_Opened] = []
+        opened: list[Opened] = []
         made: dict[tuple[object, ...], Any] = {}
         try:
             for param, resource in step.resources:
                 values[param] = await self.value(step.name, param, resource, opened, made)
         except BaseException as exc:
-            for failure in await _exit_all(opened, exc):
-                _note(exc, f"also, {failure}")
+            for failure in await exit_all(opened, exc):
+                add_note(exc, f"also, {failure}")
             raise
         return CallResources(values, opened) if opened else values
 
@@ -443,7 +322,7 @@ class RunResources:
         step: str,
         param: str,
         resource: ResourceDescriptor,
-        opened: list[_Opened],
+        opened: list[Opened],
         made: dict[tuple[object, ...], Any],
     ) -> Any:
         """The value of ``resource`` for ``param`` of ``step``: the manager's, the
@@ -471,7 +350,7 @@ class RunResources:
         step: str,
         param: str,
         resource: ResourceDescriptor,
-        opened: list[_Opened],
+        opened: list[Opened],
         made: dict[tuple[object, ...], Any],
     ) -> Any:
         arguments: dict[str, Any] = {}
@@ -484,7 +363,7 @@ class RunResources:
                 raise ResourceError(f"resource {param!r} of step {step!r}: {exc}") from None
             for dep_param, dep in resource.dependencies():
                 arguments[dep_param] = await self.value(step, dep_param, dep, opened, made)
-        return await _make(step, param, resource, opened, arguments)
+        return await make_value(step, param, resource, opened, arguments)
 
     async def aclose(self) -> None:
         """Exit the cached context managers, newest first, shielded from cancellation.
@@ -494,7 +373,7 @@ class RunResources:
         ``anyflow`` logger.
         """
         self._slots.clear()
-        failures = await _exit_all(self._opened, None)
+        failures = await exit_all(self._opened, None)
         for failure in failures:
             _log.error("%s", failure, exc_info=failure.__cause__)
         self.close_errors += failures
@@ -553,84 +432,3 @@ class ResourceManager:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-def check_resources(
-    steps: Mapping[str, StepInfo],
-    manager: ResourceManager | None,
-    *,
-    configs: bool = True,
-    factories: bool = False,
-) -> tuple[list[str], list[str]]:
-    """What ``Workflow.validate()`` reports about resources: (problems reading
-    configs, problems with the factories), each a line naming the step and
-    the parameter.
-
-    The factories' shape (cycles, parameters nobody fills) is always checked;
-    ``configs`` reads every ``ResourceConfig``; ``factories`` makes every
-    resource, in a worker thread with an event loop of its own (the values are
-    closed again and thrown away), so it can be called from sync or async code.
-    """
-    config_problems: list[str] = []
-    shape: list[str] = []
-    for step_name, info in steps.items():
-        for param, resource in info.resources:
-            where = f"In step {step_name!r}, parameter {param!r}"
-            try:
-                check_plan(resource)
-            except ResourceError as exc:
-                shape.append(f"{where}: {exc}")
-                continue
-            if configs:
-                config_problems += [f"{where}: {p}" for p in _config_problems(resource)]
-    if factories and not shape and not config_problems:
-        shape = _in_thread(steps, manager)
-    return config_problems, shape
-
-
-def _config_problems(resource: ResourceDescriptor) -> list[str]:
-    if isinstance(resource, ResourceConfig):
-        try:
-            resource.load()
-        except Exception as exc:
-            return [f"config {resource.name}: {type(exc).__name__}: {exc}"]
-        return []
-    problems: list[str] = []
-    for _, dep in resource.dependencies():
-        problems += _config_problems(dep)
-    return problems
-
-
-def _in_thread(steps: Mapping[str, StepInfo], manager: ResourceManager | None) -> list[str]:
-    from ._backends._current import current_backend
-
-    backend = current_backend() or "asyncio"
-    problems: list[str] = []
-    failure: list[BaseException] = []
-
-    async def make_all() -> None:
-        runs = RunResources(manager)
-        try:
-            for step_name, info in steps.items():
-                for param, resource in info.resources:
-                    try:
-                        await runs.value(step_name, param, resource, runs._opened, {})
-                    except ResourceError as exc:
-                        cause = exc.__cause__
-                        detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-                        problems.append(f"In step {step_name!r}, parameter {param!r}: {detail}")
-        finally:
-            await runs.aclose()
-
-    def run() -> None:
-        try:
-            anyio.run(make_all, backend=backend)
-        except BaseException as exc:  # handed to the calling thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="anyflow-validate-resources")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return problems

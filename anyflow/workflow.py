@@ -11,6 +11,7 @@ import anyio
 import anyio.lowlevel
 
 from ._core.state import RunSpec, RunState, StepSpec
+from ._resource_checks import check_resources
 from ._step_config import StepConfig
 from ._steps import StepInfo, fan_in_problem, read_step, state_type_of
 from ._validation import (
@@ -38,7 +39,7 @@ from .events import (
     WorkflowIdleEvent,
 )
 from .handler import WorkflowHandler
-from .resources import ResourceManager, check_resources
+from .resources import ResourceManager
 from .runtime import get_current_runtime
 
 if TYPE_CHECKING:
