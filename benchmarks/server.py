@@ -30,15 +30,21 @@ finished ones (``max_completed``), in a dict it scans for every handler lookup.
 The workflows are the ones of the engine benchmarks (``TrivialFlow``,
 ``StreamFlow``), written once per engine.  Three floor rows, a bare Starlette
 app answering the same routes with canned JSON (and 11 canned SSE frames), on
-each HTTP server, show what the HTTP stack alone costs.
+each HTTP server, show what the HTTP stack alone costs; two raw floor rows, a
+bare ASGI callable answering with canned bytes on hypercorn (asyncio, trio),
+what the HTTP server alone costs.
 
 How:
 
 * Every server runs in its own process (``python -m benchmarks.server --child
   KEY``), all started before the first measurement and idle when not measured;
-  the load generator is this process, on asyncio, with one ``httpx.AsyncClient``
-  (one keep-alive connection) per concurrent client, connected before the clock
-  starts.  Each client takes the next request as soon as its last one is done,
+  the load generator is this process, on asyncio, with one client per
+  concurrent client, each on one keep-alive connection, connected before the
+  clock starts: an ``httpx.AsyncClient`` (``--client httpx``, the default) or
+  HTTP/1.1 written and parsed by hand on an anyio socket (``--client raw``,
+  ~0.3-0.5 ms of CPU per ``stream`` where httpx takes 3.5-4 ms, which with one
+  client is latency in series with the server's).  Every server gets the same
+  client in a run.  Each client takes the next request as soon as its last one is done,
   until a phase's count of requests is reached.
 * Uvicorn runs with ``loop="asyncio"`` and ``http="h11"`` (what its ``"auto"``
   picks when uvloop and httptools are not installed, as here) and, like
@@ -52,7 +58,7 @@ How:
   ``/proc``, in clock ticks of 10 ms) and the load generator's, each over the
   phase, divided by the runs, median over repetitions: on a shared machine it
   moves less than wall-clock figures, which count the time a process waits for
-  a core.  The load generator (httpx) costs about as much CPU per request as a
+  a core.  The httpx load generator costs about as much CPU per request as a
   server; on a machine of 2 cores they compete for them at 32 clients.
 * Every response is checked (status, result, the 10 events in order and the
   StopEvent last) and a wrong one fails the benchmark.
@@ -61,6 +67,7 @@ How:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import functools
 import importlib.metadata
@@ -75,20 +82,19 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from ._common import check
 from ._harness import fmt_us, load_average, machine_info
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
-    import httpx
-
-__all__ = ["SERVERS", "main"]
+__all__ = ["CLIENTS", "SERVERS", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMED = 10
@@ -114,7 +120,7 @@ class Server:
 
     key: str
     engine: str
-    """``anyflow``, ``incumbent`` or ``floor`` (bare Starlette)."""
+    """``anyflow``, ``incumbent``, ``floor`` (bare Starlette) or ``raw`` (bare ASGI)."""
     http: str
     """``hypercorn`` or ``uvicorn``."""
     backend: str
@@ -134,6 +140,8 @@ SERVERS = {
         Server("floor-hypercorn-asyncio", "floor", "hypercorn", "asyncio"),
         Server("floor-hypercorn-trio", "floor", "hypercorn", "trio"),
         Server("floor-uvicorn", "floor", "uvicorn", "asyncio"),
+        Server("raw-hypercorn-asyncio", "raw", "hypercorn", "asyncio"),
+        Server("raw-hypercorn-trio", "raw", "hypercorn", "trio"),
     )
 }
 INCUMBENT = "incumbent"
@@ -242,8 +250,67 @@ def _floor_app() -> Any:
     )
 
 
+def _raw_app() -> Any:
+    """The same answers as the floor's, in bytes from a bare ASGI callable.
+
+    No routing framework, no engine, no store: each response is its head and
+    its whole body in one message, the SSE stream too (11 frames), so what is
+    left is the HTTP server's cost and the load generator's.
+    """
+    frames = [
+        f"id: {i}\ndata: {json.dumps({'type': 'Progress', 'value': {'i': i}})}\n\n"
+        for i in range(STREAMED)
+    ]
+    stopped = {"type": "StopEvent", "value": {"result": STREAMED}}
+    frames.append(f"id: {STREAMED}\ndata: {json.dumps(stopped)}\n\n")
+    sse = "".join(frames).encode()
+    health = b'{"status":"healthy"}'
+
+    def handler(status: str, result: Any) -> bytes:
+        return json.dumps(
+            {"handler_id": uuid.uuid4().hex, "status": status, "result": result}
+        ).encode()
+
+    def start(body: bytes, content_type: bytes) -> dict[str, Any]:
+        return {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        more = True
+        while more:  # the request's body, unread
+            more = (await receive()).get("more_body", False)
+        path: str = scope["path"]
+        content_type = b"application/json"
+        if path.startswith("/events/"):
+            body, content_type = sse, b"text/event-stream"
+        elif path.endswith("/run-nowait"):
+            body = handler("running", None)
+        elif path.endswith("/run"):
+            body = handler("completed", {"type": "StopEvent", "value": {"result": 1}})
+        else:
+            body = health
+        await send(start(body, content_type))
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 async def _hypercorn(app: Any, stop: anyio.Event, started: Callable[[str], None]) -> None:
-    """The floor app served the way anyflow's ``serve()`` serves its own."""
+    """A floor app served the way anyflow's ``serve()`` serves its own."""
     import sniffio
     from hypercorn.config import Config
 
@@ -312,6 +379,8 @@ async def _child(server: Server) -> None:
                 app = _anyflow_server().app
             elif server.engine == INCUMBENT:
                 app = _incumbent_app()
+            elif server.engine == "raw":
+                app = _raw_app()
             else:
                 app = _floor_app()
             serve = _uvicorn if server.http == "uvicorn" else _hypercorn
@@ -371,10 +440,196 @@ class Child:
         self._log.close()
 
 
-async def _run_one(client: httpx.AsyncClient) -> float | None:
-    response = await client.post("/workflows/one/run", json={"start_event": {"n": 1}})
-    check(response.status_code == 200, f"run: {response.status_code} {response.text[:300]}")
-    result = response.json().get("result")
+class Client(Protocol):
+    """One load-generating client: one keep-alive connection to a server.
+
+    Every workload makes its requests through these three calls, so the checks
+    and the JSON decoding are the same code whichever client carries them.
+    """
+
+    async def connect(self) -> None:
+        """Open the connection (a ``GET /health``), off the clock."""
+
+    async def post(self, path: str, payload: Any) -> tuple[int, bytes]:
+        """POST ``payload`` as JSON; the answer's status and body."""
+        ...
+
+    def events(self, path: str) -> AsyncGenerator[str, None]:
+        """GET an SSE stream; the payload of each ``data:`` line, read to its end."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxClient:
+    """An ``httpx.AsyncClient`` limited to one keep-alive connection."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        # verify=False: plain HTTP, and building the default SSL context takes ~70 ms
+        self._client = httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits, verify=False)
+
+    async def connect(self) -> None:
+        response = await self._client.get("/health")
+        check(response.status_code == 200, f"health: {response.status_code}")
+
+    async def post(self, path: str, payload: Any) -> tuple[int, bytes]:
+        response = await self._client.post(path, json=payload)
+        return response.status_code, response.content
+
+    async def events(self, path: str) -> AsyncGenerator[str, None]:
+        async with self._client.stream("GET", path) as stream:
+            if stream.status_code != 200:
+                body = await stream.aread()
+                check(False, f"events: {stream.status_code} {body[:300]!r}")
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    yield line[5:]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class RawClient:
+    """HTTP/1.1 by hand on one anyio TCP connection: the least a client can do.
+
+    A request is written in one ``send()``; a response is read by its
+    ``Content-Length`` or its chunks (what both servers use), its head split
+    into lines and nothing else, an SSE body cut into lines.  No timeouts, no
+    pool, no header validation: it costs a fraction of httpx's CPU per
+    request, so the figures measure the servers more than the client.  A
+    response that says ``Connection: close`` (or neither length nor chunks)
+    is read to the end of the connection, which the next request opens again.
+    """
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("http://").rpartition(":")
+        self._host, self._port = host, int(port)
+        self._host_line = f"Host: {host}:{port}\r\n".encode()
+        self._stream: anyio.abc.SocketStream | None = None
+        self._buf = bytearray()
+
+    async def connect(self) -> None:
+        status, body = await self._request(b"GET /health HTTP/1.1\r\n%s\r\n" % self._host_line)
+        check(status == 200, f"health: {status} {body[:300]!r}")
+
+    async def post(self, path: str, payload: Any) -> tuple[int, bytes]:
+        body = json.dumps(payload).encode()
+        return await self._request(
+            b"POST %s HTTP/1.1\r\n%sContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), self._host_line, len(body), body)
+        )
+
+    async def events(self, path: str) -> AsyncGenerator[str, None]:
+        await self._send(b"GET %s HTTP/1.1\r\n%s\r\n" % (path.encode(), self._host_line))
+        status, headers = await self._head()
+        if status != 200:
+            body = b"".join([piece async for piece in self._body(headers)])
+            check(False, f"events: {status} {body[:300]!r}")
+        rest = b""
+        async for piece in self._body(headers):
+            *lines, rest = (rest + piece).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data:"):
+                    yield line[5:].decode()
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+            self._stream = None
+
+    async def _request(self, request: bytes) -> tuple[int, bytes]:
+        await self._send(request)
+        status, headers = await self._head()
+        return status, b"".join([piece async for piece in self._body(headers)])
+
+    async def _send(self, data: bytes) -> None:
+        if self._stream is None:
+            self._stream = await anyio.connect_tcp(self._host, self._port)
+            self._buf.clear()
+        await self._stream.send(data)
+
+    async def _fill(self) -> None:
+        assert self._stream is not None
+        self._buf += await self._stream.receive(65536)
+
+    async def _head(self) -> tuple[int, dict[bytes, bytes]]:
+        while (end := self._buf.find(b"\r\n\r\n")) < 0:
+            await self._fill()
+        status_line, *lines = bytes(self._buf[:end]).split(b"\r\n")
+        del self._buf[: end + 4]
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        return int(status_line.split(b" ", 2)[1]), headers
+
+    async def _body(self, headers: dict[bytes, bytes]) -> AsyncIterator[bytes]:
+        """The body's pieces as they arrive; the connection is then ready again."""
+        length = headers.get(b"content-length")
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            while True:
+                while (eol := self._buf.find(b"\r\n")) < 0:
+                    await self._fill()
+                size = int(bytes(self._buf[:eol]).split(b";", 1)[0], 16)
+                del self._buf[: eol + 2]
+                if size == 0:
+                    while (eol := self._buf.find(b"\r\n")) != 0:  # trailers, then a blank line
+                        if eol > 0:
+                            del self._buf[: eol + 2]
+                        else:
+                            await self._fill()
+                    del self._buf[:2]
+                    break
+                while len(self._buf) < size + 2:
+                    await self._fill()
+                yield bytes(self._buf[:size])
+                del self._buf[: size + 2]
+        elif length is not None:
+            remaining = int(length)
+            while remaining:
+                if not self._buf:
+                    await self._fill()
+                piece = bytes(self._buf[:remaining])
+                del self._buf[: len(piece)]
+                remaining -= len(piece)
+                yield piece
+        else:  # the body ends with the connection
+            while True:
+                if self._buf:
+                    yield bytes(self._buf)
+                    self._buf.clear()
+                try:
+                    await self._fill()
+                except anyio.EndOfStream:
+                    break
+            headers[b"connection"] = b"close"
+        if headers.get(b"connection", b"").lower() == b"close":
+            await self.aclose()
+
+
+CLIENTS: dict[str, Callable[[str], Client]] = {"httpx": HttpxClient, "raw": RawClient}
+"""The load generators, by ``--client``: each the same for every server."""
+CLIENT_NOTES = {
+    "httpx": "httpx, one `httpx.AsyncClient` (one keep-alive connection) per client",
+    "raw": "raw, HTTP/1.1 written and parsed by hand on one anyio socket per client "
+    "(one keep-alive connection), every answer checked as with httpx",
+}
+
+
+def _json(body: bytes, what: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        check(False, f"{what}: not JSON: {body[:300]!r}")
+
+
+async def _run_one(client: Client) -> float | None:
+    status, body = await client.post("/workflows/one/run", {"start_event": {"n": 1}})
+    check(status == 200, f"run: {status} {body[:300]!r}")
+    result = _json(body, "run").get("result")
     check(
         isinstance(result, dict) and result.get("value") == {"result": 1},
         f"run: the result is {result!r}",
@@ -382,51 +637,51 @@ async def _run_one(client: httpx.AsyncClient) -> float | None:
     return None
 
 
-async def _stream_one(client: httpx.AsyncClient) -> float | None:
-    response = await client.post(
-        "/workflows/stream/run-nowait", json={"start_event": {"n": STREAMED}}
+async def _start_stream(client: Client) -> str:
+    status, body = await client.post(
+        "/workflows/stream/run-nowait", {"start_event": {"n": STREAMED}}
     )
-    check(response.status_code == 200, f"run-nowait: {response.status_code} {response.text[:300]}")
-    await _read_stream(client, response.json()["handler_id"])
+    check(status == 200, f"run-nowait: {status} {body[:300]!r}")
+    handler_id: str = _json(body, "run-nowait")["handler_id"]
+    return handler_id
+
+
+async def _stream_one(client: Client) -> float | None:
+    await _read_stream(client, await _start_stream(client))
     return None
 
 
-async def _first_one(client: httpx.AsyncClient) -> float | None:
+async def _first_one(client: Client) -> float | None:
     start = time.perf_counter()
-    response = await client.post(
-        "/workflows/stream/run-nowait", json={"start_event": {"n": STREAMED}}
-    )
-    check(response.status_code == 200, f"run-nowait: {response.status_code} {response.text[:300]}")
-    return await _read_stream(client, response.json()["handler_id"], start)
+    return await _read_stream(client, await _start_stream(client), start)
 
 
-async def _replay_one(client: httpx.AsyncClient) -> float | None:
-    response = await client.post("/workflows/stream/run", json={"start_event": {"n": STREAMED}})
-    check(response.status_code == 200, f"run: {response.status_code} {response.text[:300]}")
+async def _replay_one(client: Client) -> float | None:
+    status, body = await client.post("/workflows/stream/run", {"start_event": {"n": STREAMED}})
+    check(status == 200, f"run: {status} {body[:300]!r}")
+    handler_id = _json(body, "run")["handler_id"]
     start = time.perf_counter()
-    await _read_stream(client, response.json()["handler_id"])
+    await _read_stream(client, handler_id)
     return time.perf_counter() - start
 
 
-async def _read_stream(
-    client: httpx.AsyncClient, handler_id: str, start: float | None = None
-) -> float | None:
+async def _read_stream(client: Client, handler_id: str, start: float | None = None) -> float | None:
     """Read the run's SSE stream to its end and check it; the seconds from
     ``start`` to its first event frame."""
     first = None
     types: list[str] = []
     seen = 0
-    async with client.stream("GET", f"/events/{handler_id}?after_sequence=-1") as stream:
-        check(stream.status_code == 200, f"events: {stream.status_code}")
-        async for line in stream.aiter_lines():
-            if line.startswith("data:"):
-                if first is None and start is not None:
-                    first = time.perf_counter() - start
-                event = json.loads(line[5:])
-                types.append(event["type"])
-                if event["type"] == "Progress":
-                    check(event["value"]["i"] == seen, f"events: {event!r} as number {seen}")
-                    seen += 1
+    async with contextlib.aclosing(
+        client.events(f"/events/{handler_id}?after_sequence=-1")
+    ) as frames:
+        async for data in frames:
+            if first is None and start is not None:
+                first = time.perf_counter() - start
+            event = json.loads(data)
+            types.append(event["type"])
+            if event["type"] == "Progress":
+                check(event["value"]["i"] == seen, f"events: {event!r} as number {seen}")
+                seen += 1
     check(
         seen == STREAMED and types[-1:] == ["StopEvent"],
         f"events: {seen} Progress of {STREAMED}, then {types[-1:]}",
@@ -434,7 +689,7 @@ async def _read_stream(
     return first
 
 
-REQUESTS: dict[str, Callable[[httpx.AsyncClient], Awaitable[float | None]]] = {
+REQUESTS: dict[str, Callable[[Client], Awaitable[float | None]]] = {
     "run": _run_one,
     "stream": _stream_one,
     "first": _first_one,
@@ -455,42 +710,38 @@ class Phase:
     client_cpu_s: float
 
 
-async def _phase(child: Child, workload: str, clients: int, runs: int) -> Phase:
-    import httpx
-
+async def _phase(
+    child: Child, workload: str, clients: int, runs: int, client: str = "httpx"
+) -> Phase:
     one = REQUESTS[workload]
     latencies: list[float] = []
     remaining = runs
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    pool = [  # verify=False: plain HTTP, and building the default SSL context takes ~70 ms
-        httpx.AsyncClient(base_url=child.url, timeout=60.0, limits=limits, verify=False)
-        for _ in range(clients)
-    ]
+    pool = [CLIENTS[client](child.url) for _ in range(clients)]
     try:
         async with anyio.create_task_group() as tg:  # connect off the clock
-            for client in pool:
-                tg.start_soon(client.get, "/health")
+            for member in pool:
+                tg.start_soon(member.connect)
 
-        async def worker(client: httpx.AsyncClient) -> None:
+        async def worker(member: Client) -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
                 start = time.perf_counter()
-                timed = await one(client)
+                timed = await one(member)
                 latencies.append(time.perf_counter() - start if timed is None else timed)
 
         server_cpu = child.cpu_s()
         client_cpu = time.process_time()
         start = time.perf_counter()
         async with anyio.create_task_group() as tg:
-            for client in pool:
-                tg.start_soon(worker, client)
+            for member in pool:
+                tg.start_soon(worker, member)
         wall = time.perf_counter() - start
         client_cpu = time.process_time() - client_cpu
         server_cpu = child.cpu_s() - server_cpu
     finally:
-        for client in pool:
-            await client.aclose()
+        for member in pool:
+            await member.aclose()
     return Phase(runs, wall, latencies, server_cpu, client_cpu)
 
 
@@ -564,11 +815,13 @@ async def _measure(
     settings: Settings,
     log: Any = sys.stderr,
     workloads: Sequence[str] = WORKLOADS,
+    client: str = "httpx",
 ) -> list[Result]:
     for child in children:  # warm-up: imports, caches, the first runs
         for workload in workloads:
-            await _phase(child, workload, 1, settings.warmup)
-            await _phase(child, workload, max(settings.clients), max(settings.clients))
+            await _phase(child, workload, 1, settings.warmup, client)
+            n = max(settings.clients)
+            await _phase(child, workload, n, n, client)
     results = {
         (c.server.key, w, n): Result(c.server, w, n)
         for c in children
@@ -581,7 +834,8 @@ async def _measure(
             clock = time.perf_counter()
             for workload in workloads:
                 for clients in settings.clients:
-                    phase = await _phase(child, workload, clients, settings.runs[workload, clients])
+                    runs = settings.runs[workload, clients]
+                    phase = await _phase(child, workload, clients, runs, client)
                     results[child.server.key, workload, clients].phases.append(phase)
             print(
                 f"rep {rep + 1}/{settings.reps} {child.server.label}: "
@@ -613,6 +867,11 @@ def _ratio(x: float) -> str:
     return f"{x:.2f}x"
 
 
+def _over(x: float, y: float) -> str:
+    """``x / y`` as a ratio; a dash for a CPU time under one clock tick (a quick run)."""
+    return _ratio(x / y) if y else "—"
+
+
 def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Sequence[Result]) -> str:
     by_key = {(r.server.key, r.workload, r.clients): r for r in results}
     lines = [
@@ -627,6 +886,7 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
         f"{run['reps']} repetitions; load average (1/5/15 min) at start "
         f"{' / '.join(map(str, machine['load_average_at_start'] or []))}, at end "
         f"{' / '.join(map(str, run['load_average_at_end'] or []))}",
+        f"- Load generator (`--client`): {CLIENT_NOTES[run.get('client', 'httpx')]}",
         "",
         "`run`: a blocking `POST /workflows/one/run` of a one-step workflow; `stream`: "
         f"`POST .../run-nowait` then the SSE stream of its {STREAMED} events and its "
@@ -656,7 +916,7 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
                 else:
                     lat = f"**{_ratio(base.median_ms / r.median_ms)}**"
                     thr = f"**{_ratio(r.throughput / base.throughput)}**"
-                    cpu = f"**{_ratio(base.server_cpu_ms / r.server_cpu_ms)}**"
+                    cpu = f"**{_over(base.server_cpu_ms, r.server_cpu_ms)}**"
                 lines.append(
                     f"| {workload} | {clients} | {r.server.label} | {r.runs:,} "
                     f"| {_ms(r.median_ms)} | {_ms(r.p95_ms)} | {r.throughput:,.0f} "
@@ -679,7 +939,7 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
                     f"| {what} | {workload} | {clients} "
                     f"| {_ratio(h.median_ms / u.median_ms)} "
                     f"| {_ratio(u.throughput / h.throughput)} "
-                    f"| {_ratio(h.server_cpu_ms / u.server_cpu_ms)} |"
+                    f"| {_over(h.server_cpu_ms, u.server_cpu_ms)} |"
                 )
     if rows:
         lines += [
@@ -704,6 +964,9 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
         "- Floor: a bare Starlette app with the same routes and canned answers (11 canned "
         "SSE frames), on the same HTTP servers: the HTTP stack and the load generator "
         "without a workflow engine.",
+        "- Raw floor: a bare ASGI callable answering the same requests with canned bytes "
+        "(each body, the SSE stream's too, in one message), on hypercorn: the HTTP server "
+        "and the load generator alone.",
     ]
     if run["mode"] != "full":
         lines += ["", f"_{run['mode']} run: few requests, the numbers are not meaningful._"]
@@ -771,6 +1034,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default="memory",
         help="both servers' store: their in-memory default, or SQLite in a temporary file",
     )
+    parser.add_argument(
+        "--client",
+        choices=tuple(CLIENTS),
+        default="httpx",
+        help="the load generator, the same for every server: one httpx.AsyncClient per "
+        "client (the default), or raw, HTTP/1.1 written and parsed by hand on one anyio "
+        "socket, which costs the load generator a fraction of httpx's CPU per request",
+    )
     parser.add_argument("--reps", type=int, help="repetitions (default 5; --quick 1)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -804,7 +1075,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     print(
         f"server benchmark, {settings.mode} run on {machine['cpu']} ({machine['cores']} cores), "
-        f"{machine['python']}: {', '.join(args.servers)}",
+        f"{machine['python']}, {args.client} client: {', '.join(args.servers)}",
         file=sys.stderr,
         flush=True,
     )
@@ -815,7 +1086,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for child in children:
                 child.wait_ready()
             results = anyio.run(
-                functools.partial(_measure, children, settings, workloads=args.workloads),
+                functools.partial(
+                    _measure, children, settings, workloads=args.workloads, client=args.client
+                ),
                 backend="asyncio",
             )
         finally:
@@ -832,6 +1105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clients": list(settings.clients),
         "workloads": list(args.workloads),
         "store": args.store,
+        "client": args.client,
         "reps": settings.reps,
         "runs_per_phase": {f"{w} x{c}": n for (w, c), n in settings.runs.items()},
         "runs_per_server": per_server,
