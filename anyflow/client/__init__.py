@@ -23,22 +23,22 @@ except ImportError as exc:
         name=exc.name,
     ) from exc
 
-from ._client import AuthError as AuthError
-from ._client import BadRequestError as BadRequestError
-from ._client import ConflictError as ConflictError
-from ._client import ConnectionFailedError as ConnectionFailedError
-from ._client import EventEnvelope as EventEnvelope
-from ._client import EventStream as EventStream
-from ._client import Handler as Handler
-from ._client import NotFoundError as NotFoundError
-from ._client import RunFailedError as RunFailedError
-from ._client import ServerError as ServerError
-from ._client import Status as Status
-from ._client import UnknownEventError as UnknownEventError
 from ._client import WorkflowClient as WorkflowClient
-from ._client import WorkflowClientError as WorkflowClientError
-from ._client import WorkflowGraphInfo as WorkflowGraphInfo
-from ._client import WorkflowSchema as WorkflowSchema
+from ._errors import AuthError as AuthError
+from ._errors import BadRequestError as BadRequestError
+from ._errors import ConflictError as ConflictError
+from ._errors import ConnectionFailedError as ConnectionFailedError
+from ._errors import NotFoundError as NotFoundError
+from ._errors import RunFailedError as RunFailedError
+from ._errors import ServerError as ServerError
+from ._errors import UnknownEventError as UnknownEventError
+from ._errors import WorkflowClientError as WorkflowClientError
+from ._models import EventEnvelope as EventEnvelope
+from ._models import Handler as Handler
+from ._models import Status as Status
+from ._models import WorkflowGraphInfo as WorkflowGraphInfo
+from ._models import WorkflowSchema as WorkflowSchema
+from ._stream import EventStream as EventStream
 
 __all__ = [
     "AuthError",
