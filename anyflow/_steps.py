@@ -14,8 +14,9 @@ import attrs
 from ._dict_state import DictState
 from ._resource_values import CallResources
 from .context import Context
-from .context._context import STEP_CONTEXT, thread_safe
+from .context._step_context import STEP_CONTEXT
 from .context._store import state_class_problem
+from .context._thread_host import thread_safe
 from .decorators import StepOptions
 from .errors import StateTypeError, WorkflowValidationError
 from .events import Event

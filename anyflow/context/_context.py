@@ -8,23 +8,23 @@
 
 Calling a method in a phase where it means nothing raises ``ContextStateError``
 naming the phase and what to do instead, rather than doing something surprising.
+
+The faces themselves are ``_faces``'s; how a context is saved and read back,
+``_saved``'s; the context variable behind ``get_step_context()``,
+``_step_context``'s; and the context a plain ``def`` step gets in its worker
+thread, ``_thread_host``'s.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import warnings
-import weakref
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import anyio.from_thread
-
-from .._core.state import RunState, RunStatus
+from .._core.state import RunStatus
 from .._core.ticks import EventSent
 from ..decorators import check_timeout
 from ..errors import (
-    ContextSerdeError,
     ContextStateError,
     NotInStepError,
     StateTypeError,
@@ -33,165 +33,26 @@ from ..errors import (
 )
 from ..events import Event
 from ..retry import RetryInfo
-from ..serialization import decode_state, decode_value, encode_state, encode_value, type_name
+from ._faces import ExternalContext as ExternalContext
+from ._faces import Face
+from ._faces import InternalContext as InternalContext
+from ._faces import PreContext as PreContext
 from ._pending import PendingWait, pending_waits
+from ._saved import check_saved, read_run, read_store, save_context
+from ._step_context import STEP_CONTEXT as STEP_CONTEXT
 from ._store import StateStore, StateT
-from .serializers import (
-    BaseSerializer,
-    JsonSerializer,
-    is_pickled,
-    pickle_leaves,
-    pickled,
-    unpickle_leaves,
-)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-    from datetime import datetime
 
+    from .._core.state import RunState
     from ..runtime import ExternalRunAdapter
     from ..workflow import Workflow
+    from .serializers import BaseSerializer
 
 __all__ = ["Context", "ExternalContext", "InternalContext", "PreContext"]
 
 EventT = TypeVar("EventT", bound=Event)
-
-_JSON = JsonSerializer()
-
-_FORMAT_VERSION = 1
-"""Version of the ``to_dict`` format; bump it when the format changes."""
-
-_INCUMBENT_KEYS = frozenset({"state", "is_running", "workers", "queues", "in_progress"})
-"""Keys of llama-index-workflows' saved contexts (any of its versions) that
-anyflow's never has: a context saved by the incumbent is named as such."""
-
-
-class StepHost(Protocol):
-    """What a step's context needs from the driver running it."""
-
-    @property
-    def state(self) -> RunState: ...
-    def now(self) -> float: ...
-    def send_from_step(self, event: Event, step: str | None, worker_id: int) -> None: ...
-    def collect(
-        self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
-    ) -> list[Event] | None: ...
-    def publish(self, event: Event) -> None: ...
-    async def wait(
-        self,
-        worker_id: int,
-        step: str,
-        waiter_id: str,
-        event_types: tuple[type[Event], ...],
-        requirements: tuple[tuple[str, Any], ...],
-        waiter_event: Event | None,
-        timeout: float | None,  # noqa: ASYNC109 - the wait's own deadline, a reducer timer
-    ) -> tuple[Any, bool]: ...
-
-
-class PreContext:
-    phase = "not started (it has not been passed to wf.run() yet)"
-    __slots__ = ("restored",)
-
-    def __init__(self, restored: RunState | None = None) -> None:
-        self.restored = restored
-        """A saved run to resume (from ``Context.from_dict``)."""
-
-
-class ExternalContext:
-    phase = "the caller's view of a run"
-    __slots__ = ("adapter", "snapshot")
-
-    def __init__(
-        self, adapter: ExternalRunAdapter, snapshot: Callable[[], RunState] | None
-    ) -> None:
-        self.adapter = adapter
-        self.snapshot = snapshot
-        """The run's current reducer state, where the runtime can tell it."""
-
-
-class InternalContext:
-    phase = "inside a step"
-    __slots__ = (
-        "attempt",
-        "event_id",
-        "failed_at",
-        "host",
-        "last_error",
-        "started_at",
-        "step",
-        "waiting",
-        "waits",
-        "worker_id",
-    )
-
-    def __init__(
-        self,
-        host: StepHost,
-        worker_id: int,
-        step: str,
-        attempt: int,
-        last_error: Any,
-        event_id: int = 0,
-        *,
-        started_at: float | None = None,
-        failed_at: datetime | None = None,
-    ) -> None:
-        self.host = host
-        self.worker_id = worker_id
-        self.step = step
-        self.event_id = event_id
-        self.attempt = attempt
-        self.last_error = last_error
-        self.started_at = started_at
-        """When the delivery's first attempt started, on the run's clock (None
-        on the first attempt, or when the run does not know it)."""
-        self.failed_at = failed_at
-        """When the previous attempt failed (None on the first attempt)."""
-        self.waits = 0  # wait_for_event calls so far in this attempt
-        self.waiting = False
-
-    def collect_events(
-        self, event: Event, expected: Sequence[type[Event]], buffer_id: str | None = None
-    ) -> list[Event] | None:
-        """``Context.collect_events`` for the step this face belongs to (named
-        as llama-index-workflows' ``InternalContext`` names it, for code that
-        patches it; a join step's parameters do not go through it)."""
-        return self.host.collect(self.worker_id, buffer_id or "default", event, expected)
-
-
-Face = PreContext | ExternalContext | InternalContext
-
-
-class _WeakContextVar:
-    """A context variable that holds its value weakly.
-
-    Whatever runs in a step may snapshot the task's context variables and keep
-    the snapshot for long (an event loop timer, a connection pool's callback);
-    a strong reference there would keep the step's context, and through it the
-    workflow and its store, alive for as long.  The driver's worker holds the
-    step's context while the step runs, so the weak reference is live exactly
-    then.
-    """
-
-    __slots__ = ("_var",)
-
-    def __init__(self, name: str) -> None:
-        self._var: contextvars.ContextVar[weakref.ref[Context[Any]] | None] = (
-            contextvars.ContextVar(name, default=None)
-        )
-
-    def set(self, ctx: Context[Any]) -> None:
-        self._var.set(weakref.ref(ctx))
-
-    def get(self, default: None = None) -> Context[Any] | None:
-        ref = self._var.get()
-        return None if ref is None else ref()
-
-
-STEP_CONTEXT = _WeakContextVar("anyflow_step_context")
-"""The context of the step the current task (or worker thread) is running, for
-``Context.get_step_context()``; set by the driver's worker before each step."""
 
 
 # llama-index-workflows' warnings, once per process each (code written for it
@@ -217,70 +78,6 @@ def _warn_is_running_in_step() -> None:
         DeprecationWarning,
         stacklevel=3,
     )
-
-
-class _ThreadHost:
-    """The driver, as a plain ``def`` step running in a worker thread sees it.
-
-    The run's state is the event loop's, so every call that changes it is
-    carried back to the loop's thread and waited for there.
-    """
-
-    __slots__ = ("_host",)
-
-    def __init__(self, host: StepHost) -> None:
-        self._host = host
-
-    @property
-    def state(self) -> RunState:
-        return anyio.from_thread.run_sync(lambda: self._host.state)
-
-    @property
-    def run_id(self) -> str | None:
-        return getattr(self._host, "run_id", None)
-
-    def now(self) -> float:
-        return anyio.from_thread.run_sync(self._host.now)
-
-    def send_from_step(self, event: Event, step: str | None, worker_id: int) -> None:
-        anyio.from_thread.run_sync(self._host.send_from_step, event, step, worker_id)
-
-    def collect(
-        self, worker_id: int, buffer_id: str, event: Event, expected: Sequence[type[Event]]
-    ) -> list[Event] | None:
-        return anyio.from_thread.run_sync(self._host.collect, worker_id, buffer_id, event, expected)
-
-    def publish(self, event: Event) -> None:
-        anyio.from_thread.run_sync(self._host.publish, event)
-
-    async def wait(self, *args: Any) -> tuple[Any, bool]:
-        raise WorkflowRuntimeError(
-            "wait_for_event needs an `async def` step: a plain `def` step runs in a worker "
-            "thread, which cannot await"
-        )
-
-
-def thread_safe(value: Any) -> Any:
-    """``value``, or, for a step's context, one that a worker thread may use (see
-    ``_ThreadHost``); anything else is passed to a ``def`` step as it is."""
-    if isinstance(value, Context) and isinstance(value._face, InternalContext):
-        face = value._face
-        ctx = Context._for_step(
-            value._workflow,
-            value._store,
-            InternalContext(
-                _ThreadHost(face.host),
-                face.worker_id,
-                face.step,
-                face.attempt,
-                face.last_error,
-                face.event_id,
-                started_at=face.started_at,
-                failed_at=face.failed_at,
-            ),
-        )
-        return ctx
-    return value
 
 
 class Context(Generic[StateT]):
@@ -386,7 +183,6 @@ class Context(Generic[StateT]):
         :raises ContextSerdeError: naming the JSON path of a value that is not
             JSON-safe (store plain data and events).
         """
-        serializer = serializer or _JSON
         face = self._face
         state: RunState | None = None
         if isinstance(face, ExternalContext):
@@ -399,17 +195,7 @@ class Context(Generic[StateT]):
             state = face.restored
         else:
             raise self._wrong_phase("to_dict", "Save the context from the caller: handler.ctx.")
-        run: Any = None
-        if state is not None and not state.status.finished:
-            run = encode_state(state, check=not serializer.pickles)
-            if serializer.pickles:
-                run = pickle_leaves(run, "$.run")
-        return {
-            "version": _FORMAT_VERSION,
-            "workflow": type_name(type(self._workflow)),
-            "store": _encode_store(self._store.to_dict(), serializer),
-            "run": run,
-        }
+        return save_context(self._workflow, self._store.to_dict(), state, serializer)
 
     @classmethod
     def from_dict(
@@ -425,56 +211,12 @@ class Context(Generic[StateT]):
         :raises ContextSerdeError: naming the JSON path of what is wrong (corrupt
             data, another format version or workflow, an unknown event type).
         """
-        if not isinstance(data, dict):
-            raise ContextSerdeError(f"a saved context is a dict, not {type(data).__name__}")
-        version = data.get("version")
-        if "workflow" not in data and not _INCUMBENT_KEYS.isdisjoint(data):
-            raise ContextSerdeError(
-                "this context was saved by llama-index-workflows (it has "
-                f"{', '.join(sorted(_INCUMBENT_KEYS.intersection(data)))}), whose saved "
-                "contexts anyflow cannot read: anyflow saves a run as version, workflow, store "
-                "and run (docs/serialization.md). Finish that run with llama-index-workflows, "
-                "or start it anew on anyflow (a store's values can be set on Context(wf).store "
-                "before wf.run(ctx=ctx))"
-            )
-        if version != _FORMAT_VERSION:
-            newer = isinstance(version, int) and version > _FORMAT_VERSION
-            why = "; the payload was likely written by a newer version of anyflow"
-            raise ContextSerdeError(
-                f"Cannot load serialized workflow context with version={version!r}; this "
-                f"anyflow reads version {_FORMAT_VERSION} contexts ($.version)"
-                + (why if newer else "")
-            )
-        expected = type_name(type(workflow))
-        # A saved run resumes only in the workflow it was saved from; a store
-        # alone (a finished run's, or one never run) may seed any workflow.
-        if data.get("workflow") != expected and data.get("run") is not None:
-            raise ContextSerdeError(
-                f"$.workflow: this context was saved from {data.get('workflow')!r}, "
-                f"not from {expected!r}, and its run can only resume in the workflow that "
-                "saved it"
-            )
-        unknown = set(data) - {"version", "workflow", "store", "run"}
-        if unknown:
-            raise ContextSerdeError(f"unknown keys at $: {', '.join(sorted(unknown))}")
+        check_saved(workflow, data)
         ctx = cls(workflow)
-        state_type = ctx._store.state_type
-        store_data = data.get("store")
-        if not isinstance(store_data, dict):
-            raise ContextSerdeError("$.store must be a dict")
-        serializer = serializer or _JSON
-        if is_pickled(store_data):
-            ctx._store = StateStore(serializer.unpickle(store_data, "$.store"))
-        elif state_type is None:
-            ctx._store = StateStore(
-                {k: serializer.decode(v, f"$.store.{k}") for k, v in store_data.items()}
-            )
-        else:
-            ctx._store = StateStore(decode_value(store_data, state_type, "$.store"))
-        run = data.get("run")
-        if run is not None:
-            run = unpickle_leaves(run, serializer, "$.run")
-            ctx._face = PreContext(decode_state(run, workflow._spec))
+        ctx._store = read_store(data, ctx._store.state_type, serializer)
+        restored = read_run(data, workflow, serializer)
+        if restored is not None:
+            ctx._face = PreContext(restored)
         return ctx
 
     def _wrong_phase(self, fn: str, instead: str) -> ContextStateError:
@@ -618,7 +360,7 @@ class Context(Generic[StateT]):
         waiter_event: Event | None = None,
         waiter_id: str | None = None,
         requirements: Mapping[str, Any] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - a reducer timer, not a cancel scope
+        timeout: float | None = None,
     ) -> EventT:
         """Wait, inside a step, for an event of ``event_type`` sent into the run.
 
@@ -750,16 +492,3 @@ class Context(Generic[StateT]):
         if isinstance(face, InternalContext):
             return getattr(face.host, "run_id", None)
         return None
-
-
-def _encode_store(store: Any, serializer: BaseSerializer) -> Any:
-    """The store as saved data: JSON, or with a pickling serializer, each value
-    JSON cannot hold pickled (the whole store, for a typed state)."""
-    try:
-        return encode_value(store, "$.store")
-    except ContextSerdeError:
-        if not serializer.pickles:
-            raise
-    if isinstance(store, dict):
-        return {k: serializer.encode(v, f"$.store.{k}") for k, v in store.items()}
-    return pickled(store, "$.store")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from ._context import _FORMAT_VERSION
+from ._saved import FORMAT_VERSION
 
 __all__ = ["CURRENT_SERIALIZED_VERSION", "SerializedContext"]
 
-CURRENT_SERIALIZED_VERSION = _FORMAT_VERSION
+CURRENT_SERIALIZED_VERSION = FORMAT_VERSION
 """The format version ``ctx.to_dict()`` writes and ``Context.from_dict`` reads."""
 
 _NO_MODEL = (
