@@ -66,6 +66,19 @@ class Reply(HumanResponseEvent):
     pass
 
 
+class SendsParts(Workflow):
+    """Sends ``parts`` (a Header and a Body by default) for a subclass's join
+    step to take: the scaffolding of most tests below."""
+
+    parts: tuple[Event, ...] = (Header(value="h"), Body(value="b"))
+
+    @step
+    async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
+        for part in self.parts:
+            ctx.send_event(part)
+        return None
+
+
 class Assemble(Workflow):
     """Sends its parts in an order that is not the join's parameter order."""
 
@@ -96,13 +109,7 @@ async def test_the_join_is_called_once_per_set_not_once_per_event() -> None:
 
 
 async def test_a_join_s_events_are_not_in_the_step_s_collect_events_buffer() -> None:
-    class Both(Workflow):
-        @step
-        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
-            ctx.send_event(Header(value="h"))
-            ctx.send_event(Body(value="b"))
-            return None
-
+    class Both(SendsParts):
         @step
         async def assemble(self, ctx: Context, h: Header, b: Body) -> StopEvent:
             return StopEvent(result=ctx.collect_events(b, [Header, Body]))
@@ -144,12 +151,8 @@ async def test_same_type_parameters_bind_in_arrival_order_and_sets_repeat() -> N
 
 
 async def test_a_subclass_instance_fills_its_base_class_parameter() -> None:
-    class Subclasses(Workflow):
-        @step
-        async def emit(self, ev: StartEvent, ctx: Context) -> LoudHeader | Body | None:
-            ctx.send_event(LoudHeader(value="H"))
-            ctx.send_event(Body(value="b"))
-            return None
+    class Subclasses(SendsParts):
+        parts = (LoudHeader(value="H"), Body(value="b"))
 
         @step(accept_event_subclasses=True)
         async def assemble(self, h: Header, b: Body) -> StopEvent:
@@ -159,13 +162,7 @@ async def test_a_subclass_instance_fills_its_base_class_parameter() -> None:
 
 
 async def test_a_failing_join_is_caught_with_the_event_that_completed_its_set() -> None:
-    class Caught(Workflow):
-        @step
-        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
-            ctx.send_event(Header(value="h"))
-            ctx.send_event(Body(value="b"))
-            return None
-
+    class Caught(SendsParts):
         @step
         async def assemble(self, h: Header, b: Body) -> StopEvent:
             raise RuntimeError(h.value + b.value)
@@ -180,12 +177,8 @@ async def test_a_failing_join_is_caught_with_the_event_that_completed_its_set() 
 async def test_a_retried_join_gets_the_same_set_again() -> None:
     calls: list[tuple[str, str]] = []
 
-    class Flaky(Workflow):
-        @step
-        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
-            ctx.send_event(Body(value="b"))
-            ctx.send_event(Header(value="h"))
-            return None
+    class Flaky(SendsParts):
+        parts = (Body(value="b"), Header(value="h"))
 
         @step(retry_policy=ConstantDelayRetryPolicy(delay=1.0, maximum_attempts=3))
         async def assemble(self, h: Header, b: Body, ctx: Context) -> StopEvent:
@@ -200,13 +193,7 @@ async def test_a_retried_join_gets_the_same_set_again() -> None:
 
 
 async def test_a_join_may_wait_for_an_answer_and_keeps_its_events() -> None:
-    class Asks(Workflow):
-        @step
-        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
-            ctx.send_event(Header(value="h"))
-            ctx.send_event(Body(value="b"))
-            return None
-
+    class Asks(SendsParts):
         @step
         async def assemble(self, ctx: Context, h: Header, b: Body) -> StopEvent:
             reply = await ctx.wait_for_event(Reply, waiter_event=InputRequiredEvent(prefix="?"))
@@ -220,12 +207,8 @@ async def test_a_join_may_wait_for_an_answer_and_keeps_its_events() -> None:
 
 
 async def test_a_plain_def_join_runs_in_a_thread_with_its_events() -> None:
-    class Threaded(Workflow):
-        @step
-        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
-            ctx.send_event(Body(value="b"))
-            ctx.send_event(Header(value="h"))
-            return None
+    class Threaded(SendsParts):
+        parts = (Body(value="b"), Header(value="h"))
 
         @step
         def assemble(self, h: Header, b: Body, ctx: Context) -> StopEvent:
@@ -243,13 +226,7 @@ def make_prefix() -> str:
 
 
 async def test_a_join_takes_resources_and_positional_only_parameters() -> None:
-    class WithResources(Workflow):
-        @step
-        async def emit(self, ev: StartEvent, ctx: Context) -> Header | Body | None:
-            ctx.send_event(Header(value="h"))
-            ctx.send_event(Body(value="b"))
-            return None
-
+    class WithResources(SendsParts):
         @step
         async def assemble(
             self,
