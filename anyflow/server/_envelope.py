@@ -1,7 +1,8 @@
 """Events on the wire: the envelope the incumbent's clients read and write.
 
 An event goes out as ``{"type": name, "value": fields, "types": bases,
-"qualified_name": "module.Name"}``.  One comes in as such an envelope (only
+"qualified_name": "module.Name"}``, ``types`` null when the class derives from
+no event class but ``Event`` (as the incumbent writes it).  One comes in as such an envelope (only
 ``type`` or ``qualified_name`` needed), or, where the route knows the class
 (a start event), as its bare fields.  A name is looked up in the workflow's
 own registry and nowhere else: a request can never make the server import or
@@ -118,14 +119,19 @@ def envelope(event: Event, encoded: Any = None) -> dict[str, Any]:
             value = dict(value)
             value.update(value.pop("_extra") or {})
         name, bases, qualified = _class_names(cls)
-        return {"type": name, "value": value, "types": list(bases), "qualified_name": qualified}
+        return {
+            "type": name,
+            "value": value,
+            "types": list(bases) or None,
+            "qualified_name": qualified,
+        }
     value = event_value(event)
     if isinstance(event, WorkflowFailedEvent) and "exception" not in value:
         # Beside anyflow's own fields (which anyflow's readers take back and
         # ``decode_fields`` lets this key through for), the incumbent's shape.
         value["exception"] = _incumbent_exception(event)
     name, bases, qualified = _class_names(cls)
-    return {"type": name, "value": value, "types": list(bases), "qualified_name": qualified}
+    return {"type": name, "value": value, "types": list(bases) or None, "qualified_name": qualified}
 
 
 _NAMES: dict[type, tuple[str, tuple[str, ...], str]] = {}

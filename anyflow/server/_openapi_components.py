@@ -75,13 +75,14 @@ BASE_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "description": (
             "An event as the server sends it: the class name, its fields, the names of "
-            "the event classes it derives from (nearest first) and its importable name "
+            "the event classes it derives from (nearest first; null when it derives from "
+            "no event class but Event, as the incumbent writes it) and its importable name "
             "(null in a stream asked for without qualified names)."
         ),
         "properties": {
             "type": {"type": "string"},
             "value": {"type": "object"},
-            "types": {"type": "array", "items": {"type": "string"}},
+            "types": {"type": ["array", "null"], "items": {"type": "string"}},
             "qualified_name": {"type": ["string", "null"]},
         },
         "required": ["type", "value", "types", "qualified_name"],

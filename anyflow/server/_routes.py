@@ -192,7 +192,9 @@ class _Api:
             raise HTTPException(400, str(exc)) from None
         except ValueError as exc:
             # from None: the HTTP answer carries the whole message
-            raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
+            raise HTTPException(
+                400, f"Error processing request: the body is not valid JSON: {exc}"
+            ) from None
         if not isinstance(body, dict):
             raise HTTPException(400, f"the body must be a JSON object, not {type(body).__name__}")
         if _depth(body) > MAX_DEPTH:
@@ -267,7 +269,8 @@ class _Api:
         if body.get("context"):
             raise HTTPException(
                 400,
-                "context is not accepted: a run's state lives in the server's store; to go on "
+                "Context API is disabled: anyflow's server takes no context (it has no "
+                "accept_context_api): a run's state lives in the server's store; to go on "
                 "from a run, send events to its handler",
             )
         data = body.get("start_event", body.get("kwargs"))

@@ -101,6 +101,9 @@ class WorkflowServer:
         when idle: a run waiting for input stays with the process that
         executes it, and messages reach it there.
     :param workflow_store: the incumbent's name of ``store`` (one or the other).
+    :param accept_context_api: the incumbent's switch for runs started from a
+        posted context; only False, its default, is accepted (a body with a
+        ``context`` is a 400): the server takes no context.
     :param decorate_runtime: wraps the runtime runs execute in (the server's
         ``DurableRuntime``, or ``runtime``) in runtime decorators, once, when
         the server starts: ``decorate_runtime=lambda rt: TracingRuntime(rt)``
@@ -126,7 +129,14 @@ class WorkflowServer:
         runtime: RunCatalog | None = None,
         decorate_runtime: Callable[[Runtime], Runtime] | None = None,
         workflow_store: Store | None = None,
+        accept_context_api: bool = False,
     ) -> None:
+        if accept_context_api:
+            raise ValueError(
+                "accept_context_api=True: anyflow's server does not start a run from a posted "
+                "context (a run's state lives in the server's store; to go on from a run, send "
+                "events to its handler); leave accept_context_api out (docs/server.md)"
+            )
         if workflow_store is not None:
             if store is not None:
                 raise ValueError(

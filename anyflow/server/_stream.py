@@ -215,6 +215,9 @@ def _parts(cls: type, qualified: bool) -> tuple[str, str]:
             _PARTS.clear()
         name, bases, qualified_name = _class_names(cls)
         head = _COMPACT({"type": name})[:-1] + ',"value":'
-        tail = {"types": list(bases), "qualified_name": qualified_name if qualified else None}
+        tail = {
+            "types": list(bases) or None,
+            "qualified_name": qualified_name if qualified else None,
+        }
         parts = _PARTS[cls, qualified] = (head, "," + _COMPACT(tail)[1:])
     return parts

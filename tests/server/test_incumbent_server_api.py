@@ -155,7 +155,53 @@ async def test_error_messages_start_with_the_incumbents_words(
     garbled = await client.post(f"/events/{started}", json={"event": "not json"})
     assert garbled.status_code == 400
     assert garbled.json()["detail"].startswith("Failed to deserialize event: ")
+    not_json = await client.post(
+        f"/events/{started}", content=b"not json", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    assert not_json.json()["detail"].startswith(
+        "Error processing request: the body is not valid JSON: "
+    )
+    with_context = await client.post("/workflows/greet/run", json={"context": {"state": {}}})
+    assert with_context.status_code == 400
+    assert with_context.json()["detail"].startswith("Context API is disabled: ")
     await client.post(f"/handlers/{started}/cancel")
+
+
+def test_accept_context_api_is_taken_only_as_false() -> None:
+    WorkflowServer(accept_context_api=False)
+    with pytest.raises(ValueError, match=r"accept_context_api=True: .* posted context"):
+        WorkflowServer(accept_context_api=True)
+
+
+async def test_types_is_null_for_an_event_deriving_only_from_event() -> None:
+    """As the incumbent writes an envelope: ``types`` lists the event classes
+    between the class and ``Event``, and is null when there are none."""
+    server = WorkflowServer(workflow_store=MemoryWorkflowStore())
+    server.add_workflow("greet", Greet())
+    server.add_workflow("count", Count())
+    async with server.contextmanager():
+        transport = httpx.ASGITransport(app=server.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await _check_types(client)
+
+
+async def _check_types(client: httpx.AsyncClient) -> None:
+    plain = (await client.post("/workflows/greet/run", json={})).json()
+    assert plain["result"]["type"] == "StopEvent"
+    assert plain["result"]["types"] is None
+    custom = (await client.post("/workflows/count/run", json={"kwargs": {"count": 1}})).json()
+    assert custom["result"]["types"] == ["StopEvent"]
+    listed = (await client.get("/handlers")).json()["handlers"]
+    assert {h["handler_id"]: h["result"]["types"] for h in listed} == {
+        plain["handler_id"]: None,
+        custom["handler_id"]: ["StopEvent"],
+    }
+    async with client.stream(
+        "GET", f"/events/{plain['handler_id']}?after_sequence=-1&sse=false"
+    ) as stream:
+        lines = [line async for line in stream.aiter_lines() if line.strip()]
+    assert '"types":null' in lines[-1]
 
 
 @pytest.mark.parametrize("name", ["test", "testserver"])

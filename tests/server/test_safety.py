@@ -92,7 +92,7 @@ async def test_an_event_no_step_accepts_is_400_not_dropped(url: str) -> None:
     [
         ({"handler_id": "x" * 201}, "handler_id"),
         ({"handler_id": 7}, "handler_id"),
-        ({"context": {"state": {}}}, "context is not accepted"),
+        ({"context": {"state": {}}}, "takes no context"),
         ({"start_event": {"count": "three"}}, "count"),
         ({"start_event": {"type": "Progress", "value": {}}}, "unknown event type"),
         ({"start_event": [1, 2]}, "JSON object"),
