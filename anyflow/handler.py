@@ -119,7 +119,7 @@ class _Driven(InternalRunAdapterDecorator):
     ) -> None:
         super().__init__(inner)
         self.view = view
-        self.scope = anyio.CancelScope()
+        self.scope: anyio.CancelScope | None = None  # each drive's, made by run_scope
         self.pause_when_idle = False
         self.paused = False
 
@@ -148,6 +148,7 @@ class _Driven(InternalRunAdapterDecorator):
             and self.view.has_events()
         ):
             self.paused = True
+            assert self.scope is not None  # the driver entered run_scope() first
             self.scope.cancel()
         return await self.inner.receive_ticks()
 
@@ -205,6 +206,8 @@ class _View:
         if self.saved is not None:
             return self.saved
         return RunState.initial(self.workflow._spec)
+
+    __call__ = live_state
 
     def has_events(self) -> bool:
         """Whether the stream has an event to hand over."""
@@ -296,7 +299,7 @@ class WorkflowHandler:
             saved = self._ctx._saved_run()
             driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)
             view.driver = driver
-        self._ctx._attach(external, view.live_state)
+        self._ctx._attach(external, view)  # a _View is its live_state(), with no bound method
         self._adapter = external
         return driver
 
@@ -314,43 +317,64 @@ class WorkflowHandler:
 
     # Driving a run that no runtime hosts (rule 3).
 
-    async def _drive(self, *, pause_when_idle: bool) -> None:
+    async def _drive(self, *, pause_when_idle: bool, claimed: bool = False) -> None:
         """Run the run in this task: to its end, or (``pause_when_idle``) until
         it waits for input with events for the stream.  If another task drives
-        it, wait until that one stops instead."""
-        if self._driving:
-            if self._drive_ended is None:
-                self._drive_ended = anyio.Event()
-            await self._drive_ended.wait()
-            return
-        self._driving = True
-        try:
-            await self._drive_claimed(pause_when_idle)
-        finally:
-            self._release_drive()
+        it, wait until that one stops instead (``claimed``: this task already
+        holds the drive).
 
-    async def _drive_claimed(self, pause_when_idle: bool) -> None:
+        The driver runs in this coroutine's own frame (no helper coroutine in
+        between): every frame on the way to ``Driver.run`` stays alive for as
+        long as the run does, a few hundred bytes per run in flight."""
+        if not claimed:
+            if self._driving:
+                if self._drive_ended is None:
+                    self._drive_ended = anyio.Event()
+                await self._drive_ended.wait()
+                return
+            self._driving = True
+        driver = self._next_driver(pause_when_idle)
+        try:
+            await driver.run()
+        finally:
+            self._drive_stopped(driver)
+
+    def _next_driver(self, pause_when_idle: bool) -> Driver:
+        """The driver of the drive that starts now (claimed by the caller);
+        ``_drive_stopped`` must follow, however it ends.  The drive is
+        released here if no driver can be made."""
         driven = self._driven
         assert driven is not None
         driven.pause_when_idle = pause_when_idle  # before the driver reads observes_ticks
         view = self._view
-        if view.driver is None:
-            # A first drive to the end never pauses: it talks to the runtime's
-            # adapter directly, so `await wf.run()` costs what it always did.
-            adapter = driven if pause_when_idle else driven.inner
-            driver = Driver(self._workflow, self._start_event, adapter, self._ctx.store, view.saved)
-        else:
-            # Paused before: a new driver goes on from where the last one
-            # stopped (it takes the paused state in ``_Driven.recover``).
-            assert view.resume_from is not None
-            driver = Driver(self._workflow, None, driven, self._ctx.store)
-        view.driver = driver
         try:
-            await driver.run()
-        finally:
-            if driven.paused:
-                driven.paused = False
-                view.resume_from = driver.state
+            if view.driver is None:
+                # A first drive to the end never pauses: it talks to the runtime's
+                # adapter directly, so `await wf.run()` costs what it always did.
+                adapter = driven if pause_when_idle else driven.inner
+                driver = Driver(
+                    self._workflow, self._start_event, adapter, self._ctx.store, view.saved
+                )
+            else:
+                # Paused before: a new driver goes on from where the last one
+                # stopped (it takes the paused state in ``_Driven.recover``).
+                assert view.resume_from is not None
+                driver = Driver(self._workflow, None, driven, self._ctx.store)
+        except BaseException:
+            self._release_drive()
+            raise
+        view.driver = driver
+        return driver
+
+    def _drive_stopped(self, driver: Driver) -> None:
+        """A drive ended (``driver.run()`` returned or raised): keep a paused
+        run's state for the next drive, and release the drive."""
+        driven = self._driven
+        assert driven is not None
+        if driven.paused:
+            driven.paused = False
+            self._view.resume_from = driver.state
+        self._release_drive()
 
     def _release_drive(self) -> None:
         self._driving = False
@@ -366,10 +390,7 @@ class WorkflowHandler:
     async def _hosted_drive(self) -> None:
         """The body of a run hosted by the handler's own runtime (``async with``);
         the drive was claimed before it was spawned."""
-        try:
-            await self._drive_claimed(False)
-        finally:
-            self._release_drive()
+        await self._drive(pause_when_idle=False, claimed=True)
 
     # Running scoped to a block, or awaited.
 
@@ -429,7 +450,18 @@ class WorkflowHandler:
         self._touched = True
         adapter = self._require_started("await handler")
         if self._driven is not None:
-            await self._drive_to_end()
+            # As _drive_to_end, but the first drive runs in this frame: the
+            # frames under Driver.run live as long as the run (see _drive).
+            while adapter.outcome is None:
+                if self._driving:
+                    await self._drive(pause_when_idle=False)  # waits for that driver
+                    continue
+                self._driving = True
+                driver = self._next_driver(False)
+                try:
+                    await driver.run()
+                finally:
+                    self._drive_stopped(driver)
         outcome = await adapter.wait_finished()
         return self._unwrap(outcome)
 

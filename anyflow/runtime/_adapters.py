@@ -63,6 +63,10 @@ class Recovery:
     """The run had finished with this; its events were published again."""
 
 
+_NO_SCOPE = contextlib.nullcontext()
+"""``run_scope()``'s default, one for all runs (it holds no state)."""
+
+
 class InternalRunAdapter(ABC):
     """The driver's connection to its run."""
 
@@ -192,7 +196,7 @@ class InternalRunAdapter(ABC):
         the runtime stop this one run from outside (it then stays resumable,
         in a runtime that keeps runs), as a server does with runs that only
         wait for input.  Nothing by default."""
-        return contextlib.nullcontext()
+        return _NO_SCOPE
 
     @abstractmethod
     def interrupt(self) -> None:

@@ -117,8 +117,11 @@ class _Internal(InternalRunAdapter):
     def run_id(self) -> str:
         return self._run.run_id
 
-    async def receive_ticks(self) -> list[Tick]:
-        return await self._run.inbox.get_batch()
+    def receive_ticks(self) -> Coroutine[Any, Any, list[Tick]]:
+        # The mailbox's own coroutine, not one awaiting it: the driver waits
+        # here for most of a run's life, so a frame more would cost every run
+        # in flight its bytes.
+        return self._run.inbox.get_batch()
 
     def post_tick(self, tick: Tick) -> None:
         self._run.inbox.put(tick)

@@ -260,64 +260,65 @@ class Driver:
         return wall + (t - clock)
 
     async def run(self) -> None:
-        """Run to the end; return once nothing of the run is running any more."""
-        with self._adapter.run_scope():
-            await self._run()
+        """Run to the end; return once nothing of the run is running any more.
 
-    async def _run(self) -> None:
+        One coroutine from the adapter's scope to the loop over ticks: its
+        frame lives as long as the run, so a helper coroutine in between
+        would cost every run in flight another frame."""
         adapter = self._adapter
-        self._wall = (time.time(), adapter.now())
-        replayed_end = False
-        try:
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                try:
-                    async with self.workflow._run_slot():
-                        first = await self._first_tick()
-                        if first is None:
-                            replayed_end = True
-                            return
-                        await self._process([first])
-                        while self._outcome is None:
-                            await self._process(await adapter.receive_ticks())
-                except DurabilityError as exc:
-                    # The run cannot be recorded or recovered: it stops here,
-                    # and its record stays as it was.
-                    self._outcome = Broken(None, str(exc), exc)
-                    self._end_waits()
-                    task_group.cancel_scope.cancel()
-                except anyio.get_cancelled_exc_class():
-                    # Cancelled from outside: no tick will be processed any
-                    # more, so no waiting step may wait for one.
-                    if self._outcome is None:
-                        self._outcome = Cancelled()
-                    self._end_waits()
-                    raise
-        except anyio.get_cancelled_exc_class():
-            if self._outcome is None:
-                self._outcome = Cancelled()
-            raise
-        except BaseException as exc:
-            if self._outcome is None:
-                self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
-            raise
-        finally:
-            outcome = self._outcome
-            assert outcome is not None
-            with anyio.CancelScope(shield=True):
-                if self._resources is not None:
-                    await self._resources.aclose()
+        with adapter.run_scope():
+            self._wall = (time.time(), adapter.now())
+            replayed_end = False
+            try:
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    try:
+                        async with self.workflow._run_slot():
+                            first = await self._first_tick()
+                            if first is None:
+                                replayed_end = True
+                                return
+                            await self._process([first])
+                            while self._outcome is None:
+                                await self._process(await adapter.receive_ticks())
+                    except DurabilityError as exc:
+                        # The run cannot be recorded or recovered: it stops here,
+                        # and its record stays as it was.
+                        self._outcome = Broken(None, str(exc), exc)
+                        self._end_waits()
+                        task_group.cancel_scope.cancel()
+                    except anyio.get_cancelled_exc_class():
+                        # Cancelled from outside: no tick will be processed any
+                        # more, so no waiting step may wait for one.
+                        if self._outcome is None:
+                            self._outcome = Cancelled()
+                        self._end_waits()
+                        raise
+            except anyio.get_cancelled_exc_class():
+                if self._outcome is None:
+                    self._outcome = Cancelled()
+                raise
+            except BaseException as exc:
+                if self._outcome is None:
+                    self._outcome = Broken(None, f"anyflow's driver crashed: {exc!r}")
+                raise
+            finally:
+                outcome = self._outcome
+                assert outcome is not None
+                with anyio.CancelScope(shield=True):
+                    if self._resources is not None:
+                        await self._resources.aclose()
+                    if not replayed_end:
+                        if isinstance(outcome, Failed):
+                            _note(
+                                outcome.error,
+                                f"raised by step {outcome.step!r} (attempt {outcome.attempts})",
+                            )
+                        adapter.publish(terminal_event(outcome))
+                        await adapter.on_end(outcome, final=self._state.outcome is outcome)
                 if not replayed_end:
-                    if isinstance(outcome, Failed):
-                        _note(
-                            outcome.error,
-                            f"raised by step {outcome.step!r} (attempt {outcome.attempts})",
-                        )
-                    adapter.publish(terminal_event(outcome))
-                    await adapter.on_end(outcome, final=self._state.outcome is outcome)
-            if not replayed_end:
-                _log_end(self.run_id, self.workflow, outcome, self.unobserved)
-            adapter.finish(outcome)
+                    _log_end(self.run_id, self.workflow, outcome, self.unobserved)
+                adapter.finish(outcome)
 
     async def _first_tick(self) -> Tick | None:
         """How the run begins: started, resumed from a saved context, or
