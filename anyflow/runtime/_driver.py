@@ -171,6 +171,12 @@ class _WaitSlot:
         self.wakeup: anyio.Event | None = None
 
 
+_NO_ENTRIES: dict[Any, Any] = {}
+"""A driver's side table before its first entry (timers, waits, collected
+events, step timeouts: most runs use none of them).  Shared by every driver,
+so never written to: each write site makes the driver's own dict first."""
+
+
 class Driver:
     """Runs one run of ``workflow`` from ``start_event`` through ``adapter``."""
 
@@ -216,12 +222,14 @@ class Driver:
         self._store = store
         self._state = RunState.initial(workflow._spec) if saved is None else saved
         self._resuming = saved is not None
-        self._unjournaled: list[Tick] = []
+        self._unjournaled: list[Tick] | None = None  # made by the first collect()
         self._pools: dict[str, _Pool] = {}
-        self._timers: dict[str, anyio.CancelScope] = {}
-        self._collected: dict[int, tuple[Any, ...] | None] = {}
-        self._waits: dict[int, _WaitSlot] = {}
-        self._scopes: dict[int, anyio.CancelScope] = {}
+        # Made on first entry (see _NO_ENTRIES): a run in flight pays for
+        # the tables it uses.
+        self._timers: dict[str, anyio.CancelScope] = _NO_ENTRIES
+        self._collected: dict[int, tuple[Any, ...] | None] = _NO_ENTRIES
+        self._waits: dict[int, _WaitSlot] = _NO_ENTRIES
+        self._scopes: dict[int, anyio.CancelScope] = _NO_ENTRIES
         """Cancel scopes of running attempts of steps with a timeout."""
         self._outcome: Outcome | None = None
         self._task_group: TaskGroup | None = None
@@ -377,8 +385,10 @@ class Driver:
             commands += produced
         self._state = state
         if not self._inline:
-            journal = self._unjournaled + ticks if self._unjournaled else ticks
-            self._unjournaled = []
+            journal = ticks
+            if self._unjournaled is not None:
+                journal = self._unjournaled + ticks
+                self._unjournaled = None
             await self._adapter.on_ticks(journal, commands)
         for command in commands:
             _EXECUTORS[type(command)](self, command)
@@ -399,6 +409,8 @@ class Driver:
         timeout: float | None,  # noqa: ASYNC109 - a reducer timer, not a local deadline
     ) -> tuple[Any, bool]:
         """Suspend a step attempt until a matching event comes: (event, timed out)."""
+        if self._waits is _NO_ENTRIES:
+            self._waits = {}
         slot = self._waits[worker_id] = _WaitSlot()
         pool = self._pools[step]
         pool.outstanding -= 1  # a waiting step holds no worker slot...
@@ -454,7 +466,10 @@ class Driver:
         tick = EventCollected(worker_id, buffer_id, event, expected, self._adapter.now())
         self._state, commands = reduce(self._state, tick)
         if not self._inline:
-            self._unjournaled.append(tick)
+            if self._unjournaled is None:
+                self._unjournaled = [tick]
+            else:
+                self._unjournaled.append(tick)
         for command in commands:
             _EXECUTORS[type(command)](self, command)
         events = self._collected.pop(worker_id, None)
@@ -478,6 +493,8 @@ class Driver:
 
     def _schedule_timer(self, command: ScheduleTimer) -> None:
         self._cancel_timer(CancelTimer(command.timer_id))
+        if self._timers is _NO_ENTRIES:
+            self._timers = {}
         scope = self._timers[command.timer_id] = anyio.CancelScope()
         assert self._task_group is not None
         self._task_group.start_soon(self._timer, command.timer_id, command.deadline, scope)
@@ -488,6 +505,8 @@ class Driver:
             scope.cancel()
 
     def _return_collected(self, command: ReturnCollected) -> None:
+        if self._collected is _NO_ENTRIES:
+            self._collected = {}
         self._collected[command.worker_id] = command.events
 
     def _resume_worker(self, command: ResumeWorker) -> None:
@@ -602,6 +621,8 @@ class Driver:
             output = await call
         else:
             with anyio.CancelScope() as scope:
+                if self._scopes is _NO_ENTRIES:
+                    self._scopes = {}
                 self._scopes[worker_id] = scope
                 output = await call
             del self._scopes[worker_id]
