@@ -43,6 +43,11 @@ that runs it, so what matters is *who* runs it.  The rules:
 
 Only one task drives a run at a time; another one that awaits it waits for
 the driver to pause, then drives it itself.
+
+The handler holds the rules; the adapter decorator and view behind rule 3
+are ``_driven``'s, the stream iterator that drives a run is
+``_handler_stream``'s, and what a finished run gives its caller is
+``_run_results``'s.
 """
 
 from __future__ import annotations
@@ -53,30 +58,22 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._core.state import Broken, Cancelled, Completed, Failed, Outcome, RunState, TimedOut
+from ._core.state import Cancelled, Completed
 from ._core.ticks import CancelRequested, EventSent
-from .errors import (
-    WorkflowCancelledByUser,
-    WorkflowRuntimeError,
-    WorkflowTimeoutError,
-)
+from ._driven import Driven, RunView
+from ._handler_stream import HandlerStream
+from ._run_results import exception_of
+from .errors import WorkflowRuntimeError
 from .events import Event, StopEvent, WorkflowCancelledEvent
-from .runtime import (
-    BasicRuntime,
-    ExternalRunAdapter,
-    InternalRunAdapter,
-    InternalRunAdapterDecorator,
-    Recovery,
-    Runtime,
-)
+from .runtime import BasicRuntime, ExternalRunAdapter, Runtime
 from .runtime._driver import Driver, log_unobserved
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Generator
     from types import TracebackType
 
-    from ._core.ticks import Tick
-    from .context import Context, StateStore
+    from ._core.state import Outcome
+    from .context import Context
     from .workflow import Workflow
 
 __all__ = ["WorkflowHandler"]
@@ -94,125 +91,6 @@ class _Sent:
 
     def __await__(self) -> Generator[Any, None, None]:
         return self._adapter.wait_accepted().__await__()
-
-
-class _Driven(InternalRunAdapterDecorator):
-    """The driver's adapter of a run driven by its callers (rule 3).
-
-    Each drive runs in a cancel scope of its own.  A streaming drive pauses
-    when the driver would wait for ticks while nothing of the run is at work
-    (no step executing or queued, no retry pending) and the stream has events
-    to hand over: the scope is cancelled, and what the stopped driver would
-    report as the run's end (its last event, its outcome) is dropped, so the
-    run stays open.  The next drive resumes from the paused state as a
-    recovered run (same clock, same stream: questions already asked are not
-    asked again).  A streaming drive routes every tick through
-    ``receive_ticks`` (``observes_ticks``), so that it sees each such moment.
-    """
-
-    __slots__ = ("pause_when_idle", "paused", "scope", "view")
-
-    def __init__(
-        self,
-        inner: InternalRunAdapter,
-        view: _View,
-    ) -> None:
-        super().__init__(inner)
-        self.view = view
-        self.scope: anyio.CancelScope | None = None  # each drive's, made by run_scope
-        self.pause_when_idle = False
-        self.paused = False
-
-    @property
-    def observes_ticks(self) -> bool:
-        return self.pause_when_idle or self.inner.observes_ticks
-
-    def run_scope(self) -> contextlib.AbstractContextManager[object]:
-        self.scope = anyio.CancelScope()
-        return self.scope
-
-    async def recover(
-        self, workflow: Workflow, start_event: Event | None, store: StateStore[Any]
-    ) -> Recovery | None:
-        view = self.view
-        state, view.resume_from = view.resume_from, None
-        if state is not None:
-            return Recovery(state=state)
-        return await self.inner.recover(workflow, start_event, store)
-
-    async def receive_ticks(self) -> list[Tick]:
-        if (
-            self.pause_when_idle
-            and not self.paused
-            and _at_rest(self.view.live_state())
-            and self.view.has_events()
-        ):
-            self.paused = True
-            assert self.scope is not None  # the driver entered run_scope() first
-            self.scope.cancel()
-        return await self.inner.receive_ticks()
-
-    def post_tick(self, tick: Tick) -> None:
-        # What the stopping driver's tasks report (a wait given up) is not a
-        # fact of the run: the resumed run starts those attempts over.
-        if not self.paused:
-            self.inner.post_tick(tick)
-
-    def publish(self, event: Any) -> None:
-        if not self.paused:  # the paused driver's "last event" is not the run's
-            self.inner.publish(event)
-
-    async def on_end(self, outcome: Outcome, final: bool) -> None:
-        if not self.paused:
-            await self.inner.on_end(outcome, final)
-
-    def finish(self, outcome: Outcome) -> None:
-        if not self.paused:
-            self.inner.finish(outcome)
-
-
-def _at_rest(state: RunState) -> bool:
-    """Nothing of the run is at work: only input from outside (or a timer)
-    can move it on."""
-    return (
-        state.outcome is None
-        and not state.workers
-        and not state.retries
-        and not any(lane.queue for lane in state.lanes.values())
-    )
-
-
-class _View:
-    """What the run's context and its driven adapter read of a handler's run
-    (kept apart from the handler so that they hold no reference to it, and a
-    dropped handler is freed at once)."""
-
-    __slots__ = ("adapter", "driver", "expose_internal", "resume_from", "saved", "workflow")
-
-    def __init__(self, workflow: Workflow) -> None:
-        self.workflow = workflow
-        self.adapter: ExternalRunAdapter | None = None
-        self.resume_from: RunState | None = None
-        self.driver: Driver | None = None
-        self.saved: RunState | None = None
-        self.expose_internal = False
-
-    def live_state(self) -> RunState:
-        """The run's reducer state now (paused, running, or not yet started)."""
-        if self.resume_from is not None:
-            return self.resume_from
-        if self.driver is not None:
-            return self.driver.state
-        if self.saved is not None:
-            return self.saved
-        return RunState.initial(self.workflow._spec)
-
-    __call__ = live_state
-
-    def has_events(self) -> bool:
-        """Whether the stream has an event to hand over."""
-        ready = getattr(self.adapter, "ready", None)
-        return ready is not None and bool(ready(self.expose_internal))
 
 
 class WorkflowHandler:
@@ -264,8 +142,8 @@ class WorkflowHandler:
         self._observed = False
         self._cancelled_by_caller = False
         self._error: BaseException | None = None
-        self._driven: _Driven | None = None
-        self._view = _View(workflow)
+        self._driven: Driven | None = None
+        self._view = RunView(workflow)
         self._driving = False
         self._drive_ended: anyio.Event | None = None
         self._streamed = False
@@ -294,12 +172,12 @@ class WorkflowHandler:
         driver = None
         if driven:
             view.saved = self._ctx._saved_run()
-            self._driven = _Driven(internal, view)
+            self._driven = Driven(internal, view)
         else:
             saved = self._ctx._saved_run()
             driver = Driver(self._workflow, self._start_event, internal, self._ctx.store, saved)
             view.driver = driver
-        self._ctx._attach(external, view)  # a _View is its live_state(), with no bound method
+        self._ctx._attach(external, view)  # a RunView is its live_state(), with no bound method
         self._adapter = external
         return driver
 
@@ -357,7 +235,7 @@ class WorkflowHandler:
                 )
             else:
                 # Paused before: a new driver goes on from where the last one
-                # stopped (it takes the paused state in ``_Driven.recover``).
+                # stopped (it takes the paused state in ``Driven.recover``).
                 assert view.resume_from is not None
                 driver = Driver(self._workflow, None, driven, self._ctx.store)
         except BaseException:
@@ -481,7 +359,7 @@ class WorkflowHandler:
         if outcome is None or isinstance(outcome, Completed):
             return None
         if self._error is None:
-            self._error = _exception_of(outcome, self._run_id)
+            self._error = exception_of(outcome, self._run_id)
         return self._error
 
     def _unwrap(self, outcome: Outcome) -> Any:
@@ -569,7 +447,7 @@ class WorkflowHandler:
         inner = adapter.events(expose_internal=expose_internal)
         if expose_internal:
             self._view.expose_internal = True
-        return _Stream(self, inner, expose_internal)
+        return HandlerStream(self, inner, expose_internal)
 
     def send_event(self, event: Event, step: str | None = None) -> _Sent:
         """Send ``event`` into the run (to ``step`` only, if given).
@@ -659,81 +537,3 @@ class WorkflowHandler:
                 "and its handler was dropped without anyone receiving its exception "
                 "(`await handler`, handler.result() or handler.exception())",
             )
-
-
-class _Stream:
-    """``handler.stream_events()``: the run's stream, and, for a run its caller
-    drives, the drive.  A plain iterator rather than an async generator, so a
-    consumer may ``break`` out of its loop without leaving a generator to be
-    finalized."""
-
-    __slots__ = ("_expose_internal", "_handler", "_inner")
-
-    def __init__(
-        self, handler: WorkflowHandler, inner: AsyncIterator[Any], expose_internal: bool
-    ) -> None:
-        self._handler = handler
-        self._inner = inner
-        self._expose_internal = expose_internal
-
-    def __aiter__(self) -> _Stream:
-        return self
-
-    async def __anext__(self) -> Any:
-        handler = self._handler
-        if handler._driven is not None and not handler._driving:
-            adapter = handler._adapter
-            assert adapter is not None
-            ready = getattr(adapter, "ready", None)
-            while (
-                adapter.outcome is None
-                and not handler._driving
-                and not (ready is not None and ready(self._expose_internal))
-            ):
-                await handler._drive(pause_when_idle=True)
-        try:
-            return await self._inner.__anext__()
-        except StopAsyncIteration:
-            handler._streamed = True
-            raise
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._inner, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        raise TypeError(
-            "handler.stream_events() is an async iterator, not an awaitable: write "
-            "`async for ev in handler.stream_events():`, and `await handler` for the result"
-        )
-
-
-def _result_of(outcome: Outcome, run_id: str) -> Any:
-    """What awaiting a run that ended with ``outcome`` gives: its StopEvent's
-    ``result`` (the stop event itself, for a subclass), or its exception, raised."""
-    if not isinstance(outcome, Completed):
-        raise _exception_of(outcome, run_id)
-    stop = outcome.stop_event
-    return stop.result if type(stop) is StopEvent else stop
-
-
-def _exception_of(outcome: Outcome, run_id: str) -> BaseException:
-    match outcome:
-        case Failed(error=error) | Broken(error=BaseException() as error):
-            exception: BaseException = error
-            return exception
-        case Broken(message=message):
-            return WorkflowRuntimeError(message)
-        case TimedOut(timeout=timeout, active_steps=active):
-            running = ", ".join(active) or "none"
-            # Starts with llama-index-workflows' wording, which programs match on.
-            return WorkflowTimeoutError(
-                f"Operation timed out after {timeout:g} seconds: run {run_id!r} timed out "
-                f"after {timeout:g}s (steps still running: {running}); raise the "
-                "workflow's timeout= or make those steps faster"
-            )
-        case Cancelled():
-            return WorkflowCancelledByUser(f"run {run_id!r} was cancelled")
-        case Completed():
-            raise AssertionError("a completed run raises nothing")

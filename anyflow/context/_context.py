@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._core.state import RunStatus
 from .._core.ticks import EventSent
+from .._run_results import result_of
 from ..decorators import check_timeout
 from ..errors import (
     ContextStateError,
@@ -295,9 +296,7 @@ class Context(Generic[StateT]):
                 f"Workflow run with run_id {adapter.run_id} is not complete: await its "
                 "handler for the result"
             )
-        from ..handler import _result_of  # the handler imports this module
-
-        return _result_of(outcome, adapter.run_id)
+        return result_of(outcome, adapter.run_id)
 
     def send_event(self, event: Event, step: str | None = None) -> None:
         """Send ``event`` into the run: to every step that accepts it, or to ``step``.
