@@ -7,10 +7,10 @@ from ._catalog import RunCatalog as RunCatalog
 from ._memory import MemoryStore as MemoryStore
 from ._open import open_store as open_store
 from ._postgres import PostgresStore as PostgresStore
-from ._runtime import Committed as Committed
+from ._reading import Committed as Committed
+from ._reading import LiveEvent as LiveEvent
+from ._reading import StoredEvent as StoredEvent
 from ._runtime import DurableRuntime as DurableRuntime
-from ._runtime import LiveEvent as LiveEvent
-from ._runtime import StoredEvent as StoredEvent
 from ._sqlite import SqliteStore as SqliteStore
 from ._store import Owner as Owner
 from ._store import RunRecord as RunRecord

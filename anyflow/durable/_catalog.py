@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..handler import WorkflowHandler
     from ..runtime import Runtime
     from ..workflow import Workflow
-    from ._runtime import StoredEvent
+    from ._reading import StoredEvent
     from ._store import RunRecord
 
 __all__ = ["RunCatalog"]
