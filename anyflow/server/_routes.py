@@ -155,8 +155,14 @@ class _Api:
     async def _body(self, request: Request, *, required: bool) -> dict[str, Any]:
         limit = self.server.max_body_bytes
         declared = request.headers.get("content-length")
+        # A 413 leaves the body unread: the connection cannot carry another
+        # request (its next bytes are the rest of this body), so it is closed.
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HTTPException(413, f"the request body is over the limit of {limit} bytes")
+            raise HTTPException(
+                413,
+                f"the request body is over the limit of {limit} bytes",
+                headers={"Connection": "close"},
+            )
         chunks = bytearray()
         # A body is bounded in time as in size: a client that trickles it in
         # would hold the request (and its memory) for as long as it likes.
@@ -169,7 +175,9 @@ class _Api:
                         chunks += chunk
                         if len(chunks) > limit:
                             raise HTTPException(
-                                413, f"the request body is over the limit of {limit} bytes"
+                                413,
+                                f"the request body is over the limit of {limit} bytes",
+                                headers={"Connection": "close"},
                             )
         except TimeoutError:
             # from None: the HTTP answer carries the whole message

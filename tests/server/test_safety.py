@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 ANSWER = {"type": "Answer", "value": {"key": "name", "response": "Ada"}}
+JSON = {"Content-Type": "application/json"}
 
 
 def test_it_listens_on_loopback_unless_told_otherwise() -> None:
@@ -67,6 +69,39 @@ async def test_a_body_over_the_limit_is_413_and_the_run_goes_on(small_limit_url:
         assert (await http.post("/events/a", json={"event": ANSWER})).status_code == 200
         done = await http.post("/workflows/greet/run", json={"start_event": {"name": "Bo"}})
         assert done.json()["status"] == "completed"
+
+
+@pytest.mark.parametrize("sent", [0, 10, 1200], ids=["no-body", "part", "whole"])
+async def test_a_413_closes_the_connection(small_limit_url: str, sent: int) -> None:
+    """The body over the limit is left unread, so the connection cannot carry
+    another request (its next bytes would be the rest of the body): the 413
+    says ``Connection: close`` and the server closes it.  (A client that sent
+    its next request on it got a dropped connection.)"""
+    address = httpx.URL(small_limit_url)
+    assert address.port is not None
+    head = (
+        f"POST /workflows/greet/run HTTP/1.1\r\nHost: {address.host}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1200\r\n\r\n"
+    )
+    async with await anyio.connect_tcp(address.host, address.port) as stream:
+        await stream.send(head.encode() + b" " * sent)
+        answer = b""
+        with anyio.fail_after(30):
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:  # until the server closes the connection
+                    answer += await stream.receive()
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 413 "), answer
+    headers = rest.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n")
+    assert b"connection: close" in headers
+    assert b"limit of 1000 bytes" in answer
+    async with httpx.AsyncClient(base_url=small_limit_url, timeout=30) as http:
+        too_big = b"{" + b" " * 1000 + b"}"
+        for _ in range(3):  # a 413, then the client's next request on a fresh connection
+            refused = await http.post("/workflows/greet/run", content=too_big, headers=JSON)
+            assert refused.status_code == 413
+            assert refused.headers["connection"] == "close"
+            assert (await http.get("/health")).status_code == 200
 
 
 async def test_an_event_no_step_accepts_is_400_not_dropped(url: str) -> None:
