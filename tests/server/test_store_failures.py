@@ -10,12 +10,15 @@ stops ``python -m anyflow.server`` with one line, before it says it serves.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -130,6 +133,135 @@ def test_a_store_that_cannot_write_is_503_then_everything_goes_on(
         again = http.post("/workflows/ask/run-nowait", json={"handler_id": "during"})
         assert again.status_code == 200, again.text
     assert proc.poll() is None  # it never stopped serving
+
+
+def _frames(lines: Iterator[str]) -> Iterator[tuple[int | None, str | None]]:
+    """SSE frames as (id, data): an event recorded (both), one sent before it
+    was recorded (no id), or the word that events up to an id are recorded (no data)."""
+    seq: int | None = None
+    data: str | None = None
+    for line in lines:
+        if line.startswith("id: "):
+            seq = int(line[4:])
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif not line and (seq is not None or data is not None):
+            yield seq, data
+            seq = data = None
+
+
+def _lines_of(pipe: IO[str], into: queue.Queue[str]) -> None:
+    for line in pipe:
+        into.put(line.rstrip("\n"))
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is not installed")
+def test_a_stream_goes_on_across_a_store_failure_that_stops_its_run(
+    tmp_path: Path, backend: str
+) -> None:
+    """A client follows a run whose step's batch cannot be recorded: the store
+    fails between the step's first event and its end.  The stream stays open
+    (no error, no end) while the store fails; once it works, the server runs
+    the step again and the stream goes on to the run's end: every recorded
+    event once, in order, with its id.  The events the first attempt sent
+    before they were recorded (without an id) come again, recorded."""
+    proc = subprocess.Popen(
+        _command(f"sqlite:///{tmp_path / 'runs.db'}", backend),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # a pipe, not a file: the file-size limit does not cut it
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    logs: queue.Queue[str] = queue.Queue()
+    threads = [threading.Thread(target=_lines_of, args=(proc.stderr, logs), daemon=True)]
+    threads[0].start()
+    frames: queue.Queue[tuple[int | None, str | None] | BaseException | None] = queue.Queue()
+    gate = tmp_path / "go"
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving on "), line
+        url = line.split()[-1]
+
+        def follow() -> None:
+            try:
+                with (
+                    httpx.Client(base_url=url, timeout=60) as client,
+                    client.stream("GET", "/events/g", params={"after_sequence": "-1"}) as r,
+                ):
+                    assert r.status_code == 200
+                    for frame in _frames(r.iter_lines()):
+                        frames.put(frame)
+                frames.put(None)  # the stream ended
+            except BaseException as exc:  # the test thread reports it
+                frames.put(exc)
+
+        def next_data() -> tuple[int | None, dict[str, Any]]:
+            while True:
+                got = frames.get(timeout=60)
+                assert got is not None, "the stream ended"
+                assert not isinstance(got, BaseException), got
+                seq, data = got
+                if data is not None:
+                    return seq, _short(json.loads(data))
+
+        with httpx.Client(base_url=url, timeout=30, headers=JSON) as http:
+            started = http.post(
+                "/workflows/gated/run-nowait",
+                json={"handler_id": "g", "start_event": {"gate": str(gate)}},
+            )
+            assert started.status_code == 200, started.text
+            threads.append(threading.Thread(target=follow, daemon=True))
+            threads[-1].start()
+            first = next_data()
+            assert first == (None, _tick(0))  # sent before it was recorded
+
+            _limit_file_size(proc.pid, "1:unlimited")
+            gate.touch()
+            live = [first] + [next_data() for _ in range(3)]
+            assert live == [(None, _tick(n)) for n in range(4)]
+            # The step has returned; its batch cannot be recorded.
+            until(lambda: http.get("/health").status_code == 503, "the store to fail")
+            assert http.get("/handlers/g").json()["status"] == "running"
+            assert frames.empty()  # the stream neither failed nor ended
+
+            _limit_file_size(proc.pid, "unlimited:unlimited")
+            while "the store works again" not in (message := logs.get(timeout=60)):
+                pass
+            assert message.endswith("resuming 1 run(s)"), message
+
+            rest: list[tuple[int | None, str | None]] = []
+            while (got := frames.get(timeout=60)) is not None:
+                assert not isinstance(got, BaseException), got
+                rest.append(got)
+            recorded = [(seq, _short(json.loads(d))) for seq, d in rest if d is not None]
+            stop = {"type": "StopEvent", "value": {"result": "done"}}
+            assert recorded == [*((n, _tick(n)) for n in range(4)), (4, stop)]
+            with http.stream("GET", "/events/g", params={"after_sequence": "-1"}) as replay:
+                again = [(seq, data) for seq, data in _frames(replay.iter_lines())]
+            assert [(seq, _short(json.loads(d))) for seq, d in again if d is not None] == recorded
+            done = http.get("/handlers/g").json()
+            assert (done["status"], done["result"]["value"]) == ("completed", {"result": "done"})
+    finally:
+        gate.touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        for thread in threads:
+            thread.join(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _tick(n: int) -> dict[str, Any]:
+    return {"type": "Tick", "value": {"n": n}}
+
+
+def _short(envelope: dict[str, Any]) -> dict[str, Any]:
+    """An envelope's type and value (its names depend on how the child imports the flows)."""
+    return {"type": envelope["type"], "value": envelope["value"]}
 
 
 def _startup_failure(store: str, backend: str) -> subprocess.CompletedProcess[str]:
