@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..durable import Committed, LiveEvent
+from ..errors import StoreUnavailableError
 from ..events import WorkflowFailedEvent
 from ._envelope import _class_names, envelope
 from ._runs import NotFound
@@ -92,23 +93,32 @@ class EventStream:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await self._follow(scope, receive, send, batches, frames, headers)
+        await self._follow(scope, receive, send, batches, frames, headers, (handler_id, after))
 
     async def _follow(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        batches: EventBatches,
+        batches: EventBatches | None,
         frames: _Frames,
         headers: list[tuple[bytes, bytes]],
+        cursor: tuple[str, int | None],
     ) -> None:
         """Send the batches as they come, until the last one, the client
         leaves or the server shuts down; a heartbeat comment whenever nothing
-        came for ``heartbeat`` seconds (SSE only)."""
+        came for ``heartbeat`` seconds (SSE only).
+
+        A store that fails while the events are read (``StoreUnavailableError``)
+        does not end the stream: the failure is noted (``/health`` says so),
+        and every ``store_retry`` seconds the stream is opened again after the
+        last recorded position it sent, until the store answers.  (Events sent
+        live since that position may so come again, recorded.)"""
         server = self.server
         heartbeat = server.heartbeat if frames.sse else math.inf
         gone = ended = False
+        handler_id, recorded = cursor  # the last recorded position sent (None: now)
+        last_sent = anyio.current_time()
 
         async def watch(done: anyio.CancelScope) -> None:
             # The client's leaving is an http.disconnect, which servers send
@@ -125,9 +135,26 @@ class EventStream:
                 tg.start_soon(watch, tg.cancel_scope)
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 while True:
-                    batch = None
+                    batch = failed = None
                     with server._until_shutdown(heartbeat):
-                        batch = await batches.next_batch()
+                        try:
+                            if batches is None:  # opened again after a store failure
+                                batches = await server._book().stream(handler_id, recorded)
+                                if batches is None:  # finished, nothing after: the end
+                                    batch = []
+                            if batches is not None:
+                                batch = await batches.next_batch()
+                        except StoreUnavailableError as exc:
+                            failed = exc
+                    if failed is not None:
+                        server._book().store_failed(failed)
+                        batches = None
+                        with server._until_shutdown(server.store_retry):
+                            await anyio.sleep_forever()
+                        if server._closing or gone:
+                            break
+                        if anyio.current_time() - last_sent < heartbeat:
+                            continue
                     if batch is None:
                         if server._closing:
                             break
@@ -135,9 +162,13 @@ class EventStream:
                     else:
                         body = frames.encode(batch)
                         ended = not batch or bool(getattr(batches, "done", False))
+                        for item in batch:
+                            if type(item) is not LiveEvent:
+                                recorded = item.seq
                     if gone:
                         break
                     await send({"type": "http.response.body", "body": body, "more_body": not ended})
+                    last_sent = anyio.current_time()
                     if ended:
                         break
                 if not ended and not gone:

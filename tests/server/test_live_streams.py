@@ -21,16 +21,25 @@ import pytest
 
 from anyflow import Context, Event, StartEvent, StopEvent, Workflow, step
 from anyflow.client import WorkflowClient
-from anyflow.durable import Committed, DurableRuntime, LiveEvent, SqliteStore, StoredEvent
+from anyflow.durable import (
+    Committed,
+    DurableRuntime,
+    LiveEvent,
+    SqliteStore,
+    StoreDecorator,
+    StoredEvent,
+)
+from anyflow.errors import StoreUnavailableError
 from anyflow.server import WorkflowServer
 
 from ..conftest import stores_of_kind
+from .flows import Answer, Ask
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
-    from anyflow.durable import Store
+    from anyflow.durable import RunRecord, Store
 
 
 class Token(Event):
@@ -314,3 +323,87 @@ async def _read_until(reader: Any, count: int) -> list[Any]:
     while len([i for i in items if not isinstance(i, Committed)]) < count:
         items += await reader.next_batch()
     return items
+
+
+class _FailingReads(StoreDecorator):
+    """A store whose reads raise ``StoreUnavailableError`` while ``failing``;
+    ``failures`` counts them (an event per failure, for the test to wait on)."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.failing = False
+        self.failures: list[anyio.Event] = [anyio.Event() for _ in range(3)]
+        self.count = 0
+
+    def _check(self) -> None:
+        if self.failing:
+            if self.count < len(self.failures):
+                self.failures[self.count].set()
+            self.count += 1
+            raise StoreUnavailableError("reads fail (the test's store)")
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[tuple[int, str]]:
+        self._check()
+        return await self.inner.read_events(run_id, after, limit)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        self._check()
+        return await self.inner.get_run(run_id)
+
+
+async def test_a_stream_goes_on_when_its_store_fails_to_read_and_works_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server streams a run that another server (on the same SQLite file)
+    executes, so it reads the run's events from the store; those reads start
+    to fail mid-stream.  The stream neither breaks nor ends: the failure is
+    one warning (not a traceback), the stream is opened again after the last
+    recorded event it sent once the store answers, and goes on to the run's
+    end with every recorded event once.  (It used to end the response with an
+    unhandled exception: a broken chunked body for the client.)"""
+    db = tmp_path / "runs.db"
+    executing = WorkflowServer(SqliteStore(db))
+    executing.add_workflow("ask", Ask(), additional_events=[Answer])
+    store = _FailingReads(SqliteStore(db))
+    streaming = WorkflowServer(store, poll_interval=0.01, store_retry=0.01)
+    streaming.add_workflow("ask", Ask(), additional_events=[Answer])
+    answer = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
+    async with anyio.create_task_group() as tg:
+        start = functools.partial(WorkflowServer.serve, port=0, handle_signals=False)
+        one = await tg.start(start, executing)
+        two = await tg.start(start, streaming)
+        try:
+            async with (
+                httpx.AsyncClient(base_url=one, timeout=None) as http_one,
+                httpx.AsyncClient(base_url=two, timeout=None) as http_two,
+            ):
+                started = await http_one.post("/workflows/ask/run-nowait", json={})
+                handler_id = started.json()["handler_id"]
+                with anyio.fail_after(30):
+                    path = f"/events/{handler_id}?after_sequence=-1"
+                    async with http_two.stream("GET", path) as response:
+                        assert response.status_code == 200
+                        stream = frames(response.aiter_lines())
+                        first = await stream.__anext__()
+                        caplog.clear()
+                        store.failing = True
+                        await store.failures[0].wait()
+                        sent = await http_one.post(f"/events/{handler_id}", json=answer)
+                        assert sent.json() == {"status": "sent"}
+                        await store.failures[1].wait()  # a second try failed too
+                        store.failing = False
+                        rest = [frame async for frame in stream]
+        finally:
+            executing.stop()
+            streaming.stop()
+    assert first["id"] == "0"
+    assert json.loads(first["data"])["type"] == "Question"
+    # After the failure: from the last recorded event sent, the rest once.
+    assert [(f.get("id"), json.loads(f["data"])["type"]) for f in rest if "data" in f] == [
+        ("1", "StopEvent")
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "anyflow.server"]
+    assert "the store failed: reads fail (the test's store)" in warnings
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
