@@ -41,9 +41,9 @@ How:
   the load generator is this process, on asyncio, with one client per
   concurrent client, each on one keep-alive connection, connected before the
   clock starts: an ``httpx.AsyncClient`` (``--client httpx``, the default) or
-  HTTP/1.1 written and parsed by hand on an anyio socket (``--client raw``,
-  ~0.3-0.5 ms of CPU per ``stream`` where httpx takes 3.5-4 ms, which with one
-  client is latency in series with the server's).  Every server gets the same
+  HTTP/1.1 written and parsed by hand on an anyio socket (``--client raw``:
+  ~0.45 ms of CPU per ``stream`` run against anyflow where httpx takes ~2 ms,
+  which with one client is latency in series with the server's).  Every server gets the same
   client in a run.  Each client takes the next request as soon as its last one is done,
   until a phase's count of requests is reached.
 * Uvicorn runs with ``loop="asyncio"`` and ``http="h11"`` (what its ``"auto"``
