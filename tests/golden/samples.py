@@ -32,6 +32,7 @@ from anyflow._core.state import (
     Completed,
     Delivery,
     Failed,
+    JoinBuffer,
     Lane,
     Resumption,
     RunSpec,
@@ -164,8 +165,21 @@ SPEC = RunSpec(
 )
 
 
-def _lanes(**queues: tuple[list[Delivery | Resumption], int]) -> dict[str, Lane]:
-    lanes = {name: Lane() for name in SPEC.steps}
+JOIN_SPEC = RunSpec(
+    steps={
+        **SPEC.steps,
+        "pair": StepSpec("pair", (Part, Line), slots=(Part, Line, Part)),
+    },
+    stop_types=(StopEvent,),
+    timeout=60.0,
+)
+"""``SPEC`` and a join step, ``pair``, whose sets are two parts and a line."""
+
+
+def _lanes(
+    spec: RunSpec = SPEC, **queues: tuple[list[Delivery | Resumption], int]
+) -> dict[str, Lane]:
+    lanes = {name: Lane() for name in spec.steps}
     for name, (items, running) in queues.items():
         queue: PQueue[Delivery | Resumption] = PQueue()
         for item in items:
@@ -224,7 +238,47 @@ def states() -> dict[str, RunState]:
         next_worker_id=10,
         deadline=60.5,
     )
+    pair = (Part(n=1), Line(n=2), Part(n=3, tags=["last"]))
+    joined = RunState(
+        JOIN_SPEC,
+        status=RunStatus.RUNNING,
+        lanes=_lanes(
+            JOIN_SPEC,
+            pair=(
+                [
+                    Delivery(20, Part(n=4), bound=(Part(n=5), Line(n=6), Part(n=4))),
+                    Resumption(9, Delivery(21, Line(n=21)), Line(n=22), sent=1),
+                    Resumption(10, Delivery(22, Line(n=23)), Line(n=24), timed_out=True),
+                ],
+                1,
+            ),
+        ),
+        workers={
+            11: Worker(
+                "pair",
+                Delivery(3, Part(n=3), 2, ValueError("half"), 1.0, pair, 0.5, 1.75),
+                deadline=21.0,
+            ),
+        },
+        waiting={
+            12: Waiter(
+                "ask",
+                Delivery(23, Line(n=7), 2, SavedError("E", "m"), 3, None, 2.0, 3.5),
+                "wait#0",
+                (Line,),
+                deadline=50.0,
+                budget=7.5,
+            ),
+        },
+        retries={
+            "retry-4": Worker("pair", Delivery(4, Line(n=2), 3, KeyError("k"), 1, pair, 0, 6)),
+        },
+        joins={"pair": JoinBuffer.of([Part(n=8), Part(n=10)], JOIN_SPEC.steps["pair"].slots)},
+        next_event_id=30,
+        next_worker_id=13,
+    )
     return {
+        "joined": joined,
         "initial": RunState.initial(SPEC),
         "started": RunState(
             SPEC,

@@ -51,8 +51,9 @@ def test_an_outcome_is_written_and_read_as_before(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(samples.states()))
 def test_a_run_state_is_written_and_read_as_before(name: str) -> None:
     golden = GOLDEN["states"][name]
-    assert encode_record(encode_state(samples.states()[name])) == golden["record"]
-    decoded = decode_state(_body(golden["record"]), samples.SPEC)
+    state = samples.states()[name]
+    assert encode_record(encode_state(state)) == golden["record"]
+    decoded = decode_state(_body(golden["record"]), state.spec)
     assert samples.describe(decoded) == golden["decoded"]
     assert encode_record(encode_state(decoded)) == golden["record"]
 

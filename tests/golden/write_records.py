@@ -46,7 +46,7 @@ def main() -> None:
         record = encode_record(encode_state(state))
         out["states"][name] = {
             "record": record,
-            "decoded": samples.describe(decode_state(_body(record), samples.SPEC)),
+            "decoded": samples.describe(decode_state(_body(record), state.spec)),
         }
     out["journal"] = anyio.run(_journal)
     out["context"] = {"waiting": anyio.run(_saved_context)}
