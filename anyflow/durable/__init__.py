@@ -3,6 +3,8 @@ the death of its process.  See docs/durability.md for what is guaranteed."""
 
 from __future__ import annotations
 
+from ._catalog import LiveEventFeed as LiveEventFeed
+from ._catalog import LiveRunCatalog as LiveRunCatalog
 from ._catalog import RunCatalog as RunCatalog
 from ._memory import MemoryStore as MemoryStore
 from ._open import open_store as open_store
@@ -21,6 +23,8 @@ __all__ = [
     "Committed",
     "DurableRuntime",
     "LiveEvent",
+    "LiveEventFeed",
+    "LiveRunCatalog",
     "MemoryStore",
     "Owner",
     "PostgresStore",

@@ -7,6 +7,11 @@ layer that shows recorded runs (the server's handlers, their event streams)
 asks them through this protocol, so it works on either runtime, or on a
 user's own, without knowing which it is.  A class satisfies it by having
 these members; it need not subclass it.
+
+``LiveRunCatalog`` is the same with one thing more, a run's events as they
+are published, before they are recorded (``DurableRuntime`` offers it): a
+layer that follows runs asks ``isinstance(catalog, LiveRunCatalog)`` and
+reads recorded events otherwise.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ if TYPE_CHECKING:
     from ..handler import WorkflowHandler
     from ..runtime import Runtime
     from ..workflow import Workflow
-    from ._reading import StoredEvent
+    from ._reading import Committed, LiveEvent, StoredEvent
     from ._store import RunRecord
 
-__all__ = ["RunCatalog"]
+__all__ = ["LiveEventFeed", "LiveRunCatalog", "RunCatalog"]
 
 
 @runtime_checkable
@@ -81,4 +86,37 @@ class RunCatalog(Protocol):
         """Make ``workflow`` one this runtime can execute when it is handed a
         recorded run it did not start (a no-op for a runtime that executes
         only the runs its callers start or resume)."""
+        ...
+
+
+class LiveEventFeed(Protocol):
+    """A run's events as ``LiveRunCatalog.live_events`` gives them, in batches."""
+
+    async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
+        """The items ready (at least one), or ``[]`` once the run's last
+        event was given."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """Whether everything was given: the next batch is ``[]``."""
+        ...
+
+
+@runtime_checkable
+class LiveRunCatalog(RunCatalog, Protocol):
+    """A ``RunCatalog`` that also follows a run live, as its steps publish.
+
+    ``DurableRuntime`` is one (mypy checks it where it is defined);
+    ``DBOSRuntime`` is not: its events are read as recorded.
+    """
+
+    def live_events(self, run_id: str, after: int | None = -1) -> LiveEventFeed:
+        """The run's events after the recorded position ``after`` (None: from
+        now on), as they are published, until its end: ``LiveEvent``s not yet
+        recorded, the ``Committed`` word once they are, and ``StoredEvent``s
+        for what was recorded before (see ``DurableRuntime.live_events``).
+
+        :raises DurabilityError: if there is no such run.
+        """
         ...

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..handler import WorkflowHandler
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
     from ..workflow import Workflow
-    from ._catalog import RunCatalog
+    from ._catalog import LiveRunCatalog
     from ._reading import StoredEvent
 
 __all__ = ["DurableRuntime"]
@@ -251,5 +251,5 @@ class DurableRuntime(RuntimeDecorator):
 
 if TYPE_CHECKING:
 
-    def _is_a_run_catalog(runtime: DurableRuntime) -> RunCatalog:
-        return runtime  # mypy checks that DurableRuntime satisfies RunCatalog
+    def _is_a_live_run_catalog(runtime: DurableRuntime) -> LiveRunCatalog:
+        return runtime  # mypy checks that DurableRuntime satisfies LiveRunCatalog
