@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 import attrs
 
+from ..durable import LiveRunCatalog
 from ..errors import (
     ContextSerdeError,
     DurabilityError,
@@ -155,6 +156,8 @@ class RunBook:
     ) -> None:
         self.durable = durable
         """What the server reads recorded runs from (the runtime, seen as a catalog)."""
+        self._live_catalog = durable if isinstance(durable, LiveRunCatalog) else None
+        """The same catalog where it follows runs live (``DurableRuntime``)."""
         self.on_demand = on_demand
         """Runs execute only while requests about them are served (no lifespan):
         a run started without waiting is recorded and not run, and a request
@@ -626,7 +629,8 @@ class RunBook:
     async def stream(self, handler_id: str, after: int | None) -> EventBatches | None:
         """The events of ``handler_id`` after the recorded position ``after``
         (None: from now on), in batches: live as they are published where the
-        runtime can (``DurableRuntime``), recorded ones otherwise.  None if the
+        catalog can (a ``LiveRunCatalog``, as ``DurableRuntime``), recorded
+        ones otherwise.  None if the
         run has finished and nothing is recorded after that point.
 
         :raises NotFound: for an unknown handler.
@@ -648,10 +652,8 @@ class RunBook:
                 return None  # nothing comes after now
             events = await catalog.read_events(handler_id, after)
             return _Replay(events) if events else None
-        live_events = getattr(catalog, "live_events", None)
-        if live_events is not None:
-            reader: EventBatches = live_events(handler_id, after)
-            return reader
+        if self._live_catalog is not None:
+            return self._live_catalog.live_events(handler_id, after)
         if after is None:
             records = await catalog.read_events(handler_id)
             after = records[-1].seq if records else -1

@@ -6,13 +6,15 @@ tests/dbos; here a ``DurableRuntime``, on both backends)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 import pytest
 
-from anyflow.durable import DurableRuntime, MemoryStore, RunCatalog
-from anyflow.runtime import BasicRuntime
+from anyflow.durable import DurableRuntime, LiveRunCatalog, MemoryStore, RunCatalog
+from anyflow.runtime import BasicRuntime, RuntimeDecorator
 from anyflow.server import WorkflowServer
 
 from .flows import Answer, Ask, Greet
@@ -20,7 +22,10 @@ from .flows import Answer, Ask, Greet
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from anyflow.durable import Store
+    from anyflow.durable import RunRecord, Store, StoredEvent
+    from anyflow.handler import WorkflowHandler
+    from anyflow.runtime import Runtime
+    from anyflow.workflow import Workflow
 
 
 def _server(store: Store) -> WorkflowServer:
@@ -40,7 +45,78 @@ async def _client(server: WorkflowServer) -> AsyncIterator[httpx.AsyncClient]:
 
 def test_the_durable_runtime_is_a_run_catalog() -> None:
     assert isinstance(DurableRuntime(MemoryStore()), RunCatalog)
+    assert isinstance(DurableRuntime(MemoryStore()), LiveRunCatalog)
     assert not isinstance(BasicRuntime(), RunCatalog)
+
+
+class RecordedOnly(RuntimeDecorator):
+    """A ``DurableRuntime`` seen only as a ``RunCatalog``: no live feed, so the
+    server streams what is recorded (as on ``DBOSRuntime``)."""
+
+    def __init__(self, inner: DurableRuntime) -> None:
+        super().__init__(inner)
+        self.durable = inner
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return await self.durable.get_run(run_id)
+
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        return await self.durable.list_runs(workflow=workflow, status=status)
+
+    async def read_events(
+        self, run_id: str, after: int = -1, limit: int | None = None
+    ) -> list[StoredEvent]:
+        return await self.durable.read_events(run_id, after, limit)
+
+    def events(self, run_id: str, after: int = -1) -> AsyncIterator[StoredEvent]:
+        return self.durable.events(run_id, after)
+
+    async def delete_run(self, run_id: str) -> None:
+        await self.durable.delete_run(run_id)
+
+    @property
+    def resumes_recorded_runs(self) -> bool:
+        return True
+
+    def handler_for(
+        self, workflow: Workflow, run_id: str, runtime: Runtime | None = None
+    ) -> WorkflowHandler:
+        return self.durable.handler_for(workflow, run_id, runtime or self)
+
+    def add_workflow(self, workflow: Workflow) -> None:
+        self.durable.add_workflow(workflow)
+
+
+async def test_a_catalog_without_a_live_feed_streams_what_is_recorded() -> None:
+    runtime = RecordedOnly(DurableRuntime(MemoryStore(), lease=5))
+    assert isinstance(runtime, RunCatalog)
+    assert not isinstance(runtime, LiveRunCatalog)
+    server = WorkflowServer(runtime=runtime)
+    server.add_workflow("ask", Ask(), additional_events=[Answer])
+    lines: list[str] = []
+    async with anyio.create_task_group() as tg:
+        url = await tg.start(functools.partial(server.serve, port=0, handle_signals=False))
+        async with httpx.AsyncClient(base_url=url) as client:
+            asked = await client.post("/workflows/ask/run-nowait", json={})
+            handler_id = asked.json()["handler_id"]
+            # Followed while it waits for its answer, then to its end.
+            async with client.stream("GET", f"/events/{handler_id}?after_sequence=-1") as r:
+                async for line in r.aiter_lines():
+                    if line.startswith(("id: ", "data: ")):
+                        lines.append(line)
+                    if line.startswith("data: ") and "Question" in line:
+                        answer = {"type": "Answer", "value": {"key": "name", "response": "Ada"}}
+                        sent = await client.post(f"/events/{handler_id}", json={"event": answer})
+                        assert sent.json() == {"status": "sent"}
+        server.stop()
+    ids = [line for line in lines if line.startswith("id: ")]
+    data = [line for line in lines if line.startswith("data: ")]
+    assert len(ids) == len(data) >= 2
+    assert ids == [f"id: {seq}" for seq in range(len(ids))]
+    assert "Question" in data[0]
+    assert "StopEvent" in data[-1]
 
 
 async def test_a_server_on_a_durable_runtime_runs_and_resumes_from_its_store() -> None:
