@@ -12,7 +12,6 @@ import warnings
 import weakref
 from typing import Any
 
-import anyio
 import pytest
 
 from anyflow import (
@@ -282,7 +281,7 @@ def test_the_basic_runtimes_internals_import_and_refuse() -> None:
         from anyflow.plugins.basic import NoSuchName  # noqa: F401
 
 
-# One event answers one wait (llama-index-workflows answers every matching wait).
+# One event answers every wait it matches, as in llama-index-workflows.
 
 
 class Branch(Event):
@@ -318,7 +317,7 @@ class ThreeApprovals(Workflow):
         )
 
 
-async def test_one_answer_answers_one_of_several_waits_so_each_gets_its_own() -> None:
+async def test_one_answer_answers_every_wait_it_matches() -> None:
     async with BasicRuntime() as runtime:
         handler = ThreeApprovals().run(runtime=runtime)
         asked = 0
@@ -327,13 +326,40 @@ async def test_one_answer_answers_one_of_several_waits_so_each_gets_its_own() ->
                 asked += 1
                 if asked == 3:
                     break
-        handler.send_event(HumanResponseEvent(response="first"))
-        await anyio.wait_all_tasks_blocked()
-        # The oldest wait took it; the other two still wait.
-        assert len(handler.ctx.pending_waits()) == 2
-        assert not handler.is_done()
-        # Answering every wait still open is the way to approve them all.
-        for _ in handler.ctx.pending_waits():
-            handler.send_event(HumanResponseEvent(response="ok"))
+        assert len(handler.ctx.pending_waits()) == 3
+        handler.send_event(HumanResponseEvent(response="yes"))
         result = await handler
-    assert sorted(response for _, response in result) == ["first", "ok", "ok"]
+    assert result == [("a", "yes"), ("b", "yes"), ("c", "yes")]
+
+
+async def test_requirements_give_each_wait_its_own_answer() -> None:
+    class Named(Workflow):
+        @step
+        async def fan_out(self, ev: StartEvent, ctx: Context) -> Branch | None:
+            for name in ("a", "b"):
+                ctx.send_event(Branch(name=name))
+            return None
+
+        @step(num_workers=2)
+        async def ask(self, ev: Branch, ctx: Context) -> Approved:
+            answer = await ctx.wait_for_event(
+                HumanResponseEvent,
+                waiter_event=InputRequiredEvent(prefix=ev.name),
+                requirements={"branch": ev.name},
+            )
+            return Approved(name=ev.name, response=answer.response)
+
+        @step
+        async def gather(self, ev: Approved, ctx: Context) -> StopEvent | None:
+            got = ctx.collect_events(ev, [Approved, Approved])
+            if got is None:
+                return None
+            return StopEvent(result=sorted((e.name, e.response) for e in got))
+
+    async with BasicRuntime() as runtime:
+        handler = Named().run(runtime=runtime)
+        async for ev in handler.stream_events():
+            if isinstance(ev, InputRequiredEvent):
+                handler.send_event(HumanResponseEvent(response=f"ok {ev.prefix}", branch=ev.prefix))
+        result = await handler
+    assert result == [("a", "ok a"), ("b", "ok b")]

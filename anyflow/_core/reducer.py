@@ -16,10 +16,11 @@ how a run ends lives in this file.  The driver only executes commands.
 
 Rule 2: an event is delivered once to every step that accepts its type (or a
 base class of it), or to the one step it was sent to; a step waiting in
-``wait_for_event`` for an event like it takes it first (oldest wait first),
-and then nobody else gets it.  Each delivery is, at any moment, in exactly one
-place: a step's queue (new, or as a woken wait's ``Resumption``), an executing
-worker, a waiter, a pending retry, or done.
+``wait_for_event`` for an event like it takes it first (every such wait,
+oldest first, as in llama-index-workflows), and then no step gets it.  Each
+delivery is, at any moment, in exactly one place: a step's queue (new, or as
+a woken wait's ``Resumption``), an executing worker, a waiter, a pending
+retry, or done.
 
 Rule 3: a step never has more than ``num_workers`` deliveries executing.  A
 delivery waits in its step's FIFO queue for a free worker; a retried delivery
@@ -368,12 +369,16 @@ class _Txn:
         return memo is not None and worker.sent < memo.sent_before(worker.delivery.attempt)
 
     def take_waiter(self, event: Any, step: str | None) -> bool:
-        """Give ``event`` to the oldest waiter it matches; whether one took it."""
-        for worker_id, waiter in self.waiting.items():
-            if (step is None or waiter.step == step) and waiter.matches(event):
-                self.wake(worker_id, event, timed_out=False)
-                return True
-        return False
+        """Give ``event`` to every waiter it matches, oldest first (as
+        llama-index-workflows does); whether any took it."""
+        takers = [
+            worker_id
+            for worker_id, waiter in self.waiting.items()
+            if (step is None or waiter.step == step) and waiter.matches(event)
+        ]
+        for worker_id in takers:
+            self.wake(worker_id, event, timed_out=False)
+        return bool(takers)
 
     def finish(self, outcome: Outcome) -> None:
         self.status = outcome.status

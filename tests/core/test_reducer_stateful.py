@@ -18,9 +18,9 @@ after every step:
 5. ``StartWorker`` and ``ResumeWorker`` take queued work from the front of its
    step's queue (or new work, or the retry or resumption the tick itself puts
    at the front), ``StartWorker`` under a fresh worker id;
-6. an event sent in goes to the oldest waiter it matches (of the step it was
-   sent to, if any), else to the steps that accept it, else it is kept as
-   unclaimed; no event is given to two waiters, or to a waiter and a step;
+6. an event sent in goes to every waiter it matches, oldest first (of the
+   step it was sent to, if any), else to the steps that accept it, else it is
+   kept as unclaimed; no event is given to a waiter and a step;
 7. waiters, unclaimed events, wait memos, recoveries and armed timers (with
    their deadlines) match the model; a step's timeout budget carries over its
    waits; a timer that fires early is scheduled again and one that fires late
@@ -343,8 +343,8 @@ class ReducerMachine(RuleBasedStateMachine):
         self.memos: dict[tuple[str, int], tuple[dict[str, Any], dict[str, Any]]] = {}
         """The model of ``RunState.memos``: (questions asked, answers), by waiter id."""
         self.recoveries: dict[str, int] = {}
-        self.given: dict[int, tuple[str, int]] = {}
-        """Event serial -> the delivery (step, event id) whose wait got it."""
+        self.given: dict[int, set[tuple[str, int]]] = {}
+        """Event serial -> the deliveries (step, event id) whose waits got it."""
         self.outcome: Any = None
         self.patience = 0
         self.cut: dict[tuple[str, int], dict[str, float]] = {}
@@ -380,13 +380,15 @@ class ReducerMachine(RuleBasedStateMachine):
         new_event: Any = None,
         new_steps: tuple[str, ...] = (),
         front: tuple[str, Delivery | Resumption] | None = None,
+        fronts: list[tuple[str, Resumption]] | None = None,
         restored: dict[str, list[Delivery]] | None = None,
     ) -> list[Command]:
         """Reduce ``tick``; check the rules every tick obeys; return the commands.
 
         ``new_event`` is the event the tick should deliver to ``new_steps``;
         ``front`` the retry or resumption the tick should put at the front of
-        its step's queue (to be taken at once if the step has a free slot);
+        its step's queue (to be taken at once if the step has a free slot),
+        ``fronts`` the resumptions of several waits the tick ends, in order;
         ``restored`` each step's queue as a resume rebuilds it.
         """
         before = self.state
@@ -449,20 +451,23 @@ class ReducerMachine(RuleBasedStateMachine):
                         (command.worker_id, worker.delivery, command.event, command.timed_out)
                     )
                 if command.event is not None:
-                    # Rule 6: an event goes to one delivery's wait, and not to a step.
+                    # Rule 6: an event goes to waits (a memoized answer goes
+                    # again to the same delivery's), and not to a step.
                     owner = (worker.step, worker.delivery.event_id)
-                    assert self.given.setdefault(command.event.serial, owner) == owner
+                    self.given.setdefault(command.event.serial, set()).add(owner)
                     assert command.event.serial not in self.delivered
         for step in STEPS:
             candidates = list(before.lanes[step].queue) if restored is None else restored[step]
-            if front is not None and front[0] == step:
+            for front_step, item in ([front] if front is not None else []) + (fronts or []):
+                if front_step != step:
+                    continue
                 # A retry goes first; a woken wait goes after the woken waits
                 # already queued, before every new delivery.
                 at = 0
-                if type(front[1]) is Resumption:
+                if type(item) is Resumption:
                     while at < len(candidates) and type(candidates[at]) is Resumption:
                         at += 1
-                candidates.insert(at, front[1])
+                candidates.insert(at, item)
             if step in new_items:
                 candidates.append(new_items[step])
             n = len(taken[step])
@@ -532,18 +537,30 @@ class ReducerMachine(RuleBasedStateMachine):
     def check_resumed(self, commands: list[Command], front: tuple[str, Resumption]) -> None:
         """A woken waiter is resumed at once if its step has a free slot, else
         queued after the waiters woken before it."""
-        step, item = front
+        self.check_all_resumed(commands, [front])
+
+    def check_all_resumed(
+        self, commands: list[Command], fronts: list[tuple[str, Resumption]]
+    ) -> None:
+        """Each woken waiter (in ``fronts``, oldest first) is resumed at once if
+        its step has a free slot, else queued, in order, after the waiters woken
+        before it."""
         resumes = [c for c in commands if isinstance(c, ResumeWorker)]
-        if item.worker_id in self.state.workers:
-            assert resumes == [ResumeWorker(item.worker_id, item.event, item.timed_out)]
-        else:
-            assert resumes == []
+        expected = []
+        queued_now: dict[str, list[Resumption]] = {}
+        for step, item in fronts:
+            if item.worker_id in self.state.workers:
+                expected.append(ResumeWorker(item.worker_id, item.event, item.timed_out))
+            else:
+                queued_now.setdefault(step, []).append(item)
+        assert resumes == expected
+        for step, items in queued_now.items():
             woken = []
             for queued in self.state.lanes[step].queue:
                 if type(queued) is not Resumption:
                     break
                 woken.append(queued)
-            assert woken[-1] == item  # after the waits woken before it
+            assert woken[-len(items) :] == items  # after the waits woken before them
 
     def finished_delivery(self, worker: Worker) -> None:
         self.done.add((worker.delivery.event_id, worker.step))
@@ -555,23 +572,20 @@ class ReducerMachine(RuleBasedStateMachine):
 
     def send_in(self, tick: EventSent) -> None:
         """Apply an event sent in that the run takes (it is no repeat), and check
-        where it went: to the oldest waiter it matches, else to the steps that
+        where it went: to every waiter it matches, else to the steps that
         accept it, else to the unclaimed events (rule 6)."""
         event, step = tick.event, tick.step
         routes = ROUTES.get(type(event), ())
-        waiter = next(
-            (
-                worker_id
-                for worker_id, w in self.waiters.items()
-                if (step is None or w.step == step) and model_matches(w, event)
-            ),
-            None,
-        )
-        if waiter is not None:
-            # Rule 6: the oldest matching waiter gets it, and no step.
-            front = self.wake(waiter, event, timed_out=False)
-            commands = self.apply(tick, front=front)
-            self.check_resumed(commands, front)
+        waiters = [
+            worker_id
+            for worker_id, w in self.waiters.items()
+            if (step is None or w.step == step) and model_matches(w, event)
+        ]
+        if waiters:
+            # Rule 6: every matching waiter gets it, oldest first, and no step.
+            fronts = [self.wake(worker_id, event, timed_out=False) for worker_id in waiters]
+            commands = self.apply(tick, fronts=fronts)
+            self.check_all_resumed(commands, fronts)
         elif routes:
             self.apply(tick, event, routes if step is None else (step,))
         else:

@@ -308,13 +308,13 @@ def test_memos_are_dropped_when_the_delivery_finishes(how: str) -> None:
     spec = make_spec(
         StepSpec("a", (A,), 1), StepSpec("k", (F,), 1), catchers={"a": ("k", 5)}, idle_event=None
     )
-    a0, a1, h0, h1 = A(), A(), H(), H()
+    a0, a1, h0, h1 = A(), A(), H("x"), H("y")
     state, _ = started(
         spec,
         a0,
         EventSent(a1),
-        WaitStarted(0, "w", (H,), waiter_event=Ask()),  # worker 1 starts a1
-        WaitStarted(1, "w", (H,), waiter_event=Ask()),
+        WaitStarted(0, "w", (H,), (("topic", "x"),), waiter_event=Ask()),  # worker 1 starts a1
+        WaitStarted(1, "w", (H,), (("topic", "y"),), waiter_event=Ask()),
         EventSent(h0),  # worker 0 resumes
     )
     assert set(state.memos) == {("a", 0), ("a", 1)}
@@ -355,29 +355,32 @@ def test_an_event_matching_a_waiter_goes_to_the_waiter_not_to_the_steps() -> Non
     assert state.waiting == {}
 
 
-def test_the_oldest_waiter_gets_the_event_first() -> None:
+def test_an_event_answers_every_waiter_it_matches_oldest_first() -> None:
+    # As in llama-index-workflows: one answer reaches every wait it fits.
     spec = make_spec(StepSpec("a", (A,), 3), idle_event=None)
     a0, a1, a2 = A(), A(), A()
-    h0, h1 = H(), H()
+    h0, other = H("x"), H("y")
     state, _ = started(
         spec,
         a0,
         EventSent(a1),
         EventSent(a2),
         WaitStarted(1, "w", (H,)),
-        WaitStarted(0, "w", (H,)),
-        WaitStarted(2, "w", (H,)),
+        WaitStarted(0, "w", (H,), (("topic", "x"),)),
+        WaitStarted(2, "w", (H,), (("topic", "y"),)),
     )
     assert list(state.waiting) == [1, 0, 2]
-    state, commands = feed(state, [EventSent(h0), EventSent(h1)])
-    assert resumed(commands) == [ResumeWorker(1, h0, False), ResumeWorker(0, h1, False)]
+    state, commands = reduce(state, EventSent(h0))
+    assert resumed(commands) == [ResumeWorker(1, h0, False), ResumeWorker(0, h0, False)]
     assert list(state.waiting) == [2]
+    state, commands = reduce(state, EventSent(other))
+    assert resumed(commands) == [ResumeWorker(2, other, False)]
 
 
 def test_a_waiter_that_waits_again_goes_to_the_back() -> None:
     spec = make_spec(StepSpec("a", (A,), 2), idle_event=None)
     a0, a1 = A(), A()
-    h0, h1 = H(), H()
+    h0 = H()
     state, _ = started(
         spec,
         a0,
@@ -388,8 +391,8 @@ def test_a_waiter_that_waits_again_goes_to_the_back() -> None:
         WaitStarted(0, "v", (H,)),
     )
     assert list(state.waiting) == [1, 0]
-    _, commands = feed(state, [EventSent(h0), EventSent(h1)])
-    assert resumed(commands) == [ResumeWorker(1, h0, False), ResumeWorker(0, h1, False)]
+    _, commands = reduce(state, EventSent(h0))
+    assert resumed(commands) == [ResumeWorker(1, h0, False), ResumeWorker(0, h0, False)]
 
 
 def test_requirements_must_match() -> None:
