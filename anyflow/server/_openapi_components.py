@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._handler_views import STATUSES
 from ._routes import MAX_DEPTH
-from ._runs import STATUSES
 
 __all__ = [
     "BASE_RESPONSES",

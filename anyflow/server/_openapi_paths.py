@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._handler_views import STATUSES
 from ._openapi_components import JSON, json_response, ref
 from ._routes import MAX_SEQUENCE, PAGE_SIZE
-from ._runs import STATUSES
 
 __all__ = ["path_items"]
 

@@ -26,13 +26,15 @@ from starlette.routing import Route
 from ..events import StartEvent
 from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
+from ._handler_views import STATUSES
 from ._ids import check_handler_id, new_handler_id, storable
-from ._runs import STATUSES, Conflict, Finished, NotFound
+from ._runs import Conflict, Finished, NotFound
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from ._runs import HandlerView, RunBook
+    from ._handler_views import HandlerView
+    from ._runs import RunBook
     from ._server import WorkflowServer
 
 __all__ = ["routes"]

@@ -5,15 +5,17 @@ handler (status, timestamps, result, events with their sequence numbers) is
 read from the durable store, and a restart loses nothing: unfinished runs are
 resumed from their journals, finished ones keep their outcome and stream.
 The book adds what the store cannot know: which registered name a workflow
-class is served under, and the runs started but not yet recorded.
+class is served under, and the runs started but not yet recorded.  How a
+handler looks on the wire is ``_handler_views``'s; the batches a stream reads
+when the catalog has no live feed are ``_event_batches``'s.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -25,34 +27,27 @@ from ..errors import (
     StoreUnavailableError,
     WorkflowRuntimeError,
 )
-from ..events import (
-    Event,
-    StartEvent,
-    StopEvent,
-    WorkflowCancelledEvent,
-    WorkflowFailedEvent,
-    WorkflowTimedOutEvent,
-)
+from ..events import StartEvent, WorkflowCancelledEvent
 from ..handler import WorkflowHandler
 from ..runtime.vocabulary import RunStatus
 from ..serialization import type_name
 from ..workflow import Workflow
-from ._envelope import BadEvent, EventRegistry, envelope
+from ._envelope import BadEvent, EventRegistry
+from ._event_batches import OneByOne, Replay
+from ._handler_views import HandlerView, TerminalEvents, describe, protocol_status, unrecorded, utc
 from ._idle import ReleasableRuntime
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import Awaitable, Callable
 
     from anyio.abc import TaskGroup
 
-    from ..durable import Committed, LiveEvent, RunCatalog, RunRecord, StoredEvent
+    from ..durable import LiveEventFeed, RunCatalog, RunRecord
     from ..runtime import Runtime
 
-__all__ = ["Conflict", "Finished", "HandlerView", "NotFound", "RunBook", "Served"]
+__all__ = ["Conflict", "Finished", "NotFound", "RunBook", "Served"]
 
 log = logging.getLogger("anyflow.server")
-
-STATUSES = ("running", "completed", "failed", "cancelled")
 
 
 class NotFound(LookupError):
@@ -76,36 +71,6 @@ class Served:
     registry: EventRegistry
 
 
-@attrs.frozen
-class HandlerView:
-    """One handler as the protocol shows it."""
-
-    handler_id: str
-    workflow_name: str
-    status: str
-    started_at: datetime
-    updated_at: datetime | None
-    completed_at: datetime | None
-    error: str | None
-    result: StopEvent | None
-    result_unreadable: bool = False
-    """The run's records could not be read back (``error`` says why)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "handler_id": self.handler_id,
-            "workflow_name": self.workflow_name,
-            "run_id": self.handler_id,
-            "status": self.status,
-            "started_at": self.started_at.isoformat(),
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
-            "error": self.error,
-            "result": envelope(self.result) if self.result is not None else None,
-            "result_unreadable": self.result_unreadable,
-        }
-
-
 @attrs.define
 class _Live:
     """A run this server executes now (or has parked, idle, out of memory)."""
@@ -119,26 +84,6 @@ class _Live:
     """Set when nothing of this execution runs any more (finished or parked)."""
     abandoned: bool = False
     """Its start was refused (not recorded): never resumed."""
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
-
-
-def _protocol_status(status: str) -> str:
-    return "failed" if status == "timed_out" else status
-
-
-def _error_of(terminal: Event | None) -> str | None:
-    if isinstance(terminal, WorkflowFailedEvent):
-        where = f" in step {terminal.step_name!r}" if terminal.step_name else ""
-        attempts = f" after {terminal.attempts} attempt(s)" if terminal.attempts else ""
-        return f"{terminal.exception_type}: {terminal.exception_message}{where}{attempts}"
-    if isinstance(terminal, WorkflowTimedOutEvent):
-        return f"timed out after {terminal.timeout:g}s"
-    if isinstance(terminal, WorkflowCancelledEvent):
-        return "cancelled"
-    return None
 
 
 class RunBook:
@@ -174,7 +119,7 @@ class RunBook:
         """Unfinished runs released from memory while they waited for input."""
         self._parking = anyio.Event()
         self._reserved: set[str] = set()
-        self._terminal: dict[str, StopEvent | None] = {}
+        self._terminal = TerminalEvents(durable)
         """The last event of finished runs (they never change), read once."""
         self.stalled: dict[str, _Live] = {}
         """Unfinished runs stopped because the store failed; resumed once it works."""
@@ -213,7 +158,7 @@ class RunBook:
             record = await self.durable.get_run(handler_id)
             if record is not None:
                 raise Conflict(
-                    f"handler id {handler_id!r} already names a {_protocol_status(record.status)}"
+                    f"handler id {handler_id!r} already names a {protocol_status(record.status)}"
                     " run; choose another handler_id (or leave it out to get a fresh one)"
                 )
             if hold:
@@ -242,7 +187,7 @@ class RunBook:
 
     def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
         run_id = handler.run_id
-        live = self._live[run_id] = _Live(served, handler, _utc(time.time()))
+        live = self._live[run_id] = _Live(served, handler, utc(time.time()))
         parked = self.parked.pop(run_id, None) or self.stalled.pop(run_id, None)
         if parked is not None:
             live.ended = parked.ended  # a blocking /run of it still waits for its end
@@ -261,7 +206,7 @@ class RunBook:
                 # Completed, and so recorded as such: GET /handlers/{id}, /run
                 # and a replay need not read its end back.  (A run released
                 # from memory, or stopped with the server, ends as cancelled.)
-                self._remember_terminal(run_id, stop)
+                self._terminal.remember(run_id, stop)
         except StoreUnavailableError as exc:
             # Still recorded as unfinished: it goes on once the store works.
             stalled = not live.abandoned
@@ -415,7 +360,7 @@ class RunBook:
             raise NotFound(f"no handler {handler_id!r}")
         if record.status != "running":
             raise Finished(
-                f"handler {handler_id!r} has finished ({_protocol_status(record.status)})"
+                f"handler {handler_id!r} has finished ({protocol_status(record.status)})"
             )
         served = self._served_for(record)
         if served is None:
@@ -483,7 +428,7 @@ class RunBook:
         if not purge:
             return "cancelled"
         await self.durable.delete_run(handler_id)
-        self._terminal.pop(handler_id, None)
+        self._terminal.forget(handler_id)
         return "deleted"
 
     # When the store fails.
@@ -526,69 +471,16 @@ class RunBook:
 
     # Describing runs.
 
-    async def _terminal_event(self, run_id: str) -> StopEvent | None:
-        if run_id in self._terminal:
-            return self._terminal[run_id]
-        records = await self.durable.read_events(run_id)
-        last = records[-1].event if records else None
-        terminal = last if isinstance(last, StopEvent) else None
-        self._remember_terminal(run_id, terminal)
-        return terminal
-
-    def _remember_terminal(self, run_id: str, terminal: StopEvent | None) -> None:
-        if len(self._terminal) >= 10_000:
-            self._terminal.pop(next(iter(self._terminal)))
-        self._terminal[run_id] = terminal
-
-    async def _describe(self, record: RunRecord) -> HandlerView:
-        status = _protocol_status(record.status)
-        try:
-            terminal = None if status == "running" else await self._terminal_event(record.run_id)
-        except StoreUnavailableError:
-            raise
-        except DurabilityError as exc:
-            # One damaged run must not hide the others: shown with the reason.
-            return HandlerView(
-                handler_id=record.run_id,
-                workflow_name=self._name_of(record),
-                status=status,
-                started_at=record.created_at,
-                updated_at=record.updated_at,
-                completed_at=record.updated_at if status != "running" else None,
-                error=f"the run's records cannot be read: {exc}",
-                result=None,
-                result_unreadable=True,
-            )
-        return HandlerView(
-            handler_id=record.run_id,
-            workflow_name=self._name_of(record),
-            status=status,
-            started_at=record.created_at,
-            updated_at=record.updated_at,
-            completed_at=record.updated_at if status != "running" else None,
-            error=_error_of(terminal) if status != "completed" else None,
-            result=terminal if status == "completed" else None,
-        )
-
     @staticmethod
     def _unrecorded(live: _Live) -> HandlerView:
-        return HandlerView(
-            handler_id=live.handler.run_id,
-            workflow_name=live.served.name,
-            status="running",
-            started_at=live.started_at,
-            updated_at=None,
-            completed_at=None,
-            error=None,
-            result=None,
-        )
+        return unrecorded(live.handler.run_id, live.served.name, live.started_at)
 
     async def view(self, handler_id: str) -> HandlerView | None:
         live = self._live.get(handler_id)
         record = await self.durable.get_run(handler_id)
         if record is None:
             return self._unrecorded(live) if live is not None else None
-        return await self._describe(record)
+        return await describe(record, self._name_of(record), self._terminal)
 
     async def views(
         self,
@@ -610,12 +502,12 @@ class RunBook:
                 continue
             if names is not None and self._name_of(record) not in names:
                 continue
-            if statuses is not None and _protocol_status(record.status) not in statuses:
+            if statuses is not None and protocol_status(record.status) not in statuses:
                 continue
             if limit is not None and len(views) == limit:
                 last = views[-1]
                 return views, (last.started_at.timestamp(), last.handler_id)
-            views.append(await self._describe(record))
+            views.append(await describe(record, self._name_of(record), self._terminal))
         # Runs started and not yet recorded (a moment): on the last page.
         for run_id, live in list(self._live.items()):
             if run_id in seen or (names is not None and live.served.name not in names):
@@ -626,7 +518,7 @@ class RunBook:
 
     # Streams.
 
-    async def stream(self, handler_id: str, after: int | None) -> EventBatches | None:
+    async def stream(self, handler_id: str, after: int | None) -> LiveEventFeed | None:
         """The events of ``handler_id`` after the recorded position ``after``
         (None: from now on), in batches: live as they are published where the
         catalog can (a ``LiveRunCatalog``, as ``DurableRuntime``), recorded
@@ -651,52 +543,10 @@ class RunBook:
             if after is None:
                 return None  # nothing comes after now
             events = await catalog.read_events(handler_id, after)
-            return _Replay(events) if events else None
+            return Replay(events) if events else None
         if self._live_catalog is not None:
             return self._live_catalog.live_events(handler_id, after)
         if after is None:
             records = await catalog.read_events(handler_id)
             after = records[-1].seq if records else -1
-        return _OneByOne(catalog.events(handler_id, after))
-
-
-class EventBatches(Protocol):
-    async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
-        """The items ready (at least one), or ``[]`` at the end."""
-        ...
-
-    @property
-    def done(self) -> bool:
-        """Whether everything was given: the next batch is ``[]``."""
-        ...
-
-
-class _Replay:
-    """The events of a finished run, read at once: one batch."""
-
-    whole = True
-    """The first batch is all of it (the route sends it with its length)."""
-
-    def __init__(self, events: list[StoredEvent]) -> None:
-        self._events: list[StoredEvent | LiveEvent | Committed] = list(events)
-        self.done = False
-
-    async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
-        events, self._events = self._events, []
-        self.done = True
-        return events
-
-
-class _OneByOne:
-    """The recorded events of a catalog without a live feed, one per batch."""
-
-    done = False
-
-    def __init__(self, events: AsyncIterator[StoredEvent]) -> None:
-        self._events = events
-
-    async def next_batch(self) -> list[StoredEvent | LiveEvent | Committed]:
-        try:
-            return [await self._events.__anext__()]
-        except StopAsyncIteration:
-            return []
+        return OneByOne(catalog.events(handler_id, after))

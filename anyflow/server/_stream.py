@@ -26,12 +26,13 @@ from ..durable import Committed, LiveEvent
 from ..errors import StoreUnavailableError
 from ..events import WorkflowFailedEvent
 from ._envelope import _class_names, envelope
+from ._event_batches import Replay
 from ._runs import NotFound
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
-    from ._runs import EventBatches
+    from ..durable import LiveEventFeed
     from ._server import WorkflowServer
 
 __all__ = ["EventStream"]
@@ -86,7 +87,7 @@ class EventStream:
             return
         headers = [*_HEADERS, _SSE if sse else _NDJSON]
         frames = _Frames(sse=sse, qualified=qualified)
-        if getattr(batches, "whole", False):
+        if isinstance(batches, Replay):
             # Everything is here already: one body, its length known.
             body = frames.encode(await batches.next_batch())
             headers.append((b"content-length", str(len(body)).encode()))
@@ -100,7 +101,7 @@ class EventStream:
         scope: Scope,
         receive: Receive,
         send: Send,
-        batches: EventBatches | None,
+        batches: LiveEventFeed | None,
         frames: _Frames,
         headers: list[tuple[bytes, bytes]],
         cursor: tuple[str, int | None],
