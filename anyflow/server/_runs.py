@@ -129,6 +129,11 @@ class RunBook:
 
     # Starting and resuming.
 
+    def served_as(self, served: Served) -> None:
+        """Find the runs of ``served``'s workflow class under its name too (a
+        workflow added while the server runs)."""
+        self._by_class[type_name(type(served.workflow))] = served
+
     def workflow(self, name: str) -> Served:
         served = self._served.get(name)
         if served is None:

@@ -271,7 +271,7 @@ class WorkflowServer:
         self._classes[cls_name] = name
         if self._runs is not None:
             # Running: the RunBook shares ``_served``; it also finds runs by class.
-            self._runs._by_class[cls_name] = served
+            self._runs.served_as(served)
 
     @staticmethod
     def _stop_class(workflow: Workflow) -> type[StopEvent]:
