@@ -8,9 +8,10 @@ import copy
 import json
 from typing import Any
 
+import attrs
 import pytest
 
-from anyflow import ContextSerdeError
+from anyflow import ContextSerdeError, Event
 from anyflow.serialization import decode_state, encode_state
 from tests.golden import samples
 
@@ -56,6 +57,7 @@ _WRONG: list[tuple[str, tuple[Any, ...], Any, str | None]] = [
     ("busy", ("queues", "work", 0, "last_error"), "boom", None),
     ("busy", ("executing", 0, "delivery", "last_error", "type"), 1, None),
     ("busy", ("queues", "work", 0, "first_failed_at"), "x", None),
+    ("busy", ("queues", "work", 0, "extra"), 1, "$.run.queues.work[0]: ['extra']"),
     ("busy", ("executing",), {}, None),
     ("busy", ("executing", 0), "w", None),
     ("busy", ("executing", 0, "step"), "nope", None),
@@ -69,6 +71,7 @@ _WRONG: list[tuple[str, tuple[Any, ...], Any, str | None]] = [
     ("busy", ("waiting", 0, "event_types"), "x", None),
     ("busy", ("waiting", 0, "event_types", 1), "nowhere:X", None),
     ("busy", ("waiting", 0, "requirements"), "x", None),
+    ("busy", ("waiting", 0, "requirements"), [[1]], None),
     ("busy", ("waiting", 0, "deadline"), "x", None),
     ("busy", ("waiting", 0, "budget"), True, None),
     ("busy", ("waiting", 0, "sent"), -2, None),
@@ -84,6 +87,7 @@ _WRONG: list[tuple[str, tuple[Any, ...], Any, str | None]] = [
     ("busy", ("memos", 0, "collected", "default", 1, "result"), 3, None),
     ("busy", ("memos", 0, "collected", "default", 1, "result", 0), 3, None),
     ("busy", ("memos", 0, "sent"), [0, 1], None),
+    ("busy", ("memos", 0, "deadlines"), {}, "$.run.memos[0]: ['deadlines']"),
     ("busy", ("unclaimed", 0), 5, None),
     ("busy", ("unclaimed", 0, "event"), 2, None),
     ("busy", ("unclaimed", 1, "step"), "nope", None),
@@ -132,3 +136,34 @@ def test_a_key_older_contexts_lack_reads_as_its_default(
     name: str, keys: tuple[Any, ...], value: Any
 ) -> None:
     decode_state(_corrupt(name, keys, value), _STATES[name].spec)
+
+
+class _Loose(Event):
+    value: object = None
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_an_event_json_cannot_hold_is_named_even_when_the_rest_may_be_pickled(
+    check: bool,
+) -> None:
+    busy = _STATES["busy"]
+    worker = busy.workers[3]
+    loose = attrs.evolve(worker.delivery, event=_Loose(value={1}))
+    waiter = attrs.evolve(busy.waiting[6], requirements=(("value", {2}),))
+    state = attrs.evolve(
+        busy,
+        workers={**busy.workers, 3: attrs.evolve(worker, delivery=loose)},
+        waiting={**busy.waiting, 6: waiter},
+    )
+    with pytest.raises(
+        ContextSerdeError,
+        match=r"^set value at \$\.run\.executing\[0\]\.delivery\.event\.fields\.value ",
+    ):
+        encode_state(state, check=check)
+    # A waiter's requirements are the caller's to pickle when it asks for that.
+    alone = attrs.evolve(busy, waiting={**busy.waiting, 6: waiter})
+    assert encode_state(alone, check=False)["waiting"][0]["requirements"] == [["value", {2}]]
+    with pytest.raises(
+        ContextSerdeError, match=r"at \$\.run\.waiting\[0\]\.requirements\[0\]\[1\] "
+    ):
+        encode_state(alone)

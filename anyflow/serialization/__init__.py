@@ -12,8 +12,8 @@ from ._events import encode_value as encode_value
 from ._events import type_name as type_name
 from ._outcomes import decode_outcome as decode_outcome
 from ._outcomes import encode_outcome as encode_outcome
+from ._records import SavedError as SavedError
 from ._schema import event_schema as event_schema
-from ._state import SavedError as SavedError
 from ._state import decode_state as decode_state
 from ._state import encode_state as encode_state
 from ._ticks import decode_tick as decode_tick

@@ -13,18 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from .._core.state import Broken, Cancelled, Completed, Failed, Outcome, TimedOut
-from ..errors import ContextSerdeError
 from ._events import _converter, decode_event, encode_event
-from ._records import ERROR, Field, register, structure
+from ._records import ERROR, FLOAT, Field, register, structure
 
 TAG = "status"
-
-
-def _decode_float(data: Any, path: str) -> float:
-    if type(data) not in (int, float):
-        raise ContextSerdeError(f"{path} has a {type(data).__name__}, which does not fit")
-    return float(data)
-
 
 # The stop event is checked to be JSON-safe as it is written; the other fields
 # are plain values the reducer made.
@@ -32,7 +24,7 @@ _STOP_EVENT = Field(lambda event: encode_event(event, "$.stop_event"), decode_ev
 
 register(Completed, TAG, "completed", stop_event=_STOP_EVENT)
 register(Failed, TAG, "failed", error=ERROR)
-register(TimedOut, TAG, "timed_out", timeout=Field(None, _decode_float))
+register(TimedOut, TAG, "timed_out", timeout=FLOAT)
 register(Broken, TAG, "broken", omitted=("error",))
 register(Cancelled, TAG, "cancelled")
 

@@ -1,4 +1,23 @@
-"""The reducer's state to and from JSON-safe data (what ``ctx.to_dict()`` saves)."""
+"""The reducer's state to and from JSON-safe data (what ``ctx.to_dict()`` saves).
+
+The parts of a run are records on the converter (see ``_records``): a
+delivery, an executing or retrying attempt (``Worker``), a suspended wait
+(``Waiter``) and a delivery's memo (``WaitMemo``) are written by the hooks
+registered below, and read back by them, with the JSON path of what is wrong.
+
+What stays here, written by hand, is the shape of the whole state, because it
+is not a record of ``RunState``'s fields: the saved names are not its fields
+(``lanes`` are saved as ``queues``, ``workers`` as ``executing``, ``retries``
+as ``retrying``); mappings keyed by tuples are saved as lists whose items carry
+the key (a memo's step and event id, a collect buffer's step and id); what is
+derived is not saved and is rebuilt on reading (a lane's count of running
+attempts, a join buffer's per-slot counts, which need the workflow's slots,
+worker and timer ids); a woken wait queued for a slot is saved as its delivery,
+its sends folded into its memo; and every step name is checked against the
+workflow being resumed, which the converter's hooks cannot see.  Collect and
+join buffers are their events (``EVENTS``), and ``unclaimed`` holds (event,
+step) pairs, which are not classes.
+"""
 
 from __future__ import annotations
 
@@ -20,22 +39,123 @@ from .._core.state import (
 )
 from .._core.timers import Timer, timer_id
 from ..errors import ContextSerdeError
-from ._events import check_json, decode_event, encode_event, event_type, type_name
+from ._events import TAG, _converter, check_json, decode_event
+from ._records import (
+    ERROR,
+    EVENT,
+    EVENT_MAP,
+    EVENTS,
+    FLOAT,
+    PAIRS,
+    TYPES,
+    Field,
+    decode_events,
+    encode_events,
+    read,
+    register,
+)
+from ._records import SavedError as SavedError  # its home before _records; pickles name it here
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class SavedError(Exception):
-    """An exception from a saved run, brought back as its type name and message
-    (the original class and traceback stay in the process that raised it)."""
+def _decode_count(value: Any, path: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ContextSerdeError(f"{path} must be an integer >= 0, not {value!r}")
+    return value
 
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(message)
-        self.type_name = type_name
 
-    def __repr__(self) -> str:
-        return f"SavedError({self.type_name}: {self.args[0]})"
+def _decode_sent(data: Any, path: str) -> tuple[int, int] | None:
+    if data is None:
+        return None
+    if not (
+        isinstance(data, list) and len(data) == 2 and all(type(n) is int and n > 0 for n in data)
+    ):
+        raise ContextSerdeError(f"{path} must be [attempt, count], two positive integers")
+    return (data[0], data[1])
+
+
+def _encode_collected(
+    collected: Mapping[str, tuple[tuple[Any, tuple[Any, ...] | None], ...]],
+) -> dict[str, Any]:
+    unstructure = _converter.unstructure
+    return {
+        key: [
+            {
+                "event": unstructure(event),
+                "result": None if result is None else [unstructure(ev) for ev in result],
+            }
+            for event, result in entries
+        ]
+        for key, entries in collected.items()
+    }
+
+
+def _decode_collected(
+    data: Any, path: str
+) -> dict[str, tuple[tuple[Any, tuple[Any, ...] | None], ...]]:
+    if data is None:  # as a context saved before memos had it
+        return {}
+    if not isinstance(data, dict):
+        raise ContextSerdeError(f"{path} must be an object of lists, not {type(data).__name__}")
+    collected = {}
+    for key, entries in data.items():
+        if not isinstance(entries, list):
+            raise ContextSerdeError(f"{path}.{key} must be a list")
+        collected[key] = tuple(
+            _decode_entry(entry, f"{path}.{key}[{j}]") for j, entry in enumerate(entries)
+        )
+    return collected
+
+
+def _decode_entry(data: Any, path: str) -> tuple[Any, tuple[Any, ...] | None]:
+    """One event a delivery collected, and what ``collect_events`` returned."""
+    if not isinstance(data, dict) or set(data) != {"event", "result"}:
+        raise ContextSerdeError(f"expected {{'event', 'result'}} at {path}")
+    result = data["result"]
+    if result is not None and not isinstance(result, list):
+        raise ContextSerdeError(f"{path}.result must be a list or null")
+    return (
+        decode_event(data["event"], f"{path}.event"),
+        None if result is None else decode_events(result, f"{path}.result"),
+    )
+
+
+_COUNT = Field(None, _decode_count)
+"""The events an attempt has sent (written only when it sent any)."""
+
+register(
+    Delivery,
+    event=EVENT,
+    last_error=ERROR.optional(),
+    bound=EVENTS.optional(),  # a join step's set
+    added=("bound", "first_started_at", "last_failed_at"),
+    absent=("first_failed_at",),
+)
+register(Worker, sent=_COUNT, added=("sent",), omitted=("deadline",))
+register(
+    Waiter,
+    event_types=TYPES,
+    requirements=PAIRS,
+    deadline=FLOAT.optional(),
+    budget=FLOAT.optional(),
+    sent=_COUNT,
+    added=("sent",),
+    absent=("deadline", "budget"),
+)
+register(
+    WaitMemo,
+    published=EVENT_MAP,
+    answers=EVENT_MAP,
+    collected=Field(_encode_collected, _decode_collected),
+    sent=Field(list, _decode_sent),
+    added=("sent",),
+    absent=("collected",),
+    omitted=("deadlines",),
+)
+_MEMO_KEY = ("step", "event_id")
+"""What a saved memo's item holds beside the memo: the delivery it is of."""
 
 
 def encode_state(state: RunState, *, check: bool = True) -> dict[str, Any]:
@@ -45,79 +165,59 @@ def encode_state(state: RunState, *, check: bool = True) -> dict[str, Any]:
 
     :raises ContextSerdeError: naming the path of a value JSON cannot hold.
     """
-    memos = _with_queued_sends(state)
+    unstructure = _converter.unstructure
     data = {
         "status": state.status.value,
         "next_event_id": state.next_event_id,
         "next_worker_id": state.next_worker_id,
         "queues": {
-            name: [_item(item, f"$.run.queues.{name}[{i}]") for i, item in enumerate(lane.queue)]
+            # A woken wait that had not got its slot back yet is saved as its
+            # delivery: on resume the step runs again, and its memo answers.
+            name: [
+                unstructure(item.delivery if isinstance(item, Resumption) else item)
+                for item in lane.queue
+            ]
             for name, lane in state.lanes.items()
             if lane.queue
         },
-        "executing": [
-            _worker(w, f"$.run.executing[{i}]") for i, w in enumerate(state.workers.values())
-        ],
-        "waiting": [
-            _waiter(w, f"$.run.waiting[{i}]") for i, w in enumerate(state.waiting.values())
-        ],
-        "retrying": [
-            _worker(w, f"$.run.retrying[{i}]") for i, w in enumerate(state.retries.values())
-        ],
+        "executing": [unstructure(w) for w in state.workers.values()],
+        "waiting": [unstructure(w) for w in state.waiting.values()],
+        "retrying": [unstructure(w) for w in state.retries.values()],
         "memos": [
-            {
-                "step": step,
-                "event_id": event_id,
-                "published": {
-                    key: encode_event(ev, f"$.run.memos[{i}].published.{key}")
-                    for key, ev in memo.published.items()
-                },
-                "answers": {
-                    key: encode_event(ev, f"$.run.memos[{i}].answers.{key}")
-                    for key, ev in memo.answers.items()
-                },
-                "collected": {
-                    key: [
-                        _collected(event, result, f"$.run.memos[{i}].collected.{key}[{j}]")
-                        for j, (event, result) in enumerate(entries)
-                    ]
-                    for key, entries in memo.collected.items()
-                },
-            }
-            | _sent(memo)
-            for i, ((step, event_id), memo) in enumerate(memos.items())
+            {"step": step, "event_id": event_id, **unstructure(memo)}
+            for (step, event_id), memo in _with_queued_sends(state).items()
         ],
-        "unclaimed": [
-            {"event": encode_event(ev, f"$.run.unclaimed[{i}].event"), "step": step}
-            for i, (ev, step) in enumerate(state.unclaimed)
-        ],
+        "unclaimed": [{"event": unstructure(ev), "step": step} for ev, step in state.unclaimed],
         "collections": [
-            {
-                "step": step,
-                "buffer": buffer_id,
-                "events": [
-                    encode_event(ev, f"$.run.collections[{i}].events[{j}]")
-                    for j, ev in enumerate(buffer.items())
-                ],
-            }
-            for i, ((step, buffer_id), buffer) in enumerate(state.collections.items())
+            {"step": step, "buffer": buffer_id, "events": encode_events(buffer.items())}
+            for (step, buffer_id), buffer in state.collections.items()
         ],
         "recoveries": dict(state.recoveries),
     }
     if state.joins:  # written only when a join step holds events
         data["joins"] = [
-            {
-                "step": step,
-                "events": [
-                    encode_event(ev, f"$.run.joins[{i}].events[{j}]")
-                    for j, ev in enumerate(buffer.events.items())
-                ],
-            }
-            for i, (step, buffer) in enumerate(state.joins.items())
+            {"step": step, "events": encode_events(buffer.events.items())}
+            for step, buffer in state.joins.items()
         ]
     if check:
         check_json(data, "$.run")
+    else:
+        _check_events(data, "$.run")
     return data
+
+
+def _check_events(data: Any, path: str) -> None:
+    """Raise ``ContextSerdeError`` at the first value JSON cannot hold in an
+    event of ``data`` (events are JSON, whoever pickles what else)."""
+    if isinstance(data, dict):
+        if TAG in data:
+            check_json(data, path)
+            return
+        for key, value in data.items():
+            _check_events(value, f"{path}.{key}")
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _check_events(value, f"{path}[{index}]")
 
 
 def _with_queued_sends(state: RunState) -> Mapping[tuple[str, int], WaitMemo]:
@@ -138,109 +238,8 @@ def _with_queued_sends(state: RunState) -> Mapping[tuple[str, int], WaitMemo]:
     return state.memos if memos is None else memos
 
 
-def _sent(memo: WaitMemo) -> dict[str, Any]:
-    """The memo's count of sends, when there is one: ``{"sent": [attempt, count]}``."""
-    return {} if memo.sent is None else {"sent": list(memo.sent)}
-
-
-def _read_sent(data: Any, path: str) -> tuple[int, int] | None:
-    if data is None:
-        return None
-    if not (
-        isinstance(data, list) and len(data) == 2 and all(type(n) is int and n > 0 for n in data)
-    ):
-        raise ContextSerdeError(f"{path} must be [attempt, count], two positive integers")
-    return (data[0], data[1])
-
-
-def _count(value: Any, path: str) -> int:
-    if type(value) is not int or value < 0:
-        raise ContextSerdeError(f"{path} must be an integer >= 0, not {value!r}")
-    return value
-
-
-def _collected(event: Any, result: tuple[Any, ...] | None, path: str) -> dict[str, Any]:
-    return {
-        "event": encode_event(event, f"{path}.event"),
-        "result": None
-        if result is None
-        else [encode_event(ev, f"{path}.result[{k}]") for k, ev in enumerate(result)],
-    }
-
-
-def _read_collected(data: Any, path: str) -> tuple[Any, tuple[Any, ...] | None]:
-    if not isinstance(data, dict) or set(data) != {"event", "result"}:
-        raise ContextSerdeError(f"expected {{'event', 'result'}} at {path}")
-    result = data["result"]
-    if result is not None and not isinstance(result, list):
-        raise ContextSerdeError(f"{path}.result must be a list or null")
-    return (
-        decode_event(data["event"], f"{path}.event"),
-        None
-        if result is None
-        else tuple(decode_event(ev, f"{path}.result[{k}]") for k, ev in enumerate(result)),
-    )
-
-
-def _time(data: Any, key: str, path: str) -> float | None:
-    """A delivery's tick time ``key``: a number, or null or absent."""
-    value = data.get(key) if isinstance(data, dict) else None
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise ContextSerdeError(f"{path}.{key} must be a number or null")
-    return value
-
-
-def _delivery(d: Delivery, path: str) -> dict[str, Any]:
-    error = None
-    if d.last_error is not None:
-        name = getattr(d.last_error, "type_name", type(d.last_error).__name__)
-        error = {"type": name, "message": str(d.last_error)}
-    data = {
-        "event_id": d.event_id,
-        "event": encode_event(d.event, f"{path}.event"),
-        "attempt": d.attempt,
-        "last_error": error,
-        "first_failed_at": d.first_failed_at,
-    }
-    if d.bound is not None:  # a join step's set (written only for one)
-        data["bound"] = [encode_event(ev, f"{path}.bound[{i}]") for i, ev in enumerate(d.bound)]
-    # Added after contexts were first saved: written only when set.
-    if d.first_started_at is not None:
-        data["first_started_at"] = d.first_started_at
-    if d.last_failed_at is not None:
-        data["last_failed_at"] = d.last_failed_at
-    return data
-
-
-def _item(item: Delivery | Resumption, path: str) -> dict[str, Any]:
-    if isinstance(item, Resumption):
-        # A woken wait that had not got its slot back yet: on resume the step
-        # runs again, and its memo answers the wait.
-        return _delivery(item.delivery, f"{path}.delivery")
-    return _delivery(item, path)
-
-
-def _worker(w: Worker, path: str) -> dict[str, Any]:
-    data: dict[str, Any] = {"step": w.step, "delivery": _delivery(w.delivery, f"{path}.delivery")}
-    if w.sent:
-        data["sent"] = w.sent  # events the attempt sent (written only if it sent any)
-    return data
-
-
-def _waiter(w: Waiter, path: str) -> dict[str, Any]:
-    return {
-        "step": w.step,
-        "delivery": _delivery(w.delivery, f"{path}.delivery"),
-        "waiter_id": w.waiter_id,
-        "event_types": [type_name(t) for t in w.event_types],
-        "requirements": [[key, value] for key, value in w.requirements],
-        "deadline": w.deadline,
-        "budget": w.budget,
-    } | ({"sent": w.sent} if w.sent else {})
-
-
 class _Reader:
-    """Reads saved data with the JSON path of every value at hand for errors."""
+    """Reads the state's shape with the JSON path of every value at hand for errors."""
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
@@ -264,49 +263,15 @@ class _Reader:
             )
         return str(name)
 
-    def delivery(self, data: Any, path: str) -> Delivery:
-        error = data.get("last_error") if isinstance(data, dict) else None
-        last_error = None
-        if error is not None:
-            last_error = SavedError(
-                self.get(error, "type", str, f"{path}.last_error"),
-                self.get(error, "message", str, f"{path}.last_error"),
-            )
-        first, started, failed = (
-            _time(data, key, path)
-            for key in ("first_failed_at", "first_started_at", "last_failed_at")
-        )
-        bound = None
-        if isinstance(data, dict) and data.get("bound") is not None:
-            bound = tuple(
-                decode_event(ev, f"{path}.bound[{i}]")
-                for i, ev in enumerate(self.get(data, "bound", list, path))
-            )
-        return Delivery(
-            self.get(data, "event_id", int, path),
-            decode_event(self.get(data, "event", dict, path), f"{path}.event"),
-            self.get(data, "attempt", int, path),
-            last_error,
-            first,
-            bound,
-            started,
-            failed,
-        )
-
-    def worker(self, data: Any, path: str) -> Worker:
-        return Worker(
-            self.step(self.get(data, "step", str, path), f"{path}.step"),
-            self.delivery(self.get(data, "delivery", dict, path), f"{path}.delivery"),
-            sent=_count(data.get("sent", 0), f"{path}.sent"),
-        )
-
-
-def _number(value: Any, path: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ContextSerdeError(f"{path} must be a number or null, not {type(value).__name__}")
-    return float(value)
+    def attempts(self, data: Any, key: str, cls: type, path: str) -> list[Any]:
+        """The ``Worker`` or ``Waiter`` records of the list ``key``."""
+        records = []
+        for i, item in enumerate(self.get(data, key, list, path)):
+            where = f"{path}.{key}[{i}]"
+            record = read(item, cls, where)
+            self.step(record.step, f"{where}.step")
+            records.append(record)
+        return records
 
 
 def decode_state(data: Any, spec: RunSpec) -> RunState:
@@ -329,72 +294,24 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
         if not isinstance(items, list):
             raise ContextSerdeError(f"{path}.queues.{name} must be a list")
         for i, item in enumerate(items):
-            queue = queue.push(r.delivery(item, f"{path}.queues.{name}[{i}]"))
+            queue = queue.push(read(item, Delivery, f"{path}.queues.{name}[{i}]"))
         lanes[step] = Lane(queue, 0)
-    executing = [
-        r.worker(w, f"{path}.executing[{i}]")
-        for i, w in enumerate(r.get(data, "executing", list, path))
-    ]
-    retrying = [
-        r.worker(w, f"{path}.retrying[{i}]")
-        for i, w in enumerate(r.get(data, "retrying", list, path))
-    ]
-    waiting = []
-    for i, w in enumerate(r.get(data, "waiting", list, path)):
-        where = f"{path}.waiting[{i}]"
-        worker = r.worker(w, where)
-        types = tuple(
-            event_type(name, f"{where}.event_types[{j}]")
-            for j, name in enumerate(r.get(w, "event_types", list, where))
-        )
-        requirements = tuple(
-            (str(pair[0]), pair[1]) for pair in r.get(w, "requirements", list, where)
-        )
-        waiting.append(
-            Waiter(
-                worker.step,
-                worker.delivery,
-                r.get(w, "waiter_id", str, where),
-                types,
-                requirements,
-                _number(w.get("deadline"), f"{where}.deadline"),
-                _number(w.get("budget"), f"{where}.budget"),
-                worker.sent,
-            )
-        )
+    executing: list[Worker] = r.attempts(data, "executing", Worker, path)
+    retrying: list[Worker] = r.attempts(data, "retrying", Worker, path)
+    waiting: list[Waiter] = r.attempts(data, "waiting", Waiter, path)
     memos = {}
     for i, m in enumerate(r.get(data, "memos", list, path)):
         where = f"{path}.memos[{i}]"
         step = r.step(r.get(m, "step", str, where), f"{where}.step")
-        answers = {
-            key: decode_event(ev, f"{where}.answers.{key}")
-            for key, ev in r.get(m, "answers", dict, where).items()
-        }
-        collected = {
-            key: tuple(
-                _read_collected(entry, f"{where}.collected.{key}[{j}]")
-                for j, entry in enumerate(entries)
-            )
-            for key, entries in (m.get("collected") or {}).items()
-        }
-        memos[(step, r.get(m, "event_id", int, where))] = WaitMemo(
-            {
-                key: decode_event(ev, f"{where}.published.{key}")
-                for key, ev in r.get(m, "published", dict, where).items()
-            },
-            answers,
-            collected=collected,
-            sent=_read_sent(m.get("sent"), f"{where}.sent"),
-        )
+        event_id = r.get(m, "event_id", int, where)
+        fields = {key: value for key, value in m.items() if key not in _MEMO_KEY}
+        memos[(step, event_id)] = read(fields, WaitMemo, where)
     collections = {}
     for i, c in enumerate(r.get(data, "collections", list, path)):
         where = f"{path}.collections[{i}]"
         step = r.step(r.get(c, "step", str, where), f"{where}.step")
-        events = [
-            decode_event(ev, f"{where}.events[{j}]")
-            for j, ev in enumerate(r.get(c, "events", list, where))
-        ]
-        collections[(step, r.get(c, "buffer", str, where))] = CollectBuffer.of(events)
+        events = decode_events(r.get(c, "events", list, where), f"{where}.events")
+        collections[(step, r.get(c, "buffer", str, where))] = CollectBuffer.of(list(events))
     joins = {}
     for i, item in enumerate(data.get("joins") or []):
         where = f"{path}.joins[{i}]"
@@ -405,11 +322,8 @@ def decode_state(data: Any, spec: RunSpec) -> RunState:
                 f"{where} holds events for step {step!r}, which is not a join step in this "
                 "workflow (it takes one event parameter); was the workflow changed since?"
             )
-        held = [
-            decode_event(ev, f"{where}.events[{j}]")
-            for j, ev in enumerate(r.get(item, "events", list, where))
-        ]
-        joins[step] = JoinBuffer.of(held, slots)
+        held = decode_events(r.get(item, "events", list, where), f"{where}.events")
+        joins[step] = JoinBuffer.of(list(held), slots)
     unclaimed: list[tuple[Any, str | None]] = []
     for i, item in enumerate(r.get(data, "unclaimed", list, path)):
         where = f"{path}.unclaimed[{i}]"

@@ -24,43 +24,31 @@ from .._core.ticks import (
     WaitAbandoned,
     WaitStarted,
 )
-from ..errors import ContextSerdeError
-from ._events import _converter, check_json, decode_event
-from ._records import ERROR, TYPES, Field, register, structure
+from ._events import _converter, check_json
+from ._records import ERROR, EVENT, PAIRS, TYPES, register, structure
 
 TAG = "tick"
 
-
-def _decode_pairs(data: Any, path: str) -> tuple[tuple[str, Any], ...]:
-    if not (isinstance(data, list) and all(isinstance(p, list) and len(p) == 2 for p in data)):
-        raise ContextSerdeError(f"{path} must be a list of [field, value] pairs")
-    return tuple((str(key), value) for key, value in data)
-
-
-_EVENT = Field(None, decode_event)
-_PAIRS = Field(lambda pairs: [[key, value] for key, value in pairs], _decode_pairs)
-"""``WaitStarted.requirements``: (field, value) pairs, the values as they are."""
-
-register(RunStarted, TAG, "RunStarted", start_event=_EVENT)
+register(RunStarted, TAG, "RunStarted", start_event=EVENT)
 register(RunResumed, TAG, "RunResumed")
-register(EventSent, TAG, "EventSent", event=_EVENT, added=("worker_id",))
-register(StepCompleted, TAG, "StepCompleted", output=_EVENT.optional())
+register(EventSent, TAG, "EventSent", event=EVENT, added=("worker_id",))
+register(StepCompleted, TAG, "StepCompleted", output=EVENT.optional())
 register(
     StepFailed,
     TAG,
     "StepFailed",
     error=ERROR,
-    failure_event=_EVENT.optional(),
+    failure_event=EVENT.optional(),
     added=("started_at",),
 )
-register(EventCollected, TAG, "EventCollected", event=_EVENT, expected=TYPES)
+register(EventCollected, TAG, "EventCollected", event=EVENT, expected=TYPES)
 register(
     WaitStarted,
     TAG,
     "WaitStarted",
     event_types=TYPES,
-    requirements=_PAIRS,
-    waiter_event=_EVENT.optional(),
+    requirements=PAIRS,
+    waiter_event=EVENT.optional(),
 )
 register(WaitAbandoned, TAG, "WaitAbandoned")
 register(CancelRequested, TAG, "CancelRequested")
