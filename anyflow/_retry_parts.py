@@ -75,6 +75,12 @@ def _seconds(value: int | float | timedelta) -> float:
     return float(value)
 
 
+# The annotation as an object, not the string this module's annotations are:
+# attrs copies it onto __init__s written in the parts' modules, which do not
+# import timedelta, so typing.get_type_hints() could not read them.
+_seconds.__annotations__["value"] = int | float | timedelta
+
+
 def _rng(seed: int | None) -> random.Random:
     """The generator a random wait draws from: seeded by the runtime, never the
     ``random`` module's shared one (a direct call without a seed gets a fresh one)."""

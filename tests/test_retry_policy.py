@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import typing
 from datetime import timedelta
 from typing import Any
 
@@ -719,3 +720,15 @@ def test_our_parts_take_tenacity_s_argument_names() -> None:
         assert set(inspect.signature(cls).parameters) >= set(
             inspect.signature(theirs).parameters
         ), name
+
+
+@pytest.mark.parametrize(
+    "part", [wait_fixed, wait_random, wait_incrementing, stop_after_delay, stop_before_delay]
+)
+def test_constructor_annotations_resolve(part: type) -> None:
+    # typing.get_type_hints() reads the constructors (tools that compare them
+    # with tenacity's do): the durations take a number or a timedelta.
+    hints = typing.get_type_hints(part.__init__)
+    durations = {name: tp for name, tp in hints.items() if name != "return"}
+    assert durations
+    assert set(durations.values()) == {int | float | timedelta}
