@@ -42,6 +42,7 @@ from ..runtime.vocabulary import (
     TickRejected,
     TimedOut,
     reduce,
+    run_spec,
 )
 from ._graph import EventNode, WorkflowGraph, workflow_graph
 
@@ -152,7 +153,7 @@ def run_graph(
     worker_step: dict[int, str] = {}
     first_started = 0
     outcome: Outcome | None = None
-    state = RunState.initial(wf._spec)
+    state = RunState.initial(run_spec(wf))
     count = 0
     first_time: float | None = None
     last_time: float | None = None

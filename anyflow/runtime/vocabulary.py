@@ -20,10 +20,13 @@ touch, and ``anyflow.runtime`` stays the short list of what hosts a run.
 - ``RunState`` is a run as immutable data, shaped by its ``RunSpec``;
   ``reduce(state, tick)`` folds one tick into it (a journal's replay is a fold
   of its recorded ticks) and raises ``TickRejected`` for a tick that breaks
-  the protocol.
+  the protocol.  ``run_spec(workflow)`` is the ``RunSpec`` of a workflow's
+  runs: ``RunState.initial(run_spec(wf))`` is a run before its first tick.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from .._core.commands import CancelTimer as CancelTimer
 from .._core.commands import CancelWorker as CancelWorker
@@ -59,6 +62,9 @@ from .._core.ticks import WaitAbandoned as WaitAbandoned
 from .._core.ticks import WaitStarted as WaitStarted
 from .._core.ticks import is_external as is_external
 
+if _TYPE_CHECKING:
+    from ..workflow import Workflow
+
 __all__ = [
     "Broken",
     "CancelRequested",
@@ -93,4 +99,11 @@ __all__ = [
     "WaitStarted",
     "is_external",
     "reduce",
+    "run_spec",
 ]
+
+
+def run_spec(workflow: Workflow) -> RunSpec:
+    """The ``RunSpec`` that shapes ``workflow``'s runs (its steps, what each
+    accepts, their limits and timeouts), made when the workflow was built."""
+    return workflow._spec

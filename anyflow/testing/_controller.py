@@ -355,7 +355,7 @@ class Controller:
         """Step attempts running their own code, blocked elsewhere than at a
         step point or a wait: on a timer of their own, or on something the
         simulation does not control."""
-        state = handler.ctx._live_state()
+        state = handler.ctx.run_state()
         if state is None:
             return []
         paused = {p.worker_id for p in self.paused.values()}
@@ -405,7 +405,7 @@ class Controller:
 
     def _sendable(self, event: Event, handler: WorkflowHandler) -> bool:
         try:
-            self.workflow._check_sendable(event, None, handler.ctx._live_state())
+            self.workflow._check_sendable(event, None, handler.ctx.run_state())
         except AnyflowError:
             return False  # not accepted yet: offered again later
         return True

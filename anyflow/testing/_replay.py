@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, overload
 import attrs
 
 from ..durable.journal import decode_ticks
-from ..runtime.vocabulary import Command, RunState, Tick, TickRejected, reduce
+from ..runtime.vocabulary import Command, RunState, Tick, TickRejected, reduce, run_spec
 from ._simulation import Simulation
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def replay(workflow: Workflow, ticks: Simulation | Iterable[Tick]) -> Replay:
     if isinstance(ticks, Simulation):
         stores = ticks.stores
         ticks = ticks.ticks
-    initial = state = RunState.initial(workflow._spec)
+    initial = state = RunState.initial(run_spec(workflow))
     steps = []
     for index, tick in enumerate(ticks):
         try:
