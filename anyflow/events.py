@@ -187,9 +187,11 @@ _init_declared = Event.__init__
 
 def _init_free_only(self: Event, *args: Any, **fields: Any) -> None:
     """``__init__`` of ``Event`` and of classes that declare no fields (nor
-    private attributes): every keyword is a free field."""
-    if args:
-        _init_declared(self, *args, **fields)  # says why not
+    private attributes): every keyword is a free field.  A subclass with an
+    ``__init__`` of its own reaches this one through ``super().__init__()``;
+    if it declares private attributes, they are sorted out as usual."""
+    if args or self._private_attrs:
+        _init_declared(self, *args, **fields)  # says why not, or sorts them out
     elif fields:
         _init_with_free_fields(self, fields)
     else:

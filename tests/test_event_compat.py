@@ -297,3 +297,22 @@ def test_model_fields() -> None:
     assert fields["note"].title == "Note"
     assert "result" in StopEvent.model_fields
     assert StartEvent.model_fields == {}
+
+
+class _OwnInit(Event):
+    _given: int = PrivateAttr()
+    _doubled: int = PrivateAttr()
+
+    def __init__(self, _doubled: int, **fields: Any) -> None:
+        super().__init__(**fields)
+        self._doubled = _doubled * 2
+
+
+def test_private_attributes_through_an_init_of_its_own() -> None:
+    # A class with no fields, private attributes and its own __init__ reaches
+    # Event's through super(): a private attribute given by keyword is set,
+    # not taken for a free field.
+    ev = _OwnInit(a=1, _given=2, _doubled=2)
+    assert ev._data == {"a": 1}
+    assert ev._given == 2
+    assert ev._doubled == 4
