@@ -171,11 +171,10 @@ class EventStream:
         text = "\n".join(frame.data)
         try:
             data = json.loads(text)
-        except ValueError:
-            # from None: the message shows the frame itself
+        except ValueError as exc:  # its cause says where the text stops being JSON
             raise WorkflowClientError(
                 f"the stream sent a frame that is not JSON: {text[:200]!r}"
-            ) from None
+            ) from exc
         sequence = int(frame.id) if frame.id and frame.id.lstrip("-").isdigit() else None
         return EventEnvelope.from_json(data, sequence)
 

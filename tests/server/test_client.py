@@ -28,6 +28,7 @@ from anyflow.client import (
     RunFailedError,
     UnknownEventError,
     WorkflowClient,
+    WorkflowClientError,
 )
 
 from .conftest import demo_server
@@ -482,3 +483,24 @@ async def test_a_server_with_a_token_needs_it(url_with_token: str) -> None:
         handler = await client.run_nowait("count", count=1)
         events = await collect(client, handler.handler_id)
         assert [e.type for e in events] == ["Progress", "Counted"]
+
+
+async def test_a_frame_that_is_not_json_is_an_error_whose_cause_says_where() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = b'id: 0\ndata: {"type": "Progress", "value": {\n\n'
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+    async def read_all() -> None:
+        async with client.stream_events("h1") as stream:
+            async for _ in stream:
+                pass
+
+    async with WorkflowClient("http://test", httpx_client=http) as client:
+        with pytest.raises(
+            WorkflowClientError, match=r"^the stream sent a frame that is not JSON: "
+        ) as caught:
+            await read_all()
+    await http.aclose()
+    assert isinstance(caught.value.__cause__, ValueError)
