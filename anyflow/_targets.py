@@ -102,7 +102,7 @@ def load_workflow(target: str) -> Workflow:
     try:
         found = getattr(module, name)
     except AttributeError:
-        # from None: the lookup's KeyError adds nothing to the names listed
+        # from None: the failed getattr adds nothing to the names listed
         raise TargetError(missing_name(module_part, name, workflow_names(module))) from None
     if isinstance(found, type) and issubclass(found, Workflow):
         try:

@@ -355,6 +355,9 @@ class RunResources:
     ) -> Any:
         arguments: dict[str, Any] = {}
         if isinstance(resource, Resource):
+            # The same error again, with the step and parameter it was met at:
+            # from None, as the first has no cause to keep and its frames are
+            # anyflow's own plan check.
             try:
                 check_plan(resource)
             except ResourceCycleError as exc:  # llama-index-workflows' wording first

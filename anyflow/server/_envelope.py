@@ -258,14 +258,13 @@ def _build(cls: type[Event], value: Any) -> Event:
         value = {**{k: v for k, v in value.items() if k != "_data"}, **nested}
     if not isinstance(value.get("_extra", {}), dict):
         raise BadEvent(f"_extra of a {cls.__name__} must be an object (or send free fields flat)")
+    # The excepts below raise from None: a route answers BadEvent with its message.
     try:
         return decode_fields(cls, value, "$.value")
     except ContextSerdeError as exc:
-        # from None: a route turns this into an HTTP answer that carries the message
         raise BadEvent(str(exc)) from None
     except (AttributeError, KeyError, IndexError) as exc:
         # How cattrs fails on a value of the wrong shape for a mapping or class field.
-        # from None: a route turns this into an HTTP answer that carries the message
         raise BadEvent(
             f"the fields do not fit {cls.__name__}: {type(exc).__name__}: {exc}"
         ) from None

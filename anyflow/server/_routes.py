@@ -6,6 +6,12 @@ workflow or handler, 409 a request that does not fit the handler's state, 413
 a body over the limit.  A 500 is a run's own failure (``/run`` of a run that
 failed, ``GET /handlers/{id}`` of one), or a bug, whose details go to the log
 and not to the client.
+
+An ``HTTPException`` that replaces another error is raised ``from None`` (a
+comment says so where it happens): its message is the whole answer, and
+Starlette turns it into the response without logging it, so the error it
+replaces would reach no one.  A bug is never caught here: it reaches the log
+with its traceback.
 """
 
 from __future__ import annotations
@@ -192,16 +198,14 @@ class _Api:
             if required:
                 raise HTTPException(400, "a JSON object body is required")
             return {}
+        # The excepts below raise from None: the HTTP answer carries the whole message.
         try:
             body = json.loads(chunks, parse_constant=_no_constant, parse_int=_int)
         except RecursionError:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"the body nests deeper than {MAX_DEPTH} levels") from None
         except _LongInteger as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, str(exc)) from None
         except ValueError as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(
                 400, f"Error processing request: the body is not valid JSON: {exc}"
             ) from None
@@ -293,6 +297,7 @@ class _Api:
             # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"Validation error for 'start_event': {exc}") from None
         assert isinstance(start_event, StartEvent)  # parse() built the bare class
+        # The excepts below raise from None: the HTTP answer carries the whole message.
         try:
             for _ in range(10):
                 try:
@@ -303,10 +308,8 @@ class _Api:
                     handler_id = new_handler_id()  # a drawn id names a run already: again
             return await self.book.start(served, start_event, handler_id, wait=wait)
         except Conflict as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, str(exc)) from None
         except BadEvent as exc:  # a value the run's journal could not record
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"start_event: {exc}") from None
 
     async def run(self, request: Request) -> Response:
@@ -381,13 +384,12 @@ class _Api:
 
     async def cancel(self, request: Request) -> Response:
         purge = _flag(request, "purge", False)
+        # The excepts below raise from None: the HTTP answer carries the whole message.
         try:
             status = await self.book.cancel(_handler_id(request), purge)
         except NotFound as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(404, str(exc)) from None
         except Conflict as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, str(exc)) from None
         return JSONResponse({"status": status})
 
@@ -400,19 +402,16 @@ class _Api:
             raise HTTPException(
                 400, 'Event data is required: the body needs "event": {"type": ..., "value": {...}}'
             )
+        # The excepts below raise from None: the HTTP answer carries the whole message.
         try:
             await self.book.send(_handler_id(request), body["event"], body.get("step"))
         except NotFound as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(404, f"Handler not found: {exc}") from None
         except Finished as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, f"Workflow already completed: {exc}") from None
         except Conflict as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(409, str(exc)) from None
         except BadEvent as exc:
-            # from None: the HTTP answer carries the whole message
             raise HTTPException(400, f"Failed to deserialize event: {exc}") from None
         return JSONResponse({"status": "sent"})
 

@@ -399,16 +399,14 @@ class RunBook:
             )
         if step is not None and not isinstance(step, str):
             raise BadEvent("step must be a step name (a string)")
+        # The excepts below raise from None: a route answers each with its message.
         try:
             sent = live.handler.send_event(event, step=step)
         except ContextSerdeError as exc:  # the run's journal could not record it
-            # from None: a route turns this into an HTTP answer that carries the message
             raise BadEvent(str(exc)) from None
         except WorkflowRuntimeError as exc:
             if live.handler.is_done():
-                # from None: a route turns this into an HTTP answer that carries the message
                 raise Conflict(f"handler {handler_id!r} has finished") from None
-            # from None: a route turns this into an HTTP answer that carries the message
             raise BadEvent(str(exc)) from None
         await sent
 
