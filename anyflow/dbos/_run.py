@@ -29,6 +29,7 @@ from dbos._error import DBOSWorkflowConflictIDError as _ConflictError
 from ..durable.journal import decode_record, encode_outcome, encode_record, fingerprint
 from ..durable.journaling import JournalingExternal, JournalingInternal, RunJournal
 from ..errors import ContextSerdeError, DurabilityError
+from ..runtime.vocabulary import is_external
 from ..serialization import decode_event, decode_tick, encode_tick
 from . import _bridge
 
@@ -111,9 +112,6 @@ class DBOSJournal(RunJournal):
         if self.role is Role.FOLLOWS:
             return not self.ended and self.sending > 0
         return super().waiting(target)
-
-    def check_sent(self, tick: Tick) -> None:
-        """Nothing to check before the commit, for now."""
 
     def recovery_failed(self, error: BaseException) -> None:
         if self.done is not None and not self.done.done():
@@ -247,6 +245,8 @@ class DBOSExternal(JournalingExternal):
             return
         if self.inner.outcome is not None:
             self.inner.send_tick(tick)  # raises: the run has finished
+        if is_external(tick):
+            run.check_sent(tick)
         run.sending += 1
         owner = run.owner
         owner.spawn(lambda: owner.send(run, tick), name="anyflow dbos send")

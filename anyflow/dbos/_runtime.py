@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..durable.journaling import check_start_event
 from ..runtime import BasicRuntime, RuntimeDecorator
 from ..serialization import type_name
 from ._ownership import RunOwnership
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ..durable import RunCatalog, RunRecord, StoredEvent
+    from ..events import Event
     from ..handler import WorkflowHandler
     from ..runtime import ExternalRunAdapter, InternalRunAdapter, Runtime
     from ..workflow import Workflow
@@ -172,6 +174,14 @@ class DBOSRuntime(RuntimeDecorator):
             self._entered = False
             self._runs.stop()
             await self._process.stop()
+
+    def check_event(self, event: Event) -> None:
+        """Refuse now a start event the run's record could not hold (or read back).
+
+        :raises ContextSerdeError: naming the value and its path.
+        """
+        check_start_event(event)
+        self.inner.check_event(event)
 
     def open_run(self, run_id: str) -> tuple[InternalRunAdapter, ExternalRunAdapter]:
         if not self._entered:
