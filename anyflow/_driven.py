@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._core.state import RunState
+from ._core.state import Delivery, RunState
+from ._core.ticks import EventSent
 from .runtime import InternalRunAdapter, InternalRunAdapterDecorator, Recovery
 
 if TYPE_CHECKING:
@@ -45,9 +46,13 @@ class Driven(InternalRunAdapterDecorator):
     recovered run (same clock, same stream: questions already asked are not
     asked again).  A streaming drive routes every tick through
     ``receive_ticks`` (``observes_ticks``), so that it sees each such moment.
+    So does a drive that resumes a pause in which steps waited: the caller's
+    events sent meanwhile are held until those steps wait again (their
+    attempts run again from their start), so that an answer reaches every
+    wait it matches, as it would have in a run never paused.
     """
 
-    __slots__ = ("pause_when_idle", "paused", "scope", "view")
+    __slots__ = ("held", "pause_when_idle", "paused", "rewaits", "scope", "view")
 
     def __init__(
         self,
@@ -59,10 +64,22 @@ class Driven(InternalRunAdapterDecorator):
         self.scope: anyio.CancelScope | None = None  # each drive's, made by run_scope
         self.pause_when_idle = False
         self.paused = False
+        # A resumed pause: the deliveries that were waiting when it paused
+        # (their steps run again to their wait), and the caller's events held
+        # until they wait again (see receive_ticks).
+        self.rewaits: set[tuple[str, int]] = set()
+        self.held: list[Tick] = []
 
     @property
     def observes_ticks(self) -> bool:
-        return self.pause_when_idle or self.inner.observes_ticks
+        # A drive that resumes a pause in which steps waited sees every tick
+        # too: it holds the caller's events until those steps wait again.
+        resume_from = self.view.resume_from
+        return (
+            self.pause_when_idle
+            or self.inner.observes_ticks
+            or (resume_from is not None and bool(resume_from.waiting))
+        )
 
     def run_scope(self) -> contextlib.AbstractContextManager[object]:
         self.scope = anyio.CancelScope()
@@ -74,10 +91,32 @@ class Driven(InternalRunAdapterDecorator):
         view = self.view
         state, view.resume_from = view.resume_from, None
         if state is not None:
+            self.rewaits = {(w.step, w.delivery.event_id) for w in state.waiting.values()}
             return Recovery(state=state)
         return await self.inner.recover(workflow, start_event, store)
 
+    def _rewaiting(self) -> bool:
+        """Whether a step that waited when the run paused is still on its way
+        back to its wait (its attempt runs again from its start)."""
+        if not self.rewaits:
+            return False
+        state = self.view.live_state()
+        waiting = {(w.step, w.delivery.event_id) for w in state.waiting.values()}
+        busy = {(w.step, w.delivery.event_id) for w in state.workers.values()}
+        for name, lane in state.lanes.items():
+            for item in lane.queue:
+                delivery = item if isinstance(item, Delivery) else item.delivery
+                busy.add((name, delivery.event_id))
+        self.rewaits = {key for key in self.rewaits - waiting if key in busy}
+        return bool(self.rewaits)
+
     async def receive_ticks(self) -> list[Tick]:
+        # The caller's events sent while the run was paused wait until the
+        # steps that waited then wait again: an answer goes to every wait it
+        # matches, and a wait that is not back yet would miss it.
+        if self.held and not self._rewaiting():
+            held, self.held = self.held, []
+            return held
         if (
             self.pause_when_idle
             and not self.paused
@@ -87,7 +126,13 @@ class Driven(InternalRunAdapterDecorator):
             self.paused = True
             assert self.scope is not None  # the driver entered run_scope() first
             self.scope.cancel()
-        return await self.inner.receive_ticks()
+        ticks = await self.inner.receive_ticks()
+        if self.rewaits and self._rewaiting():
+            sent = [t for t in ticks if type(t) is EventSent and t.external]
+            if sent:
+                self.held += sent
+                ticks = [t for t in ticks if not (type(t) is EventSent and t.external)]
+        return ticks
 
     def post_tick(self, tick: Tick) -> None:
         # What the stopping driver's tasks report (a wait given up) is not a

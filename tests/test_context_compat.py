@@ -332,6 +332,34 @@ async def test_one_answer_answers_every_wait_it_matches() -> None:
     assert result == [("a", "yes"), ("b", "yes"), ("c", "yes")]
 
 
+class ThreeApprovalsOneSlot(ThreeApprovals):
+    @step(num_workers=1)
+    async def ask(self, ev: Branch, ctx: Context) -> Approved:
+        answer = await ctx.wait_for_event(
+            HumanResponseEvent, waiter_event=InputRequiredEvent(prefix=f"approve {ev.name}?")
+        )
+        return Approved(name=ev.name, response=answer.response)
+
+
+@pytest.mark.parametrize("flow", [ThreeApprovals, ThreeApprovalsOneSlot])
+async def test_one_answer_sent_while_an_unscoped_stream_paused_answers_every_wait(
+    flow: type[Workflow],
+) -> None:
+    # The incumbent's idiom: stream without a scope, answer once all three
+    # questions are out, stop reading, await.  The stream paused the run (its
+    # waiting steps stopped); the answer is held until they wait again (with
+    # one slot, they go back to their waits one after the other).
+    handler = flow(timeout=10).run()
+    asked = 0
+    async for ev in handler.stream_events():
+        if isinstance(ev, InputRequiredEvent):
+            asked += 1
+            if asked == 3:
+                handler.ctx.send_event(HumanResponseEvent(response="yes"))
+                break
+    assert await handler == [("a", "yes"), ("b", "yes"), ("c", "yes")]
+
+
 async def test_requirements_give_each_wait_its_own_answer() -> None:
     class Named(Workflow):
         @step
