@@ -77,12 +77,13 @@ def check_start_event(event: Event) -> None:
     try:
         checked_event_record(event)
     except ContextSerdeError as exc:
-        # from None: the message holds the inner error whole
+        # The cause kept: it leads to the user's code that failed (a converter,
+        # a validator), if any.
         raise ContextSerdeError(
             f"a durable run cannot record the start event {type(event).__name__}: {exc}; "
             "nothing was started (a durable run records its events as JSON: finite "
             "numbers, text, string keys, values that fit the fields' types)"
-        ) from None
+        ) from exc
 
 
 class RunJournal(ABC):
@@ -303,12 +304,12 @@ def checked_sent(run_id: str, tick: Tick) -> str:
     except ContextSerdeError as exc:
         event = getattr(tick, "event", None)
         name = type(event).__name__ if isinstance(event, Event) else type(tick).__name__
-        # from None: the message holds the inner error whole
+        # The cause kept, as in check_start_event.
         raise ContextSerdeError(
             f"run {run_id!r} cannot record {name}: {exc}; nothing was sent (a durable run "
             "records what it is sent as JSON: finite numbers, text, string keys, values "
             "that fit the fields' types)"
-        ) from None
+        ) from exc
 
 
 class JournalingInternal(InternalRunAdapterDecorator):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 from anyflow import Context, HumanResponseEvent, StartEvent, StopEvent, Workflow, step
@@ -103,3 +104,46 @@ async def test_a_run_without_a_durable_runtime_takes_any_value() -> None:
     async with Wait().run() as handler:
         handler.send_event(Reply(response=float("inf"), n=1))
         assert await handler == [float("inf"), 1]
+
+
+def _text_length(value: object) -> int:
+    if isinstance(value, str):
+        return len(value)
+    raise ValueError(f"a Measured takes text, not {value!r}")
+
+
+class Measured(HumanResponseEvent):
+    """Its converter takes text only, so its record (the length) cannot be read back."""
+
+    size: int = attrs.field(default=0, converter=_text_length)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain = []
+    while error.__cause__ is not None:
+        error = error.__cause__
+        chain.append(error)
+    return chain
+
+
+async def test_a_refusal_keeps_the_error_of_the_users_code_as_its_cause() -> None:
+    """The message says what could not be recorded; the chain of causes leads
+    to the user's own code that failed (here a converter), for debugging."""
+    async with DurableRuntime(MemoryStore()) as runtime:
+        handler = Wait().run(run_id="w", runtime=runtime)
+        with pytest.raises(ContextSerdeError, match=r"^run 'w' cannot record Measured: ") as sent:
+            handler.send_event(Measured(response="ok", size="abc"))  # type: ignore[arg-type]
+        assert any(
+            isinstance(c, ValueError) and "takes text" in str(c) for c in _causes(sent.value)
+        )
+        with pytest.raises(
+            ContextSerdeError, match=r"^a durable run cannot record the start "
+        ) as started:
+            Wait().run(run_id="s", runtime=runtime, start_event=_StartMeasured(size="abc"))
+        assert any(isinstance(c, ValueError) for c in _causes(started.value))
+        await handler.send_event(Reply(response="ok", n=1))
+        assert await handler == ["ok", 1]
+
+
+class _StartMeasured(StartEvent):
+    size: int = attrs.field(default=0, converter=_text_length)
