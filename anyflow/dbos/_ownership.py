@@ -32,6 +32,7 @@ from ..durable.journal import (
 )
 from ..errors import ContextSerdeError, DurabilityError, RunLockedError, WorkflowRuntimeError
 from ..runtime import Recovery
+from ..runtime.vocabulary import run_spec
 from ..serialization import decode_event, encode_event, type_name
 from . import _bridge
 from ._catalog import FINISHED, DBOSRunCatalog
@@ -321,7 +322,7 @@ class RunOwnership:
                 return Recovery(start_event=decode_event(data, "$.start"))
             except ContextSerdeError as exc:
                 raise DurabilityError(f"the start event of run {run_id!r}: {exc}") from exc
-        state = replay_ticks(run_id, workflow._spec, ticks)
+        state = replay_ticks(run_id, run_spec(workflow), ticks)
         return await run.resume(inner, state, events, state_data)
 
     async def _follow(self, run: DBOSJournal, inner: InternalRunAdapter) -> Recovery:

@@ -18,7 +18,7 @@ from ..errors import (
     JournalCorruptError,
     WorkflowChangedError,
 )
-from ..runtime.vocabulary import RunState, TickRejected, reduce
+from ..runtime.vocabulary import RunState, TickRejected, reduce, run_spec
 from ..serialization import (
     decode_event,
     decode_tick,
@@ -163,7 +163,7 @@ def fingerprint(workflow: Workflow) -> dict[str, Any]:
     what each accepts, how many workers each has, and who catches whose
     failures.  Timeouts and retry policies may change between a crash and a
     resume (their effects are recorded as ticks)."""
-    spec = workflow._spec
+    spec = run_spec(workflow)
     return {
         "workflow": type_name(type(workflow)),
         "steps": {

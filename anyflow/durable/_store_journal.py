@@ -22,7 +22,7 @@ import attrs
 from ..errors import ContextSerdeError, DurabilityError, StoreUnavailableError
 from ..events import Event, StopEvent
 from ..runtime import Recovery
-from ..runtime.vocabulary import Broken, Finish
+from ..runtime.vocabulary import Broken, Finish, run_spec
 from ..serialization import encode_tick
 from ..serialization import type_name as _type_name
 from ._journal import (
@@ -248,7 +248,7 @@ class StoreJournal(RunJournal):
                 if start_event is None:
                     start_event = default_start(workflow, self.run_id)
                 return Recovery(start_event=start_event)
-            state = replay(self.run_id, workflow._spec, stored.ticks)
+            state = replay(self.run_id, run_spec(workflow), stored.ticks)
             self.next_tick = len(stored.ticks)
             data = None
             if stored.state is not None:
