@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import sniffio
+from ._current import current_backend
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -37,7 +37,7 @@ class Wakeup:
     @staticmethod
     def new() -> Wakeup:
         """A wake-up for the event loop the calling task runs on."""
-        if sniffio.current_async_library() == "trio":
+        if current_backend() == "trio":
             return _trio_class()()
         return _AsyncioWakeup()
 
