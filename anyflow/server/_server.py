@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import attrs
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -32,6 +30,7 @@ from ..events import Event, StopEvent
 from ..runtime import Runtime, RuntimeDecorator
 from ..runtime.hosting import HeldOpen
 from ..serialization import type_name
+from ._application import Application, Session, http_error, internal_error
 from ._auth import BearerAuth
 from ._envelope import EventRegistry
 from ._guard import HostPolicy, RequestGuard
@@ -50,8 +49,8 @@ if TYPE_CHECKING:
     )
     from typing import Any
 
+    from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.types import Receive, Scope, Send
 
     from ..workflow import Workflow
 
@@ -200,7 +199,7 @@ class WorkflowServer:
         self._closing = False
         self._stop: anyio.Event | None = None
         self._lifespan_open = False
-        self._on_demand: _Session | None = None
+        self._on_demand: Session | None = None
         middleware = [Middleware(BearerAuth, token=token)]
         if cors_origins:
             middleware.insert(
@@ -213,7 +212,7 @@ class WorkflowServer:
                 ),
             )
         middleware.insert(0, Middleware(RequestGuard, hosts=self.hosts, cors_origins=cors_origins))
-        self.app = _Application(
+        self.app = Application(
             self,
             routes=[
                 *routes(self),
@@ -224,9 +223,9 @@ class WorkflowServer:
             middleware=middleware,
             lifespan=self._lifespan,
             exception_handlers={
-                HTTPException: _http_error,
+                HTTPException: http_error,
                 StoreUnavailableError: self._store_unavailable,
-                Exception: _internal_error,
+                Exception: internal_error,
             },
         )
         """The ASGI application."""
@@ -394,7 +393,7 @@ class WorkflowServer:
                 if self._runs is not None:
                     self._runs.poke()
             return
-        session = self._on_demand = _Session()
+        session = self._on_demand = Session()
         try:
             async with self._hosting(resume=False, idle_timeout=None):
                 book = self._runs
@@ -553,33 +552,6 @@ async def _nothing() -> None:
     return None
 
 
-@attrs.define
-class _Session:
-    """Requests served together without a lifespan (see ``WorkflowServer._session``)."""
-
-    users: int = 1
-    closing: bool = False
-    closed: anyio.Event = attrs.field(factory=anyio.Event)
-
-
-class _Application(Starlette):
-    """The server's ASGI application: Starlette's, with each HTTP request
-    served inside the server's runtime when no lifespan holds it open."""
-
-    def __init__(self, server: WorkflowServer, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._server = server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        server = self._server
-        # A runtime given as runtime= is entered once, by the lifespan: a 503 without it.
-        if scope["type"] != "http" or server._lifespan_open or server.runtime is not None:
-            await super().__call__(scope, receive, send)
-            return
-        async with server._session():
-            await super().__call__(scope, receive, send)
-
-
 _NOT_RUNNING = (
     "the server is not running: its runs live in the ASGI application's lifespan, "
     "which server.serve() or an ASGI server starts; embedded in httpx.ASGITransport "
@@ -587,17 +559,3 @@ _NOT_RUNNING = (
     "async with server.contextmanager(): ... "
     "(the same as async with server.app.router.lifespan_context(server.app))"
 )
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 204:
-        return Response(status_code=204)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        {"detail": "internal server error (the server's log has the details)"}, status_code=500
-    )
