@@ -525,8 +525,8 @@ class RunBook:
         """The events of ``handler_id`` after the recorded position ``after``
         (None: from now on), in batches: live as they are published where the
         catalog can (a ``LiveRunCatalog``, as ``DurableRuntime``), recorded
-        ones otherwise.  None if the
-        run has finished and nothing is recorded after that point.
+        ones otherwise.  None if the run has finished and nothing is recorded
+        after that point.
 
         :raises NotFound: for an unknown handler.
         """
