@@ -422,6 +422,7 @@ async def test_verbose_prints_each_step_attempt(capsys: pytest.CaptureFixture[st
         "[go:0] complete with Mid",
         "[end:1] started from Mid",
         "[end:1] complete with StopEvent",
+        "[result] StopEvent(result=1)",
     ]
     assert await Two().run() == 1
     assert capsys.readouterr().out == ""

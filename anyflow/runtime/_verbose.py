@@ -1,4 +1,5 @@
-"""``Workflow(verbose=True)``: a line per step attempt as it starts and ends.
+"""``Workflow(verbose=True)``: a line per step attempt as it starts and ends,
+and the stop event a step returns (``[result] StopEvent(...)``).
 
 An adapter decorator over the ``step_call`` hook, so a run that is not verbose
 pays nothing.  The lines go to the ``anyflow.verbose`` logger when it is
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..events import StopEvent
 from ._adapters import InternalRunAdapterDecorator
 
 if TYPE_CHECKING:
@@ -50,4 +52,6 @@ class VerboseAdapter(InternalRunAdapterDecorator):
             out(f"{prefix} complete with no result")
         else:
             out(f"{prefix} complete with {type(result).__name__}")
+            if isinstance(result, StopEvent):
+                out(f"[result] {result!r}")
         return result
