@@ -13,6 +13,7 @@ import anyflow.representation.types
 import anyflow.runtime
 import anyflow.runtime.clock
 import anyflow.runtime.vocabulary
+import anyflow.serialization.records
 import anyflow.server
 import anyflow.targets
 import anyflow.testing
@@ -33,6 +34,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         anyflow.runtime,
         anyflow.runtime.clock,
         anyflow.runtime.vocabulary,
+        anyflow.serialization.records,
         anyflow.server,
         anyflow.targets,
         anyflow.testing,

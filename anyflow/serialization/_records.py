@@ -12,13 +12,19 @@ are read back as written (an int stays an int).
 Every field must be in a record, except those ``added`` after records were
 first written (written only when set, read as their default when absent),
 those ``absent`` from older records (always written, read as their default
-when absent) and those ``omitted`` (never written).  A record that does not
-read is read again field by field to say where, by JSON path (cattrs's hooks
-take no path).
+when absent) and those ``omitted`` (never written).  A key that is not a
+field is refused, unless the record was registered to ``ignore_unknown`` keys
+(data from another program, such as a server's answers, which a newer version
+may extend).  A record that does not read is read again field by field to say
+where, by JSON path (cattrs's hooks take no path).
+
+The layers above the engine declare and read their records through
+``anyflow.serialization.records``.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -145,6 +151,8 @@ class _Kind:
     """Every field written, in order: its ``Field``, or None for a plain value."""
     optional: frozenset[str]
     """Fields read as their default when absent (``added`` and ``absent``)."""
+    ignore_unknown: bool
+    """Keys that are not fields are dropped, not refused."""
     structure: Callable[[Any, type], Any]
     """The hook the converter has for ``cls`` (called directly: a record's
     class is known from its tag, or from where it is)."""
@@ -164,13 +172,14 @@ def register(
     added: tuple[str, ...] = (),
     absent: tuple[str, ...] = (),
     omitted: tuple[str, ...] = (),
+    ignore_unknown: bool = False,
     **special: Field,
 ) -> None:
     """Teach the converter the record class ``cls``, written with ``tag: kind``
     (or, with neither, untagged: read where its class is known).
 
     ``special`` are its fields that are not plain values; ``added``,
-    ``absent`` and ``omitted`` as the module says.
+    ``absent``, ``omitted`` and ``ignore_unknown`` as the module says.
     """
     attrs.resolve_types(cls)
     fields: dict[str, Field | None] = {
@@ -201,7 +210,7 @@ def register(
     required = keys - frozenset(added) - frozenset(absent)
 
     def structure(data: Any, _: type) -> Any:
-        if not required <= data.keys() <= keys:
+        if not required <= data.keys() <= keys and not (ignore_unknown and required <= data.keys()):
             raise ValueError(f"the keys of {cls.__name__} are {sorted(keys)}")
         return structure_fields(data, cls)
 
@@ -214,19 +223,41 @@ def register(
 
         _converter.register_unstructure_hook(cls, unstructure)
     _converter.register_structure_hook(cls, structure)
-    record = _Kind(cls, tag, fields, frozenset(added) | frozenset(absent), structure)
+    optional = frozenset(added) | frozenset(absent)
+    record = _Kind(cls, tag, fields, optional, ignore_unknown, structure)
     _RECORDS[cls] = record
     if tag is not None:
         _KINDS.setdefault(tag, {})[str(kind)] = record
 
 
-def _nested(cls: Any) -> Field | None:
-    """The ``Field`` of a field whose class is an untagged record: the record's
+def _nested(annotation: Any) -> Field | None:
+    """The ``Field`` of a field that holds an untagged record (``R``), maybe
+    none (``R | None``) or a tuple of them (``tuple[R, ...]``): the record's
     own hooks, and its paths when it does not read."""
-    record = _RECORDS.get(cls) if isinstance(cls, type) else None
-    if record is None or record.tag is not None:
+    args = typing.get_args(annotation)
+    if len(args) == 2 and type(None) in args:  # R | None
+        inner = _nested(next(a for a in args if a is not type(None)))
+        return None if inner is None else inner.optional()
+    if typing.get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _untagged(args[0])
+        if item is None:
+            return None
+
+        def decode_all(data: Any, path: str) -> tuple[Any, ...]:
+            if not isinstance(data, list):
+                raise ContextSerdeError(f"{path} must be a list, not {type(data).__name__}")
+            return tuple(read(value, item, f"{path}[{i}]") for i, value in enumerate(data))
+
+        return Field(lambda values: [_converter.unstructure(v) for v in values], decode_all)
+    record = _untagged(annotation)
+    if record is None:
         return None
-    return Field(None, lambda data, path: read(data, record.cls, path))
+    return Field(None, lambda data, path: read(data, record, path))
+
+
+def _untagged(annotation: Any) -> type | None:
+    record = _RECORDS.get(annotation) if isinstance(annotation, type) else None
+    return record.cls if record is not None and record.tag is None else None
 
 
 def _at_root(decode: Callable[[Any, str], Any]) -> Callable[[Any, Any], Any]:
@@ -273,7 +304,7 @@ def _explain(data: dict[str, Any], kind: _Kind, path: str, exc: Exception) -> st
     the first problem in the order of its class's fields, naming its path."""
     name = kind.cls.__name__
     unknown = set(data) - set(kind.fields) - {kind.tag}
-    if unknown:
+    if unknown and not kind.ignore_unknown:
         return f"unknown fields of {name} at {path}: {sorted(unknown)}"
     for field in attrs.fields(kind.cls):
         if field.name not in kind.fields:
