@@ -7,22 +7,21 @@ cancels that task group, so nothing of a run outlives it.
 
 Workers are long-lived: each step gets up to ``num_workers`` tasks, started on
 demand, that take ``StartWorker`` commands from a per-step stream, so running a
-step does not spawn a task.
+step does not spawn a task.  They live in ``_workers`` (``_Workers``, a base
+class of ``Driver``); the last event of a run and the log lines about it, in
+``_reporting``.  This module keeps the loop: beginning a run, reducing and
+journaling ticks, the calls steps make into the run, and the commands'
+executors.  It re-exports the names the other two define, as before.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-import zlib
-from collections.abc import Coroutine
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
-from anyio.lowlevel import checkpoint
 
 from .._core.commands import (
     CancelTimer,
@@ -36,126 +35,45 @@ from .._core.commands import (
     StartWorker,
 )
 from .._core.reducer import TickRejected, reduce
-from .._core.state import Broken, Cancelled, Completed, Failed, Outcome, RunState, TimedOut
+from .._core.state import Broken, Cancelled, Failed, Outcome, RunState
 from .._core.ticks import (
     EventCollected,
     EventSent,
     RunResumed,
     RunStarted,
-    StepCompleted,
-    StepFailed,
     Tick,
     TimerFired,
     WaitAbandoned,
     WaitStarted,
     is_external,
 )
-from ..context import Context, InternalContext, StateStore
-from ..context._context import STEP_CONTEXT
-from ..errors import DurabilityError, StepOutputError, StepTimeoutError
-from ..events import (
-    Event,
-    StepFailedEvent,
-    StepStateChanged,
-    StopEvent,
-    WorkflowCancelledEvent,
-    WorkflowFailedEvent,
-    WorkflowTimedOutEvent,
-    with_exception,
-)
-from ..resources import NO_RESOURCES, RunResources
+from ..errors import DurabilityError
+from ._reporting import _how_it_ended as _how_it_ended
+from ._reporting import _log_end as _log_end
+from ._reporting import _log_failure as _log_failure
+from ._reporting import _note as _note
+from ._reporting import _state_changed as _state_changed
+from ._reporting import log as log
+from ._reporting import log_unobserved as log_unobserved
+from ._reporting import terminal_event as terminal_event
 from ._verbose import VerboseAdapter
+from ._workers import _NO_ENTRIES as _NO_ENTRIES
+from ._workers import _output_error as _output_error
+from ._workers import _Pool as _Pool
+from ._workers import _takes_seed as _takes_seed
+from ._workers import _utc as _utc
+from ._workers import _Workers
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
 
     from anyio.abc import TaskGroup
 
-    from .._core.state import Delivery
-    from .._steps import StepInfo
-    from ..retry import RetryPolicy
+    from ..context import StateStore
+    from ..events import Event
+    from ..resources import RunResources
     from ..workflow import Workflow
     from ._adapters import InternalRunAdapter
-
-
-log = logging.getLogger("anyflow")
-"""What the engine says, each record with its run id (``docs/tracing.md``, "What
-anyflow logs"): nothing at WARNING for what is handled (a retried attempt, a
-failure a ``@catch_error`` step takes, a run failure its caller receives as an
-exception); one line at INFO for those, with the traceback only at DEBUG; a
-WARNING with the traceback for a run that failed while nobody can observe it."""
-
-
-def _note(error: BaseException, text: str) -> None:
-    notes = getattr(error, "__notes__", None)
-    if notes is None:
-        error.__notes__ = notes = []  # type: ignore[attr-defined]
-    notes.append(text)
-
-
-def terminal_event(outcome: Outcome) -> StopEvent:
-    """The last event published by a run that ended with ``outcome``."""
-    match outcome:
-        case Completed(stop_event=stop_event):
-            event: StopEvent = stop_event
-            return event
-        case Failed(step=step, error=error, attempts=attempts):
-            failed = WorkflowFailedEvent(
-                step_name=step,
-                exception_type=type(error).__name__,
-                exception_message=str(error),
-                attempts=attempts,
-            )
-            if isinstance(error, BaseException):
-                with_exception(failed, error)
-            return failed
-        case TimedOut(timeout=timeout, active_steps=active):
-            return WorkflowTimedOutEvent(timeout=timeout, active_steps=active)
-        case Broken(step=step, message=message):
-            return WorkflowFailedEvent(
-                step_name=step, exception_type="WorkflowRuntimeError", exception_message=message
-            )
-        case Cancelled():
-            return WorkflowCancelledEvent()
-
-
-class _Pool:
-    """The worker tasks of one step."""
-
-    __slots__ = ("closed", "idle", "info", "outstanding", "parked", "queue", "tasks")
-
-    def __init__(self, info: StepInfo) -> None:
-        self.info = info
-        self.queue: list[StartWorker] = []  # never longer than num_workers
-        self.idle: list[anyio.Event] = []
-        """Wake-up events of the worker tasks waiting for a command."""
-        self.tasks = 0
-        self.outstanding = 0
-        """Commands handed to this pool and not yet finished (waits excluded)."""
-        self.parked = 0
-        """Tasks blocked in a step's wait_for_event (they can take no command)."""
-        self.closed = False
-
-    def put(self, command: StartWorker) -> None:
-        self.queue.append(command)
-        if self.idle:
-            self.idle.pop().set()
-
-    def close(self) -> None:
-        self.closed = True
-        for waiter in self.idle:
-            waiter.set()
-        self.idle.clear()
-
-    async def get(self) -> StartWorker | None:
-        """The next command, or None once the pool is closed."""
-        while not self.queue:
-            if self.closed:
-                return None
-            waiter = anyio.Event()
-            self.idle.append(waiter)
-            await waiter.wait()
-        return self.queue.pop(0)
 
 
 class _WaitSlot:
@@ -171,38 +89,22 @@ class _WaitSlot:
         self.wakeup: anyio.Event | None = None
 
 
-_NO_ENTRIES: dict[Any, Any] = {}
-"""A driver's side table before its first entry (timers, waits, collected
-events, step timeouts: most runs use none of them).  Shared by every driver,
-so never written to: each write site makes the driver's own dict first."""
-
-
-class Driver:
+class Driver(_Workers):
     """Runs one run of ``workflow`` from ``start_event`` through ``adapter``."""
 
+    # Besides the slots of _Workers (the ones the workers use).
     __slots__ = (
-        "_adapter",
         "_collected",
         "_inline",
         "_outcome",
         "_pools",
-        "_resources",
         "_resuming",
-        "_scheduled",
-        "_scopes",
         "_start_event",
-        "_state",
-        "_store",
         "_task_group",
         "_timers",
         "_unjournaled",
         "_waits",
-        "_wall",
-        "_wrapped",
-        "_wraps_resources",
-        "run_id",
         "unobserved",
-        "workflow",
     )
 
     def __init__(
@@ -254,18 +156,6 @@ class Driver:
     def now(self) -> float:
         """The run's clock (what ticks' ``now`` are read from)."""
         return self._adapter.now()
-
-    def _wall_clock(self, t: float | None) -> float | None:
-        """The POSIX time of ``t`` on the run's clock (which may be monotonic,
-        or virtual in a test), for the datetimes a step is shown: both clocks
-        were read together when the run started, so times of one run are as
-        far apart as on the run's clock."""
-        if t is None:
-            return None
-        if self._wall is None:
-            self._wall = (time.time(), self._adapter.now())
-        wall, clock = self._wall
-        return wall + (t - clock)
 
     async def run(self) -> None:
         """Run to the end; return once nothing of the run is running any more.
@@ -556,302 +446,6 @@ class Driver:
                 del self._timers[timer_id]
                 self._submit(TimerFired(timer_id, self._adapter.now()))
 
-    def _retry_delay(
-        self, policy: RetryPolicy, name: str, delivery: Delivery, error: Exception, elapsed: float
-    ) -> float | None:
-        """Ask the step's retry policy, ``elapsed`` seconds after the delivery's
-        first attempt began; a policy that fails gives up, with a note."""
-        kwargs = {}
-        if _takes_seed(policy):
-            # Deterministic per delivery and attempt, so a replay draws the same jitter.
-            seed = zlib.crc32(f"{self.run_id}:{delivery.event_id}:{name}".encode())
-            kwargs["seed"] = seed + delivery.attempt
-        try:
-            delay = policy.next(elapsed, delivery.attempt, error, **kwargs)
-        except Exception as policy_error:
-            _note(
-                error, f"its retry policy {policy!r} raised {policy_error!r}, so it was not retried"
-            )
-            return None
-        if delay is not None and (not isinstance(delay, int | float) or delay < 0):
-            _note(error, f"its retry policy returned {delay!r}, not a delay >= 0 or None")
-            return None
-        return delay
-
-    def _wrap_resources(
-        self, name: str, worker_id: int, values: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
-        """The adapter's ``step_resource`` values, in the same mapping (a
-        ``CallResources`` still closes what the call opened)."""
-        assert isinstance(values, dict)  # resolve() makes a new one per call
-        adapter = self._adapter
-        for param, value in list(values.items()):
-            values[param] = adapter.step_resource(name, worker_id, param, value)
-        return values
-
-    async def _scheduled_call(self, worker_id: int, name: str, call: Awaitable[Any]) -> Any:
-        """A step call whose start and end the adapter schedules (a simulator),
-        and which it may make fail there (fault injection)."""
-        adapter = self._adapter
-        try:
-            fault = await adapter.step_point(worker_id, name, "start")
-        except BaseException:  # cancelled before it started: nothing to warn about
-            if isinstance(call, Coroutine):
-                call.close()
-            raise
-        if fault is None:
-            output = await call
-            fault = await adapter.step_point(worker_id, name, "end")
-            if fault is None:
-                return output
-        elif isinstance(call, Coroutine):
-            call.close()  # never started: nothing to warn about
-        raise fault
-
-    async def _attempt(
-        self,
-        worker_id: int,
-        name: str,
-        attempt: int,
-        timeout: float | None,  # noqa: ASYNC109 - the step's own timeout, a cancel scope
-        call: Awaitable[Any],
-    ) -> Any:
-        """Await a step call under its timeout, and check what it returned."""
-        if timeout is None:
-            output = await call
-        else:
-            with anyio.CancelScope() as scope:
-                if self._scopes is _NO_ENTRIES:
-                    self._scopes = {}
-                self._scopes[worker_id] = scope
-                output = await call
-            del self._scopes[worker_id]
-            if scope.cancelled_caught:
-                raise StepTimeoutError(
-                    f"step {name!r} took longer than its timeout of {timeout:g}s "
-                    f"(attempt {attempt})"
-                )
-        if output is not None and not isinstance(output, Event):
-            raise _output_error(name, output)
-        return output
-
-    async def _worker(self, pool: _Pool) -> None:
-        info = pool.info
-        name = info.name
-        workflow = self.workflow
-        store = self._store
-        adapter = self._adapter
-        submit = self._submit
-        policy = info.options.retry_policy
-        timeout = info.options.timeout
-        catchable = name in self._state.spec.catchers
-        wrapped = self._wrapped
-        while (command := await pool.get()) is not None:
-            delivery = command.delivery
-            worker_id = command.worker_id
-            started = adapter.now()
-            # When the delivery's first attempt began: known once it failed
-            # (data saved before that was known gives its first failure).
-            began = delivery.first_started_at
-            if began is None:
-                began = delivery.first_failed_at
-            ctx = Context._for_step(
-                workflow,
-                store,
-                InternalContext(
-                    self,
-                    worker_id,
-                    name,
-                    delivery.attempt,
-                    delivery.last_error,
-                    delivery.event_id,
-                    started_at=began,
-                    failed_at=_utc(self._wall_clock(delivery.last_failed_at)),
-                ),
-            )
-            STEP_CONTEXT.set(ctx)
-            if adapter.wants_internal_events:
-                adapter.publish(_state_changed(name, "running", worker_id, delivery.event))
-            try:
-                values = NO_RESOURCES
-                if info.resources:
-                    if self._resources is None:
-                        self._resources = RunResources(getattr(workflow, "_resource_manager", None))
-                    values = await self._resources.resolve(info)
-                    if self._wraps_resources:
-                        values = self._wrap_resources(name, worker_id, values)
-                # A join step is called with its set of events (reducer rule 7).
-                given = delivery.event if delivery.bound is None else delivery.bound
-                call = info.call(workflow, given, ctx, values)
-                if self._scheduled:
-                    call = self._scheduled_call(worker_id, name, call)
-                if wrapped:
-                    # The adapter's step_call sees the attempt whole: its
-                    # timeout, its output check, its failure.
-                    call = self._attempt(worker_id, name, delivery.attempt, timeout, call)
-                    output = await adapter.step_call(
-                        name, worker_id, delivery.attempt, delivery.event, call
-                    )
-                elif timeout is None:  # the common case, without a coroutine more
-                    output = await call
-                    if output is not None and not isinstance(output, Event):
-                        raise _output_error(name, output)
-                else:
-                    output = await self._attempt(worker_id, name, delivery.attempt, timeout, call)
-            except Exception as exc:
-                now = adapter.now()
-                elapsed = now - (started if began is None else began)
-                delay = None
-                if policy is not None and not isinstance(exc, StepOutputError):
-                    delay = self._retry_delay(policy, name, delivery, exc, elapsed)
-                failure = None
-                if delay is None and catchable:
-                    failure = StepFailedEvent(
-                        step_name=name,
-                        input_event=delivery.event,
-                        exception_type=type(exc).__name__,
-                        exception_message=str(exc),
-                        attempts=delivery.attempt,
-                        elapsed_seconds=elapsed,
-                        failed_at_timestamp=self._wall_clock(now),
-                    )
-                    with_exception(failure, exc)
-                _log_failure(self.run_id, name, delivery.attempt, exc, delay, catchable)
-                # The first failure tells when the delivery's first attempt began.
-                first_start = started if delivery.first_started_at is None else None
-                tick: Tick = StepFailed(worker_id, exc, delay, now, failure, first_start)
-                output = None
-            else:
-                tick = StepCompleted(worker_id, output, adapter.now())
-            if adapter.wants_internal_events:
-                raised = type(tick.error).__name__ if isinstance(tick, StepFailed) else None
-                adapter.publish(
-                    _state_changed(name, "not_running", worker_id, delivery.event, output, raised)
-                )
-            pool.outstanding -= 1
-            submit(tick)
-            # A step that never awaits must still let other tasks (and a
-            # cancellation) in between two commands.
-            await checkpoint()
-
-
-def _utc(stamp: float | None) -> datetime | None:
-    return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc)
-
-
-def _output_error(name: str, output: object) -> StepOutputError:
-    return StepOutputError(
-        f"Step function {name} returned {type(output).__name__} instead of an Event "
-        f"instance ({output!r}); a step returns an Event or None (to end the run with a "
-        "value, return StopEvent(result=...))"
-    )
-
-
-def _log_failure(
-    run_id: str, step: str, attempt: int, error: Exception, delay: float | None, catchable: bool
-) -> None:
-    """One INFO line for a failure the run handles (a retry, a ``@catch_error``
-    step); the traceback only at DEBUG.  A failure that ends the run is logged
-    with the run's end."""
-    if delay is None and not catchable:
-        return
-    extra = {"anyflow_run_id": run_id}
-    traceback = error if log.isEnabledFor(logging.DEBUG) else None
-    if delay is not None:
-        log.info(
-            "run %s: step %r failed (attempt %d) with %r; retrying in %gs",
-            run_id,
-            step,
-            attempt,
-            error,
-            delay,
-            exc_info=traceback,
-            extra=extra,
-        )
-    else:
-        log.info(
-            "run %s: step %r failed (attempt %d) with %r; its @catch_error step takes over",
-            run_id,
-            step,
-            attempt,
-            error,
-            exc_info=traceback,
-            extra=extra,
-        )
-
-
-def log_unobserved(run_id: str, workflow: Workflow, outcome: Outcome, how: str) -> None:
-    """A WARNING, with the traceback, for a run that failed (or timed out, or
-    broke) where nobody can receive the exception: ``how`` says why."""
-    name = type(workflow).__name__
-    error = getattr(outcome, "error", None)
-    log.warning(
-        "run %s of %s %s, %s",
-        run_id,
-        name,
-        _how_it_ended(outcome),
-        how,
-        exc_info=error if isinstance(error, BaseException) else None,
-        extra={"anyflow_run_id": run_id},
-    )
-
-
-def _how_it_ended(outcome: Outcome) -> str:
-    match outcome:
-        case Failed(step=step, error=error, attempts=attempts):
-            return f"failed: step {step!r} raised {error!r} (attempt {attempts})"
-        case TimedOut(timeout=timeout):
-            return f"timed out after {timeout:g}s"
-        case Broken(message=message):
-            return f"broke: {message}"
-        case Completed():
-            return "completed"
-        case Cancelled():
-            return "was cancelled"
-
-
-def _log_end(run_id: str, workflow: Workflow, outcome: Outcome, unobserved: bool) -> None:
-    """A run's end: DEBUG when it completed or was cancelled; one INFO line
-    when it failed (its caller receives the exception, with the traceback at
-    DEBUG), unless its handler was dropped before the end: then nobody will,
-    and it is a WARNING with the traceback."""
-    extra = {"anyflow_run_id": run_id}
-    name = type(workflow).__name__
-    if isinstance(outcome, Completed | Cancelled):
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("run %s of %s %s", run_id, name, _how_it_ended(outcome), extra=extra)
-    elif unobserved:
-        log_unobserved(run_id, workflow, outcome, "and its handler was dropped before its end")
-    elif log.isEnabledFor(logging.INFO):
-        error = getattr(outcome, "error", None)
-        traceback = log.isEnabledFor(logging.DEBUG) and isinstance(error, BaseException)
-        log.info(
-            "run %s of %s %s",
-            run_id,
-            name,
-            _how_it_ended(outcome),
-            exc_info=error if traceback else None,
-            extra=extra,
-        )
-
-
-def _state_changed(
-    name: str,
-    state: str,
-    worker_id: int,
-    event: Event,
-    output: Event | None = None,
-    raised: str | None = None,
-) -> StepStateChanged:
-    return StepStateChanged(
-        name=name,
-        step_state=state,
-        worker_id=worker_id,
-        input_event_name=type(event).__name__,
-        output_event_name=type(output).__name__ if output is not None else None,
-        exception_type=raised,
-    )
-
 
 _EXECUTORS: dict[type, Callable[[Driver, Any], None]] = {
     StartWorker: Driver._start_worker,
@@ -865,11 +459,3 @@ _EXECUTORS: dict[type, Callable[[Driver, Any], None]] = {
 }
 """How the driver executes each command (``tests/core/test_completeness.py``
 checks that every command has an entry)."""
-
-
-def _takes_seed(policy: RetryPolicy) -> bool:
-    try:
-        parameters = inspect.signature(policy.next).parameters
-    except (TypeError, ValueError):
-        return False
-    return "seed" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
