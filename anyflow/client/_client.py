@@ -26,8 +26,20 @@ import httpx
 
 from ..events import Event, StartEvent
 from ..serialization import encode_event, encode_value
-from ._errors import ConnectionFailedError, RunFailedError, error_for
-from ._models import Handler, Status, WorkflowGraphInfo, WorkflowSchema, json_object
+from ._errors import ConnectionFailedError, RunFailedError, WorkflowClientError, error_for
+from ._models import (
+    EventsAnswer,
+    GraphAnswer,
+    Handler,
+    HandlersAnswer,
+    Status,
+    StatusAnswer,
+    WorkflowGraphInfo,
+    WorkflowsAnswer,
+    WorkflowSchema,
+    read_answer,
+    short,
+)
 from ._stream import EventStream
 
 if TYPE_CHECKING:
@@ -178,27 +190,28 @@ class WorkflowClient:
             return False
         if not response.is_success:
             raise error_for(response)
-        return json_object(response.json(), "a health answer").get("status") == "healthy"
+        return read_answer(response.json(), StatusAnswer, "a health answer").status == "healthy"
 
     async def list_workflows(self) -> list[str]:
         """The names of the workflows the server runs."""
-        return list(json_object(await self._read("GET", "workflows"), "workflows")["workflows"])
+        data = await self._read("GET", "workflows")
+        return list(read_answer(data, WorkflowsAnswer, "its workflows").workflows)
 
     async def workflow_schema(self, name: str) -> WorkflowSchema:
         """JSON Schemas of the workflow's start and stop events.
 
         :raises NotFoundError: if no workflow is served as ``name``.
         """
-        data = json_object(await self._read("GET", "workflows", name, "schema"), "a schema")
-        return WorkflowSchema(start=data["start"], stop=data["stop"])
+        data = await self._read("GET", "workflows", name, "schema")
+        return read_answer(data, WorkflowSchema, "a schema")
 
     async def workflow_events(self, name: str) -> list[Mapping[str, Any]]:
         """JSON Schemas of every event the workflow takes or gives (``title``: its name).
 
         :raises NotFoundError: if no workflow is served as ``name``.
         """
-        data = json_object(await self._read("GET", "workflows", name, "events"), "events")
-        return list(data["events"])
+        data = await self._read("GET", "workflows", name, "events")
+        return list(read_answer(data, EventsAnswer, "a workflow's events").events)
 
     async def workflow_graph(self, name: str) -> WorkflowGraphInfo:
         """The workflow's graph of steps and events.
@@ -206,17 +219,16 @@ class WorkflowClient:
         :raises NotFoundError: if no workflow is served as ``name``.
         """
         data = await self._read("GET", "workflows", name, "representation")
-        graph = json_object(json_object(data, "a graph").get("graph"), "a graph")
-        return WorkflowGraphInfo(
-            name=graph.get("name", name),
-            description=graph.get("description"),
-            nodes=tuple(graph.get("nodes", ())),
-            edges=tuple(graph.get("edges", ())),
-        )
+        return read_answer(data, GraphAnswer, "a graph").graph
 
     async def openapi(self) -> dict[str, Any]:
         """The server's OpenAPI document."""
-        return dict(json_object(await self._read("GET", "openapi.json"), "OpenAPI"))
+        data = await self._read("GET", "openapi.json")
+        if not isinstance(data, dict):
+            raise WorkflowClientError(
+                f"the server sent an OpenAPI document that is not an object: {short(data)}"
+            )
+        return data
 
     # Runs.
 
@@ -303,8 +315,8 @@ class WorkflowClient:
     ) -> list[Handler]:
         """The server's handlers, filtered by any of the statuses and any of the names."""
         params = {"status": _names(status), "workflow_name": _names(workflow_name)}
-        data = json_object(await self._read("GET", "handlers", params=params), "handlers")
-        return [Handler.from_json(h) for h in data["handlers"]]
+        data = await self._read("GET", "handlers", params=params)
+        return list(read_answer(data, HandlersAnswer, "handlers").handlers)
 
     async def wait_for_handler(
         self,
@@ -361,7 +373,7 @@ class WorkflowClient:
         """
         params = {"purge": "true" if purge else "false"}
         data = await self._read("POST", "handlers", handler_id, "cancel", params=params)
-        return str(json_object(data, "a cancel answer")["status"])
+        return read_answer(data, StatusAnswer, "a cancel answer").status
 
     def stream_events(
         self,

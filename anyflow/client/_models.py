@@ -1,21 +1,28 @@
 """What the server answers, as typed values: event envelopes, handlers,
 schemas and graphs.
 
-Each reads its JSON in a ``from_json`` (or in the client method that asks
-for it) and refuses what does not fit with a ``WorkflowClientError`` that
-shows the data, so a server of another version fails at the read, not later
-in the caller's code. ``EventEnvelope.to_event`` turns an envelope back into
-an anyflow event through the one converter (``decode_fields``).
+Each is a record on anyflow's one converter (``anyflow.serialization.records``),
+and every answer is read through ``read_answer``, which refuses what does not
+fit with a ``WorkflowClientError`` that names the JSON path and shows the data,
+so a server of another version fails at the read, not later in the caller's
+code. Keys the client does not know are dropped (a newer server may send more,
+and the protocol's handlers carry ``result_unreadable``, which the client has
+no use for); fields that a run may lack (``run_id``, the times, ``error``,
+``result``, an envelope's ``types``) may be absent or null. An envelope's
+``value`` and a graph's nodes are kept as the JSON they are.
+``EventEnvelope.to_event`` turns an envelope back into an anyflow event
+through the same converter (``decode_fields``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, TypeAlias, TypeVar, cast, overload
+from typing import Any, Literal, TypeAlias, TypeVar, get_args, overload
 
 import attrs
 
+from ..errors import ContextSerdeError
 from ..events import (
     Event,
     HumanResponseEvent,
@@ -26,7 +33,7 @@ from ..events import (
     WorkflowFailedEvent,
     WorkflowTimedOutEvent,
 )
-from ..serialization import decode_fields
+from ..serialization import decode_fields, records
 from ._errors import UnknownEventError, WorkflowClientError
 
 __all__ = [
@@ -35,16 +42,16 @@ __all__ = [
     "Status",
     "WorkflowGraphInfo",
     "WorkflowSchema",
-    "json_object",
+    "read_answer",
 ]
 
 Status: TypeAlias = Literal["running", "completed", "failed", "cancelled"]
-_STATUSES = ("running", "completed", "failed", "cancelled")
 
 _E = TypeVar("_E", bound=Event)
 _EventClass: TypeAlias = type[Event]
 _ClassOf: TypeAlias = type[_E]
 """(``EventEnvelope.type`` hides the builtin inside that class.)"""
+_R = TypeVar("_R")
 
 _FRAMEWORK_EVENTS: tuple[_EventClass, ...] = (
     StartEvent,
@@ -57,10 +64,21 @@ _FRAMEWORK_EVENTS: tuple[_EventClass, ...] = (
 )
 
 
-def json_object(data: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise WorkflowClientError(f"expected {what} as a JSON object, got {short(data)}")
-    return data
+def read_answer(data: Any, cls: type[_R], what: str) -> _R:
+    """The record of class ``cls`` that the server's JSON ``data`` (``what``:
+    "a handler") describes.
+
+    :raises WorkflowClientError: naming the path of what does not fit.
+    """
+    try:
+        record: _R = records.read(data, cls, "$")
+    except ContextSerdeError as exc:
+        raise WorkflowClientError(
+            f"the server sent {what} this client cannot read: {exc} (the answer: "
+            f"{short(data)}); check that the client's base_url is an anyflow or "
+            "llama-agents workflow server"
+        ) from exc
+    return record
 
 
 def short(value: Any) -> str:
@@ -68,11 +86,53 @@ def short(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _datetime(value: Any) -> datetime | None:
-    if not value:
+# Fields that are not plain values.
+
+
+def _json_object(data: Any, path: str) -> Mapping[str, Any]:
+    """JSON data kept as it is (an event's fields may hold anyflow's tagged
+    events, which only ``to_event`` should read)."""
+    if not isinstance(data, dict):
+        raise ContextSerdeError(f"{path} must be an object, not {short(data)}")
+    return data
+
+
+def _json_objects(data: Any, path: str) -> tuple[Mapping[str, Any], ...]:
+    if not isinstance(data, list):
+        raise ContextSerdeError(f"{path} must be a list of objects, not {short(data)}")
+    return tuple(_json_object(item, f"{path}[{i}]") for i, item in enumerate(data))
+
+
+def _names(data: Any, path: str) -> tuple[str, ...]:
+    if data is None:
+        return ()
+    if not (isinstance(data, list) and all(isinstance(name, str) for name in data)):
+        raise ContextSerdeError(f"{path} must be a list of class names, not {short(data)}")
+    return tuple(data)
+
+
+def _status(data: Any, path: str) -> Status:
+    if data not in get_args(Status):
+        statuses = ", ".join(get_args(Status))
+        raise ContextSerdeError(f"{path} is {data!r}, not one of {statuses}")
+    status: Status = data
+    return status
+
+
+def _time(data: Any, path: str) -> datetime | None:
+    if data is None or data == "":
         return None
-    text = str(value)
-    return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if isinstance(data, str):
+        try:
+            return datetime.fromisoformat(data[:-1] + "+00:00" if data.endswith("Z") else data)
+        except ValueError:
+            pass
+    raise ContextSerdeError(f"{path} must be an ISO 8601 time, not {short(data)}")
+
+
+_OBJECT = records.Field(None, _json_object)
+_OBJECTS = records.Field(list, _json_objects)
+_TIME = records.Field(lambda t: None if t is None else t.isoformat(), _time)
 
 
 def _qualified(cls: type) -> str:
@@ -97,18 +157,13 @@ class EventEnvelope:
 
     @classmethod
     def from_json(cls, data: Any, sequence: int | None = None) -> EventEnvelope:
-        data = json_object(data, "an event envelope")
-        name = data.get("type")
-        if not isinstance(name, str):
-            raise WorkflowClientError(f"an event envelope needs a type name, got {short(data)}")
-        value = data.get("value")
-        return cls(
-            type=name,
-            value=value if isinstance(value, Mapping) else {},
-            types=tuple(data.get("types") or ()),
-            qualified_name=data.get("qualified_name"),
-            sequence=sequence,
-        )
+        """The envelope the server's JSON describes (``sequence``: from the
+        stream frame it came in).
+
+        :raises WorkflowClientError: naming the path of what does not fit.
+        """
+        envelope = read_answer(data, cls, "an event envelope")
+        return envelope if sequence is None else attrs.evolve(envelope, sequence=sequence)
 
     def is_a(self, *names: str) -> bool:
         """Whether the event's class is, or derives from, one of these class names."""
@@ -170,22 +225,11 @@ class Handler:
 
     @classmethod
     def from_json(cls, data: Any) -> Handler:
-        data = json_object(data, "a handler")
-        status = data.get("status")
-        if status not in _STATUSES:
-            raise WorkflowClientError(f"a handler with an unknown status: {short(data)}")
-        result = data.get("result")
-        return cls(
-            handler_id=str(data["handler_id"]),
-            workflow_name=str(data.get("workflow_name", "")),
-            status=cast("Status", status),
-            run_id=data.get("run_id"),
-            started_at=_datetime(data.get("started_at")),
-            updated_at=_datetime(data.get("updated_at")),
-            completed_at=_datetime(data.get("completed_at")),
-            error=data.get("error"),
-            result=EventEnvelope.from_json(result) if result is not None else None,
-        )
+        """The handler the server's JSON describes.
+
+        :raises WorkflowClientError: naming the path of what does not fit.
+        """
+        return read_answer(data, cls, "a handler")
 
 
 @attrs.frozen
@@ -201,8 +245,69 @@ class WorkflowGraphInfo:
     """A workflow's graph as the server draws it (``anyflow.graph.WorkflowGraph.to_json``)."""
 
     name: str
-    description: str | None
-    nodes: tuple[Mapping[str, Any], ...]
+    description: str | None = None
+    nodes: tuple[Mapping[str, Any], ...] = ()
     """Step, event, external and resource nodes: ``id``, ``label``, ``node_type``..."""
-    edges: tuple[Mapping[str, Any], ...]
+    edges: tuple[Mapping[str, Any], ...] = ()
     """``source`` and ``target`` node ids (and a ``label`` on resource edges)."""
+
+
+# The answers of the other routes, read through the same records: each is
+# the object a route answers with, the one key the client uses in it.
+
+
+@attrs.frozen
+class GraphAnswer:
+    graph: WorkflowGraphInfo
+
+
+@attrs.frozen
+class HandlersAnswer:
+    handlers: tuple[Handler, ...]
+
+
+@attrs.frozen
+class StatusAnswer:
+    """``/health``'s (``healthy``) and a cancellation's (``cancelled``, ``deleted``)."""
+
+    status: str
+
+
+@attrs.frozen
+class WorkflowsAnswer:
+    workflows: tuple[str, ...]
+
+
+@attrs.frozen
+class EventsAnswer:
+    events: tuple[Mapping[str, Any], ...]
+
+
+records.register(
+    EventEnvelope,
+    absent=("types", "qualified_name"),
+    omitted=("sequence",),
+    ignore_unknown=True,
+    value=_OBJECT,
+    types=records.Field(list, _names),
+)
+records.register(
+    Handler,
+    absent=("run_id", "started_at", "updated_at", "completed_at", "error", "result"),
+    ignore_unknown=True,
+    status=records.Field(None, _status),
+    started_at=_TIME,
+    updated_at=_TIME,
+    completed_at=_TIME,
+)
+records.register(WorkflowSchema, ignore_unknown=True, start=_OBJECT, stop=_OBJECT)
+records.register(
+    WorkflowGraphInfo,
+    absent=("description", "nodes", "edges"),
+    ignore_unknown=True,
+    nodes=_OBJECTS,
+    edges=_OBJECTS,
+)
+for _answer in (GraphAnswer, HandlersAnswer, StatusAnswer, WorkflowsAnswer):
+    records.register(_answer, ignore_unknown=True)
+records.register(EventsAnswer, ignore_unknown=True, events=_OBJECTS)

@@ -9,10 +9,12 @@ and an answer waits for a heartbeat the transport has seen.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 import anyio
+import attrs
 import httpx
 import pytest
 
@@ -504,3 +506,84 @@ async def test_a_frame_that_is_not_json_is_an_error_whose_cause_says_where() -> 
             await read_all()
     await http.aclose()
     assert isinstance(caught.value.__cause__, ValueError)
+
+
+# Answers from a server of another version.
+
+
+def _answering(answers: dict[str, object]) -> httpx.AsyncClient:
+    """An httpx client whose server answers each path with its JSON."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = answers[request.url.path]
+        if isinstance(body, bytes):  # a stream
+            return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, json=body)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+async def test_an_answer_that_does_not_fit_is_an_error_naming_its_path() -> None:
+    running = {"handler_id": "h1", "workflow_name": "ask", "status": "running"}
+    http = _answering(
+        {
+            "/handlers/h1": {**running, "started_at": "yesterday"},
+            "/handlers": {"handlers": [running, {**running, "status": "lost"}]},
+            "/events/h1": b'id: 0\ndata: {"value": {"n": 1}}\n\n',
+            "/workflows/ask/representation": {"graph": {"name": "ask", "nodes": [["x"]]}},
+        }
+    )
+    async with WorkflowClient("http://test", httpx_client=http) as client:
+        with pytest.raises(
+            WorkflowClientError,
+            match=r"^the server sent a handler this client cannot read: \$\.started_at must "
+            r"be an ISO 8601 time, not 'yesterday' \(the answer: \{'handler_id': 'h1', ",
+        ) as caught:
+            await client.get_handler("h1")
+        assert isinstance(caught.value.__cause__, ValueError)  # the converter's error
+        with pytest.raises(
+            WorkflowClientError,
+            match=r"cannot read: \$\.handlers\[1\]\.status is 'lost', not one of running, ",
+        ):
+            await client.list_handlers()
+        with pytest.raises(
+            WorkflowClientError,
+            match=r"^the server sent an event envelope this client cannot read: missing \$\.type",
+        ):
+            await collect(client, "h1")
+        with pytest.raises(
+            WorkflowClientError,
+            match=r"cannot read: \$\.graph\.nodes\[0\] must be an object, not \['x'\]",
+        ):
+            await client.workflow_graph("ask")
+    await http.aclose()
+
+
+async def test_keys_a_newer_server_adds_are_dropped_and_absent_ones_read_as_none() -> None:
+    envelope = {"type": "StopEvent", "value": {"result": 1}, "types": None, "colour": "red"}
+    finished = {
+        "handler_id": "h1",
+        "workflow_name": "greet",
+        "status": "completed",
+        "result": envelope,
+        "result_unreadable": False,
+        "priority": 3,
+    }
+    http = _answering(
+        {
+            "/handlers/h1": finished,
+            "/events/h1": b"id: 7\ndata: " + json.dumps(envelope).encode() + b"\n\n",
+        }
+    )
+    async with WorkflowClient("http://test", httpx_client=http) as client:
+        handler = await client.get_handler("h1")
+        (streamed,) = await collect(client, "h1")
+
+    await http.aclose()
+    expected = EventEnvelope(type="StopEvent", value={"result": 1})
+    assert handler == Handler(
+        handler_id="h1", workflow_name="greet", status="completed", result=expected
+    )
+    assert streamed == attrs.evolve(expected, sequence=7)
+    assert handler.result is not None
+    assert handler.result.to_event() == StopEvent(result=1)
