@@ -9,8 +9,10 @@ and the adapter's step hooks live here, apart from the control loop in
 
 ``_Workers`` is a base class of ``Driver`` rather than an object of its own:
 a run in flight pays for no second object, and the hot loop keeps plain
-``self.`` access to the driver's slots (declared, for the type checker only,
-at the top of the class).
+``self.`` access to the driver's slots.  The slots the workers use are
+declared on ``_Workers`` (with their types), the others on ``Driver``; the one
+method of the driver they call, ``_submit``, is declared for the type checker
+only.
 """
 
 from __future__ import annotations
