@@ -162,8 +162,10 @@ class EventEnvelope:
 
         :raises WorkflowClientError: naming the path of what does not fit.
         """
-        envelope = read_answer(data, cls, "an event envelope")
-        return envelope if sequence is None else attrs.evolve(envelope, sequence=sequence)
+        read = read_answer(data, cls, "an event envelope")
+        if sequence is None:
+            return read
+        return cls(read.type, read.value, read.types, read.qualified_name, sequence)
 
     def is_a(self, *names: str) -> bool:
         """Whether the event's class is, or derives from, one of these class names."""
