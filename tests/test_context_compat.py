@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextvars
 import gc
 import json
+import pickle
 import warnings
 import weakref
 from typing import Any
@@ -183,6 +184,22 @@ async def test_get_step_context_holds_no_workflow_after_its_step() -> None:
 
 async def test_to_dict_writes_the_current_serialized_version() -> None:
     assert Context(Echo()).to_dict()["version"] == CURRENT_SERIALIZED_VERSION == 1
+
+
+@pytest.mark.parametrize("key", ["state", "is_running", "workers", "queues", "in_progress"])
+async def test_reading_a_key_of_the_incumbents_saved_format_names_anyflows(key: str) -> None:
+    async with Echo().run() as handler:
+        await handler
+    data = handler.ctx.to_dict()
+    with pytest.raises(KeyError, match=rf"{key}.*anyflow's saved context has no .*data\['run'\]"):
+        data[key]
+    with pytest.raises(KeyError, match=r"^'nope'$"):
+        data["nope"]
+    assert data.get(key) is None
+    assert key not in data
+    # Still a plain dict to JSON, pickle and from_dict.
+    assert json.loads(json.dumps(data)) == data
+    assert pickle.loads(pickle.dumps(data)) == data
 
 
 async def test_a_saved_store_seeds_a_run_of_another_workflow() -> None:

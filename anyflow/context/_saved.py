@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "INCUMBENT_KEYS",
+    "SavedContext",
     "check_saved",
     "read_run",
     "read_store",
@@ -48,6 +49,30 @@ INCUMBENT_KEYS = frozenset({"state", "is_running", "workers", "queues", "in_prog
 anyflow's never has: a context saved by the incumbent is named as such."""
 
 
+class SavedContext(dict[str, Any]):
+    """What ``ctx.to_dict()`` returns: a plain dict to JSON, pickle and
+    ``Context.from_dict``, whose one addition is the error for a key of the
+    incumbent's format (``data["state"]``, ``data["is_running"]``, ...).
+
+    A program ported from llama-index-workflows that reads its saved context
+    by those keys would otherwise stop at a bare ``KeyError: 'state'``; this
+    one names anyflow's keys instead.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> Any:
+        if key in INCUMBENT_KEYS:
+            raise KeyError(
+                f"{key!r}: anyflow's saved context has no {key!r} (llama-index-workflows' "
+                "format); it is {'version', 'workflow', 'store', 'run'}: the state store is "
+                "data['store'], a run that has not finished is data['run'] (None once it "
+                "finished, so data['run'] is not None says what 'is_running' said); see "
+                "docs/serialization.md"
+            )
+        raise KeyError(key)
+
+
 def save_context(
     workflow: Workflow, store: Any, state: RunState | None, serializer: BaseSerializer | None
 ) -> dict[str, Any]:
@@ -59,12 +84,12 @@ def save_context(
         run = encode_state(state, check=not serializer.pickles)
         if serializer.pickles:
             run = pickle_leaves(run, "$.run")
-    return {
-        "version": FORMAT_VERSION,
-        "workflow": type_name(type(workflow)),
-        "store": _encode_store(store, serializer),
-        "run": run,
-    }
+    return SavedContext(
+        version=FORMAT_VERSION,
+        workflow=type_name(type(workflow)),
+        store=_encode_store(store, serializer),
+        run=run,
+    )
 
 
 def check_saved(workflow: Workflow, data: Any) -> None:
