@@ -315,6 +315,32 @@ async def test_clear_resets_to_the_current_class_set_state_chose() -> None:
     assert type(await store.get_state()) is Kid
 
 
+async def test_restore_puts_back_a_recorded_state_without_counting_a_change() -> None:
+    untyped = StateStore()
+    await untyped.set("a", 1)
+    version = untyped.version
+    recorded = {"b": 2}
+    untyped.restore(recorded)
+    assert untyped.version == version
+    state = await untyped.get_state()
+    assert state == {"b": 2}
+    assert type(state) is DictState
+    recorded["b"] = 3  # copied, as set_state copies
+    assert await untyped.get("b") == 2
+
+    typed = StateStore(Counter())
+    snapshot = Counter(count=5)
+    typed.restore(snapshot)
+    assert typed.version == 0
+    assert await typed.get("count") == 5
+
+    with pytest.raises(StateTypeError, match=r"restore\(\) puts back a recorded Counter"):
+        typed.restore({"count": 5})  # type: ignore[arg-type]
+    with pytest.raises(StateTypeError, match="not a Counter"):
+        untyped.restore(Counter())  # type: ignore[arg-type]
+    assert await typed.get("count") == 5
+
+
 def test_the_incumbents_state_payload_codecs_are_refused_with_the_way_to_do_it() -> None:
     from anyflow.context.state_store import decode_state, deserialize_state_from_dict, encode_state
 

@@ -366,8 +366,27 @@ class StateStore(Generic[StateT]):
             "saved run's store with Context.from_dict(workflow, data) (docs/serialization.md)"
         )
 
-    def _load(self, state: Any) -> None:
-        """Put back a recorded state (a durable run's snapshot) before the run goes on."""
+    def restore(self, state: StateT) -> None:
+        """Put back a state recorded earlier (a journal's snapshot of this run's
+        store), in place of the current one, before the run's steps use it.
+
+        Unlike ``set_state`` this is synchronous, takes no lock and does not
+        count as a change: ``version`` stays as it is, because the state is
+        what was already recorded, so a journal that writes a snapshot when
+        the version moves does not write it again.  A dictionary is copied
+        into a ``DictState``; a typed store takes an instance of its class.
+
+        :raises StateTypeError: (a ``TypeError`` and a ``ValueError``) if
+            ``state`` is not an instance of the store's state class (a dict,
+            for an untyped store).
+        """
+        expected = self._type or dict
+        if not isinstance(state, expected):
+            raise StateTypeError(
+                f"restore() puts back a recorded {expected.__qualname__} (this store's state "
+                f"type), not a {type(state).__qualname__}: decode the snapshot as the "
+                "store's state_type first"
+            )
         self._state = DictState(state) if self._type is None else state
 
     def to_dict(self, serializer: object = None) -> dict[str, Any]:

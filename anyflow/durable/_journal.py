@@ -16,6 +16,7 @@ from ..errors import (
     ContextSerdeError,
     DurabilityError,
     JournalCorruptError,
+    StateTypeError,
     WorkflowChangedError,
 )
 from ..runtime.vocabulary import RunState, TickRejected, reduce, run_spec
@@ -247,8 +248,8 @@ def load_state(store: StateStore[Any], data: Any, run_id: str) -> None:
     :raises DurabilityError: if it does not fit the store's state type.
     """
     try:
-        store._load(decode_value(data, store.state_type or Any, "$.state"))
-    except ContextSerdeError as exc:
+        store.restore(decode_value(data, store.state_type or Any, "$.state"))
+    except (ContextSerdeError, StateTypeError) as exc:
         raise DurabilityError(f"the state snapshot of run {run_id!r} is unreadable: {exc}") from exc
 
 
