@@ -521,12 +521,17 @@ class RunBook:
 
     # Streams.
 
-    async def stream(self, handler_id: str, after: int | None) -> LiveEventFeed | None:
+    async def stream(
+        self, handler_id: str, after: int | None
+    ) -> tuple[LiveEventFeed | None, int | None]:
         """The events of ``handler_id`` after the recorded position ``after``
         (None: from now on), in batches: live as they are published where the
         catalog can (a ``LiveRunCatalog``, as ``DurableRuntime``), recorded
         ones otherwise.  None if the run has finished and nothing is recorded
-        after that point.
+        after that point.  With them, the position they come after: ``after``,
+        or, for now, the last one recorded when the store is read for it (a
+        run not executed here); None where the live feed finds it (a run
+        executed here: its events published and not yet recorded count).
 
         :raises NotFound: for an unknown handler.
         """
@@ -536,7 +541,8 @@ class RunBook:
         # nor for one that executes here, which the live feed follows.
         finished = handler_id in self._terminal
         live = self._live.get(handler_id)
-        if not finished and (live is None or live.ended.is_set()):
+        here = live is not None and not live.ended.is_set()
+        if not finished and not here:
             record = await catalog.get_run(handler_id)
             if record is None and handler_id not in self._live:
                 raise NotFound(f"no handler {handler_id!r}")
@@ -544,12 +550,17 @@ class RunBook:
         if finished:
             # A finished run's events are all recorded: one read gives them.
             if after is None:
-                return None  # nothing comes after now
+                return None, None  # nothing comes after now
             events = await catalog.read_events(handler_id, after)
-            return Replay(events) if events else None
-        if self._live_catalog is not None:
-            return self._live_catalog.live_events(handler_id, after)
+            return (Replay(events) if events else None), after
+        live_catalog = self._live_catalog
+        if here and live_catalog is not None:  # the live feed finds now itself
+            return live_catalog.live_events(handler_id, after), after
         if after is None:
+            # Now is read once, here: a stream opened again (after a read
+            # that failed) goes on from this position, not from a later now.
             records = await catalog.read_events(handler_id)
             after = records[-1].seq if records else -1
-        return OneByOne(catalog.events(handler_id, after))
+        if live_catalog is not None:
+            return live_catalog.live_events(handler_id, after), after
+        return OneByOne(catalog.events(handler_id, after)), after

@@ -77,7 +77,7 @@ class EventStream:
             if after > MAX_SEQUENCE:  # no store can hold it (SQLite's integers are 64-bit)
                 raise HTTPException(400, f"after_sequence must be at most {MAX_SEQUENCE}")
         try:
-            batches = await self.server._book().stream(handler_id, after)
+            batches, after = await self.server._book().stream(handler_id, after)
         except NotFound as exc:
             # from None: the HTTP answer carries the whole message
             raise HTTPException(404, str(exc)) from None
@@ -114,11 +114,14 @@ class EventStream:
         does not end the stream: the failure is noted (``/health`` says so),
         and every ``store_retry`` seconds the stream is opened again after the
         last recorded position it sent, until the store answers.  (Events sent
-        live since that position may so come again, recorded.)"""
+        live since that position may so come again, recorded.)  A stream
+        opened for what comes from now on goes on from the position now had
+        when it opened (``cursor``, or before the first event the live feed
+        gave), not from a later now: what was recorded meanwhile comes."""
         server = self.server
         heartbeat = server.heartbeat if frames.sse else math.inf
         gone = ended = False
-        handler_id, recorded = cursor  # the last recorded position sent (None: now)
+        handler_id, recorded = cursor  # the last recorded position sent (None: now, not yet known)
         last_sent = anyio.current_time()
 
         async def watch(done: anyio.CancelScope) -> None:
@@ -140,7 +143,9 @@ class EventStream:
                     with server._until_shutdown(heartbeat):
                         try:
                             if batches is None:  # opened again after a store failure
-                                batches = await server._book().stream(handler_id, recorded)
+                                batches, recorded = await server._book().stream(
+                                    handler_id, recorded
+                                )
                                 if batches is None:  # finished, nothing after: the end
                                     batch = []
                             if batches is not None:
@@ -166,6 +171,8 @@ class EventStream:
                         for item in batch:
                             if type(item) is not LiveEvent:
                                 recorded = item.seq
+                            elif recorded is None:  # now, as the live feed found it
+                                recorded = item.seq - 1
                     if gone:
                         break
                     await send({"type": "http.response.body", "body": body, "more_body": not ended})

@@ -407,3 +407,58 @@ async def test_a_stream_goes_on_when_its_store_fails_to_read_and_works_again(
     warnings = [r.getMessage() for r in caplog.records if r.name == "anyflow.server"]
     assert "the store failed: reads fail (the test's store)" in warnings
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_stream_from_now_whose_store_fails_before_it_sent_anything_goes_on_from_then(
+    tmp_path: Path,
+) -> None:
+    """As above, but the stream is opened for what comes from now on, and the
+    store's reads fail before it sent anything; the run records its last
+    event meanwhile.  The stream opened again goes on from the position now
+    had when it was opened, so that event comes.  (It was opened again from
+    a new now, after the event: it ended without sending it.)"""
+    db = tmp_path / "runs.db"
+    executing = WorkflowServer(SqliteStore(db))
+    executing.add_workflow("ask", Ask(), additional_events=[Answer])
+    store = _FailingReads(SqliteStore(db))
+    streaming = WorkflowServer(store, poll_interval=0.01, store_retry=0.01)
+    streaming.add_workflow("ask", Ask(), additional_events=[Answer])
+    answer = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
+    async with anyio.create_task_group() as tg:
+        start = functools.partial(WorkflowServer.serve, port=0, handle_signals=False)
+        one = await tg.start(start, executing)
+        two = await tg.start(start, streaming)
+        try:
+            async with (
+                httpx.AsyncClient(base_url=one, timeout=None) as http_one,
+                httpx.AsyncClient(base_url=two, timeout=None) as http_two,
+            ):
+                started = await http_one.post("/workflows/ask/run-nowait", json={})
+                handler_id = started.json()["handler_id"]
+                with anyio.fail_after(30):
+                    # The question is recorded once the streaming server reads it.
+                    path = f"/events/{handler_id}?after_sequence=-1"
+                    async with http_two.stream("GET", path) as whole:
+                        stream = frames(whole.aiter_lines())
+                        question = await stream.__anext__()
+                        path = f"/events/{handler_id}?after_sequence=now"
+                        async with http_two.stream("GET", path) as response:
+                            assert response.status_code == 200
+                            store.failing = True
+                            await store.failures[0].wait()
+                            sent = await http_one.post(f"/events/{handler_id}", json=answer)
+                            assert sent.json() == {"status": "sent"}
+                            # The run's end is recorded (its stream ends after it).
+                            path = f"/events/{handler_id}?after_sequence=0"
+                            async with http_one.stream("GET", path) as ending:
+                                _ = [frame async for frame in frames(ending.aiter_lines())]
+                            store.failing = False
+                            rest = [frame async for frame in frames(response.aiter_lines())]
+                        _ = [frame async for frame in stream]
+        finally:
+            executing.stop()
+            streaming.stop()
+    assert (question["id"], json.loads(question["data"])["type"]) == ("0", "Question")
+    assert [(f.get("id"), json.loads(f["data"])["type"]) for f in rest if "data" in f] == [
+        ("1", "StopEvent")
+    ]
