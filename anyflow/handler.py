@@ -462,6 +462,44 @@ class WorkflowHandler:
         adapter.send_tick(EventSent(event, step, external=True))
         return _Sent(adapter)
 
+    def check_sendable(self, event: Event, step: str | None = None) -> None:
+        """Raise now what ``send_event(event, step)`` would raise, without sending
+        anything: return if the run would take ``event`` from outside at this
+        moment (a step, or ``step``, accepts it, or one of the run's waits
+        matches it now; a ``HumanResponseEvent`` is kept for a later wait).
+
+        :raises TypeError: if ``event`` is not an ``Event``.
+        :raises WorkflowStepDoesNotExistError: if the workflow has no ``step``.
+        :raises WorkflowRuntimeError: if no step (or not ``step``) accepts it,
+            or the run has finished.
+        """
+        adapter = self._require_started("check_sendable()")
+        self._workflow._check_sendable(event, step, self._ctx._live_state())
+        if adapter.outcome is not None:
+            raise WorkflowRuntimeError(
+                f"run {self._run_id!r} has finished and takes no more events: "
+                f"{type(event).__name__} would not be delivered"
+            )
+
+    async def wait_finished(self) -> Outcome:
+        """Wait for the run's end and return how it ended, without raising the
+        exception of a run that failed: a ``Completed``, ``Failed``,
+        ``TimedOut``, ``Cancelled`` or ``Broken`` outcome (the types of
+        ``anyflow.runtime.vocabulary``).  A run no runtime hosts is driven here
+        to its end, as by ``await handler``.
+
+        The outcome counts as received: a failure it holds is not raised again
+        when an ``async with`` block of the run ends, nor logged when the
+        handler is dropped (``handler.exception()`` still gives the exception).
+        """
+        self._touched = True
+        adapter = self._require_started("wait_finished()")
+        if self._driven is not None:
+            await self._drive_to_end()
+        outcome = await adapter.wait_finished()
+        self._observed = True
+        return outcome
+
     async def wait_recorded(self) -> None:
         """Return once the run, and every event sent to it so far, are recorded
         by its runtime (at once for a runtime that keeps no runs): from then

@@ -405,7 +405,7 @@ class Controller:
 
     def _sendable(self, event: Event, handler: WorkflowHandler) -> bool:
         try:
-            self.workflow._check_sendable(event, None, handler.ctx.run_state())
+            handler.check_sendable(event)
         except AnyflowError:
             return False  # not accepted yet: offered again later
         return True

@@ -289,7 +289,7 @@ class Simulator:
         if not handler.is_done():
             self.stuck = True
             await handler.cancel_run()
-        outcome = await handler._require_started("finish()").wait_finished()
+        outcome = await handler.wait_finished()
         error = None if isinstance(outcome, Completed) else handler.exception()
         ctl = self._ctl
         simulation = Simulation(
