@@ -16,10 +16,10 @@ import anyio
 from dbos import DBOS
 
 from ..durable import RunRecord, StoredEvent
-from ..durable.journal import decode_outcome, decode_record, encode_record
 from ..errors import DurabilityError
 from . import _bridge
-from ._run import decode_batch, decode_events
+from ._records import Batch, read_end, read_step
+from ._run import decode_events
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -124,17 +124,18 @@ class RecordReader:
             text = step["output"]
             if step["function_name"] != _bridge.RECORD or text is None:
                 continue
-            batch = decode_batch(text, run_id, self._offset)
-            found.extend(self._number(decode_events(batch.get("e", ()), run_id, self._offset)))
+            record = read_step(text, run_id, self._offset)
+            if isinstance(record, Batch):
+                found.extend(self._number(decode_events(record.e, run_id, self._offset)))
         if status is not None and status.status in FINISHED:
             if status.status != "SUCCESS" or not isinstance(status.output, str):
                 raise DurabilityError(
                     f"the DBOS workflow of run {run_id!r} ended as {status.status} without "
                     "an outcome: it was cancelled or failed outside anyflow"
                 )
-            final = decode_record(status.output, run_id, "outcome", 0)
-            found.extend(self._number(decode_events(final.get("e", ()), run_id, self._offset)))
-            self.outcome = decode_outcome(encode_record(final["o"]), run_id)
+            end = read_end(status.output, run_id)
+            found.extend(self._number(decode_events(end.e, run_id, self._offset)))
+            self.outcome = end.o
         return found
 
     def _number(self, events: list[Event]) -> list[StoredEvent]:
@@ -179,7 +180,7 @@ def _run_status(status: Any) -> str:
     if status.status in _WAITING:
         return "running"
     if status.status == "SUCCESS" and isinstance(status.output, str):
-        try:
+        try:  # only the status of End.o: reading the End would decode its events
             return str(json.loads(status.output.partition(":")[2])["o"]["status"])
         except (ValueError, KeyError, TypeError):
             return "failed"

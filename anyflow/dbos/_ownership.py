@@ -36,10 +36,10 @@ from ..runtime.vocabulary import run_spec
 from ..serialization import decode_event, encode_event, type_name
 from . import _bridge
 from ._catalog import FINISHED, DBOSRunCatalog
+from ._records import Receive, read_step
 from ._run import (
     DBOSJournal,
     Role,
-    decode_batch,
     decode_events,
     decode_message,
     decode_ticks,
@@ -295,24 +295,24 @@ class RunOwnership:
                 break
             if text is None:
                 continue
-            batch = decode_batch(text, run_id, seq)
-            if batch.get("recv"):
+            batch = read_step(text, run_id, seq)
+            if isinstance(batch, Receive):
                 while (message := await DBOS.recv_async(_bridge.TOPIC, 0)) is not None:
                     received.append(decode_message(message, run_id))
                 continue
-            if "f" in batch:
-                check_fingerprint(run_id, workflow, batch["f"])
-            for _ in range(batch.get("m", 0)):
+            if batch.f is not None:
+                check_fingerprint(run_id, workflow, batch.f)
+            for _ in range(batch.m or 0):
                 if not received:
                     raise DurabilityError(
                         f"batch record {seq} of run {run_id!r} names a message that was "
                         "never received: the record is damaged"
                     )
                 received.popleft()
-            ticks.extend(decode_ticks(batch.get("t", ()), run_id, seq))
-            events.extend(decode_events(batch.get("e", ()), run_id, seq))
-            if "s" in batch:
-                state_data = batch["s"]
+            ticks.extend(decode_ticks(batch.t, run_id, seq))
+            events.extend(decode_events(batch.e, run_id, seq))
+            if batch.s is not None:
+                state_data = batch.s
             seq += 1
         run.recorded = seq > 0
         run.received = received

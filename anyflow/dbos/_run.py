@@ -2,18 +2,12 @@
 
 The bookkeeping every journaling runtime shares is
 ``anyflow.durable.journaling``; this is what DBOS adds.  A batch is one
-``anyflow.record`` step: a record (``encode_record``) of a dict whose keys say
-what it holds, in this order (tests/golden pins the bytes):
-
-- ``t``: the batch's ticks; ``e``: the events recorded with it;
-- ``m``: how many of its ticks came as DBOS messages (a replay takes as many
-  from what it receives again);
-- ``f``: the workflow's fingerprint, with a run's first batch;
-- ``s``: the state, when it changed.
-
-A record ``{"recv": true}`` announces a round of ``DBOS.recv``, so that a
-replay receives at the same places.  The run's DBOS workflow returns a record
-``{"o": outcome, "e": events}``: its end, with the events not yet recorded.
+``anyflow.record`` step holding a ``Batch`` record (``_records``: its ticks,
+the events recorded with it, how many of its ticks came as DBOS messages, the
+workflow's fingerprint with a run's first batch, the state when it changed);
+a ``Receive`` record announces a round of ``DBOS.recv``, so that a replay
+receives at the same places.  The run's DBOS workflow returns an ``End``
+record: its outcome, with the events not yet recorded.
 """
 
 from __future__ import annotations
@@ -26,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from dbos import DBOS
 from dbos._error import DBOSWorkflowConflictIDError as _ConflictError
 
-from ..durable.journal import decode_record, encode_outcome, encode_record, fingerprint
+from ..durable.journal import fingerprint
 from ..durable.journaling import JournalingExternal, JournalingInternal, RunJournal
 from ..errors import ContextSerdeError, DurabilityError
 from ..runtime.vocabulary import is_external
 from ..serialization import decode_event, decode_tick, encode_tick
 from . import _bridge
+from ._records import Batch, End, Receive, write
 
 if TYPE_CHECKING:
     import asyncio
@@ -43,7 +38,7 @@ if TYPE_CHECKING:
     from ..workflow import Workflow
     from ._ownership import RunOwnership
 
-__all__ = ["DBOSJournal", "Role", "decode_batch", "decode_events", "decode_message"]
+__all__ = ["DBOSJournal", "Role", "decode_events", "decode_message", "decode_ticks"]
 
 
 class Role(enum.Enum):
@@ -128,7 +123,7 @@ class DBOSJournal(RunJournal):
 
     async def commit(self, ticks: Sequence[Tick], commands: Sequence[Command]) -> None:
         try:
-            batch: dict[str, Any] = {"t": [encode_tick(tick) for tick in ticks]}
+            encoded = tuple(encode_tick(tick, f"$.t[{i}]") for i, tick in enumerate(ticks))
         except ContextSerdeError as exc:
             raise DurabilityError(
                 f"run {self.run_id!r} cannot record a tick: {exc} (a run's events must be "
@@ -136,22 +131,22 @@ class DBOSJournal(RunJournal):
             ) from exc
         events = self.pending
         self.take_published(commands)
-        if events:
-            batch["e"] = events
         received: list[Tick] = []
         if self.received:
             # The messages among these ticks (the driver may reorder a batch):
             # a replay takes as many from what it receives again.
             waiting = {id(tick) for tick in self.received}
             received = [tick for tick in ticks if id(tick) in waiting]
-            batch["m"] = len(received)
-        if not self.recorded:
-            batch["f"] = fingerprint(self.workflow)  # type: ignore[arg-type]
         snapshot = self.snapshot()
-        if snapshot is not None:
-            batch["s"] = snapshot[0]
+        batch = Batch(
+            t=encoded,
+            e=tuple(events),
+            m=len(received) if self.received else None,
+            f=None if self.recorded else fingerprint(self.workflow),  # type: ignore[arg-type]
+            s=None if snapshot is None else snapshot[0],
+        )
         try:
-            text = encode_record(batch)
+            text = write(batch)
         except ContextSerdeError as exc:
             raise DurabilityError(f"run {self.run_id!r} cannot record a batch: {exc}") from exc
         self.pending = []
@@ -168,16 +163,14 @@ class DBOSJournal(RunJournal):
             return
         if final:
             events, self.pending = self.pending, []
-            done.set_result(encode_record({"o": encode_outcome(outcome), "e": events}))
+            done.set_result(write(End(outcome, tuple(events))))
             await self.owner.until_recorded(self)
         else:
             done.cancel()  # the DBOS workflow stays pending: resumable
 
     async def record_end(self, outcome: Outcome, terminal: Event) -> None:
         assert self.done is not None
-        self.done.set_result(
-            encode_record({"o": encode_outcome(outcome), "e": [self.encode_event(terminal)]})
-        )
+        self.done.set_result(write(End(outcome, (self.encode_event(terminal),))))
         await self.owner.until_recorded(self)
 
     def close(self, outcome: Outcome) -> Outcome:
@@ -203,7 +196,7 @@ class DBOSJournal(RunJournal):
     async def receive_mail(self) -> None:
         """Take every message waiting for the run, announced by a record step
         so that a replay calls ``recv`` at the same places."""
-        await self.record(encode_record({"recv": True}))
+        await self.record(write(Receive()))
         while (message := await DBOS.recv_async(_bridge.TOPIC, 0)) is not None:
             self.received.append(decode_message(message, self.run_id))
 
@@ -250,14 +243,6 @@ class DBOSExternal(JournalingExternal):
         run.sending += 1
         owner = run.owner
         owner.spawn(lambda: owner.send(run, tick), name="anyflow dbos send")
-
-
-def decode_batch(text: str, run_id: str, seq: int) -> dict[str, Any]:
-    """The batch record ``seq`` of the run."""
-    data = decode_record(text, run_id, "batch", seq)
-    if not isinstance(data, dict):
-        raise DurabilityError(f"batch record {seq} of run {run_id!r} is not a batch")
-    return data
 
 
 def decode_events(data: Iterable[Any], run_id: str, seq: int) -> list[Event]:

@@ -21,7 +21,8 @@ mail from a cheap read of DBOS's notifications table every ``poll_interval``
 which process executes a run, starting, taking over and following runs),
 ``DBOSJournal`` (``_run``: one run's record, on the shared
 ``anyflow.durable.journaling`` adapters) and ``DBOSRunCatalog`` (``_catalog``:
-the recorded runs and their events, read back).
+the recorded runs and their events, read back); ``_records`` declares what
+the steps and the result of a run's DBOS workflow hold.
 """
 
 from __future__ import annotations
