@@ -76,6 +76,7 @@ class EventStream:
                 raise HTTPException(400, "after_sequence must be -1 or more")
             if after > MAX_SEQUENCE:  # no store can hold it (SQLite's integers are 64-bit)
                 raise HTTPException(400, f"after_sequence must be at most {MAX_SEQUENCE}")
+        now = after is None
         try:
             batches, after = await self.server._book().stream(handler_id, after)
         except NotFound as exc:
@@ -94,7 +95,13 @@ class EventStream:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await self._follow(scope, receive, send, batches, frames, headers, (handler_id, after))
+        # A stream from now that knows where now is says so at once, as an
+        # id-only frame: a client that reconnects before any other id (an
+        # EventSource's Last-Event-ID) goes on from there, not from a later now.
+        start = f"id: {after}\n\n".encode() if now and sse and after is not None else b""
+        await self._follow(
+            scope, receive, send, batches, frames, headers, (handler_id, after), start
+        )
 
     async def _follow(
         self,
@@ -105,6 +112,7 @@ class EventStream:
         frames: _Frames,
         headers: list[tuple[bytes, bytes]],
         cursor: tuple[str, int | None],
+        start: bytes = b"",
     ) -> None:
         """Send the batches as they come, until the last one, the client
         leaves or the server shuts down; a heartbeat comment whenever nothing
@@ -138,6 +146,8 @@ class EventStream:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch, tg.cancel_scope)
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
+                if start:
+                    await send({"type": "http.response.body", "body": start, "more_body": True})
                 while True:
                     batch = failed = None
                     with server._until_shutdown(heartbeat):

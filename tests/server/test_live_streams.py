@@ -409,14 +409,16 @@ async def test_a_stream_goes_on_when_its_store_fails_to_read_and_works_again(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_a_stream_from_now_whose_store_fails_before_it_sent_anything_goes_on_from_then(
+async def test_a_stream_from_now_whose_store_fails_before_it_sent_an_event_goes_on_from_then(
     tmp_path: Path,
 ) -> None:
     """As above, but the stream is opened for what comes from now on, and the
-    store's reads fail before it sent anything; the run records its last
+    store's reads fail before it sent an event; the run records its last
     event meanwhile.  The stream opened again goes on from the position now
     had when it was opened, so that event comes.  (It was opened again from
-    a new now, after the event: it ended without sending it.)"""
+    a new now, after the event: it ended without sending it.)  The stream
+    says that position at once, as an id-only frame, so a client that leaves
+    before any event reconnects from it (an EventSource's Last-Event-ID)."""
     db = tmp_path / "runs.db"
     executing = WorkflowServer(SqliteStore(db))
     executing.add_workflow("ask", Ask(), additional_events=[Answer])
@@ -444,6 +446,8 @@ async def test_a_stream_from_now_whose_store_fails_before_it_sent_anything_goes_
                         path = f"/events/{handler_id}?after_sequence=now"
                         async with http_two.stream("GET", path) as response:
                             assert response.status_code == 200
+                            now = frames(response.aiter_lines())
+                            opened = await now.__anext__()  # sent as it opens
                             store.failing = True
                             await store.failures[0].wait()
                             sent = await http_one.post(f"/events/{handler_id}", json=answer)
@@ -453,12 +457,24 @@ async def test_a_stream_from_now_whose_store_fails_before_it_sent_anything_goes_
                             async with http_one.stream("GET", path) as ending:
                                 _ = [frame async for frame in frames(ending.aiter_lines())]
                             store.failing = False
-                            rest = [frame async for frame in frames(response.aiter_lines())]
+                            rest = [frame async for frame in now]
                         _ = [frame async for frame in stream]
+                    # A client that left after the first frame comes back with its id.
+                    again = await http_two.get(
+                        f"/events/{handler_id}", headers={"Last-Event-ID": opened["id"]}
+                    )
         finally:
             executing.stop()
             streaming.stop()
     assert (question["id"], json.loads(question["data"])["type"]) == ("0", "Question")
+    assert opened == {"id": "0"}  # the last recorded position when it opened
     assert [(f.get("id"), json.loads(f["data"])["type"]) for f in rest if "data" in f] == [
         ("1", "StopEvent")
     ]
+    replayed = [f async for f in frames(_lines(again.text))]
+    assert [(f["id"], json.loads(f["data"])["type"]) for f in replayed] == [("1", "StopEvent")]
+
+
+async def _lines(text: str) -> AsyncIterator[str]:
+    for line in text.split("\n"):
+        yield line
