@@ -30,7 +30,7 @@ from ..durable.journal import (
     encode_record,
     replay_ticks,
 )
-from ..errors import ContextSerdeError, DurabilityError, RunLockedError, WorkflowRuntimeError
+from ..errors import ContextSerdeError, DurabilityError, RunLockedError
 from ..runtime import Recovery
 from ..runtime.vocabulary import run_spec
 from ..serialization import decode_event, encode_event, type_name
@@ -200,7 +200,9 @@ class RunOwnership:
                 await anyio.sleep(self.poll_interval)
                 status = await DBOS.get_workflow_status_async(run.run_id)
             if status is None:
-                raise WorkflowRuntimeError(
+                # A DurabilityError: the follower ends Broken, as a run whose
+                # record cannot be read does, instead of crashing its driver.
+                raise DurabilityError(
                     f"no run {run.run_id!r} is recorded: start it with wf.run(run_id=...)"
                 )
             _check_status(run, status, name)
@@ -329,6 +331,8 @@ class RunOwnership:
         """Publish the run's recorded events as they are recorded, until it
         ends; its outcome."""
         run.role = Role.FOLLOWS
+        run.exists = True  # a follower's messages can go now
+        run.notify()
         reader = self.catalog.reader(run.run_id)
         while True:
             for event in await reader.read():
@@ -359,16 +363,37 @@ class RunOwnership:
     # Messages.
 
     async def send(self, run: DBOSJournal, tick: Tick) -> None:
-        """Send ``tick`` to the run as a DBOS message (from a follower)."""
+        """Send ``tick`` to the run as a DBOS message (from a follower), once
+        the run's DBOS workflow exists: DBOS refuses a message to a workflow it
+        does not have, and a run started a moment ago may not have it yet.  If
+        the run turns out not to exist, or DBOS refuses the message, the
+        caller awaiting a send hears why (``check_accepted``)."""
         _bridge.use_context(None)  # maybe spawned from a step: not part of its run's record
         try:
-            await DBOS.send_async(run.run_id, encode_message(tick), _bridge.TOPIC)
+            # The follower's recovery finds the workflow (waiting for one
+            # starting here), or fails and ends the follower.
+            while not run.exists and not run.ended:
+                await run.next_change().wait()
+            if not run.exists:
+                why = run.failure or "the follower ended before it found the run"
+                raise DurabilityError(
+                    f"{_what(tick)} was not delivered to run {run.run_id!r}: {why}"
+                ) from run.failure
+            try:
+                await DBOS.send_async(run.run_id, encode_message(tick), _bridge.TOPIC)
+            except Exception as exc:
+                raise DurabilityError(
+                    f"{_what(tick)} was not delivered to run {run.run_id!r}: DBOS refused "
+                    f"the message ({exc}); send it again"
+                ) from exc
             local = self.active.get(run.run_id)
             if local is not None and local.internal is not None:
                 local.mail = True
                 local.internal.interrupt()
-        except Exception:
-            log.exception("run %r: a tick could not be sent", run.run_id)
+        except DurabilityError as exc:
+            if run.undelivered is None:
+                run.undelivered = exc
+            log.error("%s", exc)
         finally:
             run.sending -= 1
             run.notify()
@@ -389,6 +414,12 @@ class RunOwnership:
                 if r.run_id in waiting and r.internal is not None:
                     r.mail = True
                     r.internal.interrupt()
+
+
+def _what(tick: Tick) -> str:
+    """What ``tick`` carries, for an error."""
+    event = getattr(tick, "event", None)
+    return type(event if event is not None else tick).__name__
 
 
 def _check_status(run: DBOSJournal, status: Any, name: str) -> None:

@@ -58,6 +58,8 @@ class DBOSJournal(RunJournal):
     __slots__ = (
         "context",
         "done",
+        "exists",
+        "failure",
         "handle",
         "internal",
         "mail",
@@ -67,6 +69,7 @@ class DBOSJournal(RunJournal):
         "recorded",
         "role",
         "sending",
+        "undelivered",
         "workflow",
     )
 
@@ -93,6 +96,14 @@ class DBOSJournal(RunJournal):
         """Events published and not yet recorded, encoded."""
         self.sending = 0
         """Ticks a follower is sending as DBOS messages."""
+        self.exists = False
+        """The run's DBOS workflow is known to exist (a follower's messages
+        wait for it: DBOS refuses a message to a workflow it does not have)."""
+        self.failure: BaseException | None = None
+        """Why ``recover`` failed, if it did."""
+        self.undelivered: DurabilityError | None = None
+        """Why a follower's message did not reach the run, until a caller
+        awaiting a send is told."""
         self.workflow: Workflow | None = None
 
     # What the shared adapters ask.
@@ -105,10 +116,18 @@ class DBOSJournal(RunJournal):
 
     def waiting(self, target: int) -> bool:
         if self.role is Role.FOLLOWS:
-            return not self.ended and self.sending > 0
+            # Even once the run has ended here: each send ends soon after
+            # (delivered, or refused), and the caller hears which.
+            return self.sending > 0
         return super().waiting(target)
 
+    def check_accepted(self, target: int) -> None:
+        error, self.undelivered = self.undelivered, None
+        if error is not None:
+            raise error
+
     def recovery_failed(self, error: BaseException) -> None:
+        self.failure = error
         if self.done is not None and not self.done.done():
             self.done.cancel()
         super().recovery_failed(error)
