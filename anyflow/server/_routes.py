@@ -34,7 +34,7 @@ from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
 from ._handler_views import STATUSES
 from ._ids import check_handler_id, new_handler_id, storable
-from ._runs import Conflict, Finished, NotFound
+from ._runs import Conflict, Finished, NotDelivered, NotFound
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -413,6 +413,10 @@ class _Api:
             raise HTTPException(409, str(exc)) from None
         except BadEvent as exc:
             raise HTTPException(400, f"Failed to deserialize event: {exc}") from None
+        except NotDelivered as exc:
+            raise HTTPException(
+                503, f"the event was not delivered, send it again: {exc}", {"Retry-After": "1"}
+            ) from None
         return JSONResponse({"status": "sent"})
 
 

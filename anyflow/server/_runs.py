@@ -62,6 +62,12 @@ class Finished(Conflict):
     """The handler's run has finished."""
 
 
+class NotDelivered(RuntimeError):
+    """An event was accepted by the handler but the runtime could not deliver
+    it (a DBOS follower's message refused, or its run not found): nothing was
+    recorded, so the sender may send it again (a 503)."""
+
+
 @attrs.frozen
 class Served:
     """A workflow the server runs, under the name clients use."""
@@ -387,6 +393,7 @@ class RunBook:
         """Deliver the event ``data`` describes; returns once it is recorded.
 
         :raises BadEvent: if it is not an event this workflow takes (nothing sent).
+        :raises NotDelivered: if the runtime could not deliver it (nothing recorded).
         """
         live = await self._running(handler_id)
         event = live.served.registry.parse(data)
@@ -408,7 +415,10 @@ class RunBook:
             if live.handler.is_done():
                 raise Conflict(f"handler {handler_id!r} has finished") from None
             raise BadEvent(str(exc)) from None
-        await sent
+        try:
+            await sent
+        except DurabilityError as exc:
+            raise NotDelivered(str(exc)) from exc
 
     async def cancel(self, handler_id: str, purge: bool) -> str:
         """Cancel the run (and with ``purge`` delete its records); the new status."""

@@ -145,6 +145,40 @@ async def test_a_server_on_a_durable_runtime_runs_and_resumes_from_its_store() -
         assert {h["workflow_name"] for h in listed.json()["handlers"]} == {"greet", "ask"}
 
 
+async def test_an_event_the_runtime_could_not_deliver_is_a_503_to_send_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runtime may take an event and then fail to deliver it (a DBOS
+    follower whose message DBOS refused): the sender hears so, with a 503 and
+    ``Retry-After``, not a 500 or a "sent", and sending again goes through."""
+    from anyflow.errors import DurabilityError
+    from anyflow.handler import WorkflowHandler
+
+    server = _server(MemoryStore())
+    async with _client(server) as client:
+        asked = await client.post("/workflows/ask/run-nowait", json={})
+        handler_id = asked.json()["handler_id"]
+        answer = {"type": "Answer", "value": {"key": "name", "response": "Ada"}}
+
+        async def refused() -> None:
+            raise DurabilityError("Reply was not delivered to run 'r': DBOS refused the message")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(WorkflowHandler, "send_event", lambda *_, **__: refused())
+            lost = await client.post(f"/events/{handler_id}", json={"event": answer})
+        assert lost.status_code == 503
+        assert lost.headers["Retry-After"] == "1"
+        assert lost.json()["detail"].startswith("the event was not delivered, send it again: ")
+        assert "DBOS refused the message" in lost.json()["detail"]
+        assert (await client.get(f"/handlers/{handler_id}")).json()["status"] == "running"
+
+        sent = await client.post(f"/events/{handler_id}", json={"event": answer})
+        assert sent.json() == {"status": "sent"}
+        async with client.stream("GET", f"/events/{handler_id}?after_sequence=-1&sse=false") as r:
+            lines = [line async for line in r.aiter_lines() if line.strip()]
+        assert "StopEvent" in lines[-1]
+
+
 @pytest.mark.parametrize("runtime", [object(), BasicRuntime()], ids=["object", "BasicRuntime"])
 def test_a_runtime_that_cannot_read_its_runs_back_is_refused_at_once(runtime: object) -> None:
     with pytest.raises(
