@@ -139,6 +139,18 @@ class Outcome:
     ledger: list[dict[str, Any]]
     reference_ledger: list[dict[str, Any]]
 
+    def report(self) -> str:
+        """Everything a failed case saw, so that a failure seen once (on a
+        loaded CI machine, say) can be understood from its log alone."""
+        second = self.second.report() if self.second is not None else "(no resume)\n"
+        lines = "".join(f"{seq}: {record[:200]}\n" for seq, record in self.journal)
+        ledger = "".join(f"{json.dumps(line)}\n" for line in self.ledger)
+        return (
+            f"crash point {self.nth}; first process: {self.first.report()}"
+            f"resumed process: {second}--- journal left by the first process\n{lines}"
+            f"--- ledger\n{ledger}"
+        )
+
 
 def read_ledger(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
@@ -372,23 +384,24 @@ def test_killed_run_resumes_without_repeating_committed_steps(
     started, committed = journaled_attempts(case.shape, run_id, outcome.journal)
     by_first = {line["key"] for line in outcome.ledger if line["pid"] == first.pid}
     by_second = {line["key"] for line in outcome.ledger if line["pid"] == second.pid}
-    assert {line["pid"] for line in outcome.ledger} <= {first.pid, second.pid}
+    seen = outcome.report()
+    assert {line["pid"] for line in outcome.ledger} <= {first.pid, second.pid}, seen
     # Write-ahead: an attempt runs only once the tick that started it is committed.
     unjournaled = by_first - started
-    assert not unjournaled, f"attempts ran before their start was committed: {unjournaled}"
+    assert not unjournaled, f"attempts ran before their start was committed: {unjournaled}\n{seen}"
     # A committed result follows its side effect, so the killed process wrote it.
-    assert committed <= by_first, (committed - by_first, outcome.ledger)
+    assert committed <= by_first, f"committed, never run: {committed - by_first}\n{seen}"
     rerun = committed & by_second
-    assert not rerun, f"attempts committed before the crash at {crash} ran again: {rerun}"
+    assert not rerun, f"attempts committed before the crash at {crash} ran again: {rerun}\n{seen}"
 
     per_pid = collections.Counter((line["pid"], line["key"]) for line in outcome.ledger)
     twice = {key: n for key, n in per_pid.items() if n > 1}
-    assert not twice, f"attempts that ran more than once in one process: {twice}"
+    assert not twice, f"attempts that ran more than once in one process: {twice}\n{seen}"
     overall = collections.Counter(line["key"] for line in outcome.ledger)
     often = {key: n for key, n in overall.items() if n > 2}
-    assert not often, f"attempts that ran more than twice: {often}"
+    assert not often, f"attempts that ran more than twice: {often}\n{seen}"
 
     # Same attempts as an uncrashed run: none lost, none added (e.g. a retry).
-    assert attempts_per_step(outcome.ledger) == attempts_per_step(outcome.reference_ledger)
+    assert attempts_per_step(outcome.ledger) == attempts_per_step(outcome.reference_ledger), seen
     if case.shape in crash_child.RETRY_DELAYS:
         check_retry_delays(outcome.ledger, crash_child.RETRY_DELAYS[case.shape])
