@@ -10,6 +10,7 @@ on an ``anyio.Event`` the test sets: nothing here waits on the clock.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -353,6 +354,37 @@ class _FailingReads(StoreDecorator):
         return await self.inner.get_run(run_id)
 
 
+ANSWER = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
+
+
+@contextlib.asynccontextmanager
+async def _executing_and_streaming(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[_FailingReads, httpx.AsyncClient, httpx.AsyncClient]]:
+    """Two servers on one SQLite file: the first executes the ``ask`` runs,
+    the second reads them back through a store whose reads the test makes
+    fail; a client of each."""
+    db = tmp_path / "runs.db"
+    executing = WorkflowServer(SqliteStore(db))
+    executing.add_workflow("ask", Ask(), additional_events=[Answer])
+    store = _FailingReads(SqliteStore(db))
+    streaming = WorkflowServer(store, poll_interval=0.01, store_retry=0.01)
+    streaming.add_workflow("ask", Ask(), additional_events=[Answer])
+    async with anyio.create_task_group() as tg:
+        start = functools.partial(WorkflowServer.serve, port=0, handle_signals=False)
+        one = await tg.start(start, executing)
+        two = await tg.start(start, streaming)
+        try:
+            async with (
+                httpx.AsyncClient(base_url=one, timeout=None) as http_one,
+                httpx.AsyncClient(base_url=two, timeout=None) as http_two,
+            ):
+                yield store, http_one, http_two
+        finally:
+            executing.stop()
+            streaming.stop()
+
+
 async def test_a_stream_goes_on_when_its_store_fails_to_read_and_works_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -363,41 +395,23 @@ async def test_a_stream_goes_on_when_its_store_fails_to_read_and_works_again(
     recorded event it sent once the store answers, and goes on to the run's
     end with every recorded event once.  (It used to end the response with an
     unhandled exception: a broken chunked body for the client.)"""
-    db = tmp_path / "runs.db"
-    executing = WorkflowServer(SqliteStore(db))
-    executing.add_workflow("ask", Ask(), additional_events=[Answer])
-    store = _FailingReads(SqliteStore(db))
-    streaming = WorkflowServer(store, poll_interval=0.01, store_retry=0.01)
-    streaming.add_workflow("ask", Ask(), additional_events=[Answer])
-    answer = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
-    async with anyio.create_task_group() as tg:
-        start = functools.partial(WorkflowServer.serve, port=0, handle_signals=False)
-        one = await tg.start(start, executing)
-        two = await tg.start(start, streaming)
-        try:
-            async with (
-                httpx.AsyncClient(base_url=one, timeout=None) as http_one,
-                httpx.AsyncClient(base_url=two, timeout=None) as http_two,
-            ):
-                started = await http_one.post("/workflows/ask/run-nowait", json={})
-                handler_id = started.json()["handler_id"]
-                with anyio.fail_after(30):
-                    path = f"/events/{handler_id}?after_sequence=-1"
-                    async with http_two.stream("GET", path) as response:
-                        assert response.status_code == 200
-                        stream = frames(response.aiter_lines())
-                        first = await stream.__anext__()
-                        caplog.clear()
-                        store.failing = True
-                        await store.failures[0].wait()
-                        sent = await http_one.post(f"/events/{handler_id}", json=answer)
-                        assert sent.json() == {"status": "sent"}
-                        await store.failures[1].wait()  # a second try failed too
-                        store.failing = False
-                        rest = [frame async for frame in stream]
-        finally:
-            executing.stop()
-            streaming.stop()
+    async with _executing_and_streaming(tmp_path) as (store, http_one, http_two):
+        started = await http_one.post("/workflows/ask/run-nowait", json={})
+        handler_id = started.json()["handler_id"]
+        with anyio.fail_after(30):
+            path = f"/events/{handler_id}?after_sequence=-1"
+            async with http_two.stream("GET", path) as response:
+                assert response.status_code == 200
+                stream = frames(response.aiter_lines())
+                first = await stream.__anext__()
+                caplog.clear()
+                store.failing = True
+                await store.failures[0].wait()
+                sent = await http_one.post(f"/events/{handler_id}", json=ANSWER)
+                assert sent.json() == {"status": "sent"}
+                await store.failures[1].wait()  # a second try failed too
+                store.failing = False
+                rest = [frame async for frame in stream]
     assert first["id"] == "0"
     assert json.loads(first["data"])["type"] == "Question"
     # After the failure: from the last recorded event sent, the rest once.
@@ -419,53 +433,35 @@ async def test_a_stream_from_now_whose_store_fails_before_it_sent_an_event_goes_
     a new now, after the event: it ended without sending it.)  The stream
     says that position at once, as an id-only frame, so a client that leaves
     before any event reconnects from it (an EventSource's Last-Event-ID)."""
-    db = tmp_path / "runs.db"
-    executing = WorkflowServer(SqliteStore(db))
-    executing.add_workflow("ask", Ask(), additional_events=[Answer])
-    store = _FailingReads(SqliteStore(db))
-    streaming = WorkflowServer(store, poll_interval=0.01, store_retry=0.01)
-    streaming.add_workflow("ask", Ask(), additional_events=[Answer])
-    answer = {"event": {"type": "Answer", "value": {"key": "name", "response": "Ada"}}}
-    async with anyio.create_task_group() as tg:
-        start = functools.partial(WorkflowServer.serve, port=0, handle_signals=False)
-        one = await tg.start(start, executing)
-        two = await tg.start(start, streaming)
-        try:
-            async with (
-                httpx.AsyncClient(base_url=one, timeout=None) as http_one,
-                httpx.AsyncClient(base_url=two, timeout=None) as http_two,
-            ):
-                started = await http_one.post("/workflows/ask/run-nowait", json={})
-                handler_id = started.json()["handler_id"]
-                with anyio.fail_after(30):
-                    # The question is recorded once the streaming server reads it.
-                    path = f"/events/{handler_id}?after_sequence=-1"
-                    async with http_two.stream("GET", path) as whole:
-                        stream = frames(whole.aiter_lines())
-                        question = await stream.__anext__()
-                        path = f"/events/{handler_id}?after_sequence=now"
-                        async with http_two.stream("GET", path) as response:
-                            assert response.status_code == 200
-                            now = frames(response.aiter_lines())
-                            opened = await now.__anext__()  # sent as it opens
-                            store.failing = True
-                            await store.failures[0].wait()
-                            sent = await http_one.post(f"/events/{handler_id}", json=answer)
-                            assert sent.json() == {"status": "sent"}
-                            # The run's end is recorded (its stream ends after it).
-                            path = f"/events/{handler_id}?after_sequence=0"
-                            async with http_one.stream("GET", path) as ending:
-                                _ = [frame async for frame in frames(ending.aiter_lines())]
-                            store.failing = False
-                            rest = [frame async for frame in now]
-                        _ = [frame async for frame in stream]
-                    # A client that left after the first frame comes back with its id.
-                    again = await http_two.get(
-                        f"/events/{handler_id}", headers={"Last-Event-ID": opened["id"]}
-                    )
-        finally:
-            executing.stop()
-            streaming.stop()
+    async with _executing_and_streaming(tmp_path) as (store, http_one, http_two):
+        started = await http_one.post("/workflows/ask/run-nowait", json={})
+        handler_id = started.json()["handler_id"]
+        with anyio.fail_after(30):
+            # The question is recorded once the streaming server reads it.
+            path = f"/events/{handler_id}?after_sequence=-1"
+            async with http_two.stream("GET", path) as whole:
+                stream = frames(whole.aiter_lines())
+                question = await stream.__anext__()
+                path = f"/events/{handler_id}?after_sequence=now"
+                async with http_two.stream("GET", path) as response:
+                    assert response.status_code == 200
+                    now = frames(response.aiter_lines())
+                    opened = await now.__anext__()  # sent as it opens
+                    store.failing = True
+                    await store.failures[0].wait()
+                    sent = await http_one.post(f"/events/{handler_id}", json=ANSWER)
+                    assert sent.json() == {"status": "sent"}
+                    # The run's end is recorded (its stream ends after it).
+                    path = f"/events/{handler_id}?after_sequence=0"
+                    async with http_one.stream("GET", path) as ending:
+                        _ = [frame async for frame in frames(ending.aiter_lines())]
+                    store.failing = False
+                    rest = [frame async for frame in now]
+                _ = [frame async for frame in stream]
+            # A client that left after the first frame comes back with its id.
+            again = await http_two.get(
+                f"/events/{handler_id}", headers={"Last-Event-ID": opened["id"]}
+            )
     assert (question["id"], json.loads(question["data"])["type"]) == ("0", "Question")
     assert opened == {"id": "0"}  # the last recorded position when it opened
     assert [(f.get("id"), json.loads(f["data"])["type"]) for f in rest if "data" in f] == [
