@@ -6,41 +6,18 @@ goes on as if it never came."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from anyflow import Context, HumanResponseEvent, StartEvent, StopEvent, Workflow, step
 from anyflow.dbos import DBOSRuntime
 from anyflow.errors import ContextSerdeError
-
-
-class Reply(HumanResponseEvent):
-    n: int = 0
-
-
-class Wait(Workflow):
-    """Waits for a Reply and reports it."""
-
-    @step
-    async def wait(self, ev: StartEvent, ctx: Context) -> StopEvent:
-        reply = await ctx.wait_for_event(Reply)
-        return StopEvent(result=[reply.response, reply.n])
-
-
-def _nested(depth: int) -> Any:
-    value: Any = 0
-    for _ in range(depth):
-        value = [value]
-    return value
-
+from tests.durable.test_unrecordable import Reply, Wait, nested
 
 UNRECORDABLE = [
     (float("inf"), r"inf at .* is not a finite number"),
     ("\ud800", r"lone surrogate"),
     ({1: "one"}, r"key 1 at .* is not a string"),
     (b"bytes", r"bytes value at .* is not JSON-safe"),
-    (_nested(150), r"nests deeper than 100 levels"),
+    (nested(150), r"nests deeper than 100 levels"),
 ]
 
 

@@ -34,7 +34,8 @@ class Wait(Workflow):
         return StopEvent(result=[reply.response, reply.n])
 
 
-def _nested(depth: int) -> Any:
+def nested(depth: int) -> Any:
+    """``depth`` lists in one another (shared with tests/dbos)."""
     value: Any = 0
     for _ in range(depth):
         value = [value]
@@ -53,8 +54,8 @@ UNRECORDABLE = [
     pytest.param(b"bytes", r"bytes value at .* is not JSON-safe", id="bytes"),
     pytest.param({1, 2}, r"set value at .* is not JSON-safe", id="set"),
     pytest.param(object(), r"object value at .* is not JSON-safe", id="object"),
-    pytest.param(_nested(150), r"nests deeper than 100 levels", id="150-levels"),
-    pytest.param(_nested(5000), r"nests deeper than 100 levels", id="5000-levels"),
+    pytest.param(nested(150), r"nests deeper than 100 levels", id="150-levels"),
+    pytest.param(nested(5000), r"nests deeper than 100 levels", id="5000-levels"),
 ]
 
 
