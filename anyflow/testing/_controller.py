@@ -203,12 +203,7 @@ class Controller:
             if attempt is None:
                 return None  # not a step's task (the caller reading the store)
             worker_id, step = attempt
-        place = self._next_pause(task, worker_id)
-        paused = self.paused[task] = _Paused(worker_id, step, point, place)
-        try:
-            await paused.event.wait()
-        finally:
-            del self.paused[task]
+        await self._park(task, _Paused(worker_id, step, point, self._next_pause(task, worker_id)))
         if fault is not None:
             return InjectedFault(f"simulated fault in step {step!r} (worker {worker_id})")
         if point == "end" and worker_id in self._late:
@@ -231,7 +226,11 @@ class Controller:
         place = self._line.get(task)
         if place is None:
             place = self._next_pause(task, worker_id)
-        paused = self.paused[task] = _Paused(worker_id, step, point, place)
+        await self._park(task, _Paused(worker_id, step, point, place))
+
+    async def _park(self, task: int, paused: _Paused) -> None:
+        """Hold ``task`` at its pause until a decision lets it go on."""
+        self.paused[task] = paused
         try:
             await paused.event.wait()
         finally:
