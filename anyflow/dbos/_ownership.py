@@ -71,11 +71,19 @@ class RunOwnership:
 
     loop: asyncio.AbstractEventLoop
 
-    def __init__(self, runtime: Runtime, process: DBOSProcess, poll_interval: float) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        process: DBOSProcess,
+        poll_interval: float,
+        attach_timeout: float,
+    ) -> None:
         self.runtime = runtime
         """The runtime the runs execute in (the ``DBOSRuntime``)."""
         self.process = process
         self.poll_interval = poll_interval
+        self.attach_timeout = attach_timeout
+        """How long a follower waits for a run not recorded yet."""
         self.workflows: dict[str, Workflow] = {}
         self.active: dict[str, DBOSJournal] = {}
         """The runs executing here, by id."""
@@ -195,15 +203,19 @@ class RunOwnership:
             return await self._replay(run, inner, workflow, start)
         status = await DBOS.get_workflow_status_async(run.run_id)
         if run.role is Role.FOLLOWS:
-            while status is None and run.run_id in self.active:
-                # Started here a moment ago, not recorded yet.
+            # A run started here, or in another process, a moment ago may not
+            # be recorded yet: wait for it (for one starting here, until it is).
+            deadline = anyio.current_time() + self.attach_timeout
+            while status is None and (run.run_id in self.active or anyio.current_time() < deadline):
                 await anyio.sleep(self.poll_interval)
                 status = await DBOS.get_workflow_status_async(run.run_id)
             if status is None:
                 # A DurabilityError: the follower ends Broken, as a run whose
                 # record cannot be read does, instead of crashing its driver.
                 raise DurabilityError(
-                    f"no run {run.run_id!r} is recorded: start it with wf.run(run_id=...)"
+                    f"no run {run.run_id!r} is recorded: none started within "
+                    f"attach_timeout ({self.attach_timeout:g} s); start it with "
+                    "wf.run(run_id=...)"
                 )
             _check_status(run, status, name)
             return await self._follow(run, inner)

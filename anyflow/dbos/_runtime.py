@@ -83,6 +83,9 @@ class DBOSRuntime(RuntimeDecorator):
         workflow's steps did not change in a way its record cannot follow).
     :param poll_interval: how often a run looks for messages from other
         processes, and a follower for new records.
+    :param attach_timeout: how long a follower waits for a run that is not
+        recorded yet (started in another process a moment ago) before its
+        handler, and every send through it, fail with a ``DurabilityError``.
     :param dbos_config: more of DBOS's configuration (``log_level``, ...),
         when the runtime launches DBOS.
     """
@@ -96,6 +99,7 @@ class DBOSRuntime(RuntimeDecorator):
         executor_id: str | None = None,
         application_version: str = "anyflow-1",
         poll_interval: float = 0.1,
+        attach_timeout: float = 5.0,
         dbos_config: Mapping[str, Any] | None = None,
         inner: Runtime | None = None,
     ) -> None:
@@ -103,6 +107,8 @@ class DBOSRuntime(RuntimeDecorator):
         super().__init__(inner if inner is not None else BasicRuntime())
         if poll_interval <= 0:
             raise ValueError("poll_interval is seconds > 0")
+        if attach_timeout < 0:
+            raise ValueError("attach_timeout is seconds >= 0")
         if not _APP_NAME.fullmatch(name):
             raise ValueError(
                 f"DBOS application name {name!r}: use 3 to 256 lowercase letters, digits, "
@@ -112,7 +118,7 @@ class DBOSRuntime(RuntimeDecorator):
         self._process = DBOSProcess(
             name, database_url, executor_id, application_version, dbos_config
         )
-        self._runs = RunOwnership(self, self._process, poll_interval)
+        self._runs = RunOwnership(self, self._process, poll_interval, attach_timeout)
         self._catalog = self._runs.catalog
         for workflow in workflows:
             self._runs.workflows[type_name(type(workflow))] = workflow

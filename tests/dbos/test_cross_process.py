@@ -9,6 +9,8 @@ is one per process), knows only the run id: it attaches, reads the run's
 stream until the question, and sends the answer.
 
 * A finishes with the answer B gave; B's handler gives the same result.
+* B attaches before A has started the run (B knows the run id first): B's
+  follower waits for the run to be recorded, then answers it as above.
 * A is SIGKILLed while it waits for the answer.  B still finds the question
   in the run's record and sends the answer, with no process executing the
   run; a new process A' calls ``wf.run(run_id=R)`` and finishes the run with
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
+from dbos import DBOS
 
 from anyflow import HumanResponseEvent, InputRequiredEvent
 from anyflow.dbos import DBOSRuntime
@@ -39,6 +42,7 @@ from tests.dbos._child import APP
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    import pytest
     from anyio.abc import Process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,3 +192,36 @@ async def test_a_run_answered_while_its_process_is_dead_finishes_in_a_new_one(
             assert await rt.attach(flows.Ask(), "order-7") == "order 7: approved"
             assert await flows.Ask().run(run_id="order-7", runtime=rt) == "order 7: approved"
     assert read_ledger(ledger) == [("ask", a.process.pid), ("decide", a2.process.pid)]
+
+
+async def test_a_follower_that_attaches_before_the_run_starts_waits_for_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A starts only once B's follower has looked for the run and found nothing.
+    looked = anyio.Event()
+    status = DBOS.get_workflow_status_async
+
+    async def get_status(workflow_id: str) -> Any:
+        found = await status(workflow_id)
+        if workflow_id == "order-9" and found is None:
+            looked.set()
+        return found
+
+    monkeypatch.setattr(DBOS, "get_workflow_status_async", get_status)
+    args = ("--flow", "ask", "--db", database_url, "--run-id", "order-9")
+    with anyio.fail_after(TIMEOUT):
+        async with DBOSRuntime(
+            name=APP, database_url=database_url, poll_interval=0.05, attach_timeout=TIMEOUT
+        ) as rt:
+            handler = rt.attach(flows.Ask(), "order-9")
+            stream = handler.stream_events()
+            await looked.wait()
+            async with child(tmp_path, "a", "run", *args, "--start", '{"order": 9}') as a:
+                async for event in stream:
+                    if isinstance(event, InputRequiredEvent):
+                        assert event.prefix == "approve order 9?"
+                        await handler.send_event(HumanResponseEvent(response="approved"))
+                        break
+                assert await handler == "order 9: approved"
+                assert await a.line("result") == "order 9: approved", a.report()
+                assert await a.process.wait() == 0, a.report()

@@ -31,11 +31,12 @@ class Wait(Workflow):
         return StopEvent(result=[reply.response, reply.n])
 
 
-def runtime(database_url: str) -> DBOSRuntime:
+def runtime(database_url: str, attach_timeout: float = 5.0) -> DBOSRuntime:
     return DBOSRuntime(
         name="anyflow-tests",
         database_url=database_url,
         poll_interval=0.02,
+        attach_timeout=attach_timeout,
         dbos_config={"log_level": "WARNING"},
     )
 
@@ -104,7 +105,7 @@ async def test_a_follower_send_before_the_run_exists_waits_for_it(
 
 
 async def test_a_follower_send_to_a_run_that_does_not_exist_raises(database_url: str) -> None:
-    async with runtime(database_url) as rt:
+    async with runtime(database_url, attach_timeout=0.1) as rt:
         follower = rt.attach(Wait(), "nobody")
         with pytest.raises(
             DurabilityError,
