@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..runtime import InternalRunAdapter
-    from ..runtime.vocabulary import Command, Outcome, Tick
+    from ..runtime.vocabulary import Command, Outcome, RunSpec, Tick
     from ..workflow import Workflow
     from ._runtime import DurableRuntime
 
@@ -206,18 +206,17 @@ class StoreJournal(RunJournal):
     ) -> Recovery | None:
         runtime = self.runtime
         store = runtime.store
-        name = _type_name(type(workflow))
-        current = fingerprint(workflow)
+        name, canonical = _identity(workflow)
         if await store.get_run(self.run_id) is None:
             # A new run: the store creates it with its first batch (``commit``),
             # so it is never recorded without its start event.
-            self.creating = (name, _canonical(current))
+            self.creating = (name, canonical)
             if start_event is None:
                 start_event = default_start(workflow, self.run_id)
             return Recovery(start_event=start_event)
         now = time.time()
         stored = await store.claim(
-            self.run_id, name, _canonical(current), runtime.owner, now, now + runtime.lease
+            self.run_id, name, canonical, runtime.owner, now, now + runtime.lease
         )
         self.claimed = stored.record.status not in FINISHED
         self.record = stored.record
@@ -446,5 +445,22 @@ class StoreJournal(RunJournal):
         return outcome
 
 
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+_IDENTITIES: dict[int, tuple[RunSpec, str, str]] = {}
+"""``_identity``'s answers, by the ``id`` of the workflow's ``RunSpec``."""
+
+
+def _identity(workflow: Workflow) -> tuple[str, str]:
+    """The workflow's class as ``module:qualname`` and its fingerprint as the
+    store keeps it.  Both follow from its class and its ``RunSpec``, which is
+    fixed when the workflow is built: they are made once per workflow, not
+    once per run."""
+    spec = run_spec(workflow)
+    known = _IDENTITIES.get(id(spec))
+    if known is not None and known[0] is spec:  # the same spec, not one at its address
+        return known[1], known[2]
+    if len(_IDENTITIES) >= 256:  # workflows built on the fly: keep it bounded
+        _IDENTITIES.clear()
+    name = _type_name(type(workflow))
+    text = json.dumps(fingerprint(workflow), sort_keys=True, separators=(",", ":"))
+    _IDENTITIES[id(spec)] = (spec, name, text)
+    return name, text
