@@ -8,7 +8,7 @@ here lately from what it recorded (``EndedRuns``); any other from the store.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -91,7 +91,10 @@ class EndedRuns:
     __slots__ = ("_events", "_runs")
 
     def __init__(self) -> None:
-        self._runs: dict[str, list[tuple[int, Event, Any]]] = {}
+        # Oldest first.  An OrderedDict drops its oldest in constant time; a
+        # dict's first key is found by stepping over the slots of those
+        # dropped before it, until it is resized.
+        self._runs: OrderedDict[str, list[tuple[int, Event, Any]]] = OrderedDict()
         self._events = 0
 
     def keep(self, run_id: str, feed: list[tuple[int, Event, Any]]) -> None:
@@ -101,7 +104,7 @@ class EndedRuns:
         self._runs[run_id] = feed
         self._events += len(feed)
         while self._events > ENDED_KEEP:
-            self.forget(next(iter(self._runs)))
+            self._events -= len(self._runs.popitem(last=False)[1])
 
     def forget(self, run_id: str) -> None:
         feed = self._runs.pop(run_id, None)
@@ -223,6 +226,7 @@ class LiveEventReader:
                     self._committed = min(self._sent, journal.committed_next - 1)
                     if self._sent > self._committed:
                         self._journal = journal
+                    buffer.append(Committed(self._committed))  # where now is
                 feed = journal.feed
                 base = feed[0][0] if feed else journal.next_event
                 if self._sent + 1 >= base:
@@ -265,6 +269,7 @@ class LiveEventReader:
         if self._now:
             self._now = False
             self._sent = self._committed = records[-1][0] if records else -1
+            self._buffer.append(Committed(self._committed))  # where now is
             records = []
         for seq, text in records:
             self._buffer.append(decode_stored_event(text, run_id, seq))
