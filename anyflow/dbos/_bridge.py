@@ -11,9 +11,10 @@ in the runtime's task group, under its cancel scopes, on the application's
 event loop.
 
 This is the one module that knows DBOS internals: the context variable that
-holds a workflow's context, and the ``notifications`` system table, read (never
-written) to learn that a run has a message waiting without spending a
-recorded operation on it.
+holds a workflow's context, the ``notifications`` system table, read to learn
+that a run has a message waiting without spending a recorded operation on it,
+and the transaction in which a follower's message is written only to a run
+whose end is not recorded (``send_unless_ended``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+import anyio
 import sqlalchemy as sa
-from dbos import DBOS
+from dbos import DBOS, SendMessage, WorkflowSerializationFormat
 from dbos._context import _dbos_context_var
 from dbos._dbos import _get_dbos_instance
 
 __all__ = [
+    "FINISHED",
     "RECORD",
     "RUN",
     "TOPIC",
@@ -36,6 +39,7 @@ __all__ = [
     "pending_messages",
     "record",
     "run",
+    "send_unless_ended",
     "set_host",
     "use_context",
 ]
@@ -116,6 +120,49 @@ def pending_messages() -> set[str]:
     sys_db = _get_dbos_instance()._sys_db
     with sys_db.engine.connect() as connection:
         return {row[0] for row in connection.execute(_pending_query(sys_db.tables.notifications))}
+
+
+FINISHED = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
+"""DBOS's statuses of a workflow that has ended."""
+
+
+async def send_unless_ended(run_id: str, message: str) -> str | None:
+    """Send ``message`` to the run on ``TOPIC`` unless the run's DBOS workflow
+    has ended; the status it ended with when nothing was sent, else None.
+
+    ``DBOS.send`` takes a message to an ended workflow, which never receives
+    it.  Here the status is read and the message written in one transaction
+    that holds the status row against a concurrent end (PostgreSQL: ``FOR
+    SHARE``, which the ``UPDATE`` recording the end waits for; SQLite: DBOS
+    begins every transaction ``IMMEDIATE``, so writers take turns): the end is
+    recorded either before it, and nothing is written, or after the message
+    is.
+
+    :raises dbos.error.DBOSNonExistentWorkflowError: if there is no such workflow.
+    """
+    return await anyio.to_thread.run_sync(_send_unless_ended, run_id, message)
+
+
+def _send_unless_ended(run_id: str, message: str) -> str | None:
+    from dbos._error import DBOSNonExistentWorkflowError
+
+    sys_db = _get_dbos_instance()._sys_db
+    table = sys_db.tables.workflow_status
+    query = sa.select(table.c.status).where(table.c.workflow_uuid == run_id)
+    with sys_db.engine.begin() as connection:
+        status = connection.execute(query.with_for_update(read=True)).scalar()
+        if status is None:
+            raise DBOSNonExistentWorkflowError("`send` destination", run_id)
+        if status in FINISHED:
+            return str(status)
+        sys_db.send_bulk_with_connection(
+            [SendMessage(run_id, message, TOPIC)],
+            connection,
+            serialization_type=WorkflowSerializationFormat.DEFAULT,
+            function_name="DBOS.send",
+            send_to_forks=False,
+        )
+    return None
 
 
 _cached: tuple[Any, Any] = (None, None)

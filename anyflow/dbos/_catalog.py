@@ -18,6 +18,7 @@ from dbos import DBOS
 from ..durable import RunRecord, StoredEvent
 from ..errors import DurabilityError
 from . import _bridge
+from ._bridge import FINISHED
 from ._records import Batch, read_end, read_step
 from ._run import decode_events
 
@@ -28,10 +29,8 @@ if TYPE_CHECKING:
     from ..runtime.vocabulary import Outcome
     from ._run import DBOSJournal
 
-__all__ = ["FINISHED", "DBOSRunCatalog", "EventStream", "RecordReader"]
+__all__ = ["DBOSRunCatalog", "EventStream", "RecordReader"]
 
-FINISHED = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
-"""DBOS's statuses of a workflow that has ended."""
 _WAITING = frozenset({"PENDING", "ENQUEUED", "DELAYED"})
 
 

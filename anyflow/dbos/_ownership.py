@@ -30,12 +30,13 @@ from ..durable.journal import (
     encode_record,
     replay_ticks,
 )
-from ..errors import ContextSerdeError, DurabilityError, RunLockedError
+from ..errors import ContextSerdeError, DurabilityError, RunLockedError, WorkflowRuntimeError
 from ..runtime import Recovery
 from ..runtime.vocabulary import run_spec
 from ..serialization import decode_event, encode_event, type_name
 from . import _bridge
-from ._catalog import FINISHED, DBOSRunCatalog
+from ._bridge import FINISHED
+from ._catalog import DBOSRunCatalog
 from ._records import Receive, read_step
 from ._run import (
     DBOSJournal,
@@ -377,9 +378,12 @@ class RunOwnership:
     async def send(self, run: DBOSJournal, tick: Tick) -> None:
         """Send ``tick`` to the run as a DBOS message (from a follower), once
         the run's DBOS workflow exists: DBOS refuses a message to a workflow it
-        does not have, and a run started a moment ago may not have it yet.  If
-        the run turns out not to exist, or DBOS refuses the message, the
-        caller awaiting a send hears why (``check_accepted``)."""
+        does not have, and a run started a moment ago may not have it yet.
+        The message is written only if the run's end is not recorded by then
+        (``_bridge.send_unless_ended``): DBOS would take it for an ended
+        workflow, which never receives it.  If the run turns out not to
+        exist, has ended, or DBOS refuses the message, the caller awaiting a
+        send hears why (``check_accepted``)."""
         _bridge.use_context(None)  # maybe spawned from a step: not part of its run's record
         try:
             # The follower's recovery finds the workflow (waiting for one
@@ -392,17 +396,22 @@ class RunOwnership:
                     f"{_what(tick)} was not delivered to run {run.run_id!r}: {why}"
                 ) from run.failure
             try:
-                await DBOS.send_async(run.run_id, encode_message(tick), _bridge.TOPIC)
+                ended = await _bridge.send_unless_ended(run.run_id, encode_message(tick))
             except Exception as exc:
                 raise DurabilityError(
                     f"{_what(tick)} was not delivered to run {run.run_id!r}: DBOS refused "
                     f"the message ({exc}); send it again"
                 ) from exc
+            if ended is not None:
+                # As the runtime a run executes in refuses a tick once it ended.
+                raise WorkflowRuntimeError(
+                    f"run {run.run_id!r} has finished; {_what(tick)} was not delivered"
+                )
             local = self.active.get(run.run_id)
             if local is not None and local.internal is not None:
                 local.mail = True
                 local.internal.interrupt()
-        except DurabilityError as exc:
+        except (DurabilityError, WorkflowRuntimeError) as exc:
             if run.undelivered is None:
                 run.undelivered = exc
             log.error("%s", exc)

@@ -22,7 +22,7 @@ from dbos._error import DBOSWorkflowConflictIDError as _ConflictError
 
 from ..durable.journal import fingerprint
 from ..durable.journaling import JournalingExternal, JournalingInternal, RunJournal
-from ..errors import ContextSerdeError, DurabilityError
+from ..errors import ContextSerdeError, DurabilityError, WorkflowRuntimeError
 from ..runtime.vocabulary import is_external
 from ..serialization import decode_event, decode_tick, encode_tick
 from . import _bridge
@@ -101,9 +101,10 @@ class DBOSJournal(RunJournal):
         wait for it: DBOS refuses a message to a workflow it does not have)."""
         self.failure: BaseException | None = None
         """Why ``recover`` failed, if it did."""
-        self.undelivered: DurabilityError | None = None
-        """Why a follower's message did not reach the run, until a caller
-        awaiting a send is told."""
+        self.undelivered: DurabilityError | WorkflowRuntimeError | None = None
+        """Why a follower's message did not reach the run (a DurabilityError,
+        or the WorkflowRuntimeError of a send to a finished run), until a
+        caller awaiting a send is told."""
         self.workflow: Workflow | None = None
 
     # What the shared adapters ask.

@@ -394,6 +394,7 @@ class RunBook:
 
         :raises BadEvent: if it is not an event this workflow takes (nothing sent).
         :raises NotDelivered: if the runtime could not deliver it (nothing recorded).
+        :raises Finished: if the run finished before the runtime delivered it.
         """
         live = await self._running(handler_id)
         event = live.served.registry.parse(data)
@@ -419,6 +420,10 @@ class RunBook:
             await sent
         except DurabilityError as exc:
             raise NotDelivered(str(exc)) from exc
+        except WorkflowRuntimeError:
+            # The run finished before the runtime delivered it (a DBOS
+            # follower's message to a run whose end was recorded since it looked).
+            raise Finished(f"handler {handler_id!r} has finished") from None
 
     async def cancel(self, handler_id: str, purge: bool) -> str:
         """Cancel the run (and with ``purge`` delete its records); the new status."""

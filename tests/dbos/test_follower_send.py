@@ -1,6 +1,7 @@
 """A follower's send is never lost (issue #17): sent before the run's DBOS
-workflow exists, it waits for it; sent to a run that does not exist, awaiting
-it raises instead of returning as if the event had arrived."""
+workflow exists, it waits for it; sent to a run that does not exist, or that
+has finished, awaiting it raises instead of returning as if the event had
+arrived."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import pytest
 from dbos import DBOS
 
 from anyflow import Context, HumanResponseEvent, StartEvent, StopEvent, Workflow, step
-from anyflow.dbos import DBOSRuntime
-from anyflow.errors import DurabilityError
+from anyflow.dbos import DBOSRuntime, _bridge
+from anyflow.dbos._catalog import RecordReader
+from anyflow.errors import DurabilityError, WorkflowRuntimeError
+from tests.dbos.conftest import drop_postgres_database, new_postgres_database
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 
 class Reply(HumanResponseEvent):
@@ -54,7 +57,7 @@ class _StartGate:
         self.sends = 0
         self.opened = anyio.Event()
         status = DBOS.get_workflow_status_async
-        send = DBOS.send_async
+        send = _bridge.send_unless_ended
         start = DBOS.start_workflow_async
 
         async def get_status(workflow_id: str) -> Any:
@@ -64,11 +67,11 @@ class _StartGate:
                 self._check()
             return found
 
-        async def send_async(destination_id: str, *args: Any, **kwargs: Any) -> Any:
+        async def send_unless_ended(run_id: str, message: str) -> str | None:
             self.sending += 1
             self.sends += 1
             try:
-                return await send(destination_id, *args, **kwargs)
+                return await send(run_id, message)
             finally:
                 self.sending -= 1
                 self._check()
@@ -79,7 +82,7 @@ class _StartGate:
             return await start(func, *args, **kwargs)
 
         monkeypatch.setattr(DBOS, "get_workflow_status_async", get_status)
-        monkeypatch.setattr(DBOS, "send_async", send_async)
+        monkeypatch.setattr(_bridge, "send_unless_ended", send_unless_ended)
         monkeypatch.setattr(DBOS, "start_workflow_async", start_workflow)
 
     def _check(self) -> None:
@@ -115,3 +118,89 @@ async def test_a_follower_send_to_a_run_that_does_not_exist_raises(database_url:
         with pytest.raises(DurabilityError, match=r"no run 'nobody' is recorded"):
             await follower
         assert await rt.get_run("nobody") is None
+
+
+async def test_a_follower_send_to_a_run_that_finished_since_it_looked_raises(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The follower reads the run's record once, then no more until released:
+    # it has not seen the end when it sends, as a follower in another process
+    # between two reads.
+    looked = anyio.Event()
+    release = anyio.Event()
+    wait = RecordReader.wait
+
+    async def held(reader: RecordReader) -> None:
+        if reader.run_id == "done" and not release.is_set():
+            looked.set()
+            await release.wait()
+        await wait(reader)
+
+    monkeypatch.setattr(RecordReader, "wait", held)
+    async with runtime(database_url) as rt:
+        handler = Wait().run(run_id="done", runtime=rt)
+        follower = rt.attach(Wait(), "done")
+        with anyio.fail_after(60):
+            await looked.wait()
+            await handler.send_event(Reply(response="owner", n=1))
+            assert await handler == ["owner", 1]
+            with pytest.raises(
+                WorkflowRuntimeError, match=r"^run 'done' has finished; Reply was not delivered$"
+            ):
+                await follower.send_event(Reply(response="late", n=2))
+            release.set()
+            assert await follower == ["owner", 1]
+
+
+@pytest.fixture
+def postgres_database_url(postgres_url: str) -> Iterator[str]:
+    name, url = new_postgres_database(postgres_url)
+    yield url
+    drop_postgres_database(postgres_url, name)
+
+
+async def test_a_send_waits_for_the_end_being_recorded_and_is_refused(
+    postgres_database_url: str,
+) -> None:
+    # The race of a send with the run's end: another transaction records the
+    # end (as DBOS's does, an UPDATE of the workflow's status row) and has not
+    # committed when the follower's message is sent.  Read without a lock, the
+    # status would still be PENDING and the message written for a run that
+    # has ended; the send waits for that transaction instead, and sees the end.
+    import psycopg
+
+    url = postgres_database_url
+    async with runtime(url) as rt:
+        handler = Wait().run(run_id="turns", runtime=rt)
+        await handler.wait_recorded()
+        with psycopg.connect(url) as ending, psycopg.connect(url, autocommit=True) as look:
+            ending.execute(
+                "UPDATE dbos.workflow_status SET status = 'CANCELLED' WHERE workflow_uuid = 'turns'"
+            )
+            sent: list[str | None] = []
+
+            async def send() -> None:
+                sent.append(await _bridge.send_unless_ended("turns", '"late"'))
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(send)
+                    while not _waits_for_a_lock(look):  # noqa: ASYNC110 - a wait in PostgreSQL
+                        await anyio.sleep(0.01)
+                    assert sent == []
+                    ending.commit()
+            assert sent == ["CANCELLED"]
+            count = look.execute(
+                "SELECT count(*) FROM dbos.notifications WHERE destination_uuid = 'turns'"
+            ).fetchone()
+            assert count == (0,)
+
+
+def _waits_for_a_lock(connection: Any) -> bool:
+    """Whether the send waits for a lock on the run's status (the runtime's
+    own sessions may wait for that row too)."""
+    row = connection.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query LIKE '%workflow_status%FOR SHARE%'"
+    ).fetchone()
+    return bool(row[0])

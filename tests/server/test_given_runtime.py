@@ -145,6 +145,28 @@ async def test_a_server_on_a_durable_runtime_runs_and_resumes_from_its_store() -
         assert {h["workflow_name"] for h in listed.json()["handlers"]} == {"greet", "ask"}
 
 
+ANSWER = {"type": "Answer", "value": {"key": "name", "response": "Ada"}}
+
+
+async def _answer_failing(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> tuple[str, httpx.Response]:
+    """Start an ``ask`` run and POST it ``ANSWER``, which its runtime takes and
+    then, where the send is awaited, fails to deliver with ``error``; the
+    run's handler id and the answer to the POST."""
+    from anyflow.handler import WorkflowHandler
+
+    asked = await client.post("/workflows/ask/run-nowait", json={})
+    handler_id: str = asked.json()["handler_id"]
+
+    async def failing() -> None:
+        raise error
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WorkflowHandler, "send_event", lambda *_, **__: failing())
+        return handler_id, await client.post(f"/events/{handler_id}", json={"event": ANSWER})
+
+
 async def test_an_event_the_runtime_could_not_deliver_is_a_503_to_send_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -152,31 +174,41 @@ async def test_an_event_the_runtime_could_not_deliver_is_a_503_to_send_again(
     follower whose message DBOS refused): the sender hears so, with a 503 and
     ``Retry-After``, not a 500 or a "sent", and sending again goes through."""
     from anyflow.errors import DurabilityError
-    from anyflow.handler import WorkflowHandler
 
     server = _server(MemoryStore())
     async with _client(server) as client:
-        asked = await client.post("/workflows/ask/run-nowait", json={})
-        handler_id = asked.json()["handler_id"]
-        answer = {"type": "Answer", "value": {"key": "name", "response": "Ada"}}
-
-        async def refused() -> None:
-            raise DurabilityError("Reply was not delivered to run 'r': DBOS refused the message")
-
-        with monkeypatch.context() as patch:
-            patch.setattr(WorkflowHandler, "send_event", lambda *_, **__: refused())
-            lost = await client.post(f"/events/{handler_id}", json={"event": answer})
+        refused = DurabilityError("Reply was not delivered to run 'r': DBOS refused the message")
+        handler_id, lost = await _answer_failing(client, monkeypatch, refused)
         assert lost.status_code == 503
         assert lost.headers["Retry-After"] == "1"
         assert lost.json()["detail"].startswith("the event was not delivered, send it again: ")
         assert "DBOS refused the message" in lost.json()["detail"]
         assert (await client.get(f"/handlers/{handler_id}")).json()["status"] == "running"
 
-        sent = await client.post(f"/events/{handler_id}", json={"event": answer})
+        sent = await client.post(f"/events/{handler_id}", json={"event": ANSWER})
         assert sent.json() == {"status": "sent"}
         async with client.stream("GET", f"/events/{handler_id}?after_sequence=-1&sse=false") as r:
             lines = [line async for line in r.aiter_lines() if line.strip()]
         assert "StopEvent" in lines[-1]
+
+
+async def test_an_event_the_run_finished_before_it_was_delivered_is_a_409(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runtime may take an event and then find the run finished before it
+    delivered it (a DBOS follower whose run's end was recorded since it last
+    looked): the sender hears that the run has finished, as for a send to a
+    finished run here, not a 500 or a "sent"."""
+    from anyflow.errors import WorkflowRuntimeError
+
+    server = _server(MemoryStore())
+    async with _client(server) as client:
+        too_late = WorkflowRuntimeError("run 'r' has finished; Answer was not delivered")
+        handler_id, late = await _answer_failing(client, monkeypatch, too_late)
+        assert late.status_code == 409
+        assert late.json()["detail"] == (
+            f"Workflow already completed: handler {handler_id!r} has finished"
+        )
 
 
 @pytest.mark.parametrize("runtime", [object(), BasicRuntime()], ids=["object", "BasicRuntime"])
