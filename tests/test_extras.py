@@ -32,6 +32,7 @@ def without(missing: str, code: str, *args: str) -> subprocess.CompletedProcess[
     [
         ("starlette", "import anyflow.server", "server"),
         ("sniffio", "import anyflow.server", "server"),
+        ("h11", "import anyflow.server._serve", "server"),
         ("httpx", "import anyflow.client", "client"),
         ("dbos", "import anyflow.dbos", "dbos"),
         ("sqlalchemy", "import anyflow.dbos", "dbos"),
@@ -54,7 +55,7 @@ def test_an_optional_part_names_its_extra(missing: str, statement: str, extra: s
 
 
 def test_the_base_parts_import_without_any_extra() -> None:
-    everything = "cyclopts,rich,starlette,hypercorn,sniffio,httpx,dbos,sqlalchemy,hypothesis,trio"
+    everything = "cyclopts,rich,starlette,h11,sniffio,httpx,dbos,sqlalchemy,hypothesis,trio"
     done = without(
         everything,
         "import anyflow, anyflow.durable, anyflow.testing, anyflow.graph, anyflow.cli",

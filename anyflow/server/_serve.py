@@ -1,25 +1,19 @@
-"""Serving the application with hypercorn, on whichever backend is running.
+"""``WorkflowServer.serve()``: the socket, the lifespan, the signals, and
+anyflow's own HTTP/1.1 server (``_http``) between them, on whichever backend
+is running.
 
-Hypercorn has one entry point per event loop library; this is the one place
-that picks between them.  The listening socket is bound here, before
-hypercorn starts, so ``port=0`` gets a free port whose URL the caller learns
-at once, and a connection made before the server is ready waits in the
-socket's backlog instead of being refused.
+The listening socket is bound here, before anything else starts, so that
+``port=0`` gets a free port whose URL the caller learns at once, and a
+connection made before the server is ready (its runs resumed) waits in the
+socket's backlog instead of being refused.  The backlog is 1024: a burst of
+clients connecting at once overflowed hypercorn's 100 (the kernel then drops
+their connections' first packets, and they retry a second or more later).
 
-Two of hypercorn's defaults do not suit a server that many clients follow at
-once, so ``config`` sets them:
-
-* ``backlog``: hypercorn listens again on the socket it is given, with its
-  own backlog (100), which a burst of clients connecting at once overflows
-  (the kernel then drops their connections' first packets, and they retry a
-  second or more later).  It gets the backlog bound here.
-* ``keep_alive_timeout``: hypercorn closes an idle connection after 5 s,
-  the very time httpx keeps one in its pool (``keepalive_expiry``), and so
-  do other clients.  A client that reuses a connection just before its own
-  expiry may send its request as the server closes it, and gets "Server
-  disconnected" with no answer: a race that a loaded machine makes likely.
-  The server keeps idle connections longer than clients do
-  (``KEEP_ALIVE``), so that the client is the one that drops them.
+The application's lifespan (Starlette's, which the ASGI lifespan protocol
+would run) is entered directly: the server's runs resume before the first
+request is served, and stop once the last connection has closed.  A failure
+to start them (a store that cannot be read) comes out of ``serve()`` as
+itself, not as an ASGI lifespan message.
 """
 
 from __future__ import annotations
@@ -27,10 +21,20 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import sniffio
+
+try:
+    import h11  # noqa: F401 - imported here so that a missing one names the extra
+except ImportError as exc:
+    raise ModuleNotFoundError(
+        f"serving needs the server extra ({exc.name} is missing): pip install 'anyflow[server]'",
+        name=exc.name,
+    ) from exc
+
+from ._http import Limits, serve_http
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
@@ -44,14 +48,13 @@ log = logging.getLogger("anyflow.server")
 BACKLOG = 1024
 """Connections that may wait to be accepted."""
 
-KEEP_ALIVE = 75.0
-"""Seconds an idle connection stays open: longer than clients keep idle
-connections (httpx 5 s, aiohttp 15 s, browsers up to about 60 s)."""
+LIMITS = Limits()
+"""Idle keep-alive 75 s, a request head whole within 10 s and 64 KiB."""
 
 
 def _listen(host: str, port: int) -> tuple[socket.socket, str]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -73,52 +76,20 @@ async def serve(
     handle_signals: bool,
     graceful_timeout: float,
     task_status: TaskStatus[str],
+    limits: Limits = LIMITS,
 ) -> None:
-    try:
-        from hypercorn.config import Config
-    except ImportError as exc:
-        raise ModuleNotFoundError(
-            f"serving needs the server extra ({exc.name} is missing): "
-            "pip install 'anyflow[server]'",
-            name=exc.name,
-        ) from exc
-
     sock, url = _listen(host, port)
-    config = hypercorn_config(Config(), sock.detach(), graceful_timeout=graceful_timeout)
-    library = sniffio.current_async_library()
-    hypercorn_serve: Any
-    if library == "trio":
-        from hypercorn.trio import serve as hypercorn_serve
-    else:
-        from hypercorn.asyncio import serve as hypercorn_serve
-
-    async def shutdown_trigger() -> None:
-        async with anyio.create_task_group() as tg:
+    try:
+        log.info("serving on %s (%s)", url, sniffio.current_async_library())
+        task_status.started(url)
+        app = server.app
+        async with app.router.lifespan_context(app), anyio.create_task_group() as tg:
             if handle_signals:
                 tg.start_soon(_on_signal, server)
-            await stop.wait()
+            await serve_http(app, sock, stop=stop, limits=limits, graceful_timeout=graceful_timeout)
             tg.cancel_scope.cancel()
-        log.info("shutting down")
-
-    log.info("serving on %s (%s)", url, library)
-    task_status.started(url)
-    await hypercorn_serve(server.app, config, shutdown_trigger=shutdown_trigger)
-
-
-def hypercorn_config(config: Any, fd: int, *, graceful_timeout: float) -> Any:
-    """``config`` (a ``hypercorn.config.Config``) set to serve on the socket
-    ``fd`` (see the module for the backlog and keep-alive)."""
-    config.bind = [f"fd://{fd}"]  # hypercorn owns the socket from here
-    config.backlog = BACKLOG
-    config.keep_alive_timeout = KEEP_ALIVE
-    config.graceful_timeout = graceful_timeout
-    # At shutdown, hypercorn on trio holds a connection whose stream we ended
-    # until graceful_timeout (asyncio closes it at once): the requests that
-    # could need longer (streams, blocking runs) end themselves at shutdown, so
-    # the default is short.
-    config.accesslog = None
-    config.errorlog = log
-    return config
+    finally:
+        sock.close()  # if serve_http never took it
 
 
 async def _on_signal(server: WorkflowServer) -> None:

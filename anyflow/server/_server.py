@@ -505,10 +505,11 @@ class WorkflowServer:
     ) -> None:
         """Serve until ``stop()``, or SIGTERM/SIGINT with ``handle_signals``.
 
-        Runs under asyncio and trio (hypercorn).  ``port=0`` picks a free port;
-        ``task_status`` gets the URL (``await tg.start(server.serve, ...)``).
-        At shutdown, event streams and blocking runs end at once (their runs
-        go on at the next start); other requests get ``graceful_timeout``.
+        Runs under asyncio and trio, on anyflow's own HTTP/1.1 server (h11).
+        ``port=0`` picks a free port; ``task_status`` gets the URL (``await
+        tg.start(server.serve, ...)``).  At shutdown, event streams and
+        blocking runs end at once (their runs go on at the next start), idle
+        connections close, and other requests get ``graceful_timeout``.
         """
         from ._serve import serve
 

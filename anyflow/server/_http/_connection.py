@@ -1,0 +1,445 @@
+"""One HTTP/1.1 connection: its requests one after another, each served by
+the ASGI application as an ``http`` scope.
+
+Theory of operation.  ``h11.Connection`` holds the protocol's state and does
+every byte of parsing and framing; ``Connection`` feeds it what the socket
+gives, and ``Exchange`` (one request and its response) turns its events into
+ASGI messages and the application's messages into its events.
+
+Rule 1: the socket is read only when someone waits for bytes: the connection,
+for the next request's head; the application's ``receive()``, for the body;
+or ``receive()`` once the body is read, for the client's leaving (EOF or a
+reset: ``http.disconnect``).  What arrives meanwhile (a pipelined request) is
+kept in h11's buffer for the next cycle, up to ``Limits.max_head`` bytes.
+
+Rule 2: a client holds a connection for a bounded time.  Idle, it may keep it
+``keep_alive`` seconds; once a request's first bytes are in, its head must be
+whole within ``head_timeout`` and no larger than ``max_head`` (h11's
+``max_incomplete_event_size``: 431).  The body's time is the application's
+to bound (its ``body_timeout`` answers 408), and so is its size.
+
+Rule 3: the response head is held until the first body bytes, so that both
+go out in one write (a JSON answer is then one write in all); a response
+whose first body bytes are late (an event stream waiting for its first event)
+still shows its head as soon as the application waits for the client's
+leaving (``receive()`` after the body, what a stream does from the start).
+
+Rule 4: what the client gets wrong is answered, never logged: a request h11
+refuses gets h11's status hint (400, 431, ...) and ``Connection: close``.  A
+client gone is seen by the application as ``http.disconnect``; writes to it
+are dropped instead of raising.  What the application gets wrong is logged
+once: a failure before its response started is a 500; after, the connection
+is closed, so the client sees a cut body and not a false end.  A failure
+after the response ended is the application's own error handler's to log
+(Starlette's re-raises what it has answered with a 500).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import http
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import anyio
+import anyio.lowlevel
+import attrs
+import h11
+
+if TYPE_CHECKING:
+    from anyio.abc import SocketStream
+    from starlette.types import ASGIApp, Message
+
+__all__ = ["Connection", "Limits"]
+
+log = logging.getLogger("anyflow.server")
+
+READ_SIZE = 64 * 1024
+"""Bytes asked of the socket per read."""
+
+_REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_LAST_BODY: Message = {"type": "http.request", "body": b"", "more_body": False}
+_INTERNAL = "internal server error (the server's log has the details)"
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+"""Spec 2.3: ``send()`` to a client gone does not raise (it is dropped), and
+the client's leaving is an ``http.disconnect``."""
+
+
+@attrs.frozen
+class Limits:
+    """What one client may hold of the server."""
+
+    keep_alive: float = 75.0
+    """Seconds an idle connection stays open: longer than clients keep idle
+    connections (httpx 5 s, aiohttp 15 s, browsers up to about 60 s), so
+    that the client is the one to close it (a server that closes it first
+    races a client reusing it, whose request then gets no answer)."""
+    head_timeout: float = 10.0
+    """Seconds a request's head may take to arrive whole, from its first
+    bytes: a client trickling a head in (slowloris) holds a connection no
+    longer."""
+    max_head: int = 64 * 1024
+    """Bytes of a request head (431 above), and of what is read ahead of the
+    request being served (the next request's head, pipelined)."""
+
+
+class Connection:
+    """One accepted connection, served until it closes (``run``)."""
+
+    def __init__(self, app: ASGIApp, stream: SocketStream, limits: Limits) -> None:
+        self.app = app
+        self.stream = stream
+        self.limits = limits
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head)
+        from anyio.abc import SocketAttribute
+
+        self.client = _address(stream, SocketAttribute.remote_address)
+        self.server = _address(stream, SocketAttribute.local_address)
+        self.closing = False
+        """Shutting down: the request in hand is served, and then no other."""
+        self.gone = False
+        """The client left: a read found the end or a write failed."""
+        self._idle: anyio.CancelScope | None = None
+        self._writing = anyio.Lock(fast_acquire=True)
+
+    def close_when_idle(self) -> None:
+        """Serve no more requests: close now if idle, else after this response."""
+        self.closing = True
+        if self._idle is not None:
+            self._idle.cancel()
+
+    async def run(self) -> None:
+        try:
+            while not self.closing:
+                request = await self._next_request()
+                if request is None or not await Exchange(self, request).serve():
+                    break
+                self.h11.start_next_cycle()
+            if not self.gone and self.h11.their_state in (h11.SEND_BODY, h11.ERROR):
+                await self._linger()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _linger(self) -> None:
+        """Half-close, and read what the client still sends for a moment: a
+        socket closed with bytes unread sends a reset, which may reach the
+        client before the answer it was just sent (a 400, a 431, a 413)."""
+        with anyio.move_on_after(self.limits.head_timeout):
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await self.stream.send_eof()
+            while await self.read():
+                pass
+
+    async def _next_request(self) -> h11.Request | None:
+        """The next request's head, or None when the connection is to close
+        (the client closed it, idle too long, a head too slow, shutdown)."""
+        conn = self.h11
+        deadline = None
+        try:
+            while True:
+                event = conn.next_event()
+                if event is not h11.NEED_DATA:
+                    break
+                if conn.trailing_data[0]:  # a head has begun
+                    if deadline is None:
+                        deadline = anyio.current_time() + self.limits.head_timeout
+                    scope = anyio.CancelScope(deadline=deadline)
+                else:
+                    if self.closing:
+                        return None
+                    scope = self._idle = anyio.CancelScope(
+                        deadline=anyio.current_time() + self.limits.keep_alive
+                    )
+                with scope:
+                    data = await self.read()
+                self._idle = None
+                if scope.cancel_called:
+                    return None
+                conn.receive_data(data)
+        except h11.RemoteProtocolError as exc:
+            await self.refuse(exc)
+            return None
+        if type(event) is h11.Request:
+            return event
+        return None  # ConnectionClosed: the client is done
+
+    async def read(self) -> bytes:
+        """The socket's next bytes; b"" once the client has gone."""
+        if self.gone:
+            return b""
+        try:
+            return await self.stream.receive(READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.gone = True
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data``; dropped once the client has gone (rule 4)."""
+        if self.gone:
+            return
+        try:
+            # Locked: a held head may be shown by receive() while the
+            # application sends its first body (rule 3), or a 100 Continue.
+            async with self._writing:
+                await self.stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            self.gone = True
+
+    async def refuse(self, exc: h11.RemoteProtocolError) -> None:
+        """Answer a request h11 refused, if it can still be answered (rule 4)."""
+        log.debug("refused a request from %s: %s", self.client, exc)
+        await self.answer(exc.error_status_hint, f"{exc}")
+
+    async def answer(self, status: int, detail: str) -> None:
+        """A whole ``{"detail": ...}`` response of the server's own, closing."""
+        conn = self.h11
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            (b"date", http_date()),
+        ]
+        try:
+            data = _head(conn, status, headers) + (conn.send(h11.Data(data=body)) or b"")
+            data += conn.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:  # e.g. a HEAD request: no body allowed
+            return
+        await self.write(data)
+
+
+class Exchange:
+    """One request and its response: the ASGI scope, ``receive`` and ``send``."""
+
+    __slots__ = (
+        "_pending",
+        "body_done",
+        "complete",
+        "conn",
+        "failed",
+        "head",
+        "is_head",
+        "read_ahead",
+        "request",
+        "scope",
+        "started",
+    )
+
+    def __init__(self, conn: Connection, request: h11.Request) -> None:
+        self.conn = conn
+        self.request = request
+        target, _, query = request.target.partition(b"?")
+        path = target.decode("ascii")  # h11 admits only visible ASCII in a target
+        if "%" in path:
+            path = unquote(path)
+        method = request.method.decode("ascii")
+        self.is_head = method == "HEAD"
+        self.scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": request.http_version.decode("ascii"),
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": target,
+            "query_string": query,
+            "root_path": "",
+            "headers": list(request.headers),
+            "client": conn.client,
+            "server": conn.server,
+        }
+        self.head: bytes | None = None
+        """The response head, held until the first body bytes (rule 3)."""
+        self.started = self.complete = self.body_done = False
+        self.failed: h11.RemoteProtocolError | None = None
+        self._pending: object = None
+        """A body event read ahead of the application's next ``receive()``."""
+        self.read_ahead = 0
+
+    async def serve(self) -> bool:
+        """Run the application on the request; whether the connection may
+        carry another."""
+        conn = self.conn
+        try:
+            await conn.app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            if not (self.complete or conn.gone):
+                log.error("%s %s failed", *self._what(), exc_info=exc)
+                if not self.started:
+                    await conn.answer(500, _INTERNAL)
+                return False
+            # Answered: the application's own handler logged it; or the client
+            # left, and what failed is writing to it (rule 4).
+            log.debug("%s %s raised after its response", *self._what(), exc_info=exc)
+        if not self.complete:
+            if conn.gone:
+                return False  # a response to nobody, left off: nothing wrong
+            if not self.started:
+                log.error("%s %s: the application sent no response", *self._what())
+                await conn.answer(500, _INTERNAL)
+            else:
+                log.error("%s %s: the application left its response unfinished", *self._what())
+            return False
+        if self.failed is not None:
+            return False
+        h = conn.h11
+        if h.their_state is h11.SEND_BODY and not self._drain():
+            return False  # the rest of an unread body is still to come: close
+        return (
+            not conn.gone
+            and not conn.closing
+            and h.our_state is h11.DONE
+            and h.their_state is h11.DONE
+        )
+
+    def _what(self) -> tuple[str, str]:
+        return self.scope["method"], self.scope["path"]
+
+    def _drain(self) -> bool:
+        """Skip an unread body already received whole; False if more is to come."""
+        h = self.conn.h11
+        if self._pending is not None:
+            if type(self._pending) is h11.EndOfMessage:
+                return True
+            self._pending = None
+        try:
+            while True:
+                event = h.next_event()
+                if event is h11.NEED_DATA:
+                    return False
+                if type(event) is h11.EndOfMessage:
+                    return True
+        except h11.RemoteProtocolError:
+            return False
+
+    # receive()
+
+    async def receive(self) -> Message:
+        if not self.body_done:
+            return await self._body()
+        if self.complete or self.conn.gone:
+            return _DISCONNECT
+        await self._until_gone()
+        return _DISCONNECT
+
+    async def _body(self) -> Message:
+        conn = self.conn
+        h = conn.h11
+        event: object = self._pending
+        self._pending = None
+        try:
+            if event is None:
+                if h.they_are_waiting_for_100_continue:
+                    await conn.write(_continue(h))
+                event = h.next_event()
+                while event is h11.NEED_DATA:
+                    h.receive_data(await conn.read())
+                    event = h.next_event()
+            if type(event) is h11.Data:
+                # Whatever follows at once goes with it (a body and its end,
+                # received together: one message instead of two).
+                after = h.next_event()
+                if type(after) is h11.EndOfMessage:
+                    self.body_done = True
+                    return {"type": "http.request", "body": event.data, "more_body": False}
+                if after is not h11.NEED_DATA:
+                    self._pending = after
+                return {"type": "http.request", "body": event.data, "more_body": True}
+        except h11.RemoteProtocolError as exc:
+            # A body cut short (the client left) or malformed (bad chunks).
+            self.failed = exc
+            self.body_done = True
+            return _DISCONNECT
+        self.body_done = True  # EndOfMessage
+        return _LAST_BODY
+
+    async def _until_gone(self) -> None:
+        """Wait for the client to leave (rule 1), showing a held head first (rule 3)."""
+        conn = self.conn
+        if self.head is not None:
+            await anyio.lowlevel.checkpoint()  # the first body may be on its way
+            if self.head is not None:
+                head, self.head = self.head, None
+                await conn.write(head)
+        h = conn.h11
+        while True:
+            if self.read_ahead > conn.limits.max_head:
+                await anyio.sleep_forever()  # read no more until this response ends
+            data = await conn.read()
+            if not data:
+                return
+            self.read_ahead += len(data)
+            h.receive_data(data)  # a pipelined request: kept for the next cycle
+
+    # send()
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        h = self.conn.h11
+        if kind == "http.response.body":
+            if not self.started or self.complete:
+                when = "after the end" if self.complete else "before the start"
+                raise RuntimeError(f"http.response.body {when}")
+            body = message.get("body", b"")
+            data = self.head or b""
+            self.head = None
+            if body and not self.is_head:
+                data += h.send(h11.Data(data=body)) or b""
+            if not message.get("more_body", False):
+                self.complete = True
+                data += h.send(h11.EndOfMessage()) or b""
+            if data:
+                await self.conn.write(data)
+        elif kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("http.response.start sent twice")
+            status = message["status"]
+            headers = [*message.get("headers", ()), (b"date", http_date())]
+            if self.conn.closing:
+                headers.append((b"connection", b"close"))
+            self.head = _head(h, status, headers)
+            self.started = True
+        else:
+            raise RuntimeError(f"an HTTP response takes no {kind!r} message")
+
+
+def _continue(h: h11.Connection) -> bytes:
+    return h.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")) or b""
+
+
+def _head(h: h11.Connection, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    response = h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
+    return h.send(response) or b""
+
+
+def _address(stream: SocketStream, attribute: Any) -> tuple[str, int] | None:
+    try:
+        address = stream.extra(attribute)
+    except anyio.TypedAttributeLookupError:
+        return None
+    if isinstance(address, tuple):
+        return address[0], address[1]
+    return None  # a UNIX socket: no host and port
+
+
+class _Date:
+    second = 0
+    value = b""
+
+
+def http_date() -> bytes:
+    """The ``Date`` header's value (an origin server with a clock sends one),
+    formatted once a second."""
+    now = int(time.time())
+    if now != _Date.second:
+        _Date.value = email.utils.formatdate(now, usegmt=True).encode()
+        _Date.second = now
+    return _Date.value
