@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from ..errors import ContextSerdeError, DurabilityError, StoreUnavailableError
+from ..errors import ContextSerdeError, DurabilityError, RunLockedError, StoreUnavailableError
 from ..events import Event, StopEvent
 from ..runtime import Recovery
 from ..runtime.vocabulary import Broken, Finish, run_spec
@@ -73,6 +73,7 @@ class StoreJournal(RunJournal):
         "feed_wakeup",
         "final",
         "held",
+        "new",
         "next_event",
         "next_tick",
         "pending",
@@ -81,9 +82,12 @@ class StoreJournal(RunJournal):
         "updated",
     )
 
-    def __init__(self, runtime: DurableRuntime, run_id: str) -> None:
+    def __init__(self, runtime: DurableRuntime, run_id: str, *, new: bool = False) -> None:
         super().__init__(run_id)
         self.runtime = runtime
+        self.new = new
+        """The caller said the run is new (``DurableRuntime.starting_new``):
+        it is not looked up, and its first batch creates it or is refused."""
         self.claimed = False
         """Whether this execution holds the run's lease."""
         self.next_tick = 0
@@ -145,11 +149,10 @@ class StoreJournal(RunJournal):
             not self.recovered or self.creating is not None or self.committed_sent < target
         ):
             # The run stopped before recording itself, or what was sent.
-            error = (
-                StoreUnavailableError
-                if isinstance(failure, StoreUnavailableError)
-                else DurabilityError
-            )
+            error: type[DurabilityError] = DurabilityError
+            for kind in (StoreUnavailableError, RunLockedError):  # what the caller may act on
+                if isinstance(failure, kind):
+                    error = kind
             raise error(f"run {self.run_id!r} is not recorded: {failure}") from failure
 
     def check_sent(self, tick: Tick) -> None:
@@ -207,9 +210,10 @@ class StoreJournal(RunJournal):
         runtime = self.runtime
         store = runtime.store
         name, canonical = _identity(workflow)
-        if await store.get_run(self.run_id) is None:
+        if self.new or await store.get_run(self.run_id) is None:
             # A new run: the store creates it with its first batch (``commit``),
-            # so it is never recorded without its start event.
+            # so it is never recorded without its start event.  A run of this
+            # id recorded meanwhile makes that batch fail (``Store.create``).
             self.creating = (name, canonical)
             if start_event is None:
                 start_event = default_start(workflow, self.run_id)
