@@ -113,9 +113,10 @@ class LiveRunCatalog(RunCatalog, Protocol):
 
     def live_events(self, run_id: str, after: int | None = -1) -> LiveEventFeed:
         """The run's events after the recorded position ``after`` (None: from
-        now on), as they are published, until its end: ``LiveEvent``s not yet
-        recorded, the ``Committed`` word once they are, and ``StoredEvent``s
-        for what was recorded before (see ``DurableRuntime.live_events``).
+        now on, first saying where now is with a ``Committed``), as they are
+        published, until its end: ``LiveEvent``s not yet recorded, the
+        ``Committed`` word once they are, and ``StoredEvent``s for what was
+        recorded before (see ``DurableRuntime.live_events``).
 
         :raises DurabilityError: if there is no such run.
         """

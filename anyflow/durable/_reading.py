@@ -226,6 +226,7 @@ class LiveEventReader:
                     self._committed = min(self._sent, journal.committed_next - 1)
                     if self._sent > self._committed:
                         self._journal = journal
+                    buffer.append(Committed(self._committed))  # where now is
                 feed = journal.feed
                 base = feed[0][0] if feed else journal.next_event
                 if self._sent + 1 >= base:
@@ -268,6 +269,7 @@ class LiveEventReader:
         if self._now:
             self._now = False
             self._sent = self._committed = records[-1][0] if records else -1
+            self._buffer.append(Committed(self._committed))  # where now is
             records = []
         for seq, text in records:
             self._buffer.append(decode_stored_event(text, run_id, seq))

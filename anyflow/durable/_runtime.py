@@ -257,7 +257,8 @@ class DurableRuntime(RuntimeDecorator):
 
     def live_events(self, run_id: str, after: int | None = -1) -> LiveEventReader:
         """The run's events after the recorded position ``after`` (None: from
-        now on), as they are published: following the run to its end.
+        now on, and first a ``Committed`` of the last recorded position then,
+        -1 for none), as they are published: following the run to its end.
 
         While the run executes in this process, an event a step writes to the
         stream comes at once, as a ``LiveEvent`` (not yet recorded); a

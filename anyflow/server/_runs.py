@@ -546,7 +546,8 @@ class RunBook:
         after that point.  With them, the position they come after: ``after``,
         or, for now, the last one recorded when the store is read for it (a
         run not executed here); None where the live feed finds it (a run
-        executed here: its events published and not yet recorded count).
+        executed here: its events published and not yet recorded count), and
+        gives it first, as a ``Committed``.
 
         :raises NotFound: for an unknown handler.
         """

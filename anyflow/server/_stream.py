@@ -95,9 +95,10 @@ class EventStream:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        # A stream from now that knows where now is says so at once, as an
-        # id-only frame: a client that reconnects before any other id (an
-        # EventSource's Last-Event-ID) goes on from there, not from a later now.
+        # A stream from now says where now is at once, as an id-only frame: a
+        # client that reconnects before any other id (an EventSource's
+        # Last-Event-ID) goes on from there, not from a later now.  (A live
+        # feed from now gives that position first, as a Committed.)
         start = f"id: {after}\n\n".encode() if now and sse and after is not None else b""
         await self._follow(
             scope, receive, send, batches, frames, headers, (handler_id, after), start
@@ -124,8 +125,8 @@ class EventStream:
         last recorded position it sent, until the store answers.  (Events sent
         live since that position may so come again, recorded.)  A stream
         opened for what comes from now on goes on from the position now had
-        when it opened (``cursor``, or before the first event the live feed
-        gave), not from a later now: what was recorded meanwhile comes."""
+        when it opened (``cursor``, or the one the live feed gave first), not
+        from a later now: what was recorded meanwhile comes."""
         server = self.server
         heartbeat = server.heartbeat if frames.sse else math.inf
         gone = ended = False
@@ -181,8 +182,6 @@ class EventStream:
                         for item in batch:
                             if type(item) is not LiveEvent:
                                 recorded = item.seq
-                            elif recorded is None:  # now, as the live feed found it
-                                recorded = item.seq - 1
                     if gone:
                         break
                     await send({"type": "http.response.body", "body": body, "more_body": not ended})

@@ -474,3 +474,43 @@ async def test_a_stream_from_now_whose_store_fails_before_it_sent_an_event_goes_
 async def _lines(text: str) -> AsyncIterator[str]:
     for line in text.split("\n"):
         yield line
+
+
+async def test_a_stream_from_now_of_a_run_executed_here_opens_with_its_position() -> None:
+    """A stream opened from now on a run this server executes opens with the
+    id-only frame of the last recorded position, as one whose position is
+    read from the store does, and before anything else comes: a client that
+    reconnects before any event goes on from there."""
+    server = WorkflowServer()
+    server.add_workflow("ask", Ask(), additional_events=[Answer])
+    async with anyio.create_task_group() as tg:
+        url = await tg.start(functools.partial(server.serve, port=0, handle_signals=False))
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=None) as http:
+                started = await http.post("/workflows/ask/run-nowait", json={})
+                handler_id = started.json()["handler_id"]
+                with anyio.fail_after(30):
+                    path = f"/events/{handler_id}?after_sequence=-1"
+                    async with http.stream("GET", path) as whole:
+                        stream = frames(whole.aiter_lines())
+                        question = await stream.__anext__()  # recorded: it has its id
+                        path = f"/events/{handler_id}?after_sequence=now"
+                        async with http.stream("GET", path) as response:
+                            now = frames(response.aiter_lines())
+                            opened = await now.__anext__()  # before the run goes on
+                            sent = await http.post(f"/events/{handler_id}", json=ANSWER)
+                            assert sent.json() == {"status": "sent"}
+                            rest = [frame async for frame in now]
+                        _ = [frame async for frame in stream]
+                    again = await http.get(
+                        f"/events/{handler_id}", headers={"Last-Event-ID": opened["id"]}
+                    )
+        finally:
+            server.stop()
+    assert (question["id"], json.loads(question["data"])["type"]) == ("0", "Question")
+    assert opened == {"id": "0"}
+    assert [(f.get("id"), json.loads(f["data"])["type"]) for f in rest if "data" in f] == [
+        ("1", "StopEvent")
+    ]
+    replayed = [f async for f in frames(_lines(again.text))]
+    assert [(f["id"], json.loads(f["data"])["type"]) for f in replayed] == [("1", "StopEvent")]
