@@ -15,8 +15,12 @@ kept in h11's buffer for the next cycle, up to ``Limits.max_head`` bytes.
 Rule 2: a client holds a connection for a bounded time.  Idle, it may keep it
 ``keep_alive`` seconds; once a request's first bytes are in, its head must be
 whole within ``head_timeout`` and no larger than ``max_head`` (h11's
-``max_incomplete_event_size``: 431).  The body's time is the application's
-to bound (its ``body_timeout`` answers 408), and so is its size.
+``max_incomplete_event_size``: 431).  The connection only notes when its wait
+ends (``deadline``); the listener's reaper closes it past that, and never
+while a request is served.  The body's time is the application's to bound
+(its ``body_timeout`` answers 408), and so is its size.  A connection closed
+with bytes unread lingers (half-closed, reading) so that its last answer is
+not lost to the reset such a close sends.
 
 Rule 3: the response head is held until the first body bytes, so that both
 go out in one write (a JSON answer is then one write in all); a response
@@ -41,6 +45,7 @@ import email.utils
 import http
 import json
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -49,6 +54,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 import h11
+from anyio.abc import SocketAttribute
 
 if TYPE_CHECKING:
     from anyio.abc import SocketStream
@@ -96,32 +102,45 @@ class Connection:
         self.stream = stream
         self.limits = limits
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head)
-        from anyio.abc import SocketAttribute
-
         self.client = _address(stream, SocketAttribute.remote_address)
         self.server = _address(stream, SocketAttribute.local_address)
         self.closing = False
         """Shutting down: the request in hand is served, and then no other."""
         self.gone = False
         """The client left: a read found the end or a write failed."""
-        self._idle: anyio.CancelScope | None = None
-        self._writing = anyio.Lock(fast_acquire=True)
+        self.deadline = math.inf
+        """When the wait for the next request (or the rest of its head) ends:
+        the listener's reaper calls ``expire()`` past it (rule 2); infinite
+        while a request is served."""
+        self._idle = False
+        """Waiting for a request of which nothing has come yet."""
+        self._scope = anyio.CancelScope()
+        """The connection's life: cancelled only while it waits (``expire``,
+        ``close_when_idle``), never while a request is served."""
+        self._aside: anyio.Event | None = None
+        """Set while ``receive()`` writes (``write_aside``)."""
 
     def close_when_idle(self) -> None:
         """Serve no more requests: close now if idle, else after this response."""
         self.closing = True
-        if self._idle is not None:
-            self._idle.cancel()
+        if self._idle:
+            self._scope.cancel()
+
+    def expire(self) -> None:
+        """Close: waited past ``deadline`` for a request (or its head's end)."""
+        if self.deadline < math.inf:
+            self._scope.cancel()
 
     async def run(self) -> None:
         try:
-            while not self.closing:
-                request = await self._next_request()
-                if request is None or not await Exchange(self, request).serve():
-                    break
-                self.h11.start_next_cycle()
-            if not self.gone and self.h11.their_state in (h11.SEND_BODY, h11.ERROR):
-                await self._linger()
+            with self._scope:
+                while not self.closing:
+                    request = await self._next_request()
+                    if request is None or not await Exchange(self, request).serve():
+                        break
+                    self.h11.start_next_cycle()
+                if not self.gone and self.h11.their_state in (h11.SEND_BODY, h11.ERROR):
+                    await self._linger()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
@@ -139,32 +158,38 @@ class Connection:
     async def _next_request(self) -> h11.Request | None:
         """The next request's head, or None when the connection is to close
         (the client closed it, idle too long, a head too slow, shutdown)."""
+        # The deadlines are kept by the listener's reaper, not a cancel scope
+        # per request (which cost a tenth of a small request's CPU on trio).
         conn = self.h11
-        deadline = None
+        limits = self.limits
+        head_started = False
         try:
             while True:
                 event = conn.next_event()
                 if event is not h11.NEED_DATA:
                     break
                 if conn.trailing_data[0]:  # a head has begun
-                    if deadline is None:
-                        deadline = anyio.current_time() + self.limits.head_timeout
-                    scope = anyio.CancelScope(deadline=deadline)
+                    self._idle = False
+                    if not head_started:
+                        head_started = True
+                        self.deadline = anyio.current_time() + limits.head_timeout
                 else:
                     if self.closing:
                         return None
-                    scope = self._idle = anyio.CancelScope(
-                        deadline=anyio.current_time() + self.limits.keep_alive
-                    )
-                with scope:
-                    data = await self.read()
-                self._idle = None
-                if scope.cancel_called:
+                    self._idle = True
+                    self.deadline = anyio.current_time() + limits.keep_alive
+                data = await self.read()
+                # Expired as the bytes came: they are dropped with the
+                # connection (the scope must not reach the request's serving).
+                if self._scope.cancel_called:
                     return None
                 conn.receive_data(data)
         except h11.RemoteProtocolError as exc:
+            self.deadline, self._idle = math.inf, False
             await self.refuse(exc)
             return None
+        finally:
+            self.deadline, self._idle = math.inf, False
         if type(event) is h11.Request:
             return event
         return None  # ConnectionClosed: the client is done
@@ -181,13 +206,28 @@ class Connection:
 
     async def write(self, data: bytes) -> None:
         """Send ``data``; dropped once the client has gone (rule 4)."""
+        aside = self._aside
+        if aside is not None:  # receive() is writing: after it
+            await aside.wait()
+        await self._send(data)
+
+    async def write_aside(self, data: bytes) -> None:
+        """Send ``data`` from ``receive()`` (a 100 Continue, a held head),
+        which may run while the application sends: its writes wait for this
+        one.  (No lock on every write: only these can overlap another, and
+        they never overlap each other, being made by whoever receives.)"""
+        self._aside = done = anyio.Event()
+        try:
+            await self._send(data)
+        finally:
+            self._aside = None
+            done.set()
+
+    async def _send(self, data: bytes) -> None:
         if self.gone:
             return
         try:
-            # Locked: a held head may be shown by receive() while the
-            # application sends its first body (rule 3), or a 100 Continue.
-            async with self._writing:
-                await self.stream.send(data)
+            await self.stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             self.gone = True
 
@@ -338,7 +378,7 @@ class Exchange:
         try:
             if event is None:
                 if h.they_are_waiting_for_100_continue:
-                    await conn.write(_continue(h))
+                    await conn.write_aside(_continue(h))
                 event = h.next_event()
                 while event is h11.NEED_DATA:
                     h.receive_data(await conn.read())
@@ -368,7 +408,7 @@ class Exchange:
             await anyio.lowlevel.checkpoint()  # the first body may be on its way
             if self.head is not None:
                 head, self.head = self.head, None
-                await conn.write(head)
+                await conn.write_aside(head)
         h = conn.h11
         while True:
             if self.read_ahead > conn.limits.max_head:
