@@ -12,6 +12,7 @@ when the catalog has no live feed are ``_event_batches``'s.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import datetime
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from ..durable import LiveRunCatalog
+from ..durable import DurableRuntime, LiveRunCatalog
 from ..errors import (
     ContextSerdeError,
     DurabilityError,
+    RunLockedError,
     StoreUnavailableError,
     WorkflowRuntimeError,
 )
@@ -90,6 +92,9 @@ class _Live:
     """Set when nothing of this execution runs any more (finished or parked)."""
     abandoned: bool = False
     """Its start was refused (not recorded): never resumed."""
+    new: bool = False
+    """Started as a new run, and not recorded yet: a ``RunLockedError`` means
+    its id was taken, which ``RunBook.start`` answers."""
 
 
 class RunBook:
@@ -166,27 +171,37 @@ class RunBook:
             raise Conflict(f"handler {handler_id!r} is already running; choose another handler_id")
         self._reserved.add(handler_id)
         try:
-            record = await self.durable.get_run(handler_id)
-            if record is not None:
-                raise Conflict(
-                    f"handler id {handler_id!r} already names a {protocol_status(record.status)}"
-                    " run; choose another handler_id (or leave it out to get a fresh one)"
-                )
+            # A durable runtime checks that the id is free as it records the
+            # run's start, in one transaction: no lookup first.
+            catalog = self.durable
+            if isinstance(catalog, DurableRuntime):
+                new: contextlib.AbstractContextManager[None] = catalog.starting_new(handler_id)
+            else:
+                await self._check_free(handler_id)
+                new = contextlib.nullcontext()
             if hold:
                 self.runtime.hold.add(handler_id)
             try:
-                handler = served.workflow.run(start_event, run_id=handler_id, runtime=self.runtime)
+                with new:
+                    handler = served.workflow.run(
+                        start_event, run_id=handler_id, runtime=self.runtime
+                    )
             except ContextSerdeError as exc:
                 # from None: a route turns this into an HTTP answer that carries the message
                 raise BadEvent(str(exc)) from None
             live = self._adopt(served, handler)
+            live.new = True
             # Recorded before the client hears of it: any replica then finds it.
             try:
                 await handler.wait_recorded()
-            except DurabilityError:
+            except DurabilityError as exc:
                 live.abandoned = True  # nothing is recorded: nothing to resume
                 self.stalled.pop(handler_id, None)
+                if isinstance(exc, RunLockedError):  # the store has a run of that id
+                    await live.stopped.wait()  # gone from the book before the answer
+                    await self._check_free(handler_id)
                 raise
+            live.new = False
             if hold:
                 # Recorded, and stopped there before any step's code ran: it
                 # stays unfinished until a request about it resumes it.
@@ -195,6 +210,15 @@ class RunBook:
             self._reserved.discard(handler_id)
             self.runtime.hold.discard(handler_id)
         return live
+
+    async def _check_free(self, handler_id: str) -> None:
+        """:raises Conflict: if the store has a run of ``handler_id``."""
+        record = await self.durable.get_run(handler_id)
+        if record is not None:
+            raise Conflict(
+                f"handler id {handler_id!r} already names a {protocol_status(record.status)}"
+                " run; choose another handler_id (or leave it out to get a fresh one)"
+            )
 
     def _adopt(self, served: Served, handler: WorkflowHandler) -> _Live:
         run_id = handler.run_id
@@ -223,7 +247,8 @@ class RunBook:
             stalled = not live.abandoned
             self.store_failed(exc)
         except DurabilityError as exc:
-            log.error("run %r could not go on: %s", run_id, exc)
+            if not (live.new and isinstance(exc, RunLockedError)):  # a taken id: start() says so
+                log.error("run %r could not go on: %s", run_id, exc)
         except Exception:
             pass  # the run's own failure: recorded, and shown by GET /handlers/{id}
         finally:
