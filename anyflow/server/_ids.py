@@ -33,11 +33,20 @@ _VALID = re.compile(HANDLER_ID_PATTERN.replace("$", r"\Z"))
 
 
 _ALPHABET = string.ascii_letters + string.digits
+_IDS = len(_ALPHABET) ** 10
 
 
 def new_handler_id() -> str:
-    """A fresh handler id: 10 random characters of ``A-Z a-z 0-9``."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(10))
+    """A fresh handler id: 10 random characters of ``A-Z a-z 0-9``.
+
+    One draw of a number below 62**10, written in base 62: the same ids, each
+    as likely, as ten draws of a character, which are ten system calls."""
+    number = secrets.randbelow(_IDS)
+    characters = []
+    for _ in range(10):
+        number, digit = divmod(number, 62)
+        characters.append(_ALPHABET[digit])
+    return "".join(characters)
 
 
 def check_handler_id(value: object) -> str:

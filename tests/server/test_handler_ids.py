@@ -1,4 +1,5 @@
-"""A handler id names one run: a start under a taken id is a 409, on asyncio and trio.
+"""Handler ids: the ones the server draws, and a start under a taken one (a
+409, on asyncio and trio).
 
 The server starts a run as new, and its store refuses to record it under an
 id it has a run of (``DurableRuntime.starting_new``); the refusal is the
@@ -9,6 +10,7 @@ recorded under that id is left as it was.
 from __future__ import annotations
 
 import logging
+import string
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 
 from anyflow.durable import MemoryStore, SqliteStore
 from anyflow.server import WorkflowServer
+from anyflow.server._ids import check_handler_id, new_handler_id
 
 from .flows import Answer, Ask, Greet
 
@@ -52,3 +55,12 @@ async def test_a_start_under_a_taken_id_is_a_conflict_and_leaves_that_run_alone(
     assert after["done"] == done.json()
     assert (after["wait"]["workflow_name"], after["wait"]["status"]) == ("ask", "running")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_drawn_id_is_ten_characters_each_of_the_62_at_every_position() -> None:
+    drawn = [new_handler_id() for _ in range(2000)]
+    assert all(check_handler_id(handler_id) == handler_id for handler_id in drawn)
+    alphabet = set(string.ascii_letters + string.digits)
+    # 2000 draws: a character missing from a position is a chance of about 1e-12.
+    assert [{d[i] for d in drawn} for i in range(10)] == [alphabet] * 10
+    assert len(set(drawn)) == len(drawn)
