@@ -19,8 +19,10 @@ What: the two requests a client of a workflow server makes most, under 1 and
 (anyflow's ``SqliteStore``, the incumbent's ``SqliteWorkflowStore``) instead of
 their in-memory default.
 
-Who: anyflow's ``WorkflowServer`` on hypercorn/asyncio and hypercorn/trio (its
-``serve()``), its ASGI app on uvicorn (asyncio), and the incumbent's
+Who: anyflow's ``WorkflowServer`` served by its ``serve()`` (anyflow's own
+HTTP/1.1 server on anyio and h11, ``anyio-h11`` in the tables) on asyncio and on
+trio, its ASGI app on uvicorn (asyncio) and on hypercorn (asyncio, trio: what
+``serve()`` used before it served HTTP itself), and the incumbent's
 ``WorkflowServer`` (llama-agents-server, on llama-index-workflows) on uvicorn,
 the server its ``serve()`` uses.  Both servers keep their default store: anyflow's
 ``MemoryStore`` (a ``DurableRuntime`` journals every tick to it) and the
@@ -30,9 +32,10 @@ finished ones (``max_completed``), in a dict it scans for every handler lookup.
 The workflows are the ones of the engine benchmarks (``TrivialFlow``,
 ``StreamFlow``), written once per engine.  Three floor rows, a bare Starlette
 app answering the same routes with canned JSON (and 11 canned SSE frames), on
-each HTTP server, show what the HTTP stack alone costs; two raw floor rows, a
-bare ASGI callable answering with canned bytes on hypercorn (asyncio, trio),
-what the HTTP server alone costs.
+anyflow's HTTP server (asyncio, trio) and on uvicorn, show what the HTTP stack
+alone costs; four raw floor rows, a bare ASGI callable answering with canned
+bytes on anyflow's HTTP server and on hypercorn (asyncio, trio each), what
+each HTTP server alone costs.
 
 How:
 
@@ -48,7 +51,7 @@ How:
   until a phase's count of requests is reached.
 * Uvicorn runs with ``loop="asyncio"`` and ``http="h11"`` (what its ``"auto"``
   picks when uvloop and httptools are not installed, as here) and, like
-  hypercorn under anyflow, without an access log (the incumbent's ``serve()``
+  hypercorn and anyflow's own server, without an access log (the incumbent's ``serve()``
   leaves uvicorn's access log on; it is off here for both).
 * Repetitions are interleaved (``for rep: for server: for workload: for
   clients``), the servers' order rotated each repetition, after a warm-up of
@@ -122,7 +125,7 @@ class Server:
     engine: str
     """``anyflow``, ``incumbent``, ``floor`` (bare Starlette) or ``raw`` (bare ASGI)."""
     http: str
-    """``hypercorn`` or ``uvicorn``."""
+    """``anyio-h11`` (anyflow's own, ``serve()``'s), ``hypercorn`` or ``uvicorn``."""
     backend: str
 
     @property
@@ -130,16 +133,22 @@ class Server:
         return f"{self.engine} {self.http}/{self.backend}"
 
 
+OWN = "anyio-h11"
+"""anyflow's own HTTP server (``anyflow.server._http``), as ``serve()`` runs it."""
 SERVERS = {
     s.key: s
     for s in (
         Server("incumbent", "incumbent", "uvicorn", "asyncio"),
+        Server("anyflow-asyncio", "anyflow", OWN, "asyncio"),
+        Server("anyflow-trio", "anyflow", OWN, "trio"),
+        Server("anyflow-uvicorn", "anyflow", "uvicorn", "asyncio"),
         Server("anyflow-hypercorn-asyncio", "anyflow", "hypercorn", "asyncio"),
         Server("anyflow-hypercorn-trio", "anyflow", "hypercorn", "trio"),
-        Server("anyflow-uvicorn", "anyflow", "uvicorn", "asyncio"),
-        Server("floor-hypercorn-asyncio", "floor", "hypercorn", "asyncio"),
-        Server("floor-hypercorn-trio", "floor", "hypercorn", "trio"),
+        Server("floor-asyncio", "floor", OWN, "asyncio"),
+        Server("floor-trio", "floor", OWN, "trio"),
         Server("floor-uvicorn", "floor", "uvicorn", "asyncio"),
+        Server("raw-asyncio", "raw", OWN, "asyncio"),
+        Server("raw-trio", "raw", OWN, "trio"),
         Server("raw-hypercorn-asyncio", "raw", "hypercorn", "asyncio"),
         Server("raw-hypercorn-trio", "raw", "hypercorn", "trio"),
     )
@@ -309,8 +318,18 @@ def _raw_app() -> Any:
     return app
 
 
+async def _own(app: Any, stop: anyio.Event, started: Callable[[str], None]) -> None:
+    """A floor app on anyflow's HTTP server, as ``serve()`` runs it."""
+    from anyflow.server._http import serve_http
+
+    sock, url = _listen()
+    started(url)
+    await serve_http(app, sock, stop=stop)
+
+
 async def _hypercorn(app: Any, stop: anyio.Event, started: Callable[[str], None]) -> None:
-    """A floor app served the way anyflow's ``serve()`` serves its own."""
+    """An app on hypercorn, as anyflow's ``serve()`` ran it before it served
+    HTTP itself (hypercorn runs the app's lifespan; no access log)."""
     import sniffio
     from hypercorn.config import Config
 
@@ -367,7 +386,7 @@ async def _child(server: Server) -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch_stdin)
-        if server.engine == "anyflow" and server.http == "hypercorn":
+        if server.engine == "anyflow" and server.http == OWN:
             wfs = _anyflow_server()
             url = await tg.start(functools.partial(wfs.serve, "127.0.0.1", 0, handle_signals=False))
             started(url)
@@ -383,7 +402,7 @@ async def _child(server: Server) -> None:
                 app = _raw_app()
             else:
                 app = _floor_app()
-            serve = _uvicorn if server.http == "uvicorn" else _hypercorn
+            serve = {"uvicorn": _uvicorn, "hypercorn": _hypercorn, OWN: _own}[server.http]
             await serve(app, stop, started)
         tg.cancel_scope.cancel()
 
@@ -924,8 +943,8 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
                     f"| {cpu} |"
                 )
     pairs = [
-        ("anyflow-uvicorn", "anyflow-hypercorn-asyncio", "anyflow"),
-        ("floor-uvicorn", "floor-hypercorn-asyncio", "floor (bare Starlette)"),
+        ("anyflow-uvicorn", "anyflow-asyncio", "anyflow"),
+        ("floor-uvicorn", "floor-asyncio", "floor (bare Starlette)"),
     ]
     rows = []
     for uv, hc, what in pairs:
@@ -944,8 +963,9 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
     if rows:
         lines += [
             "",
-            "Uvicorn against hypercorn, both on asyncio (hypercorn / uvicorn for latency "
-            "and server CPU, uvicorn / hypercorn for runs/s: above 1x, uvicorn is faster):",
+            "Uvicorn against anyflow's HTTP server, both on asyncio (anyflow's / uvicorn "
+            "for latency and server CPU, uvicorn / anyflow's for runs/s: above 1x, uvicorn "
+            "is faster):",
             "",
             "| app | workload | clients | latency | runs/s | server CPU per run |",
             "|---|---|--:|--:|--:|--:|",
@@ -960,13 +980,14 @@ def render_markdown(machine: dict[str, Any], run: dict[str, Any], results: Seque
         f"server in this run: {run['runs_per_server']:,}).",
         '- Uvicorn: `loop="asyncio"`, `http="h11"`, no access log (the incumbent\'s '
         "`serve()` keeps uvicorn's access log; it is off here). Hypercorn: as anyflow's "
-        "`serve()` configures it (no access log).",
+        "`serve()` configured it before it served HTTP itself (no access log). "
+        "anyio-h11: anyflow's own HTTP server, as `serve()` runs it.",
         "- Floor: a bare Starlette app with the same routes and canned answers (11 canned "
         "SSE frames), on the same HTTP servers: the HTTP stack and the load generator "
         "without a workflow engine.",
         "- Raw floor: a bare ASGI callable answering the same requests with canned bytes "
-        "(each body, the SSE stream's too, in one message), on hypercorn: the HTTP server "
-        "and the load generator alone.",
+        "(each body, the SSE stream's too, in one message), on anyflow's HTTP server and "
+        "on hypercorn: each HTTP server and the load generator alone.",
     ]
     if run["mode"] != "full":
         lines += ["", f"_{run['mode']} run: few requests, the numbers are not meaningful._"]
