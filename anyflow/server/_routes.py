@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import sys
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -174,19 +174,25 @@ class _Api:
         chunks = bytearray()
         # A body is bounded in time as in size: a client that trickles it in
         # would hold the request (and its memory) for as long as it likes.
+        # (Read from receive() itself: Request.stream() is an async generator
+        # to close, and costs as much again as the rest of this method.)
         timeout = self.server.body_timeout
+        receive = request.receive
         try:
             with anyio.fail_after(timeout):
-                # aclosing: a body refused halfway leaves no generator for the collector.
-                async with contextlib.aclosing(request.stream()) as stream:
-                    async for chunk in stream:
-                        chunks += chunk
-                        if len(chunks) > limit:
-                            raise HTTPException(
-                                413,
-                                f"the request body is over the limit of {limit} bytes",
-                                headers={"Connection": "close"},
-                            )
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientDisconnect  # as Request.stream() raises it
+                    chunks += message.get("body", b"")
+                    if len(chunks) > limit:
+                        raise HTTPException(
+                            413,
+                            f"the request body is over the limit of {limit} bytes",
+                            headers={"Connection": "close"},
+                        )
+                    more = message.get("more_body", False)
         except TimeoutError:
             # from None: the HTTP answer carries the whole message
             raise HTTPException(
@@ -211,10 +217,15 @@ class _Api:
             ) from None
         if not isinstance(body, dict):
             raise HTTPException(400, f"the body must be a JSON object, not {type(body).__name__}")
-        if _depth(body) > MAX_DEPTH:
+        # Each level opens a bracket, and a lone surrogate is a \u escape or
+        # the byte 0xED (json reads bytes with surrogatepass): a body without
+        # enough of those needs neither walk below.
+        brackets = chunks.count(b"[") + chunks.count(b"{")
+        if brackets > MAX_DEPTH and _depth(body) > MAX_DEPTH:
             raise HTTPException(400, f"the body nests deeper than {MAX_DEPTH} levels")
         try:
-            json.dumps(body, ensure_ascii=False).encode()
+            if b"\\u" in chunks or b"\xed" in chunks:
+                json.dumps(body, ensure_ascii=False).encode()
         except UnicodeEncodeError:
             # from None: the HTTP answer carries the whole message
             raise HTTPException(
