@@ -163,7 +163,9 @@ async def test_a_stream_gives_every_event_in_order_then_the_stop_event(
 async def test_a_stream_goes_on_from_a_sequence_without_a_gap_or_a_duplicate(
     client: WorkflowClient,
 ) -> None:
-    handler = await client.run_nowait("count", count=5)
+    # Finished, so every frame has its recorded id (an event sent live, before
+    # its step's batch is recorded, comes without one).
+    handler = await client.run("count", count=5)
 
     first: list[EventEnvelope] = []
     async with client.stream_events(handler.handler_id) as stream:
@@ -229,7 +231,9 @@ async def test_a_dropped_stream_reconnects_from_the_last_event(url: str) -> None
     transport = CutFirstStream()
     async with httpx.AsyncClient(transport=transport) as http:
         async with WorkflowClient(url, httpx_client=http) as client:
-            handler = await client.run_nowait("count", count=3)
+            # Finished, so every frame has its recorded id (an event sent live,
+            # before its step's batch is recorded, comes without one).
+            handler = await client.run("count", count=3)
             async with client.stream_events(handler.handler_id, reconnect_delay=0) as stream:
                 events = [envelope async for envelope in stream]
         assert not http.is_closed  # the caller's client stays the caller's
@@ -255,7 +259,7 @@ async def test_a_stream_that_keeps_failing_gives_up_and_says_where_to_go_on(url:
         httpx.AsyncClient(transport=Unreachable()) as http,
         WorkflowClient(url, httpx_client=http) as client,
     ):
-        handler = await client.run_nowait("count", count=3)
+        handler = await client.run("count", count=3)  # finished: every frame with its id
         received = []
 
         async def follow() -> None:

@@ -372,6 +372,17 @@ async def test_an_application_failing_before_its_response_is_a_500_logged_once(
     assert failures[0].exc_info is not None
 
 
+async def test_an_application_failing_on_head_gets_the_head_of_a_500() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise RuntimeError("bug")
+
+    async with serving_app(app) as address, await anyio.connect_tcp(*address) as stream:
+        await stream.send(get("/x").replace(b"GET", b"HEAD", 1))
+        answer = await until_closed(stream)
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert answer.endswith(b"\r\n\r\n")  # no body
+
+
 async def test_an_application_failing_mid_response_cuts_the_body(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -248,11 +248,10 @@ class Connection:
             (b"connection", b"close"),
             (b"date", http_date()),
         ]
-        try:
-            data = _head(conn, status, headers) + (conn.send(h11.Data(data=body)) or b"")
-            data += conn.send(h11.EndOfMessage()) or b""
-        except h11.LocalProtocolError:  # e.g. a HEAD request: no body allowed
-            return
+        data = _head(conn, status, headers)
+        # A HEAD request's answer is its head alone (h11 refuses a body).
+        with contextlib.suppress(h11.LocalProtocolError):
+            data += (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
         await self.write(data)
 
 
