@@ -188,6 +188,24 @@ async def test_an_idle_connection_is_closed_after_keep_alive(demo: WorkflowServe
     assert answer.count(b"HTTP/1.1") == 1
 
 
+async def test_a_request_served_longer_than_keep_alive_is_not_cut() -> None:
+    # The idle limit is for waiting between requests, never for serving one.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await anyio.sleep(0.3)  # the application's own slow work: 6 limits long
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    async with (
+        serving_app(app, Limits(keep_alive=0.05)) as address,
+        await anyio.connect_tcp(*address) as stream,
+    ):
+        await stream.send(get("/"))
+        answer = await until(stream, b"done\r\n0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        # Idle again: closed after the limit.
+        assert await until_closed(stream) == b""
+
+
 # What HTTP/1.1 allows a client.
 
 
