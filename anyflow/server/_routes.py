@@ -37,6 +37,8 @@ from ._ids import check_handler_id, new_handler_id, storable
 from ._runs import Conflict, Finished, NotDelivered, NotFound
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from starlette.requests import Request
 
     from ._handler_views import HandlerView
@@ -131,8 +133,9 @@ def _position(request: Request) -> tuple[float, str] | None:
     return float(started), handler_id
 
 
-def _flag(request: Request, name: str, default: bool) -> bool:
-    raw = request.query_params.get(name)
+def _flag(params: Mapping[str, str], name: str, default: bool) -> bool:
+    """The query parameter ``name`` as a boolean (``params``: the query's)."""
+    raw = params.get(name)
     if raw is None:
         return default
     value = raw.strip().lower()
@@ -394,7 +397,7 @@ class _Api:
         )
 
     async def cancel(self, request: Request) -> Response:
-        purge = _flag(request, "purge", False)
+        purge = _flag(request.query_params, "purge", False)
         # The excepts below raise from None: the HTTP answer carries the whole message.
         try:
             status = await self.book.cancel(_handler_id(request), purge)

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import anyio
 from starlette.exceptions import HTTPException
@@ -27,6 +28,7 @@ from ..errors import StoreUnavailableError
 from ..events import WorkflowFailedEvent
 from ._envelope import _class_names, envelope
 from ._event_batches import Replay
+from ._routes import MAX_SEQUENCE, _flag, _handler_id
 from ._runs import NotFound
 
 if TYPE_CHECKING:
@@ -53,16 +55,18 @@ class EventStream:
         self.server = server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from ._routes import MAX_SEQUENCE, _flag, _handler_id
-
-        request = Request(scope)
-        handler_id = _handler_id(request)
-        sse = _flag(request, "sse", True)
-        qualified = _flag(request, "include_qualified_name", True)
-        _flag(request, "include_internal", False)  # validated; nothing internal is recorded
-        raw = request.query_params.get("after_sequence", "now").strip()
-        if sse and request.headers.get("last-event-id", "").strip().lstrip("-").isdigit():
-            raw = request.headers["last-event-id"].strip()
+        handler_id = _handler_id(Request(scope))
+        # The query and the one header are read from the scope: Starlette's
+        # QueryParams and Headers cost as much as the rest of a replay's request.
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        sse = _flag(params, "sse", True)
+        qualified = _flag(params, "include_qualified_name", True)
+        _flag(params, "include_internal", False)  # validated; nothing internal is recorded
+        raw = params.get("after_sequence", "now").strip()
+        if sse:
+            last = _last_event_id(scope)
+            if last.lstrip("-").isdigit():
+                raw = last
         if raw.lower() == "now":
             after: int | None = None
         else:
@@ -198,6 +202,15 @@ class EventStream:
             gone = True  # a server that says the client left this way (ASGI 2.4)
         if gone and not ended:
             log.debug("%s: the client left the event stream", scope.get("path"))
+
+
+def _last_event_id(scope: Scope) -> str:
+    """The request's first ``Last-Event-ID`` header, stripped ("" if none)."""
+    value: bytes
+    for name, value in scope["headers"]:
+        if name == b"last-event-id":
+            return value.decode("latin-1").strip()
+    return ""
 
 
 class _Frames:
