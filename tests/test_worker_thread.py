@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 
 import anyio
@@ -105,3 +107,27 @@ async def test_the_thread_ends_at_close_or_when_idle_and_a_new_one_takes_the_nex
     eager = WorkerThread("anyflow test worker 6", idle=0.0)  # ends as soon as it is idle
     for i in range(20):
         assert await eager.run(lambda i=i: i) == i
+
+
+def _in_child(worker: WorkerThread, backend: str) -> None:
+    async def call() -> None:
+        with anyio.fail_after(5):
+            assert await worker.run(lambda: "child") == "child"
+
+    anyio.run(call, backend=backend)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_forked_child_starts_a_thread_of_its_own(backend: str) -> None:
+    worker = WorkerThread("anyflow test worker 7")
+
+    async def call() -> None:
+        await worker.run(int)  # the parent's thread runs, and waits for more
+
+    anyio.run(call, backend=backend)
+    child = multiprocessing.get_context("fork").Process(target=_in_child, args=(worker, backend))
+    child.start()
+    child.join(30)
+    worker.close()
+    assert child.exitcode == 0  # it did not wait for the parent's thread

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -47,11 +49,15 @@ class WorkerThread:
     """Runs the blocking calls it is given in one thread of its own, one at a
     time, in the order they came (see the module)."""
 
-    __slots__ = ("_idle", "_lock", "_name", "_queue", "_running")
+    __slots__ = ("__weakref__", "_idle", "_lock", "_name", "_queue", "_running")
 
     def __init__(self, name: str, *, idle: float = IDLE_SECONDS) -> None:
         self._name = name
         self._idle = idle
+        self._reset()
+        _ALL.add(self)
+
+    def _reset(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], _Waiter[Any]] | None] = (
             queue.SimpleQueue()
         )
@@ -104,6 +110,19 @@ class WorkerThread:
                 error = exc
             with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits
                 waiter.settle(result, error)
+
+
+_ALL: weakref.WeakSet[WorkerThread] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A child process has none of its parent's threads: the next call starts one.
+    for worker in list(_ALL):
+        worker._reset()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 class _Waiter(Generic[_T]):
