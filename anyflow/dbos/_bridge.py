@@ -133,10 +133,10 @@ async def send_unless_ended(run_id: str, message: str) -> str | None:
     ``DBOS.send`` takes a message to an ended workflow, which never receives
     it.  Here the status is read and the message written in one transaction
     that holds the status row against a concurrent end (PostgreSQL: ``FOR
-    SHARE``, which the ``UPDATE`` recording the end waits for; SQLite: DBOS
-    begins every transaction ``IMMEDIATE``, so writers take turns): the end is
-    recorded either before it, and nothing is written, or after the message
-    is.
+    SHARE``, which the ``UPDATE`` recording the end waits for; SQLite: the
+    transaction takes the write lock before it reads, so writers take turns):
+    the end is recorded either before it, and nothing is written, or after
+    the message is.
 
     :raises dbos.error.DBOSNonExistentWorkflowError: if there is no such workflow.
     """
@@ -150,6 +150,10 @@ def _send_unless_ended(run_id: str, message: str) -> str | None:
     table = sys_db.tables.workflow_status
     query = sa.select(table.c.status).where(table.c.workflow_uuid == run_id)
     with sys_db.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            # Python's sqlite3 begins DBOS's IMMEDIATE transactions only at
+            # the first write: the read would come before the lock.
+            connection.execute(sa.text("BEGIN IMMEDIATE"))
         status = connection.execute(query.with_for_update(read=True)).scalar()
         if status is None:
             raise DBOSNonExistentWorkflowError("`send` destination", run_id)

@@ -5,6 +5,7 @@ arrived."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -15,10 +16,9 @@ from anyflow import Context, HumanResponseEvent, StartEvent, StopEvent, Workflow
 from anyflow.dbos import DBOSRuntime, _bridge
 from anyflow.dbos._catalog import RecordReader
 from anyflow.errors import DurabilityError, WorkflowRuntimeError
-from tests.dbos.conftest import drop_postgres_database, new_postgres_database
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 
 class Reply(HumanResponseEvent):
@@ -152,31 +152,18 @@ async def test_a_follower_send_to_a_run_that_finished_since_it_looked_raises(
             assert await follower == ["owner", 1]
 
 
-@pytest.fixture
-def postgres_database_url(postgres_url: str) -> Iterator[str]:
-    name, url = new_postgres_database(postgres_url)
-    yield url
-    drop_postgres_database(postgres_url, name)
-
-
-async def test_a_send_waits_for_the_end_being_recorded_and_is_refused(
-    postgres_database_url: str,
-) -> None:
+async def test_a_send_waits_for_the_end_being_recorded_and_is_refused(database_url: str) -> None:
     # The race of a send with the run's end: another transaction records the
     # end (as DBOS's does, an UPDATE of the workflow's status row) and has not
-    # committed when the follower's message is sent.  Read without a lock, the
-    # status would still be PENDING and the message written for a run that
-    # has ended; the send waits for that transaction instead, and sees the end.
-    import psycopg
-
-    url = postgres_database_url
-    async with runtime(url) as rt:
+    # committed when the follower's message is sent.  Read before that commit,
+    # the status would still be PENDING and the message written for a run
+    # that has ended; the send waits for that transaction instead, and sees
+    # the end.
+    async with runtime(database_url) as rt:
         handler = Wait().run(run_id="turns", runtime=rt)
         await handler.wait_recorded()
-        with psycopg.connect(url) as ending, psycopg.connect(url, autocommit=True) as look:
-            ending.execute(
-                "UPDATE dbos.workflow_status SET status = 'CANCELLED' WHERE workflow_uuid = 'turns'"
-            )
+        ending = _Ending.of(database_url)
+        try:
             sent: list[str | None] = []
 
             async def send() -> None:
@@ -185,22 +172,115 @@ async def test_a_send_waits_for_the_end_being_recorded_and_is_refused(
             with anyio.fail_after(60):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(send)
-                    while not _waits_for_a_lock(look):  # noqa: ASYNC110 - a wait in PostgreSQL
+                    while not ending.send_is_in_place():  # noqa: ASYNC110 - a wait in the database
                         await anyio.sleep(0.01)
-                    assert sent == []
                     ending.commit()
-            assert sent == ["CANCELLED"]
-            count = look.execute(
-                "SELECT count(*) FROM dbos.notifications WHERE destination_uuid = 'turns'"
-            ).fetchone()
-            assert count == (0,)
+            assert sent == ["SUCCESS"]
+            assert ending.messages() == 0
+        finally:
+            ending.close()
 
 
-def _waits_for_a_lock(connection: Any) -> bool:
-    """Whether the send waits for a lock on the run's status (the runtime's
-    own sessions may wait for that row too)."""
-    row = connection.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' AND query LIKE '%workflow_status%FOR SHARE%'"
-    ).fetchone()
-    return bool(row[0])
+class _Ending:
+    """Another connection's transaction recording the end of run ``turns``,
+    open until ``commit``."""
+
+    @staticmethod
+    def of(url: str) -> _Ending:
+        return _PostgresEnding(url) if url.startswith("postgresql") else _SQLiteEnding(url)
+
+    def send_is_in_place(self) -> bool:
+        """Whether the send has reached the point where it reads the status."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def messages(self) -> int:
+        """How many messages were written for the run."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _PostgresEnding(_Ending):
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._ending = psycopg.connect(url)
+        self._look = psycopg.connect(url, autocommit=True)
+        self._ending.execute(
+            "UPDATE dbos.workflow_status SET status = 'SUCCESS' WHERE workflow_uuid = 'turns'"
+        )
+
+    def send_is_in_place(self) -> bool:
+        # It waits for the row lock (the runtime's own sessions may wait for
+        # that row too, but not with this query).
+        row = self._look.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%workflow_status%FOR SHARE%'"
+        ).fetchone()
+        return bool(row and row[0])
+
+    def commit(self) -> None:
+        self._ending.commit()
+
+    def messages(self) -> int:
+        row = self._look.execute(
+            "SELECT count(*) FROM dbos.notifications WHERE destination_uuid = 'turns'"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def close(self) -> None:
+        self._ending.close()
+        self._look.close()
+
+
+class _SQLiteEnding(_Ending):
+    def __init__(self, url: str) -> None:
+        import sqlite3
+
+        import sqlalchemy as sa
+        from dbos._dbos import _get_dbos_instance
+
+        self._ending = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        self._ending.execute("BEGIN IMMEDIATE")
+        self._ending.execute(
+            "UPDATE workflow_status SET status = 'SUCCESS' WHERE workflow_uuid = 'turns'"
+        )
+        # SQLite shows no lock waits: the send's own statements say where it
+        # is, the write lock asked for (it waits there), or the status read.
+        self._in_place = False
+        self._engine = _get_dbos_instance()._sys_db.engine
+        self._listen = functools.partial(sa.event.listen, self._engine)
+        self._listen("before_cursor_execute", self._before)
+        self._listen("after_cursor_execute", self._after)
+
+    def _before(self, _c: Any, _k: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            self._in_place = True
+
+    def _after(self, _c: Any, _k: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("SELECT workflow_status.status"):
+            self._in_place = True
+
+    def send_is_in_place(self) -> bool:
+        return self._in_place
+
+    def commit(self) -> None:
+        self._ending.execute("COMMIT")
+
+    def messages(self) -> int:
+        (count,) = self._ending.execute(
+            "SELECT count(*) FROM notifications WHERE destination_uuid = 'turns'"
+        ).fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        import sqlalchemy as sa
+
+        sa.event.remove(self._engine, "before_cursor_execute", self._before)
+        sa.event.remove(self._engine, "after_cursor_execute", self._after)
+        self._ending.close()
