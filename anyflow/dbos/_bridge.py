@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from dbos import DBOS, SendMessage, WorkflowSerializationFormat
 from dbos._context import _dbos_context_var
 from dbos._dbos import _get_dbos_instance
+from dbos._sys_db import db_retry
 
 __all__ = [
     "FINISHED",
@@ -140,13 +141,14 @@ async def send_unless_ended(run_id: str, message: str) -> str | None:
 
     :raises dbos.error.DBOSNonExistentWorkflowError: if there is no such workflow.
     """
-    return await anyio.to_thread.run_sync(_send_unless_ended, run_id, message)
+    sys_db = _get_dbos_instance()._sys_db
+    return await anyio.to_thread.run_sync(_send_unless_ended, sys_db, run_id, message)
 
 
-def _send_unless_ended(run_id: str, message: str) -> str | None:
+@db_retry()  # as DBOS.send: a lost connection is waited out, the whole transaction again
+def _send_unless_ended(sys_db: Any, run_id: str, message: str) -> str | None:
     from dbos._error import DBOSNonExistentWorkflowError
 
-    sys_db = _get_dbos_instance()._sys_db
     table = sys_db.tables.workflow_status
     query = sa.select(table.c.status).where(table.c.workflow_uuid == run_id)
     with sys_db.engine.begin() as connection:

@@ -19,6 +19,7 @@ from anyflow.errors import DurabilityError, WorkflowRuntimeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 
 class Reply(HumanResponseEvent):
@@ -150,6 +151,36 @@ async def test_a_follower_send_to_a_run_that_finished_since_it_looked_raises(
                 await follower.send_event(Reply(response="late", n=2))
             release.set()
             assert await follower == ["owner", 1]
+
+
+async def test_a_send_that_finds_the_database_locked_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As DBOS.send does: a failure DBOS retries (SQLite's "database is
+    # locked", a lost PostgreSQL connection) is waited out, and the whole
+    # transaction tried again.
+    import sqlite3
+
+    from dbos._dbos import _get_dbos_instance
+
+    async with runtime(f"sqlite:///{tmp_path / 'dbos.db'}") as rt:
+        handler = Wait().run(run_id="locked", runtime=rt)
+        await handler.wait_recorded()
+        sys_db = _get_dbos_instance()._sys_db
+        write = sys_db.send_bulk_with_connection
+        failures = [sqlite3.OperationalError("database is locked")]
+
+        def locked_once(*args: Any, **kwargs: Any) -> None:
+            if failures:
+                raise failures.pop()
+            write(*args, **kwargs)
+
+        monkeypatch.setattr(sys_db, "send_bulk_with_connection", locked_once)
+        follower = rt.attach(Wait(), "locked")
+        with anyio.fail_after(60):
+            await follower.send_event(Reply(response="again", n=3))
+            assert failures == []
+            assert await handler == ["again", 3]
 
 
 async def test_a_send_waits_for_the_end_being_recorded_and_is_refused(database_url: str) -> None:
