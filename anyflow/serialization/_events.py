@@ -61,8 +61,7 @@ def _make_converter() -> cattrs.Converter:
         return isinstance(t, type) and issubclass(t, Event)
 
     def unstructure_event(ev: Event) -> dict[str, Any]:
-        fields = _unstructure_fields(converter, ev)
-        return {TAG: type_name(type(ev)), "fields": fields}
+        return _unstructure_event(converter, ev)[0]
 
     def structure_event(data: Any, declared: type) -> Event:
         return decode_event(data)
@@ -107,22 +106,58 @@ def _strict(kind: type) -> Any:
     return structure
 
 
-def _unstructure_fields(converter: cattrs.Converter, ev: Event) -> dict[str, Any]:
+_Plan = tuple[str, tuple[tuple[str, str, bool, Any], ...]]
+
+_plans: dict[type, _Plan] = {}
+"""Per event class, what writing one takes: its tag, and per field its name,
+its key, whether it is written only when set, and its default.  Made once:
+this runs for every event a durable run records."""
+
+_ALWAYS_SAFE = frozenset({str, int, bool, type(None)})
+"""Values written as they are, and JSON-safe whatever their value."""
+
+
+def _plan(cls: type[Event]) -> _Plan:
+    plan = _plans.get(cls)
+    if plan is None:
+        added = cls._written_when_set
+        plan = (
+            type_name(cls),
+            tuple((f.name, f.alias, f.name in added, f.default) for f in attrs.fields(cls)),
+        )
+        _plans[cls] = plan
+    return plan
+
+
+def _unstructure_event(converter: cattrs.Converter, ev: Event) -> tuple[dict[str, Any], bool]:
+    """``ev`` as data, and whether that is JSON-safe already (every value a
+    string, an integer, a bool or None); if not, ``check_json`` decides."""
+    tag, fields = _plan(type(ev))
     out: dict[str, Any] = {}
-    cls = type(ev)
-    added = cls._written_when_set
-    for field in attrs.fields(cls):
-        value = getattr(ev, field.name)
-        if field.name == "_extra":
+    safe = True
+    for name, alias, when_set, default in fields:
+        value = getattr(ev, name)
+        if name == "_extra":
             # Free fields, under their own key so that they never pass for a
             # declared field; written only when there are some.
             if value:
-                out["_extra"] = {k: converter.unstructure(v) for k, v in value.items()}
+                extra: dict[str, Any] = {}
+                for key, item in value.items():
+                    if type(key) is str and type(item) in _ALWAYS_SAFE:
+                        extra[key] = item
+                    else:
+                        extra[key] = converter.unstructure(item)
+                        safe = False
+                out["_extra"] = extra
             continue
-        if field.name in added and value == field.default:
+        if when_set and value == default:
             continue
-        out[field.alias] = converter.unstructure(value)
-    return out
+        if type(value) in _ALWAYS_SAFE:
+            out[alias] = value
+        else:
+            out[alias] = converter.unstructure(value)
+            safe = False
+    return {TAG: tag, "fields": out}, safe
 
 
 def _revive(data: Any) -> Any:
@@ -144,8 +179,9 @@ def encode_event(ev: Event, path: str = "$") -> dict[str, Any]:
 
     :raises ContextSerdeError: naming the path of a value JSON cannot hold.
     """
-    data: dict[str, Any] = _converter.unstructure(ev)
-    check_json(data, path)
+    data, safe = _unstructure_event(_converter, ev)
+    if not safe:
+        check_json(data, path)
     return data
 
 
