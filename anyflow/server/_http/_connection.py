@@ -25,10 +25,8 @@ not lost to the reset such a close sends.
 Rule 3: the response head is held until the first body bytes, so that both
 go out in one write (a JSON answer is then one write in all); a response
 whose first body bytes are late (an event stream waiting for its first event)
-still shows its head ``HEAD_WAIT`` (50 ms) after the application starts
-waiting for the client's leaving (``receive()`` after the body, what a stream
-does from the start).  A live run's first event mostly comes sooner: its own
-write was a sixth of a streamed run's writes (py-spy, asyncio).
+still shows its head as soon as the application waits for the client's
+leaving (``receive()`` after the body, what a stream does from the start).
 
 Rule 4: what the client gets wrong is answered, never logged: a request h11
 refuses gets h11's status hint (400, 431, ...) and ``Connection: close``.  A
@@ -53,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import anyio
+import anyio.lowlevel
 import attrs
 import h11
 from anyio.abc import SocketAttribute
@@ -67,9 +66,6 @@ log = logging.getLogger("anyflow.server")
 
 READ_SIZE = 64 * 1024
 """Bytes asked of the socket per read."""
-HEAD_WAIT = 0.05
-"""Seconds a held response head waits for its first body bytes once the
-application waits for the client's leaving (rule 3)."""
 
 _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 _DISCONNECT: Message = {"type": "http.disconnect"}
@@ -263,7 +259,6 @@ class Exchange:
     """One request and its response: the ASGI scope, ``receive`` and ``send``."""
 
     __slots__ = (
-        "_head_sent",
         "_pending",
         "body_done",
         "complete",
@@ -304,8 +299,6 @@ class Exchange:
         """The response head, held until the first body bytes (rule 3)."""
         self.started = self.complete = self.body_done = False
         self.failed: h11.RemoteProtocolError | None = None
-        self._head_sent: anyio.Event | None = None
-        """Set once the held head is written, if ``receive()`` waits for that."""
         self._pending: object = None
         """A body event read ahead of the application's next ``receive()``."""
         self.read_ahead = 0
@@ -411,11 +404,7 @@ class Exchange:
         """Wait for the client to leave (rule 1), showing a held head first (rule 3)."""
         conn = self.conn
         if self.head is not None:
-            # The first body bytes may be on their way (a live run's first
-            # event): the head waits for them a moment, to go in their write.
-            self._head_sent = sent = anyio.Event()
-            with anyio.move_on_after(HEAD_WAIT):
-                await sent.wait()
+            await anyio.lowlevel.checkpoint()  # the first body may be on its way
             if self.head is not None:
                 head, self.head = self.head, None
                 await conn.write_aside(head)
@@ -440,10 +429,7 @@ class Exchange:
                 raise RuntimeError(f"http.response.body {when}")
             body = message.get("body", b"")
             data = self.head or b""
-            if self.head is not None:
-                self.head = None
-                if self._head_sent is not None:
-                    self._head_sent.set()
+            self.head = None
             if body and not self.is_head:
                 data += h.send(h11.Data(data=body)) or b""
             if not message.get("more_body", False):
