@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ._server import WorkflowServer
 
-__all__ = ["Application", "Session", "http_error", "internal_error"]
+__all__ = ["Application", "Session", "client_gone", "http_error", "internal_error"]
 
 log = logging.getLogger("anyflow.server")
 
@@ -63,6 +63,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 204:
         return Response(status_code=204)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    # A client that leaves before its request body has come whole is no
+    # failure of the server's: nothing to log, and an answer nobody reads.
+    log.debug("%s %s: the client left before its body came whole", request.method, request.url.path)
+    return Response(status_code=400, headers={"Connection": "close"})
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

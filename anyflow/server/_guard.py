@@ -108,8 +108,8 @@ def in_process_host(host: str, scope: Scope) -> bool:
 
     The ``Host`` header alone proves nothing: a page whose name resolves to
     this machine could be called ``test``.  What an in-process transport
-    cannot hide is the scope's ``server``: a network ASGI server (uvicorn,
-    hypercorn) puts there the address of the socket the request came in on, an
+    cannot hide is the scope's ``server``: a network ASGI server (anyflow's
+    ``serve()``, uvicorn, hypercorn) puts there the address of the socket the request came in on, an
     IP address, while ``httpx.ASGITransport`` and Starlette's ``TestClient``
     put the host of the URL they were given (with its port, or None for the
     scheme's default).  uvicorn and hypercorn give an IP address and port for

@@ -20,6 +20,7 @@ import anyio
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -30,7 +31,7 @@ from ..events import Event, StopEvent
 from ..runtime import Runtime, RuntimeDecorator
 from ..runtime.hosting import HeldOpen
 from ..serialization import type_name
-from ._application import Application, Session, http_error, internal_error
+from ._application import Application, Session, client_gone, http_error, internal_error
 from ._auth import BearerAuth
 from ._envelope import EventRegistry
 from ._guard import HostPolicy, RequestGuard
@@ -224,6 +225,7 @@ class WorkflowServer:
             lifespan=self._lifespan,
             exception_handlers={
                 HTTPException: http_error,
+                ClientDisconnect: client_gone,
                 StoreUnavailableError: self._store_unavailable,
                 Exception: internal_error,
             },

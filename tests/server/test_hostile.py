@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -390,6 +391,28 @@ async def test_a_handler_id_outside_the_alphabet_is_400_and_nothing_is_written(
 # 5. A body must arrive in time.
 
 
+def _scope(method: str, path: str) -> dict[str, Any]:
+    """The ASGI scope of a JSON request of 100 bytes, as a server would make it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+
 async def test_a_body_that_never_arrives_whole_is_408_in_process() -> None:
     """The ASGI application, called with a receive that gives one chunk and
     then waits for an event that never comes."""
@@ -408,30 +431,43 @@ async def test_a_body_that_never_arrives_whole_is_408_in_process() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/events/h",
-        "raw_path": b"/events/h",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"localhost"),
-            (b"content-type", b"application/json"),
-            (b"content-length", b"100"),
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = _scope("POST", "/events/h")
     with anyio.fail_after(30):
         await app(scope, receive, send)
     start = sent[0]
     assert start["status"] == 408
     assert (b"connection", b"close") in start["headers"]
     assert b"body_timeout" in sent[1]["body"]
+
+
+async def test_a_client_leaving_mid_body_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A client that closes its connection halfway through a request body is
+    the client's doing: no traceback, no error line, and the run not started."""
+    caplog.set_level(logging.DEBUG)
+    server = demo_server()
+    messages = [
+        {"type": "http.disconnect"},
+        {"type": "http.request", "body": b'{"start_event": ', "more_body": True},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop()
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = _scope("POST", "/workflows/greet/run")
+    async with server.contextmanager():
+        with anyio.fail_after(30):
+            await server.app(scope, receive, send)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=server.app), base_url="http://test"
+        ) as http:
+            assert (await http.get("/handlers")).json()["handlers"] == []
+    assert sent[0]["status"] == 400
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 @pytest.fixture
