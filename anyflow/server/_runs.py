@@ -439,7 +439,7 @@ class RunBook:
             raise BadEvent(str(exc)) from None
         except WorkflowRuntimeError as exc:
             if live.handler.is_done():
-                raise Conflict(f"handler {handler_id!r} has finished") from None
+                raise Finished(f"handler {handler_id!r} has finished") from None
             raise BadEvent(str(exc)) from None
         try:
             await sent
