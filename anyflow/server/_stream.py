@@ -28,6 +28,7 @@ from ..errors import StoreUnavailableError
 from ..events import WorkflowFailedEvent
 from ._envelope import _class_names, envelope
 from ._event_batches import Replay
+from ._http import DISCONNECT_AT_END
 from ._routes import MAX_SEQUENCE, _flag, _handler_id
 from ._runs import NotFound
 
@@ -138,6 +139,9 @@ class EventStream:
         gone = ended = False
         handler_id, recorded = cursor  # the last recorded position sent (None: now, not yet known)
         last_sent = anyio.current_time()
+        # A server that answers the waiting receive() once the response ended
+        # lets the watcher end by itself: half the cost of cancelling it.
+        wakes = DISCONNECT_AT_END in (scope.get("extensions") or ())
 
         async def watch(done: anyio.CancelScope) -> None:
             # The client's leaving is an http.disconnect, which servers send
@@ -146,8 +150,9 @@ class EventStream:
             nonlocal gone
             while (await receive())["type"] != "http.disconnect":
                 pass
-            gone = True
-            done.cancel()
+            if not ended:
+                gone = True
+                done.cancel()
 
         try:
             async with anyio.create_task_group() as tg:
@@ -197,7 +202,8 @@ class EventStream:
                 if not ended and not gone:
                     ended = True
                     await send({"type": "http.response.body", "body": b""})
-                tg.cancel_scope.cancel()
+                if not wakes:
+                    tg.cancel_scope.cancel()
         except OSError:
             gone = True  # a server that says the client left this way (ASGI 2.4)
         if gone and not ended:

@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from anyflow.server._http import Limits, serve_http
+from anyflow.server._http import DISCONNECT_AT_END, Limits, serve_http
 from anyflow.server._serve import _listen, serve
 
 from .conftest import demo_server
@@ -372,6 +372,34 @@ async def test_a_stream_shows_its_head_before_its_first_body() -> None:
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
         release.set()
         assert (await until_closed(stream)).endswith(b"late\r\n0\r\n\r\n")
+
+
+async def test_the_response_s_end_answers_a_waiting_receive_with_a_disconnect() -> None:
+    # Rule 5: a task watching for the client's leaving ends by itself once
+    # the last body is sent (here the task group would hang otherwise), and
+    # the connection carries the next request.
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["more_body"] is False
+
+        async def watch() -> None:
+            seen.append(await receive())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"all"})
+        assert DISCONNECT_AT_END in scope["extensions"]
+
+    async with serving_app(app) as address, await anyio.connect_tcp(*address) as stream:
+        await stream.send(get("/"))
+        first = await until(stream, b"all\r\n0\r\n\r\n")
+        await stream.send(get("/", "Connection: close"))
+        second = await until_closed(stream)
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert second.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert seen == [{"type": "http.disconnect"}] * 2
 
 
 async def test_an_application_failing_before_its_response_is_a_500_logged_once(

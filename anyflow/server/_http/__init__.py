@@ -20,7 +20,7 @@ served: the server sits behind a proxy for those.
 
 from __future__ import annotations
 
-from ._connection import Limits
+from ._connection import DISCONNECT_AT_END, Limits
 from ._listener import serve_http
 
-__all__ = ["Limits", "serve_http"]
+__all__ = ["DISCONNECT_AT_END", "Limits", "serve_http"]

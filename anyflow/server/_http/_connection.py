@@ -36,6 +36,12 @@ once: a failure before its response started is a 500; after, the connection
 is closed, so the client sees a cut body and not a false end.  A failure
 after the response ended is the application's own error handler's to log
 (Starlette's re-raises what it has answered with a 500).
+
+Rule 5: a ``receive()`` waiting for the client's leaving is answered
+``http.disconnect`` as soon as the application's last body message is sent,
+as uvicorn, hypercorn and httpx's ASGI transport do: a task that watches for
+the client then ends by itself, cheaper than being cancelled.  The scope's
+extension ``anyflow.disconnect_at_end`` says so.
 """
 
 from __future__ import annotations
@@ -74,6 +80,9 @@ _INTERNAL = "internal server error (the server's log has the details)"
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 """Spec 2.3: ``send()`` to a client gone does not raise (it is dropped), and
 the client's leaving is an ``http.disconnect``."""
+DISCONNECT_AT_END = "anyflow.disconnect_at_end"
+"""The scope's extension that says rule 5 holds: an application may then let
+a task waiting for the client's leaving end by itself."""
 
 
 @attrs.frozen
@@ -260,6 +269,7 @@ class Exchange:
 
     __slots__ = (
         "_pending",
+        "_waiting",
         "body_done",
         "complete",
         "conn",
@@ -294,6 +304,7 @@ class Exchange:
             "headers": list(request.headers),
             "client": conn.client,
             "server": conn.server,
+            "extensions": {DISCONNECT_AT_END: {}},
         }
         self.head: bytes | None = None
         """The response head, held until the first body bytes (rule 3)."""
@@ -302,6 +313,9 @@ class Exchange:
         self._pending: object = None
         """A body event read ahead of the application's next ``receive()``."""
         self.read_ahead = 0
+        self._waiting: anyio.CancelScope | None = None
+        """A ``receive()`` waiting for the client's leaving: the response's
+        end wakes it (rule 5)."""
 
     async def serve(self) -> bool:
         """Run the application on the request; whether the connection may
@@ -409,14 +423,18 @@ class Exchange:
                 head, self.head = self.head, None
                 await conn.write_aside(head)
         h = conn.h11
-        while True:
-            if self.read_ahead > conn.limits.max_head:
-                await anyio.sleep_forever()  # read no more until this response ends
-            data = await conn.read()
-            if not data:
-                return
-            self.read_ahead += len(data)
-            h.receive_data(data)  # a pipelined request: kept for the next cycle
+        try:
+            with anyio.CancelScope() as self._waiting:
+                while not self.complete:
+                    if self.read_ahead > conn.limits.max_head:
+                        await anyio.sleep_forever()  # read no more until this response ends
+                    data = await conn.read()
+                    if not data:
+                        return
+                    self.read_ahead += len(data)
+                    h.receive_data(data)  # a pipelined request: kept for the next cycle
+        finally:
+            self._waiting = None
 
     # send()
 
@@ -435,6 +453,8 @@ class Exchange:
             if not message.get("more_body", False):
                 self.complete = True
                 data += h.send(h11.EndOfMessage()) or b""
+                if self._waiting is not None:
+                    self._waiting.cancel()
             if data:
                 await self.conn.write(data)
         elif kind == "http.response.start":
