@@ -254,6 +254,25 @@ async def test_100_continue_refused_before_the_body_closes_the_connection(
     assert b"100 Continue" not in answer
 
 
+async def test_a_body_sent_after_its_answer_is_skipped_and_the_connection_goes_on() -> None:
+    # The application answers without asking for the body (a 404), which the
+    # client sends after (httpx writes head and body apart): the connection
+    # is kept for the next request, whose answer is not lost to a close.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b"none"})
+
+    head = b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n"
+    async with serving_app(app) as address, await anyio.connect_tcp(*address) as stream:
+        await stream.send(head)
+        first = await until(stream, b"none")
+        await stream.send(b"{}" + get("/", "Connection: close"))
+        second = await until_closed(stream)
+    assert first.startswith(b"HTTP/1.1 404 ")
+    assert b"connection: close" not in first.lower()
+    assert second.startswith(b"HTTP/1.1 404 ")
+
+
 async def test_head_gets_the_headers_of_get_and_no_body(demo: WorkflowServer) -> None:
     async with serving(demo) as address, await anyio.connect_tcp(*address) as stream:
         await stream.send(get("/health").replace(b"GET", b"HEAD", 1) + get("/health"))

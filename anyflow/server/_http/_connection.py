@@ -18,7 +18,10 @@ whole within ``head_timeout`` and no larger than ``max_head`` (h11's
 ``max_incomplete_event_size``: 431).  The connection only notes when its wait
 ends (``deadline``); the listener's reaper closes it past that, and never
 while a request is served.  The body's time is the application's to bound
-(its ``body_timeout`` answers 408), and so is its size.  A connection closed
+(its ``body_timeout`` answers 408), and so is its size; a body it never
+asked for (a 404 answered before the body came) is read and dropped after
+the response, up to ``max_head`` bytes within ``head_timeout``, so that the
+connection goes on, and one it gave up on closes the connection.  A connection closed
 with bytes unread lingers (half-closed, reading) so that its last answer is
 not lost to the reset such a close sends.
 
@@ -270,9 +273,11 @@ class Exchange:
     __slots__ = (
         "_pending",
         "_waiting",
+        "body_asked",
         "body_done",
         "complete",
         "conn",
+        "continue_refused",
         "failed",
         "head",
         "is_head",
@@ -313,6 +318,11 @@ class Exchange:
         self._pending: object = None
         """A body event read ahead of the application's next ``receive()``."""
         self.read_ahead = 0
+        self.body_asked = False
+        """The application read (or tried to read) the body."""
+        self.continue_refused = False
+        """Answered while the client waited for a 100 Continue: it may send
+        its body or not, so the connection carries no other request."""
         self._waiting: anyio.CancelScope | None = None
         """A ``receive()`` waiting for the client's leaving: the response's
         end wakes it (rule 5)."""
@@ -344,8 +354,8 @@ class Exchange:
         if self.failed is not None:
             return False
         h = conn.h11
-        if h.their_state is h11.SEND_BODY and not self._drain():
-            return False  # the rest of an unread body is still to come: close
+        if h.their_state is h11.SEND_BODY and not await self._skip_body():
+            return False  # an unread body too large, too slow or malformed: close
         return (
             not conn.gone
             and not conn.closing
@@ -355,6 +365,28 @@ class Exchange:
 
     def _what(self) -> tuple[str, str]:
         return self.scope["method"], self.scope["path"]
+
+    async def _skip_body(self) -> bool:
+        """Read and drop the rest of a body the application never asked for,
+        up to ``max_head`` bytes within ``head_timeout``; whether it ended.  A
+        client sends a small body after its head (httpx: in another write),
+        and a 404 answered before it came must not close the connection the
+        client is about to reuse (its next request would get no answer)."""
+        conn = self.conn
+        if self.continue_refused or self.body_asked:
+            return False  # or a body the application gave up on (a 408, a 413)
+        budget = conn.limits.max_head
+        with anyio.move_on_after(conn.limits.head_timeout):
+            while not self._drain():
+                if budget <= 0 or self.failed is not None:
+                    return False  # too large, or malformed
+                data = await conn.read()
+                if not data:
+                    return False
+                budget -= len(data)
+                conn.h11.receive_data(data)
+            return True
+        return False
 
     def _drain(self) -> bool:
         """Skip an unread body already received whole; False if more is to come."""
@@ -370,7 +402,8 @@ class Exchange:
                     return False
                 if type(event) is h11.EndOfMessage:
                     return True
-        except h11.RemoteProtocolError:
+        except h11.RemoteProtocolError as exc:
+            self.failed = exc
             return False
 
     # receive()
@@ -384,6 +417,7 @@ class Exchange:
         return _DISCONNECT
 
     async def _body(self) -> Message:
+        self.body_asked = True
         conn = self.conn
         h = conn.h11
         event: object = self._pending
@@ -461,6 +495,7 @@ class Exchange:
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
             status = message["status"]
+            self.continue_refused = h.they_are_waiting_for_100_continue
             headers = [*message.get("headers", ()), (b"date", http_date())]
             if self.conn.closing:
                 headers.append((b"connection", b"close"))
