@@ -467,7 +467,9 @@ async def test_a_client_leaving_mid_body_is_not_logged(caplog: pytest.LogCapture
         ) as http:
             assert (await http.get("/handlers")).json()["handlers"] == []
     assert sent[0]["status"] == 400
-    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # anyflow's loggers only: a full run's other tests leave threads that may log meanwhile.
+    logged = [r for r in caplog.records if r.name.startswith("anyflow")]
+    assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
 
 
 @pytest.fixture
