@@ -34,7 +34,7 @@ from ..serialization import event_schema
 from ._envelope import BadEvent, envelope
 from ._handler_views import STATUSES
 from ._ids import check_handler_id, new_handler_id, storable
-from ._runs import Conflict, Finished, NotDelivered, NotFound
+from ._refusals import Conflict, Finished, NotDelivered, NotFound
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -38,6 +38,7 @@ from ._envelope import BadEvent, EventRegistry
 from ._event_batches import OneByOne, Replay
 from ._handler_views import HandlerView, TerminalEvents, describe, protocol_status, unrecorded, utc
 from ._idle import ReleasableRuntime
+from ._refusals import Conflict, Finished, NotDelivered, NotFound
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -47,27 +48,9 @@ if TYPE_CHECKING:
     from ..durable import LiveEventFeed, RunCatalog, RunRecord
     from ..runtime import Runtime
 
-__all__ = ["Conflict", "Finished", "NotFound", "RunBook", "Served"]
+__all__ = ["RunBook", "Served"]
 
 log = logging.getLogger("anyflow.server")
-
-
-class NotFound(LookupError):
-    """No handler, or no workflow, by that name (a 404)."""
-
-
-class Conflict(RuntimeError):
-    """The request does not fit the handler's state (a 409)."""
-
-
-class Finished(Conflict):
-    """The handler's run has finished."""
-
-
-class NotDelivered(RuntimeError):
-    """An event was accepted by the handler but the runtime could not deliver
-    it (a DBOS follower's message refused, or its run not found): nothing was
-    recorded, so the sender may send it again (a 503)."""
 
 
 @attrs.frozen

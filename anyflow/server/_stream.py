@@ -29,8 +29,8 @@ from ..events import WorkflowFailedEvent
 from ._envelope import _class_names, envelope
 from ._event_batches import Replay
 from ._http import DISCONNECT_AT_END
+from ._refusals import NotFound
 from ._routes import MAX_SEQUENCE, _flag, _handler_id
-from ._runs import NotFound
 
 if TYPE_CHECKING:
     from collections.abc import Callable
