@@ -12,27 +12,14 @@ import anyio
 import pytest
 from dbos import DBOS
 
-from anyflow import Context, HumanResponseEvent, StartEvent, StopEvent, Workflow, step
 from anyflow.dbos import DBOSRuntime, _bridge
 from anyflow.dbos._catalog import RecordReader
 from anyflow.errors import DurabilityError, WorkflowRuntimeError
+from tests.durable.test_unrecordable import Reply, Wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-
-
-class Reply(HumanResponseEvent):
-    n: int = 0
-
-
-class Wait(Workflow):
-    """Waits for a Reply and reports it."""
-
-    @step
-    async def wait(self, ev: StartEvent, ctx: Context) -> StopEvent:
-        reply = await ctx.wait_for_event(Reply)
-        return StopEvent(result=[reply.response, reply.n])
 
 
 def runtime(database_url: str, attach_timeout: float = 5.0) -> DBOSRuntime:

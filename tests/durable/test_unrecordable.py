@@ -26,7 +26,7 @@ class Reply(HumanResponseEvent):
 
 
 class Wait(Workflow):
-    """Waits for a Reply and reports it."""
+    """Waits for a Reply and reports it (shared with tests/dbos)."""
 
     @step
     async def wait(self, ev: StartEvent, ctx: Context) -> StopEvent:
